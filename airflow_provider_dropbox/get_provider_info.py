@@ -1,0 +1,73 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_dropbox import __version__
+
+_PKG = "airflow_provider_dropbox"
+_INTEGRATION = "Dropbox"
+
+
+def _connection_type() -> dict[str, Any]:
+    # Airflow 3.2+ builds the connection form only from these declarative fields.
+    return {
+        "connection-type": "dropbox",
+        "hook-class-name": f"{_PKG}.hooks.dropbox.DropboxHook",
+        "hook-name": "Dropbox",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {"login": "App key", "password": "App secret", "host": "API base URL"},
+            "placeholders": {
+                "host": "empty = real Dropbox; http://127.0.0.1:8765 for the local emulator",
+                "login": "app key from the Dropbox App Console",
+                "password": "app secret (leave empty for a PKCE app)",
+            },
+        },
+        "conn-fields": {
+            "refresh_token": {
+                "label": "Refresh token",
+                "description": "Long-lived refresh token from `airflow-dropbox-auth` (offline access).",
+                "schema": {"type": ["string", "null"], "format": "password"},
+            },
+            "access_token": {
+                "label": "Access token",
+                "description": "Optional short-lived token (4 h) for a quick try; not refreshed.",
+                "schema": {"type": ["string", "null"], "format": "password"},
+            },
+            "root_namespace_id": {
+                "label": "Root namespace id",
+                "description": "Optional: team space root namespace (Dropbox-API-Path-Root).",
+                "schema": {"type": ["string", "null"]},
+            },
+            "team_member_id": {
+                "label": "Team member id",
+                "description": "Optional: act as this team member (Dropbox-API-Select-User, dbmid:...).",
+                "schema": {"type": ["string", "null"]},
+            },
+            "timeout": {
+                "label": "Timeout (s)",
+                "description": "Per-request socket timeout in seconds.",
+                "schema": {"type": ["integer", "null"], "default": 100, "minimum": 1},
+            },
+        },
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-dropbox",
+        "name": "Dropbox",
+        "description": "Dropbox (HTTP API v2) hook, transfers, change sensor, event trigger and safe mirror.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://www.dropbox.com/developers/documentation/http/documentation",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks.dropbox"]}],
+        "connection-types": [_connection_type()],
+    }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: pinned install, lint, types, then every test (slow suites included).
+# Pass --quick to skip tests marked slow during development; extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+quick=()
+if [[ "${1:-}" == "--quick" ]]; then quick=(-m "not slow"); shift; fi
+echo "== ruff"; ruff check .
+echo "== ruff format"; ruff format --check .
+echo "== mypy"; mypy
+echo "== pytest"
+set +e
+python -m pytest "${quick[@]}" "$@"
+rc=$?
+set -e
+if [[ $rc -eq 5 ]]; then echo "pytest collected no tests" >&2; exit 1; fi
+exit $rc
