@@ -1,0 +1,505 @@
+"""``DropboxClient``: one ``requests.Session``, the four call styles, and the metadata routes.
+
+Call styles (reference §1): RPC (JSON body; Void args go as the body ``null``), upload (``Dropbox-API-Arg``
+header + octet-stream body), download (``Dropbox-API-Arg`` header, result in the ``Dropbox-API-Result``
+header, streamed body) and longpoll (JSON body, no Authorization, long read timeout). Header args are
+``json.dumps`` with its default ``ensure_ascii=True``: Dropbox wants non-ASCII escaped as ``\\uXXXX`` and
+requests refuses non-latin-1 headers anyway. Every request goes through the one retry policy (``retry.py``); a
+401 ``expired_access_token`` refreshes the token once and is re-sent at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_dropbox import __version__
+from airflow_provider_dropbox.client import download as _download
+from airflow_provider_dropbox.client import upload as _upload
+from airflow_provider_dropbox.client.auth import TokenManager
+from airflow_provider_dropbox.client.config import Credentials, Endpoints
+from airflow_provider_dropbox.client.errors import (
+    CursorResetError,
+    DropboxApiError,
+    DropboxConnectionError,
+    ExpiredAccessTokenError,
+    PathConflictError,
+    PathNotFoundError,
+    api_error_from_response,
+)
+from airflow_provider_dropbox.client.paths import check_remote_path
+from airflow_provider_dropbox.client.progress import ProgressCallback
+from airflow_provider_dropbox.client.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+SEND_BLOCKSIZE = 1 * MiB
+"""Socket write size for streamed bodies (urllib3's default of 16 KiB costs CPU on GiB-sized uploads)."""
+
+LONGPOLL_JITTER = 90.0
+"""Dropbox may hold a longpoll up to ``timeout`` + 90 s of random jitter before answering."""
+
+Body = bytes | IO[bytes] | Any
+
+_UPLOAD_ROUTES = ("files/upload", "files/upload_session/finish", "files/upload_session/finish_batch_v2")
+
+
+class _Adapter(HTTPAdapter):
+    """HTTPAdapter with large socket writes; urllib3's own retries stay off (tenacity decides)."""
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        pool_kwargs.setdefault("blocksize", SEND_BLOCKSIZE)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+
+def encode_arg(arg: Any) -> str:
+    """Header-safe JSON for ``Dropbox-API-Arg``: non-ASCII and DEL become ``\\uXXXX`` escapes."""
+    return json.dumps(arg, ensure_ascii=True)
+
+
+def _path_of(arg: Any) -> str | None:
+    if isinstance(arg, Mapping):
+        for key in ("path", "from_path"):
+            if isinstance(arg.get(key), str):
+                return str(arg[key])
+        commit = arg.get("commit")
+        if isinstance(commit, Mapping) and isinstance(commit.get("path"), str):
+            return str(commit["path"])
+    return None
+
+
+class DropboxClient:
+    """Dropbox API v2 over ``requests``; thread-safe, meant to be shared by many transfer threads."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        endpoints: Endpoints | None = None,
+        timeout: float = 100.0,
+        parallelism: int = 8,
+        team_member_id: str | None = None,
+        root_namespace_id: str | None = None,
+        on_new_token: Callable[[str], None] | None = None,
+        retry_deadline: float = 600.0,
+        ca_bundle: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.endpoints = endpoints or Endpoints()
+        self.timeout = float(timeout)
+        self.parallelism = max(1, int(parallelism))
+        self.retry = retry_policy or RetryPolicy(deadline=retry_deadline)
+        self.session = requests.Session()
+        adapter = _Adapter(pool_connections=4, pool_maxsize=self.parallelism * 2 + 4, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.verify = ca_bundle or True  # TLS verification is never switched off
+        self.session.headers["User-Agent"] = f"airflow-provider-dropbox/{__version__}"
+        self._team_headers: dict[str, str] = {}
+        if team_member_id:
+            self._team_headers["Dropbox-API-Select-User"] = team_member_id
+        if root_namespace_id:
+            self._team_headers["Dropbox-API-Path-Root"] = encode_arg(
+                {".tag": "root", "root": root_namespace_id}
+            )
+        self.auth = TokenManager(
+            credentials,
+            endpoints=self.endpoints,
+            session=self.session,
+            retry_policy=self.retry,
+            timeout=self.timeout,
+            on_new_token=on_new_token,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> DropboxClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _timeouts(self, read: float | None = None) -> tuple[float, float]:
+        return (min(10.0, self.timeout), read if read is not None else self.timeout)
+
+    def send(
+        self,
+        route: str,
+        *,
+        host: str,
+        data: Body,
+        headers: Mapping[str, str],
+        arg: Any = None,
+        stream: bool = False,
+        path: str | None = None,
+        auth: bool = True,
+        read_timeout: float | None = None,
+    ) -> requests.Response:
+        """One HTTP attempt (plus one immediate re-send after a token refresh); non-2xx -> typed error.
+
+        ``data`` may be a zero-argument callable returning a fresh body, so the re-send after a refresh does
+        not reuse a consumed stream."""
+        url = f"{host}/2/{route}"
+        for refreshed in (False, True):
+            all_headers = dict(self._team_headers) if auth else {}
+            all_headers.update(headers)
+            token = None
+            if auth:
+                token = self.auth.token()
+                all_headers["Authorization"] = f"Bearer {token}"
+            body = data() if callable(data) else data
+            try:
+                resp = self.session.post(
+                    url, data=body, headers=all_headers, stream=stream, timeout=self._timeouts(read_timeout)
+                )
+            finally:
+                close = getattr(body, "close", None)
+                if callable(close) and body is not data:
+                    close()
+            if resp.status_code < 300:
+                return resp
+            try:
+                error = self._decode_error(resp, route, path if path is not None else _path_of(arg))
+            finally:
+                resp.close()
+            if isinstance(error, ExpiredAccessTokenError) and token is not None and not refreshed:
+                if self.auth.can_refresh:
+                    self.auth.token_expired(token)
+                    continue
+            raise error
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _decode_error(resp: requests.Response, route: str, path: str | None) -> DropboxApiError:
+        text = resp.text
+        body: Any = None
+        if "json" in resp.headers.get("Content-Type", ""):
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = None
+        retry_after: float | None = None
+        header = resp.headers.get("Retry-After")
+        if header:
+            try:
+                retry_after = float(header)
+            except ValueError:
+                retry_after = None
+        return api_error_from_response(
+            route=route,
+            status=resp.status_code,
+            body=body,
+            text=text,
+            request_id=resp.headers.get("X-Dropbox-Request-Id"),
+            path=path,
+            retry_after_header=retry_after,
+            upload=route in _UPLOAD_ROUTES,
+        )
+
+    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` under the retry policy; turns exhausted connection failures into a typed error."""
+        try:
+            return self.retry.call(what, fn)
+        except requests.exceptions.SSLError as exc:
+            raise DropboxConnectionError(
+                f"TLS verification failed talking to Dropbox ({what}): {type(exc).__name__}; check the CA "
+                "bundle (ca_bundle) and the host name",
+                route=what,
+            ) from exc
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise DropboxConnectionError(
+                f"Could not reach Dropbox ({what}) after retries: {type(exc).__name__}; check the host "
+                f"URL and "
+                "the network",
+                route=what,
+            ) from exc
+
+    # ------------------------------------------------------------------ the four call styles
+
+    def rpc(self, route: str, arg: Any = None, *, path: str | None = None) -> Any:
+        """RPC call: JSON in, JSON out; ``arg=None`` is the Void argument (body ``null``)."""
+        body = json.dumps(arg).encode("ascii")
+        headers = {"Content-Type": "application/json"}
+
+        def attempt() -> Any:
+            resp = self.send(route, host=self.endpoints.api, data=body, headers=headers, arg=arg, path=path)
+            content = resp.content
+            return json.loads(content) if content else None
+
+        return self.call(route, attempt)
+
+    def upload_call(
+        self, route: str, arg: Any, body: Callable[[], Body], *, path: str | None = None, retry: bool = True
+    ) -> Any:
+        """Upload-style call; ``body()`` makes a fresh body per attempt (bytes or a readable with
+        ``__len__``)."""
+        headers = {"Content-Type": "application/octet-stream", "Dropbox-API-Arg": encode_arg(arg)}
+
+        def attempt() -> Any:
+            resp = self.send(
+                route, host=self.endpoints.content, data=body, headers=headers, arg=arg, path=path
+            )
+            content = resp.content
+            return json.loads(content) if content else None
+
+        return self.call(route, attempt) if retry else attempt()
+
+    def download_response(
+        self,
+        route: str,
+        arg: Any,
+        *,
+        byte_range: tuple[int, int | None] | None = None,
+        path: str | None = None,
+    ) -> requests.Response:
+        """One download-style request (no retry here: the caller resumes from what it has). Caller closes."""
+        headers = {"Dropbox-API-Arg": encode_arg(arg)}
+        if byte_range is not None:
+            start, end = byte_range
+            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+        return self.send(
+            route, host=self.endpoints.content, data=None, headers=headers, arg=arg, stream=True, path=path
+        )
+
+    def longpoll(self, cursor: str, timeout: int = 30) -> dict[str, Any]:
+        """Wait for changes under ``cursor``: ``{"changes": bool, "backoff": int | None}``.
+
+        No Authorization header (the route is noauth and Dropbox answers 400 if one is sent), and a read
+        timeout above ``timeout + 90 s`` because Dropbox adds up to 90 s of jitter."""
+        timeout = max(30, min(480, int(timeout)))
+        arg = {"cursor": cursor, "timeout": timeout}
+        body = json.dumps(arg).encode("ascii")
+        route = "files/list_folder/longpoll"
+
+        def attempt() -> Any:
+            resp = self.send(
+                route,
+                host=self.endpoints.notify,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                arg=arg,
+                auth=False,
+                read_timeout=timeout + LONGPOLL_JITTER + 30.0,
+            )
+            return resp.json()
+
+        try:
+            result = self.call(route, attempt)
+        except DropboxApiError as exc:
+            if "reset" in exc.tags:
+                raise CursorResetError(
+                    "The Dropbox cursor was reset by the server (files/list_folder/longpoll); list the "
+                    "folder "
+                    "again to get a new cursor",
+                    route=route,
+                    status=exc.status,
+                    error_summary=exc.error_summary,
+                    error=exc.error,
+                    request_id=exc.request_id,
+                ) from exc
+            raise
+        return {"changes": bool(result.get("changes")), "backoff": result.get("backoff")}
+
+    # ------------------------------------------------------------------ account
+
+    def get_current_account(self) -> dict[str, Any]:
+        return dict(self.rpc("users/get_current_account"))
+
+    def get_space_usage(self) -> dict[str, Any]:
+        return dict(self.rpc("users/get_space_usage"))
+
+    # ------------------------------------------------------------------ metadata
+
+    def get_metadata(self, path: str, include_deleted: bool = False) -> dict[str, Any]:
+        path = check_remote_path(path, route="files/get_metadata")
+        return dict(self.rpc("files/get_metadata", {"path": path, "include_deleted": include_deleted}))
+
+    def exists(self, path: str) -> bool:
+        if check_remote_path(path, route="files/get_metadata", allow_root=True) == "":
+            return True
+        try:
+            self.get_metadata(path)
+        except PathNotFoundError:
+            return False
+        return True
+
+    def _list_pages(self, first_route: str, first_arg: Any) -> Iterator[dict[str, Any]]:
+        page = self.rpc(first_route, first_arg)
+        yield page
+        while page.get("has_more"):
+            page = self.rpc("files/list_folder/continue", {"cursor": page["cursor"]})
+            yield page
+
+    def list_folder(
+        self, path: str, recursive: bool = False, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every entry under ``path`` (all pages), as Metadata dicts with ``.tag``."""
+        arg: dict[str, Any] = {
+            "path": check_remote_path(path, route="files/list_folder", allow_root=True),
+            "recursive": recursive,
+        }
+        if limit is not None:
+            arg["limit"] = int(limit)
+        for page in self._list_pages("files/list_folder", arg):
+            yield from page.get("entries", [])
+
+    def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]:
+        """All entries plus the cursor after the last page (start of incremental sync)."""
+        arg = {
+            "path": check_remote_path(path, route="files/list_folder", allow_root=True),
+            "recursive": recursive,
+        }
+        entries: list[dict[str, Any]] = []
+        cursor = ""
+        for page in self._list_pages("files/list_folder", arg):
+            entries.extend(page.get("entries", []))
+            cursor = page["cursor"]
+        return entries, cursor
+
+    def get_latest_cursor(self, path: str, recursive: bool = True) -> str:
+        arg = {
+            "path": check_remote_path(path, route="files/list_folder", allow_root=True),
+            "recursive": recursive,
+        }
+        return str(self.rpc("files/list_folder/get_latest_cursor", arg)["cursor"])
+
+    def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
+        """Every change since ``cursor`` (all pages) and the new cursor; ``CursorResetError`` when reset."""
+        entries: list[dict[str, Any]] = []
+        page = self.rpc("files/list_folder/continue", {"cursor": cursor})
+        entries.extend(page.get("entries", []))
+        while page.get("has_more"):
+            page = self.rpc("files/list_folder/continue", {"cursor": page["cursor"]})
+            entries.extend(page.get("entries", []))
+        return entries, str(page["cursor"])
+
+    # ------------------------------------------------------------------ file operations
+
+    def delete(self, path: str) -> dict[str, Any]:
+        path = check_remote_path(path, route="files/delete_v2")
+        return dict(self.rpc("files/delete_v2", {"path": path})["metadata"])
+
+    def create_folder(self, path: str, exist_ok: bool = True) -> dict[str, Any]:
+        path = check_remote_path(path, route="files/create_folder_v2")
+        try:
+            return dict(self.rpc("files/create_folder_v2", {"path": path, "autorename": False})["metadata"])
+        except PathConflictError as exc:
+            if exist_ok and "folder" in exc.tags:
+                return self.get_metadata(path)
+            raise
+
+    def _relocate(self, route: str, from_path: str, to_path: str, autorename: bool) -> dict[str, Any]:
+        from_path = check_remote_path(from_path, route=route)
+        to_path = check_remote_path(to_path, route=route)
+        arg = {"from_path": from_path, "to_path": to_path, "autorename": autorename}
+        try:
+            return dict(self.rpc(route, arg)["metadata"])
+        except DropboxApiError as exc:
+            if exc.tags[:1] == ["to"] and exc.path != to_path:
+                exc.path = to_path
+                exc.message = exc.message.replace(f"'{from_path}'", f"'{to_path}'")
+                exc.args = (exc.message,)
+            raise
+
+    def move(self, from_path: str, to_path: str, autorename: bool = False) -> dict[str, Any]:
+        return self._relocate("files/move_v2", from_path, to_path, autorename)
+
+    def copy(self, from_path: str, to_path: str, autorename: bool = False) -> dict[str, Any]:
+        return self._relocate("files/copy_v2", from_path, to_path, autorename)
+
+    def create_shared_link(self, path: str) -> str:
+        """A shared link URL for ``path``; the existing link when there already is one."""
+        path = check_remote_path(path, route="sharing/create_shared_link_with_settings")
+        try:
+            return str(self.rpc("sharing/create_shared_link_with_settings", {"path": path})["url"])
+        except DropboxApiError as exc:
+            if "shared_link_already_exists" not in exc.tags:
+                raise
+            existing = exc.error.get("shared_link_already_exists") if isinstance(exc.error, Mapping) else None
+            if isinstance(existing, Mapping):
+                meta = existing.get("metadata", existing)
+                if isinstance(meta, Mapping) and meta.get("url"):
+                    return str(meta["url"])
+        links = self.rpc("sharing/list_shared_links", {"path": path, "direct_only": True}).get("links", [])
+        if not links:
+            raise DropboxApiError(
+                f"Dropbox says a shared link for '{path}' exists but lists none (sharing/list_shared_links)",
+                route="sharing/list_shared_links",
+                path=path,
+            )
+        return str(links[0]["url"])
+
+    # ------------------------------------------------------------------ transfers
+
+    def download_file(
+        self,
+        remote_path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        parallelism: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Download to ``local_path`` atomically, verified by size and content_hash; returns FileMetadata."""
+        return _download.download_file(
+            self, remote_path, local_path, parallelism=parallelism or self.parallelism, progress=progress
+        )
+
+    def upload_file(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_path: str,
+        *,
+        mode: str | Mapping[str, str] = "add",
+        autorename: bool = False,
+        single_request_limit: int = _upload.SINGLE_REQUEST_LIMIT,
+        chunk_size: int | None = None,
+        parallelism: int | None = None,
+        skip_if_identical: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Upload one file (single request or upload session); returns the FileMetadata Dropbox stored."""
+        return _upload.upload_file(
+            self,
+            local_path,
+            remote_path,
+            mode=mode,
+            autorename=autorename,
+            single_request_limit=single_request_limit,
+            chunk_size=chunk_size,
+            parallelism=parallelism or self.parallelism,
+            skip_if_identical=skip_if_identical,
+            progress=progress,
+        )
+
+    def upload_files(
+        self,
+        pairs: Iterable[tuple[str | os.PathLike[str], str]],
+        *,
+        mode: str | Mapping[str, str] = "add",
+        autorename: bool = False,
+        chunk_size: int | None = None,
+        parallelism: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[dict[str, Any]]:
+        """Upload many files: data in parallel, commits batched (finish_batch_v2); metadata in input order."""
+        pair_list: Sequence[tuple[str | os.PathLike[str], str]] = list(pairs)
+        return _upload.upload_files(
+            self,
+            pair_list,
+            mode=mode,
+            autorename=autorename,
+            chunk_size=chunk_size,
+            parallelism=parallelism or self.parallelism,
+            progress=progress,
+        )

@@ -1,0 +1,92 @@
+"""Dropbox content hash: SHA-256 over the concatenated SHA-256 digests of 4 MiB blocks.
+
+Streaming (``ContentHasher.update`` takes any slicing of the data) and block-addressable: because every block
+is hashed on its own, parallel transfers hash their own 4 MiB-aligned parts and ``combine`` joins the block
+digests, so no second pass over the file is needed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+
+BLOCK_SIZE = 4 * 1024 * 1024
+
+
+class ContentHasher:
+    """Incremental content hash of a byte stream that starts on a block boundary."""
+
+    def __init__(self) -> None:
+        self._block = hashlib.sha256()
+        self._block_len = 0
+        self.block_digests: list[bytes] = []
+        self.length = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        self.length += len(view)
+        while len(view):
+            take = min(BLOCK_SIZE - self._block_len, len(view))
+            self._block.update(view[:take])
+            self._block_len += take
+            view = view[take:]
+            if self._block_len == BLOCK_SIZE:
+                self.block_digests.append(self._block.digest())
+                self._block = hashlib.sha256()
+                self._block_len = 0
+
+    def finish_blocks(self) -> list[bytes]:
+        """All block digests including the trailing partial block (the hasher is spent afterwards)."""
+        if self._block_len:
+            self.block_digests.append(self._block.digest())
+            self._block = hashlib.sha256()
+            self._block_len = 0
+        return self.block_digests
+
+    def hexdigest(self) -> str:
+        return combine(self.finish_blocks())
+
+
+def combine(block_digests: Iterable[bytes]) -> str:
+    """The content hash from block digests in file order (an empty file has none: sha256 of b"")."""
+    outer = hashlib.sha256()
+    for digest in block_digests:
+        outer.update(digest)
+    return outer.hexdigest()
+
+
+def content_hash_bytes(data: bytes | bytearray | memoryview) -> str:
+    hasher = ContentHasher()
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+def block_digests_of_range(fd: int, offset: int, length: int) -> list[bytes]:
+    """Block digests of ``length`` bytes at ``offset`` (which must be block-aligned unless it is one block).
+
+    Reads with ``os.pread`` one block at a time, so memory stays at one block whatever the range size."""
+    digests: list[bytes] = []
+    end = offset + length
+    pos = offset
+    while pos < end:
+        want = min(BLOCK_SIZE, end - pos)
+        block = hashlib.sha256()
+        got = 0
+        while got < want:
+            data = os.pread(fd, want - got, pos + got)
+            if not data:
+                raise EOFError(f"file ended at byte {pos + got} while hashing (expected {end})")
+            block.update(data)
+            got += len(data)
+        digests.append(block.digest())
+        pos += want
+    return digests
+
+
+def content_hash_file(path: str | os.PathLike[str]) -> str:
+    """Content hash of a whole local file, reading 4 MiB at a time."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return combine(block_digests_of_range(fd, 0, os.fstat(fd).st_size))
+    finally:
+        os.close(fd)

@@ -1,0 +1,108 @@
+"""Remote and local path checks done before any request, so bad input fails fast and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from airflow_provider_dropbox.client.errors import LocalPathError, MalformedPathError
+
+_ID_PREFIXES = ("id:", "rev:", "ns:")
+
+
+def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, allow_id: bool = True) -> str:
+    """Return ``path`` if it is a usable Dropbox path, else raise ``MalformedPathError`` saying how to fix it.
+
+    Rules (Dropbox docs): absolute with a leading '/', no trailing '/' or whitespace, no empty, '.' or '..'
+    components. ``id:``, ``rev:`` and ``ns:`` forms pass through. The root ('' or '/') only where a folder
+    listing makes sense (``allow_root``); it comes back as '' because that is how the API spells it."""
+    if not isinstance(path, str):
+        raise MalformedPathError(
+            f"Dropbox path must be a string, got {type(path).__name__} ({route or 'client'})", route=route
+        )
+    if path in ("", "/"):
+        if allow_root:
+            return ""
+        raise MalformedPathError(
+            f"The Dropbox root folder cannot be used here ({route or 'client'}); give a path like "
+            f"'/folder/file'",
+            route=route,
+            path=path,
+        )
+    if allow_id and path.startswith(_ID_PREFIXES):
+        return path
+    hint = "Dropbox paths look like '/folder/file.csv'"
+    if not path.startswith("/"):
+        raise MalformedPathError(
+            f"Dropbox path '{path}' must start with '/' ({route or 'client'}); did you mean '/{path}'? "
+            f"{hint}",
+            route=route,
+            path=path,
+        )
+    if path.endswith("/"):
+        raise MalformedPathError(
+            f"Dropbox path '{path}' must not end with '/' ({route or 'client'}); use '{path.rstrip('/')}'",
+            route=route,
+            path=path,
+        )
+    if path != path.rstrip():
+        raise MalformedPathError(
+            f"Dropbox path '{path}' ends with whitespace, which Dropbox does not allow ({route or 'client'})",
+            route=route,
+            path=path,
+        )
+    parts = path[1:].split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise MalformedPathError(
+            f"Dropbox path '{path}' has an empty, '.' or '..' component ({route or 'client'}); {hint}",
+            route=route,
+            path=path,
+        )
+    if "\x00" in path:
+        raise MalformedPathError(f"Dropbox path {path!r} contains a NUL character", route=route, path=path)
+    return path
+
+
+def check_local_source(local_path: str | os.PathLike[str], *, route: str = "upload") -> Path:
+    """A local file to read: must exist and be a regular file (not a directory)."""
+    p = Path(local_path)
+    if not p.exists():
+        raise LocalPathError(
+            f"Local file '{p}' does not exist; check local_path ({route})", route=route, path=str(p)
+        )
+    if p.is_dir():
+        raise LocalPathError(
+            f"Local path '{p}' is a directory, but a file is expected ({route}); upload a folder with "
+            "upload_folder, or name a file",
+            route=route,
+            path=str(p),
+        )
+    if not p.is_file():
+        raise LocalPathError(
+            f"Local path '{p}' is not a regular file ({route}); only regular files can be uploaded",
+            route=route,
+            path=str(p),
+        )
+    return p
+
+
+def check_local_destination(local_path: str | os.PathLike[str], *, route: str = "download") -> Path:
+    """A local file to (over)write: must not be an existing directory, and its parent must not be a file."""
+    p = Path(local_path)
+    if p.is_dir():
+        raise LocalPathError(
+            f"Local path '{p}' is a directory, but a file path is expected ({route}); name the file, e.g. "
+            f"'{p / 'name.ext'}'",
+            route=route,
+            path=str(p),
+        )
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise LocalPathError(
+                    f"Local path '{parent}' is a file, so '{p}' cannot be created under it ({route})",
+                    route=route,
+                    path=str(p),
+                )
+            break
+    return p

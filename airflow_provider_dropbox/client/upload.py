@@ -1,0 +1,655 @@
+"""Uploads: one request for small files, upload sessions in 4 MiB-multiple chunks for large ones, batches for
+many.
+
+Memory stays small whatever the chunk size: a chunk is hashed with ``os.pread`` one 4 MiB block at a time,
+then streamed from the file with ``os.pread`` again (the page cache serves the second read), so each transfer
+thread holds about one block, not one chunk. Every request carries the ``content_hash`` of its own bytes, and
+chunks are 4 MiB-aligned, so the block digests computed for the requests also give the whole-file hash, which
+is checked against the hash Dropbox reports for the committed file.
+
+Retries are per request (``retry.py``): a failed chunk is re-sent alone. ``incorrect_offset`` means Dropbox
+has a different idea of how much it received (usually a response lost after the server stored the data), so
+the sequential upload continues from ``correct_offset``. A commit whose response was lost is recognised on the
+retry by finding the remote file with our content hash."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_dropbox.client.content_hash import BLOCK_SIZE, block_digests_of_range, combine
+from airflow_provider_dropbox.client.errors import (
+    BatchUploadError,
+    ContentHashMismatchError,
+    DropboxApiError,
+    LocalPathError,
+    NotAFileError,
+    PathNotFoundError,
+    UploadSessionError,
+    api_error_from_response,
+    has_tag,
+)
+from airflow_provider_dropbox.client.paths import check_local_source, check_remote_path
+from airflow_provider_dropbox.client.progress import Progress, ProgressCallback
+
+if TYPE_CHECKING:
+    from airflow_provider_dropbox.client.api import DropboxClient
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+MAX_REQUEST = 150 * MiB
+"""Dropbox's per-request body limit."""
+SINGLE_REQUEST_LIMIT = 150 * MiB
+"""Files up to this size go in one ``files/upload`` request (settable per call)."""
+DEFAULT_CHUNK_SIZE = 32 * MiB
+"""Upload-session chunk. Must be a multiple of 4 MiB (concurrent sessions require it, and aligned chunks let
+the request hashes add up to the file hash). See the module docs of the benchmarks for the measurement."""
+MAX_CHUNK_SIZE = (MAX_REQUEST // BLOCK_SIZE) * BLOCK_SIZE
+SKIP_CHECK_MIN_SIZE = 4 * MiB
+"""``skip_if_identical`` asks for remote metadata only above this size: below it the upload is one small
+request and Dropbox already treats identical content as a no-op, so the extra round trip would cost more than
+it saves."""
+BATCH_MAX = 1000
+"""finish_batch_v2 accepts at most 1000 entries."""
+MAX_CHUNK_ATTEMPTS = 5
+"""Re-sends of one chunk after ``incorrect_offset`` answers that do not confirm it (on top of retry.py)."""
+
+WriteMode = str | Mapping[str, str]
+
+
+class _FileRange:
+    """A readable view of ``length`` bytes at ``offset`` of a file descriptor, read lazily with os.pread.
+
+    ``requests`` sends it as a streamed body with a Content-Length (from ``__len__``); progress counts bytes
+    as they are read for the socket and is rolled back with ``rollback`` when the request failed."""
+
+    def __init__(self, fd: int, offset: int, length: int, progress: Progress | None) -> None:
+        self._fd = fd
+        self._offset = offset
+        self._length = length
+        self._pos = 0
+        self._progress = progress
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._length - self._pos
+        if left <= 0:
+            return b""
+        want = left if n is None or n < 0 else min(n, left)
+        data = os.pread(self._fd, want, self._offset + self._pos)
+        if not data:
+            raise LocalPathError(
+                "The local file shrank while it was being uploaded; upload it again when it is stable"
+            )
+        self._pos += len(data)
+        self.sent += len(data)
+        if self._progress is not None:
+            self._progress.add(len(data))
+        return data
+
+    def rollback(self) -> None:
+        if self._progress is not None and self.sent:
+            self._progress.add(-self.sent)
+        self.sent = 0
+
+
+class _Bodies:
+    """Makes a fresh body per attempt for one request and takes back the progress of failed attempts."""
+
+    def __init__(self, fd: int, offset: int, length: int, progress: Progress | None) -> None:
+        self.fd, self.offset, self.length, self.progress = fd, offset, length, progress
+        self._last: _FileRange | None = None
+
+    def __call__(self) -> _FileRange | bytes:
+        if self._last is not None:
+            self._last.rollback()
+        if self.length == 0:
+            return b""
+        self._last = _FileRange(self.fd, self.offset, self.length, self.progress)
+        return self._last
+
+    def failed(self) -> None:
+        if self._last is not None:
+            self._last.rollback()
+            self._last = None
+
+
+@dataclass
+class _LocalFile:
+    path: Path
+    remote: str
+    fd: int
+    size: int
+    client_modified: str
+    digests: dict[int, bytes] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def request_hash(self, offset: int, length: int) -> str:
+        """content_hash of the bytes [offset, offset+length); remembers block digests for the file hash."""
+        digests = block_digests_of_range(self.fd, offset, length)
+        if offset % BLOCK_SIZE == 0:
+            with self.lock:
+                for i, digest in enumerate(digests):
+                    self.digests[offset + i * BLOCK_SIZE] = digest
+        return combine(digests)
+
+    def file_hash(self) -> str:
+        starts = range(0, self.size, BLOCK_SIZE)
+        with self.lock:
+            if all(s in self.digests for s in starts):
+                return combine(self.digests[s] for s in starts)
+        return combine(block_digests_of_range(self.fd, 0, self.size))
+
+
+def _open_local(local_path: str | os.PathLike[str], remote: str, route: str) -> _LocalFile:
+    path = check_local_source(local_path, route=route)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise LocalPathError(
+            f"Cannot read local file '{path}' ({exc.strerror}); check its permissions",
+            route=route,
+            path=str(path),
+        ) from exc
+    st = os.fstat(fd)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(st.st_mtime)))
+    return _LocalFile(path=path, remote=remote, fd=fd, size=st.st_size, client_modified=stamp)
+
+
+def write_mode(mode: WriteMode) -> dict[str, str]:
+    """``"add" | "overwrite" | {"update": rev}`` (or the stone form) -> the stone union JSON."""
+    if isinstance(mode, str):
+        if mode in ("add", "overwrite"):
+            return {".tag": mode}
+    elif isinstance(mode, Mapping):
+        rev = mode.get("update")
+        if isinstance(rev, str) and rev:
+            return {".tag": "update", "update": rev}
+    raise ValueError(f"mode must be 'add', 'overwrite' or {{'update': '<rev>'}}, not {mode!r}")
+
+
+def check_chunk_size(chunk_size: int | None) -> int:
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    if chunk <= 0 or chunk % BLOCK_SIZE or chunk > MAX_CHUNK_SIZE:
+        raise ValueError(
+            f"chunk_size must be a multiple of 4 MiB (4194304 bytes) up to {MAX_CHUNK_SIZE // MiB} MiB, "
+            f"got {chunk}"
+        )
+    return chunk
+
+
+def _commit_info(f: _LocalFile, mode: WriteMode, autorename: bool) -> dict[str, Any]:
+    return {
+        "path": f.remote,
+        "mode": write_mode(mode),
+        "autorename": autorename,
+        "client_modified": f.client_modified,
+        "mute": False,
+        "strict_conflict": False,
+    }
+
+
+def _strip_tag(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k != ".tag"}
+
+
+def _remote_if_identical(client: DropboxClient, remote: str, file_hash: str) -> dict[str, Any] | None:
+    """The remote file's metadata when it already holds exactly these bytes, else None."""
+    try:
+        meta = client.get_metadata(remote)
+    except PathNotFoundError:
+        return None
+    if meta.get(".tag", "file") == "file" and meta.get("content_hash") == file_hash:
+        return _strip_tag(meta)
+    return None
+
+
+def _check_result(f: _LocalFile, meta: Mapping[str, Any], route: str) -> dict[str, Any]:
+    expected = f.file_hash()
+    if meta.get("content_hash") not in (None, expected) or int(meta.get("size", f.size)) != f.size:
+        raise ContentHashMismatchError(
+            f"Dropbox stored '{f.remote}' with content_hash {meta.get('content_hash')} but the local file "
+            f"'{f.path}' hashes to {expected}; the local file probably changed during the upload, upload "
+            f"again",
+            route=route,
+            path=f.remote,
+        )
+    return dict(meta)
+
+
+class _Uploader:
+    def __init__(self, client: DropboxClient, progress: Progress, chunk: int) -> None:
+        self.client = client
+        self.progress = progress
+        self.chunk = chunk
+        self.cancel = threading.Event()
+
+    # -------------------------------------------------------------- single request
+
+    def single(self, f: _LocalFile, commit: dict[str, Any]) -> dict[str, Any]:
+        arg = {**commit, "content_hash": f.request_hash(0, f.size)}
+        bodies = _Bodies(f.fd, 0, f.size, self.progress)
+        meta = self._commit_call(
+            "files/upload",
+            f,
+            lambda: self.client.upload_call("files/upload", arg, bodies, path=f.remote, retry=False),
+            bodies,
+        )
+        return _check_result(f, meta, "files/upload")
+
+    def _commit_call(
+        self, route: str, f: _LocalFile, send: Callable[[], Any], bodies: _Bodies | None = None
+    ) -> dict[str, Any]:
+        """Run a committing request under the retry policy; after a lost answer, accept an identical file."""
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return send()
+            except DropboxApiError as exc:
+                if bodies is not None:
+                    bodies.failed()
+                if attempts > 1 and not isinstance(exc, ContentHashMismatchError):
+                    found = _remote_if_identical(self.client, f.remote, f.file_hash())
+                    if found is not None:
+                        log.info(
+                            "Dropbox %s for %s: the earlier attempt had committed; using it", route, f.remote
+                        )
+                        return found
+                raise
+            except BaseException:
+                if bodies is not None:
+                    bodies.failed()
+                raise
+
+        return dict(self.client.call(route, attempt))
+
+    # -------------------------------------------------------------- session pieces
+
+    def _send_chunk(self, route: str, arg: dict[str, Any], f: _LocalFile, offset: int, length: int) -> Any:
+        if self.cancel.is_set():
+            raise _Cancelled()
+        arg = {**arg, "content_hash": f.request_hash(offset, length)}
+        bodies = _Bodies(f.fd, offset, length, self.progress)
+
+        def attempt() -> Any:
+            try:
+                return self.client.upload_call(route, arg, bodies, path=f.remote, retry=False)
+            except BaseException:
+                bodies.failed()
+                raise
+
+        return self.client.call(f"{route} {f.remote} @{offset}", attempt)
+
+    def start(self, f: _LocalFile, *, length: int, close: bool, concurrent: bool) -> str:
+        arg: dict[str, Any] = {"close": close}
+        if concurrent:
+            arg["session_type"] = {".tag": "concurrent"}
+        result = self._send_chunk("files/upload_session/start", arg, f, 0, length)
+        return str(result["session_id"])
+
+    def append(self, f: _LocalFile, session_id: str, offset: int, length: int, close: bool) -> int:
+        """Append [offset, offset+length); returns the offset Dropbox now has (incorrect_offset moves it)."""
+        arg = {"cursor": {"session_id": session_id, "offset": offset}, "close": close}
+        try:
+            self._send_chunk("files/upload_session/append_v2", arg, f, offset, length)
+        except UploadSessionError as exc:
+            if close and "closed" in exc.tags and offset + length == f.size:
+                return f.size  # our closing append landed; only its answer was lost
+            if exc.correct_offset is None or "incorrect_offset" not in exc.tags:
+                raise
+            log.info(
+                "Dropbox upload session for %s: offset %d rejected, server has %d",
+                f.remote,
+                offset,
+                exc.correct_offset,
+            )
+            return exc.correct_offset
+        return offset + length
+
+    def sequential(
+        self, f: _LocalFile, commit: dict[str, Any] | None
+    ) -> tuple[str, int, dict[str, Any] | None]:
+        """Sequential session. With ``commit``: finish with the last piece and return the metadata.
+
+        Without (for ``finish_batch_v2``): close the session with the last append and return its id."""
+        first = min(self.chunk, f.size)
+        close_now = commit is None and first == f.size
+        session_id = self.start(f, length=first, close=close_now, concurrent=False)
+        if close_now:
+            return session_id, f.size, None
+        offset = first
+        rejects = 0
+        while rejects <= MAX_CHUNK_ATTEMPTS:
+            left = f.size - offset
+            if commit is not None and left <= self.chunk:
+                meta, correct = self._finish(f, session_id, offset, left, commit)
+                if meta is not None:
+                    return session_id, f.size, meta
+                offset = correct
+                rejects += 1
+                continue
+            length = min(self.chunk, left)
+            close = commit is None and offset + length == f.size
+            new_offset = self.append(f, session_id, offset, length, close)
+            if new_offset == offset + length:
+                if close:
+                    return session_id, f.size, None
+            else:
+                rejects += 1
+            offset = new_offset
+            if commit is None and offset >= f.size:  # Dropbox has every byte; make sure the session is closed
+                self.append(f, session_id, f.size, 0, True)
+                return session_id, f.size, None
+        raise UploadSessionError(
+            f"Dropbox kept rejecting the upload offsets for '{f.remote}'; upload it again",
+            route="files/upload_session/append_v2",
+            path=f.remote,
+        )
+
+    def _finish(
+        self, f: _LocalFile, session_id: str, offset: int, length: int, commit: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, int]:
+        """Finish carrying [offset, size); ``(None, correct_offset)`` when Dropbox has a different offset."""
+        route = "files/upload_session/finish"
+        arg: dict[str, Any] = {"cursor": {"session_id": session_id, "offset": offset}, "commit": commit}
+        if length:
+            arg["content_hash"] = f.request_hash(offset, length)
+        bodies = _Bodies(f.fd, offset, length, self.progress)
+        try:
+            meta = self._commit_call(
+                route,
+                f,
+                lambda: self.client.upload_call(route, arg, bodies, path=f.remote, retry=False),
+                bodies,
+            )
+        except UploadSessionError as exc:
+            if exc.correct_offset is None or "incorrect_offset" not in exc.tags:
+                raise
+            return None, exc.correct_offset
+        return _check_result(f, meta, route), f.size
+
+    def concurrent(self, f: _LocalFile, commit: dict[str, Any], parallelism: int) -> dict[str, Any]:
+        """Concurrent session: start empty, append 4 MiB-multiple chunks in parallel, close with the last."""
+        session_id = self.start(f, length=0, close=False, concurrent=True)
+        pieces = [(off, min(self.chunk, f.size - off)) for off in range(0, f.size, self.chunk)]
+        body, (last_off, last_len) = pieces[:-1], pieces[-1]
+
+        def put(off: int, length: int, close: bool) -> None:
+            for _ in range(MAX_CHUNK_ATTEMPTS):
+                got = self.append(f, session_id, off, length, close)
+                if got == off + length:
+                    return
+                log.info("Dropbox concurrent session for %s: re-sending chunk @%d", f.remote, off)
+            raise UploadSessionError(
+                f"Dropbox did not confirm chunk @{off} of '{f.remote}' after {MAX_CHUNK_ATTEMPTS} tries",
+                route="files/upload_session/append_v2",
+                path=f.remote,
+            )
+
+        if body:
+            with ThreadPoolExecutor(
+                max_workers=min(parallelism, len(body)), thread_name_prefix="dropbox-upload"
+            ) as pool:
+                futures = [pool.submit(put, off, length, False) for off, length in body]
+                _wait_all(futures, self.cancel)
+        # The closing append goes last: Dropbox wants every earlier chunk in place before the session closes.
+        put(last_off, last_len, True)
+        route = "files/upload_session/finish"
+        arg = {"cursor": {"session_id": session_id, "offset": f.size}, "commit": commit}
+        meta = self._commit_call(
+            route, f, lambda: self.client.upload_call(route, arg, lambda: b"", path=f.remote, retry=False)
+        )
+        return _check_result(f, meta, route)
+
+
+class _Cancelled(Exception):
+    """A sibling chunk failed; stop."""
+
+
+def _wait_all(futures: Sequence[Future[Any]], cancel: threading.Event) -> None:
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    if any(fut.exception() is not None for fut in done):
+        cancel.set()
+        for fut in futures:
+            fut.cancel()
+        wait(futures)
+        errors = [fut.exception() for fut in futures if not fut.cancelled() and fut.exception() is not None]
+        real = [e for e in errors if not isinstance(e, _Cancelled)]
+        raise (real or errors)[0]  # type: ignore[misc]
+
+
+def upload_file(
+    client: DropboxClient,
+    local_path: str | os.PathLike[str],
+    remote_path: str,
+    *,
+    mode: WriteMode = "add",
+    autorename: bool = False,
+    single_request_limit: int = SINGLE_REQUEST_LIMIT,
+    chunk_size: int | None = None,
+    parallelism: int = 1,
+    skip_if_identical: bool = True,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """See ``DropboxClient.upload_file``."""
+    route = "files/upload"
+    remote = check_remote_path(remote_path, route=route, allow_id=False)
+    chunk = check_chunk_size(chunk_size)
+    write_mode(mode)
+    limit = min(int(single_request_limit), MAX_REQUEST)
+    f = _open_local(local_path, remote, route)
+    try:
+        counter = Progress(f.size, progress)
+        if skip_if_identical and f.size > SKIP_CHECK_MIN_SIZE:
+            try:
+                existing = client.get_metadata(remote)
+            except PathNotFoundError:
+                existing = None
+            if existing is not None and existing.get(".tag") == "folder":
+                raise NotAFileError(
+                    f"Dropbox path '{remote}' is a folder, so a file cannot be written there ({route}); "
+                    f"pick a "
+                    "file path",
+                    route=route,
+                    path=remote,
+                )
+            if (
+                existing is not None
+                and existing.get("size") == f.size
+                and existing.get("content_hash") == (f.file_hash())
+            ):
+                log.info("Dropbox %s already holds identical content; skipped the upload", remote)
+                counter.set(f.size)
+                return _strip_tag(existing)
+        uploader = _Uploader(client, counter, chunk)
+        commit = _commit_info(f, mode, autorename)
+        if f.size <= limit:
+            return uploader.single(f, commit)
+        if parallelism > 1 and f.size > chunk:
+            return uploader.concurrent(f, commit, parallelism)
+        meta = uploader.sequential(f, commit)[2]
+        assert meta is not None
+        return meta
+    finally:
+        os.close(f.fd)
+
+
+# ------------------------------------------------------------------ many files
+
+
+def upload_files(
+    client: DropboxClient,
+    pairs: Sequence[tuple[str | os.PathLike[str], str]],
+    *,
+    mode: WriteMode = "add",
+    autorename: bool = False,
+    chunk_size: int | None = None,
+    parallelism: int = 1,
+    progress: ProgressCallback | None = None,
+) -> list[dict[str, Any]]:
+    """See ``DropboxClient.upload_files``.
+
+    Data goes up in parallel (each file in its own closed session); commits go through ``finish_batch_v2``, at
+    most 1000 entries per call and one call at a time, because parallel commits in one namespace are what
+    triggers lock contention. Entries that fail with a transient error are re-committed after a backoff."""
+    route = "files/upload_session/finish_batch_v2"
+    chunk = check_chunk_size(chunk_size)
+    write_mode(mode)
+    # Check every input before the first request, so bad input leaves nothing behind.
+    checked = [
+        (check_local_source(local, route=route), check_remote_path(remote, route=route, allow_id=False))
+        for local, remote in pairs
+    ]
+    files: list[_LocalFile] = []
+    try:
+        for local, remote in checked:
+            files.append(_open_local(local, remote, route))
+        counter = Progress(sum(f.size for f in files), progress)
+        uploader = _Uploader(client, counter, chunk)
+        results: list[dict[str, Any] | None] = [None] * len(files)
+        failures: dict[str, DropboxApiError] = {}
+        batcher = _BatchCommitter(client, files, mode, autorename, results, failures)
+        with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="dropbox-upload") as pool:
+            futures = {pool.submit(uploader.sequential, f, None): i for i, f in enumerate(files)}
+            pending = set(futures)
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                    for fut in done:
+                        exc = fut.exception()
+                        if exc is not None:
+                            raise exc
+                        session_id, size, _ = fut.result()
+                        batcher.add(futures[fut], session_id, size)
+                    if batcher.ready() >= BATCH_MAX:
+                        batcher.commit_some()
+            except BaseException:
+                uploader.cancel.set()
+                for fut in pending:
+                    fut.cancel()
+                raise
+        batcher.commit_all()
+        if failures:
+            names = ", ".join(sorted(failures)[:5])
+            first = next(iter(failures.values()))
+            raise BatchUploadError(
+                f"{len(failures)} of {len(files)} Dropbox uploads failed ({names}"
+                f"{', ...' if len(failures) > 5 else ''}): {first}",
+                failures=failures,
+                succeeded=[r for r in results if r is not None],
+            )
+        return [r for r in results if r is not None]
+    finally:
+        for f in files:
+            os.close(f.fd)
+
+
+class _BatchCommitter:
+    """Commits closed sessions through finish_batch_v2, one call at a time, re-queueing transient failures."""
+
+    def __init__(
+        self,
+        client: DropboxClient,
+        files: list[_LocalFile],
+        mode: WriteMode,
+        autorename: bool,
+        results: list[dict[str, Any] | None],
+        failures: dict[str, DropboxApiError],
+    ) -> None:
+        self.client = client
+        self.files = files
+        self.mode = mode
+        self.autorename = autorename
+        self.results = results
+        self.failures = failures
+        self.queue: list[tuple[int, dict[str, Any]]] = []
+        self.rounds: dict[int, int] = {}
+
+    def add(self, index: int, session_id: str, size: int) -> None:
+        f = self.files[index]
+        entry = {
+            "cursor": {"session_id": session_id, "offset": size},
+            "commit": _commit_info(f, self.mode, self.autorename),
+        }
+        self.queue.append((index, entry))
+
+    def ready(self) -> int:
+        return len(self.queue)
+
+    def commit_some(self) -> None:
+        batch, self.queue = self.queue[:BATCH_MAX], self.queue[BATCH_MAX:]
+        self._commit(batch)
+
+    def commit_all(self) -> None:
+        while self.queue:
+            self.commit_some()
+
+    def _commit(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        route = "files/upload_session/finish_batch_v2"
+        answer = self.client.rpc(route, {"entries": [entry for _, entry in batch]})
+        entries = answer.get("entries", []) if isinstance(answer, Mapping) else []
+        if len(entries) != len(batch):
+            raise DropboxApiError(
+                f"Dropbox answered {route} with {len(entries)} entries for {len(batch)} sessions", route=route
+            )
+        retry: list[tuple[int, dict[str, Any]]] = []
+        for (index, entry), result in zip(batch, entries, strict=True):
+            f = self.files[index]
+            if result.get(".tag") == "success":
+                try:
+                    self.results[index] = _check_result(f, _strip_tag(result), route)
+                except DropboxApiError as exc:
+                    self.failures[f.remote] = exc
+                continue
+            failure = result.get("failure", result)
+            transient = has_tag(failure, "too_many_write_operations") or has_tag(failure, "internal_error")
+            if not transient and has_tag(failure, "lookup_failed"):
+                found = _remote_if_identical(self.client, f.remote, f.file_hash())
+                if found is not None:  # an earlier commit whose answer was lost already stored it
+                    self.results[index] = found
+                    continue
+            error = api_error_from_response(
+                route=route,
+                status=409,
+                body={"error_summary": "/".join(_tags(failure)) + "/", "error": failure},
+                text="",
+                request_id=None,
+                path=f.remote,
+                upload=True,
+            )
+            rounds = self.rounds.get(index, 0) + 1
+            self.rounds[index] = rounds
+            if transient and rounds < self.client.retry.max_attempts:
+                retry.append((index, entry))
+            else:
+                self.failures[f.remote] = error
+        if retry:
+            wait_s = max(self.client.retry.wait_for(None, max(self.rounds[i] for i, _ in retry)), 1.0)
+            log.warning(
+                "Dropbox %s: %d entries hit lock contention; re-committing in %.1f s",
+                route,
+                len(retry),
+                wait_s,
+            )
+            self.client.retry.sleep(wait_s)
+            self.queue[:0] = retry
+
+
+def _tags(error: Any) -> list[str]:
+    from airflow_provider_dropbox.client.errors import iter_tags
+
+    return list(iter_tags(error))
