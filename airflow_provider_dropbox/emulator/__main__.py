@@ -1,0 +1,123 @@
+"""CLI: ``python -m airflow_provider_dropbox.emulator --port 0 --data-dir DIR``; prints its base URL."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+from .core import EmulatorConfig
+from .faults import FaultSettings
+
+log = logging.getLogger("airflow_provider_dropbox.emulator")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m airflow_provider_dropbox.emulator",
+        description="Local Dropbox HTTP API v2 emulator for tests (not Dropbox).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--data-dir", type=Path, required=True, help="state; reuse it to keep it")
+    p.add_argument("--app-key", default="dev-app-key")
+    p.add_argument("--app-secret", default="dev-app-secret")
+    p.add_argument("--refresh-token", default="dev-refresh-token", help="valid from the start")
+    p.add_argument("--token-lifetime", type=int, default=14400, help="seconds each access token lives")
+    p.add_argument("--autorename-start", type=int, default=1, help="first autorename number ('a (1).txt')")
+    p.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--keyfile", help="private key for --certfile")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    f = p.add_argument_group("fault injection (also settable at run time: POST /_emulator/faults)")
+    f.add_argument("--latency-ms", type=float, default=0)
+    f.add_argument("--bandwidth-mbps", type=float, default=None, help="megabits/s per request and direction")
+    f.add_argument("--rate-limit", type=float, default=0, help="fraction answered 429")
+    f.add_argument("--server-error", type=float, default=0, help="fraction answered 5xx")
+    f.add_argument("--lock-contention", type=float, default=0, help="fraction of writes: lock contention")
+    f.add_argument("--drop-after-commit", type=float, default=0, help="fraction of writes: response cut")
+    f.add_argument("--retry-after-s", type=int, default=1)
+    f.add_argument("--seed", type=int, default=None)
+    return p.parse_args(argv)
+
+
+def build_config(ns: argparse.Namespace) -> EmulatorConfig:
+    faults = FaultSettings(
+        latency_ms=ns.latency_ms,
+        bandwidth_mbps=ns.bandwidth_mbps,
+        rate_limit=ns.rate_limit,
+        server_error=ns.server_error,
+        lock_contention=ns.lock_contention,
+        drop_after_commit=ns.drop_after_commit,
+        retry_after_s=ns.retry_after_s,
+        seed=ns.seed,
+    )
+    return EmulatorConfig(
+        data_dir=ns.data_dir,
+        app_key=ns.app_key,
+        app_secret=ns.app_secret,
+        refresh_token=ns.refresh_token,
+        token_lifetime=ns.token_lifetime,
+        autorename_start=ns.autorename_start,
+        faults=faults,
+    )
+
+
+async def serve(ns: argparse.Namespace) -> None:
+    """Bind first (so port 0 resolves), start uvicorn, then print the base URL on its own line."""
+    ns.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(build_config(ns))
+    family = socket.AF_INET6 if ":" in ns.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((ns.host, ns.port))
+    sock.listen(512)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=ns.access_log,
+        ssl_certfile=ns.certfile,
+        ssl_keyfile=ns.keyfile,
+        timeout_keep_alive=30,
+        lifespan="off",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            return
+        await asyncio.sleep(0.01)
+    scheme = "https" if ns.certfile else "http"
+    host = f"[{ns.host}]" if ":" in ns.host else ns.host
+    log.warning(
+        "Dropbox API v2 EMULATOR for tests, NOT Dropbox: listening on %s://%s:%d (data dir %s)",
+        scheme,
+        host,
+        port,
+        ns.data_dir,
+    )
+    print(f"{scheme}://{host}:{port}", flush=True)
+    await task
+
+
+def main(argv: list[str] | None = None) -> None:
+    ns = parse_args(argv)
+    if bool(ns.certfile) != bool(ns.keyfile):
+        sys.exit("--certfile and --keyfile go together")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(serve(ns))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

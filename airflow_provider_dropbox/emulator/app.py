@@ -1,0 +1,102 @@
+"""Starlette app factory: one port for the api, content and notify routes, OAuth and the admin routes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import routes_content, routes_files, routes_other
+from .core import Emulator, EmulatorConfig, endpoint
+from .wire import ApiFail, rate_limit_response, text_response
+
+ADMIN_PREFIX = "/_emulator/"
+
+
+class EmulatorMiddleware:
+    """Per request: count it, tag the response with ``X-Dropbox-Request-Id``, expose a connection cutter."""
+
+    def __init__(self, app: ASGIApp, emu: Emulator) -> None:
+        self.app = app
+        self.emu = emu
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.emu.loop = asyncio.get_running_loop()
+        path: str = scope["path"]
+        if not path.startswith(ADMIN_PREFIX):
+            self.emu.count(path)
+        scope["emulator.abort"] = _abort_fn(receive)
+        request_id = secrets.token_hex(16).encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-dropbox-request-id", request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _abort_fn(receive: Receive) -> Callable[[], None] | None:
+    """uvicorn's ``receive`` is bound to its request cycle, which holds the transport."""
+    cycle: Any = getattr(receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        return None
+
+    def abort() -> None:
+        transport.abort()
+        cycle.disconnected = True  # uvicorn then silently drops whatever the app still sends
+
+    return abort
+
+
+def _guard(func: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Turn ApiFail into its response and a vanished client into a no-op."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await func(request)
+        except ApiFail as fail:
+            return fail.response
+        except ClientDisconnect:
+            return Response(status_code=400)
+
+    return run
+
+
+def create_app(config: EmulatorConfig) -> Starlette:
+    """Build the emulator app; state lives under ``config.data_dir``."""
+    emu = Emulator(config)
+
+    async def oauth_token(request: Request) -> Response:
+        f = emu.faults
+        if f.roll("rate_limit"):
+            return rate_limit_response(
+                "too_many_requests", f.settings.retry_after_s, f.settings.rate_limit_text
+            )
+        if f.roll("server_error"):
+            return text_response("Internal Server Error", status=500)
+        return await emu.auth.token_endpoint(request)
+
+    routes: list[StarletteRoute] = [
+        StarletteRoute("/oauth2/token", _guard(oauth_token), methods=["POST"]),
+        StarletteRoute("/oauth2/authorize", _guard(emu.auth.authorize), methods=["GET"]),
+    ]
+    for spec in routes_files.ROUTES + routes_content.ROUTES + routes_other.ROUTES:
+        routes.append(StarletteRoute(spec.path, _guard(endpoint(emu, spec)), methods=list(spec.methods)))
+    for (method, path), handler in routes_other.admin_routes(emu).items():
+        routes.append(StarletteRoute(path, _guard(handler), methods=[method]))
+    app = Starlette(routes=routes, middleware=[Middleware(EmulatorMiddleware, emu=emu)])
+    app.state.emulator = emu
+    return app

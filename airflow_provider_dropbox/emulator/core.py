@@ -1,0 +1,207 @@
+"""Shared emulator state and the generic route pipeline (faults -> auth -> arg -> handler -> drop)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .auth import Auth, AuthConfig
+from .faults import Faults, FaultSettings
+from .sessions import Sessions
+from .store import LookupFail, Store, StoreError
+from .wire import (
+    RPC_CONTENT_TYPES,
+    UPLOAD_CONTENT_TYPES,
+    ApiFail,
+    Args,
+    api_error,
+    bad_input,
+    check_content_type,
+    header_arg,
+    parse_json_text,
+    rate_limit_response,
+    tag,
+    text_response,
+)
+
+LONGPOLL_AUTH_TEXT = (
+    'Error in call to API function "files/list_folder/longpoll": Your request includes an '
+    "Authorization header, but this function does not use it."
+)
+
+
+@dataclass
+class EmulatorConfig:
+    data_dir: Path
+    app_key: str = "dev-app-key"
+    app_secret: str = "dev-app-secret"
+    refresh_token: str = "dev-refresh-token"
+    token_lifetime: int = 14400
+    autorename_start: int = 1
+    faults: FaultSettings = field(default_factory=FaultSettings)
+
+
+class Emulator:
+    """Everything a handler needs: the tree, sessions, tokens, faults, stats, change wake-ups."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.store = Store(config.data_dir, autorename_start=config.autorename_start)
+        self.sessions = Sessions(config.data_dir / "sessions")
+        self.auth = Auth(
+            self.store,
+            AuthConfig(config.app_key, config.app_secret, config.refresh_token, config.token_lifetime),
+        )
+        self.faults = Faults(config.faults)
+        if config.faults.token_lifetime:
+            self.auth.config.token_lifetime = config.faults.token_lifetime
+        self.stats: dict[str, int] = {}
+        self.stats_lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.changed = asyncio.Event()
+        self.batch_jobs: dict[str, Any] = {}
+        self.store.listeners.append(self._on_change)
+
+    def _on_change(self) -> None:
+        """Called from worker threads after a journal commit: wake every waiting longpoll."""
+        loop = self.loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._pulse)
+
+    def _pulse(self) -> None:
+        old, self.changed = self.changed, asyncio.Event()
+        old.set()
+
+    def count(self, path: str) -> None:
+        with self.stats_lock:
+            self.stats[path] = self.stats.get(path, 0) + 1
+
+
+@dataclass
+class Call:
+    emu: Emulator
+    request: Request
+    func: str
+    args: Args
+    token: str | None
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+@dataclass
+class Route:
+    """One API route; ``write`` routes may get their response dropped after commit."""
+
+    path: str
+    style: str  # rpc | upload | download | notify
+    handler: Handler
+    write: bool = False
+    methods: tuple[str, ...] = ("POST",)
+
+    @property
+    def func(self) -> str:
+        return self.path.removeprefix("/2/")
+
+
+def abort_connection(request: Request) -> bool:
+    """Cut the TCP connection without a response (the client sees a connection error)."""
+    abort = request.scope.get("emulator.abort")
+    if abort is None:
+        return False
+    abort()
+    return True
+
+
+async def inject_pre_faults(emu: Emulator, request: Request) -> Response | None:
+    """Latency, then a 429 or 5xx for a fraction of requests (never for /_emulator routes)."""
+    f = emu.faults
+    if f.settings.latency_ms:
+        await asyncio.sleep(f.settings.latency_ms / 1000)
+    if f.roll("rate_limit"):
+        return rate_limit_response("too_many_requests", f.settings.retry_after_s, f.settings.rate_limit_text)
+    if f.roll("server_error"):
+        status = f.choice([500, 503])
+        return text_response(
+            "Internal Server Error" if status == 500 else "Service Unavailable", status=status
+        )
+    return None
+
+
+async def _parse_arg(route: Route, request: Request) -> Any:
+    func = route.func
+    if route.style in ("rpc", "notify"):
+        raw = await request.body()
+        ct = request.headers.get("content-type")
+        if not raw.strip() and not ct:
+            return None  # curl style: no body, no Content-Type (Void routes)
+        check_content_type(request, func, RPC_CONTENT_TYPES, required=True)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_input(func, "request body: could not decode input as UTF-8") from None
+        return parse_json_text(func, text, "request body")
+    if route.style == "upload":
+        check_content_type(request, func, UPLOAD_CONTENT_TYPES, required=False)
+    arg = header_arg(request, func)
+    if arg is None:
+        raise bad_input(func, 'Must provide HTTP header "Dropbox-API-Arg" or URL parameter "arg".')
+    return arg
+
+
+def check_lock(c: Call, nested_error: Any) -> None:
+    """Lock contention, rolled just before a write commits: half 429, half the route's nested 409."""
+    emu = c.emu
+    if not emu.faults.roll("lock_contention"):
+        return
+    if emu.faults.choice([True, False]):
+        raise ApiFail(rate_limit_response("too_many_write_operations", emu.faults.settings.retry_after_s))
+    raise api_error(nested_error)
+
+
+def endpoint(emu: Emulator, route: Route) -> Callable[[Request], Awaitable[Response]]:
+    """The pipeline every API route runs through."""
+
+    async def run(request: Request) -> Response:
+        pre = await inject_pre_faults(emu, request)
+        if pre is not None:
+            return pre
+        try:
+            token = None
+            if route.style == "notify":
+                if "authorization" in request.headers:
+                    return text_response(LONGPOLL_AUTH_TEXT)
+            else:
+                token = emu.auth.check_bearer(request, route.func)
+            arg = await _parse_arg(route, request)
+            where = "request body" if route.style in ("rpc", "notify") else 'HTTP header "Dropbox-API-Arg"'
+            call = Call(emu, request, route.func, Args(route.func, arg, where), token)
+            response = await route.handler(call)
+        except ApiFail as fail:
+            return fail.response
+        if route.write and response.status_code < 300 and emu.faults.roll("drop_after_commit"):
+            abort_connection(request)
+        return response
+
+    return run
+
+
+async def blocking(func: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking store call in the thread pool."""
+    return await run_in_threadpool(func, *args)
+
+
+def lookup_error(e: StoreError, wrapper: str = "path") -> ApiFail:
+    """LookupError nested in a route union, e.g. ``{".tag": "path", "path": {".tag": "not_found"}}``."""
+    return api_error(tag(wrapper, e.reason))
+
+
+__all__ = ["LookupFail", "StoreError"]

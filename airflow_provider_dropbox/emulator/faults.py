@@ -1,0 +1,82 @@
+"""Fault injection settings and the seeded dice that decide which request gets which fault."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+FRACTIONS = ("rate_limit", "server_error", "lock_contention", "drop_after_commit")
+
+
+@dataclass
+class FaultSettings:
+    latency_ms: float = 0
+    bandwidth_mbps: float | None = None  # megabits per second, per request and direction
+    rate_limit: float = 0
+    server_error: float = 0
+    lock_contention: float = 0
+    drop_after_commit: float = 0
+    retry_after_s: int = 1
+    rate_limit_text: bool = False  # answer 429s with a plain-text body instead of JSON
+    longpoll_max_s: float | None = None  # cap a longpoll's wait (tests; real minimum is 30 s)
+    longpoll_backoff_s: int | None = None  # add ``backoff`` to every longpoll result
+    token_lifetime: int | None = None  # lifetime of tokens issued from now on
+    seed: int | None = None
+
+
+class Faults:
+    """Current settings plus one RNG, so a given seed gives a reproducible fault sequence."""
+
+    def __init__(self, settings: FaultSettings) -> None:
+        self.lock = threading.Lock()
+        self.settings = settings
+        self.rng = random.Random(settings.seed)
+
+    def update(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply a partial update; unknown keys or bad values raise ValueError."""
+        names = {f.name for f in fields(FaultSettings)}
+        unknown = set(body) - names
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+        with self.lock:
+            merged = {**asdict(self.settings), **body}
+            for name in FRACTIONS:
+                v = merged[name]
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
+                    raise ValueError(f"{name} must be a number in [0, 1]")
+            for name in ("latency_ms", "retry_after_s"):
+                v = merged[name]
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                    raise ValueError(f"{name} must be a non-negative number")
+            for name in ("bandwidth_mbps", "longpoll_max_s", "longpoll_backoff_s", "token_lifetime"):
+                v = merged[name]
+                if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+                    raise ValueError(f"{name} must be a positive number or null")
+            if not isinstance(merged["rate_limit_text"], bool):
+                raise ValueError("rate_limit_text must be a boolean")
+            merged["retry_after_s"] = int(merged["retry_after_s"])
+            self.settings = FaultSettings(**merged)
+            if "seed" in body:
+                self.rng = random.Random(self.settings.seed)
+            return asdict(self.settings)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return asdict(self.settings)
+
+    def roll(self, name: str) -> bool:
+        """True with the probability configured for ``name``."""
+        with self.lock:
+            p = float(getattr(self.settings, name))
+            return p > 0 and self.rng.random() < p
+
+    def choice(self, options: list[Any]) -> Any:
+        with self.lock:
+            return self.rng.choice(options)
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        mbps = self.settings.bandwidth_mbps
+        return None if not mbps else mbps * 1_000_000 / 8

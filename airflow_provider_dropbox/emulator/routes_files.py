@@ -1,0 +1,223 @@
+"""``/2/files/*`` metadata routes: get_metadata, list_folder (+continue, longpoll), writes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.responses import Response
+
+from . import cursors
+from .core import Call, Route, blocking, check_lock, lookup_error
+from .paths import LIST_PATH_PATTERN, READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN, WRITE_PATH_PATTERN
+from .store import LookupFail, RelocationFail, StoreError, WriteFail
+from .wire import ApiFail, api_error, bad_input, json_response, tag
+
+DEFAULT_LIMIT = 500
+RESET = tag("reset")
+
+
+async def get_metadata(c: Call) -> Response:
+    path = c.args.req_str("path")
+    if path == "":
+        raise bad_input(c.func, "request body: path: The root folder is unsupported.")
+    c.args.req_str("path", pattern=READ_PATH_PATTERN)
+    include_deleted = c.args.flag("include_deleted")
+    try:
+        md = await blocking(c.emu.store.get_metadata, path, include_deleted)
+    except LookupFail as e:
+        raise lookup_error(e) from None
+    return json_response(md)
+
+
+# ---------------------------------------------------------------- list_folder and cursors
+
+
+def _list_args(c: Call) -> tuple[str, bool, bool, int]:
+    path = c.args.req_str("path", pattern=LIST_PATH_PATTERN)
+    recursive = c.args.flag("recursive")
+    include_deleted = c.args.flag("include_deleted")
+    for name in ("include_media_info", "include_has_explicit_shared_members", "include_mounted_folders"):
+        c.args.flag(name)
+    limit = c.args.opt_int("limit", default=DEFAULT_LIMIT, lo=1, hi=2000)
+    assert limit is not None
+    return path, recursive, include_deleted, limit
+
+
+async def _folder_key(c: Call, path: str) -> str:
+    try:
+        key: str = await blocking(c.emu.store.folder_key, path)
+    except LookupFail as e:
+        raise lookup_error(e) from None
+    return key
+
+
+async def _listing_page(c: Call, state: dict[str, Any]) -> dict[str, Any]:
+    """Next page of a full listing; ``state["a"]`` is the last key already sent."""
+    store = c.emu.store
+    entries = await blocking(store.listing, state["p"], state["r"], state["d"])
+    after = state.pop("a", None)
+    if after is not None:
+        after_key = after.split("/")
+        entries = [(k, md) for k, md in entries if k.split("/") > after_key]
+    limit = state["l"]
+    page, has_more = entries[:limit], len(entries) > limit
+    if has_more:
+        state["a"] = page[-1][0]
+    cursor = cursors.encode(state, store.secret)
+    return {"entries": [md for _, md in page], "cursor": cursor, "has_more": has_more}
+
+
+async def list_folder(c: Call) -> Response:
+    path, recursive, include_deleted, limit = _list_args(c)
+    key = await _folder_key(c, path)
+    store = c.emu.store
+    state = {"p": key, "r": recursive, "d": include_deleted, "e": store.epoch, "s": store.seq, "l": limit}
+    return json_response(await _listing_page(c, state))
+
+
+async def get_latest_cursor(c: Call) -> Response:
+    path, recursive, include_deleted, limit = _list_args(c)
+    key = await _folder_key(c, path)
+    store = c.emu.store
+    state = {"p": key, "r": recursive, "d": include_deleted, "e": store.epoch, "s": store.seq, "l": limit}
+    return json_response({"cursor": cursors.encode(state, store.secret)})
+
+
+def _decode_cursor(c: Call, cursor: str) -> dict[str, Any]:
+    """BadCursor -> 400; foreign signature or a reset epoch -> 409 ``reset``."""
+    store = c.emu.store
+    try:
+        state = cursors.decode(cursor, store.secret)
+    except cursors.BadCursor:
+        raise bad_input(c.func, 'request body: cursor: Invalid "cursor" parameter') from None
+    except cursors.ForeignCursor:
+        raise api_error(RESET) from None
+    if state.get("e") != store.epoch:
+        raise api_error(RESET)
+    return state
+
+
+async def list_folder_continue(c: Call) -> Response:
+    state = _decode_cursor(c, c.args.req_str("cursor"))
+    store = c.emu.store
+    if state["p"] and state["p"] not in store.nodes:
+        raise api_error(RESET)
+    if "a" in state:
+        return json_response(await _listing_page(c, state))
+    upto = state.pop("w", store.seq)
+    offset = state.pop("o", 0)
+    items = await blocking(store.changes, state["p"], state["r"], state["s"], upto)
+    if items is None:
+        raise api_error(RESET)
+    limit = state["l"]
+    chunk = items[offset : offset + limit]
+    entries = [md for md in (store.render(op, disp) for op, disp in chunk) if md is not None]
+    has_more = offset + limit < len(items)
+    if has_more:
+        state["w"], state["o"] = upto, offset + limit
+    else:
+        state["s"] = upto
+    return json_response(
+        {"entries": entries, "cursor": cursors.encode(state, store.secret), "has_more": has_more}
+    )
+
+
+async def longpoll(c: Call) -> Response:
+    """Wait until something in the cursor's scope changes, or the timeout (30..480 s) passes."""
+    emu = c.emu
+    state = _decode_cursor(c, c.args.req_str("cursor"))
+    timeout = c.args.opt_int("timeout", default=30, lo=30, hi=480)
+    assert timeout is not None
+    settings = emu.faults.settings
+    wait = timeout if settings.longpoll_max_s is None else min(timeout, settings.longpoll_max_s)
+    deadline = time.monotonic() + wait
+    changes = "a" in state or "w" in state
+    while not changes:
+        event = emu.changed
+        if state.get("e") != emu.store.epoch:
+            raise api_error(RESET)
+        items = await blocking(emu.store.changes, state["p"], state["r"], state["s"], emu.store.seq)
+        if items is None:
+            raise api_error(RESET)
+        if items:
+            changes = True
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            await asyncio.wait_for(event.wait(), remaining)
+        except TimeoutError:
+            pass
+    body: dict[str, Any] = {"changes": changes}
+    if settings.longpoll_backoff_s:
+        body["backoff"] = settings.longpoll_backoff_s
+    return json_response(body)
+
+
+# ---------------------------------------------------------------- namespace writes
+
+
+async def delete_v2(c: Call) -> Response:
+    path = c.args.req_str("path", pattern=WRITE_PATH_OR_ID_PATTERN)
+    parent_rev = c.args.opt_str("parent_rev", pattern="[0-9a-f]{9,}")
+    check_lock(c, tag("too_many_write_operations"))
+    try:
+        md = await blocking(c.emu.store.delete, path, parent_rev)
+    except LookupFail as e:
+        raise lookup_error(e, "path_lookup") from None
+    except WriteFail as e:
+        raise lookup_error(e, "path_write") from None
+    return json_response({"metadata": md})
+
+
+async def create_folder_v2(c: Call) -> Response:
+    path = c.args.req_str("path", pattern=WRITE_PATH_PATTERN)
+    autorename = c.args.flag("autorename")
+    check_lock(c, tag("path", tag("too_many_write_operations")))
+    try:
+        md = await blocking(c.emu.store.create_folder, path, autorename)
+    except StoreError as e:
+        raise lookup_error(e) from None
+    return json_response({"metadata": md})
+
+
+async def _relocate(c: Call, copy: bool) -> Response:
+    from_path = c.args.req_str("from_path", pattern=WRITE_PATH_OR_ID_PATTERN)
+    to_path = c.args.req_str("to_path", pattern=WRITE_PATH_OR_ID_PATTERN)
+    autorename = c.args.flag("autorename")
+    c.args.flag("allow_shared_folder")
+    c.args.flag("allow_ownership_transfer")
+    check_lock(c, tag("to", tag("too_many_write_operations")))
+    try:
+        md = await blocking(c.emu.store.relocate, from_path, to_path, autorename, copy)
+    except RelocationFail as e:
+        raise api_error(e.reason) from None
+    except StoreError as e:
+        raise api_error(tag("from_lookup", e.reason)) from None
+    return json_response({"metadata": md})
+
+
+async def move_v2(c: Call) -> Response:
+    return await _relocate(c, copy=False)
+
+
+async def copy_v2(c: Call) -> Response:
+    return await _relocate(c, copy=True)
+
+
+ROUTES = [
+    Route("/2/files/get_metadata", "rpc", get_metadata),
+    Route("/2/files/list_folder", "rpc", list_folder),
+    Route("/2/files/list_folder/continue", "rpc", list_folder_continue),
+    Route("/2/files/list_folder/get_latest_cursor", "rpc", get_latest_cursor),
+    Route("/2/files/list_folder/longpoll", "notify", longpoll),
+    Route("/2/files/delete_v2", "rpc", delete_v2, write=True),
+    Route("/2/files/create_folder_v2", "rpc", create_folder_v2, write=True),
+    Route("/2/files/move_v2", "rpc", move_v2, write=True),
+    Route("/2/files/copy_v2", "rpc", copy_v2, write=True),
+]
+
+__all__ = ["ROUTES", "ApiFail"]

@@ -1,0 +1,190 @@
+"""users/*, auth/token/revoke, sharing/* and the ``/_emulator`` admin routes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .auth import ACCOUNT_ID
+from .core import Call, Emulator, Route, blocking, lookup_error
+from .paths import READ_PATH_PATTERN
+from .store import ROOT_NAMESPACE_ID, LookupFail, Node
+from .wire import api_error, json_response, tag, text_response, void_response
+
+ALLOCATED = 2 * 1024**4
+
+
+async def get_current_account(c: Call) -> Response:
+    return json_response(
+        {
+            "account_id": ACCOUNT_ID,
+            "name": {
+                "given_name": "Dev",
+                "surname": "Emulator",
+                "familiar_name": "Dev",
+                "display_name": "Dev Emulator",
+                "abbreviated_name": "DE",
+            },
+            "email": "dev@emulator.invalid",
+            "email_verified": True,
+            "disabled": False,
+            "country": "US",
+            "locale": "en",
+            "referral_link": "https://www.dropbox.com/referrals/emulator",
+            "is_paired": False,
+            "account_type": {".tag": "pro"},
+            "root_info": {
+                ".tag": "user",
+                "root_namespace_id": ROOT_NAMESPACE_ID,
+                "home_namespace_id": ROOT_NAMESPACE_ID,
+            },
+        }
+    )
+
+
+async def get_space_usage(c: Call) -> Response:
+    used = await blocking(c.emu.store.space_used)
+    return json_response({"used": used, "allocation": {".tag": "individual", "allocated": ALLOCATED}})
+
+
+async def revoke(c: Call) -> Response:
+    assert c.token is not None
+    await blocking(c.emu.auth.revoke, c.token)
+    return void_response()
+
+
+# ---------------------------------------------------------------- sharing
+
+
+def _link_metadata(node: Node, link: dict[str, Any]) -> dict[str, Any]:
+    md: dict[str, Any] = {
+        ".tag": node.kind,
+        "url": link["url"],
+        "id": node.id,
+        "name": node.display.rsplit("/", 1)[1],
+        "path_lower": node.key,
+        "link_permissions": {
+            "can_revoke": True,
+            "resolved_visibility": {".tag": "public"},
+            "visibility_policies": [],
+            "can_set_expiry": True,
+            "can_remove_expiry": True,
+            "allow_download": True,
+            "can_allow_download": True,
+            "can_disallow_download": True,
+            "allow_comments": True,
+            "team_restricts_comments": False,
+        },
+        "preview_type": "file" if node.kind == "file" else "folder",
+    }
+    if node.kind == "file":
+        md.update(
+            client_modified=node.client_modified,
+            server_modified=node.server_modified,
+            rev=node.rev,
+            size=node.size,
+        )
+    return md
+
+
+async def create_shared_link(c: Call) -> Response:
+    path = c.args.req_str("path", pattern=READ_PATH_PATTERN)
+    c.args.obj("settings")
+    store = c.emu.store
+    try:
+        node = await blocking(store.lookup, path)
+    except LookupFail as e:
+        raise lookup_error(e) from None
+    existing = store.kv_get("links", node.id)
+    if existing is not None:
+        md = _link_metadata(node, existing)
+        raise api_error(tag("shared_link_already_exists", {".tag": "metadata", "metadata": md}))
+    kind = "fi" if node.kind == "file" else "fo"
+    token = base64.b32encode(secrets.token_bytes(10)).decode().lower()
+    name = quote(node.display.rsplit("/", 1)[1])
+    link = {"url": f"https://www.dropbox.com/scl/{kind}/{token}/{name}?rlkey={secrets.token_hex(12)}&dl=0"}
+    await blocking(store.kv_put, "links", node.id, link)
+    return json_response(_link_metadata(node, link))
+
+
+async def list_shared_links(c: Call) -> Response:
+    path = c.args.opt_str("path", pattern=READ_PATH_PATTERN)
+    c.args.opt_str("cursor")
+    direct_only = c.args.flag("direct_only")
+    store = c.emu.store
+    links = store.kv_all("links")
+    out = []
+    if path is not None:
+        try:
+            target = await blocking(store.lookup, path)
+        except LookupFail as e:
+            raise lookup_error(e) from None
+    for node_id, link in links.items():
+        key = store.by_id.get(node_id)
+        node = store.nodes.get(key) if key is not None else None
+        if node is None:
+            continue
+        if path is not None:
+            if direct_only and node.key != target.key:
+                continue
+            if node.key != target.key and not target.key.startswith(node.key + "/"):
+                continue
+        out.append(_link_metadata(node, link))
+    return json_response({"links": out, "has_more": False})
+
+
+ROUTES = [
+    Route("/2/users/get_current_account", "rpc", get_current_account),
+    Route("/2/users/get_space_usage", "rpc", get_space_usage),
+    Route("/2/auth/token/revoke", "rpc", revoke),
+    Route("/2/sharing/create_shared_link_with_settings", "rpc", create_shared_link, write=True),
+    Route("/2/sharing/list_shared_links", "rpc", list_shared_links),
+]
+
+
+# ---------------------------------------------------------------- /_emulator admin (no token, no faults)
+
+
+def admin_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
+    async def get_faults(request: Request) -> Response:
+        return json_response(emu.faults.snapshot())
+
+    async def set_faults(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            snapshot = emu.faults.update(body)
+        except ValueError as e:
+            return text_response(f"bad fault settings: {e}", status=400)
+        if "token_lifetime" in body:
+            emu.auth.config.token_lifetime = snapshot["token_lifetime"] or emu.config.token_lifetime
+        return json_response(snapshot)
+
+    async def reset_cursors(request: Request) -> Response:
+        await blocking(emu.store.reset_cursors)
+        return void_response()
+
+    async def stats(request: Request) -> Response:
+        with emu.stats_lock:
+            return json_response({"requests": dict(emu.stats)})
+
+    async def stats_reset(request: Request) -> Response:
+        with emu.stats_lock:
+            emu.stats.clear()
+        return void_response()
+
+    return {
+        ("GET", "/_emulator/faults"): get_faults,
+        ("POST", "/_emulator/faults"): set_faults,
+        ("POST", "/_emulator/reset_cursors"): reset_cursors,
+        ("GET", "/_emulator/stats"): stats,
+        ("POST", "/_emulator/stats/reset"): stats_reset,
+    }

@@ -1,0 +1,593 @@
+"""The namespace: a case-insensitive, case-preserving tree with ids, revs, blobs and a change journal.
+
+Reads come from memory; every mutation is written through to sqlite in one transaction so a
+restart with the same ``--data-dir`` sees the same tree, journal and cursors. All public methods
+are blocking and take ``self.lock``: call them from a thread pool.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .paths import basename, is_disallowed, malformed_reason, norm, numbered_name, parent_key, sort_key
+
+ROOT_NAMESPACE_ID = "3235641"
+MAX_RELOCATION = 10_000
+
+
+class StoreError(Exception):
+    """A domain error; routes wrap ``reason`` in their own stone union."""
+
+    kind = "store"
+
+    def __init__(self, reason: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LookupFail(StoreError):
+    kind = "lookup"
+
+
+class WriteFail(StoreError):
+    kind = "write"
+
+
+class RelocationFail(StoreError):
+    kind = "relocation"
+
+
+def _tag(name: str, value: Any = None) -> dict[str, Any]:
+    return {".tag": name} if value is None else {".tag": name, name: value}
+
+
+def now_ts() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def new_id() -> str:
+    return "id:" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+@dataclass
+class Node:
+    kind: str  # "file" | "folder"
+    display: str
+    id: str
+    rev: str = ""
+    size: int = 0
+    content_hash: str = ""
+    blob: str = ""
+    client_modified: str = ""
+    server_modified: str = ""
+
+    @property
+    def key(self) -> str:
+        return norm(self.display)
+
+    def metadata(self, tagged: bool) -> dict[str, Any]:
+        """Stone shape: ``.tag`` only where the declared type is ``Metadata``."""
+        md: dict[str, Any] = {".tag": self.kind} if tagged else {}
+        md.update(name=basename(self.display), path_lower=self.key, path_display=self.display, id=self.id)
+        if self.kind == "file":
+            md.update(
+                client_modified=self.client_modified,
+                server_modified=self.server_modified,
+                rev=self.rev,
+                size=self.size,
+                is_downloadable=True,
+                content_hash=self.content_hash,
+            )
+        return md
+
+
+def deleted_metadata(display: str) -> dict[str, Any]:
+    return {
+        ".tag": "deleted",
+        "name": basename(display),
+        "path_lower": norm(display),
+        "path_display": display,
+    }
+
+
+class Store:
+    """The tree, its journal and everything persisted under ``data_dir``."""
+
+    def __init__(self, data_dir: Path, autorename_start: int = 1) -> None:
+        self.data_dir = data_dir
+        self.blob_dir = data_dir / "blobs"
+        self.tmp_dir = data_dir / "tmp"
+        for d in (self.blob_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.autorename_start = autorename_start
+        self.lock = threading.RLock()
+        self.nodes: dict[str, Node] = {}
+        self.children: dict[str, set[str]] = {"": set()}
+        self.by_id: dict[str, str] = {}
+        self.by_rev: dict[str, str] = {}
+        self.deleted: dict[str, str] = {}
+        self.journal: list[tuple[str, str]] = []  # (op "u"|"d", display); seq = index + 1
+        self.blob_refs: dict[str, int] = {}
+        self.listeners: list[Callable[[], None]] = []
+        self._rev_counter = 0
+        self._garbage: set[str] = set()
+        self.db = sqlite3.connect(
+            str(data_dir / "emulator.sqlite3"), check_same_thread=False, isolation_level=None
+        )
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        for table, cols in (
+            ("nodes", "key TEXT PRIMARY KEY, data TEXT"),
+            ("deleted", "key TEXT PRIMARY KEY, display TEXT"),
+            ("journal", "seq INTEGER PRIMARY KEY, op TEXT, display TEXT"),
+            ("kv", "tbl TEXT, key TEXT, data TEXT, PRIMARY KEY (tbl, key)"),
+        ):
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+        self._load()
+        self._clean_tmp()
+
+    # ------------------------------------------------------------ persistence
+
+    def _load(self) -> None:
+        for (data,) in self.db.execute("SELECT data FROM nodes"):
+            node = Node(**json.loads(data))
+            self._index(node)
+        for key, display in self.db.execute("SELECT key, display FROM deleted"):
+            self.deleted[key] = display
+        for op, display in self.db.execute("SELECT op, display FROM journal ORDER BY seq"):
+            self.journal.append((op, display))
+        secret = self.kv_get("meta", "secret")
+        if secret is None:
+            secret = secrets.token_hex(32)
+            self.kv_put("meta", "secret", secret)
+        self.secret = bytes.fromhex(secret)
+        self.epoch = int(self.kv_get("meta", "epoch") or 0)
+        self._rev_counter = int(self.kv_get("meta", "rev_counter") or 0)
+
+    def _clean_tmp(self) -> None:
+        for p in self.tmp_dir.iterdir():
+            p.unlink(missing_ok=True)
+
+    def kv_get(self, tbl: str, key: str) -> Any:
+        row = self.db.execute("SELECT data FROM kv WHERE tbl=? AND key=?", (tbl, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def kv_all(self, tbl: str) -> dict[str, Any]:
+        rows = self.db.execute("SELECT key, data FROM kv WHERE tbl=?", (tbl,))
+        return {k: json.loads(d) for k, d in rows}
+
+    def kv_put(self, tbl: str, key: str, value: Any) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (tbl, key, json.dumps(value)))
+
+    def kv_del(self, tbl: str, key: str) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM kv WHERE tbl=? AND key=?", (tbl, key))
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One sqlite transaction per mutation; listeners hear about it after commit."""
+        before = len(self.journal)
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        for blob in self._garbage:
+            if self.blob_refs.get(blob, 0) <= 0:
+                self.blob_refs.pop(blob, None)
+                (self.blob_dir / blob).unlink(missing_ok=True)
+        self._garbage.clear()
+        if len(self.journal) != before:
+            for listener in list(self.listeners):
+                listener()
+
+    def _index(self, node: Node) -> None:
+        key = node.key
+        self.nodes[key] = node
+        self.children.setdefault(parent_key(key), set()).add(key)
+        if node.kind == "folder":
+            self.children.setdefault(key, set())
+        self.by_id[node.id] = key
+        if node.kind == "file":
+            self.by_rev[node.rev] = key
+            self.blob_refs[node.blob] = self.blob_refs.get(node.blob, 0) + 1
+
+    def _put(self, node: Node) -> None:
+        old = self.nodes.get(node.key)
+        if old is not None:
+            self._unindex(old)
+        self._index(node)
+        self.deleted.pop(node.key, None)
+        self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?)", (node.key, json.dumps(asdict(node))))
+        self.db.execute("DELETE FROM deleted WHERE key=?", (node.key,))
+
+    def _unindex(self, node: Node) -> None:
+        key = node.key
+        self.nodes.pop(key, None)
+        self.children.get(parent_key(key), set()).discard(key)
+        if self.by_id.get(node.id) == key:
+            del self.by_id[node.id]
+        if node.kind == "file":
+            self.by_rev.pop(node.rev, None)
+            self.blob_refs[node.blob] = self.blob_refs.get(node.blob, 1) - 1
+            self._garbage.add(node.blob)
+
+    def _remove(self, node: Node) -> None:
+        self._unindex(node)
+        self.deleted[node.key] = node.display
+        self.db.execute("DELETE FROM nodes WHERE key=?", (node.key,))
+        self.db.execute("INSERT OR REPLACE INTO deleted VALUES (?, ?)", (node.key, node.display))
+
+    def _log(self, op: str, display: str) -> None:
+        self.journal.append((op, display))
+        self.db.execute("INSERT INTO journal VALUES (?, ?, ?)", (len(self.journal), op, display))
+
+    def _new_rev(self) -> str:
+        self._rev_counter += 1
+        self.db.execute(
+            "INSERT OR REPLACE INTO kv VALUES ('meta', 'rev_counter', ?)", (json.dumps(self._rev_counter),)
+        )
+        return f"{self._rev_counter:09x}{secrets.token_hex(4)}"
+
+    # ------------------------------------------------------------ lookups
+
+    @property
+    def seq(self) -> int:
+        return len(self.journal)
+
+    def _key_of(self, path: str, allow_root: bool = False) -> str:
+        """Turn an API path (``/a``, ``id:..``, ``id:../rest``, ``ns:..``, ``rev:..``) into a key."""
+        if path.startswith("id:"):
+            ident, sep, rest = path.partition("/")
+            base = self.by_id.get(ident)
+            if base is None:
+                raise LookupFail(_tag("not_found"))
+            return base + (self._validated("/" + rest) if sep else "")
+        if path.startswith("rev:"):
+            key = self.by_rev.get(path[4:])
+            if key is None:
+                raise LookupFail(_tag("not_found"))
+            return key
+        if path.startswith("ns:"):
+            ns, sep, rest = path[3:].partition("/")
+            if ns != ROOT_NAMESPACE_ID:
+                raise LookupFail(_tag("not_found"))
+            path = "/" + rest if sep else ""
+        if path == "":
+            if allow_root:
+                return ""
+            raise LookupFail(_tag("malformed_path", "The root folder is unsupported."))
+        return self._validated(path)
+
+    @staticmethod
+    def _validated(path: str) -> str:
+        reason = malformed_reason(path)
+        if reason is not None:
+            raise LookupFail(_tag("malformed_path", reason))
+        return norm(path)
+
+    def display_of(self, path: str) -> str:
+        """Display path for a new item: existing ancestors keep their case, the rest as given."""
+        if path.startswith(("id:", "ns:")):
+            key = self._key_of(path)
+            node = self.nodes.get(key)
+            if node is not None:
+                return node.display
+            if path.startswith("id:"):
+                ident, _, rest = path.partition("/")
+                return self.nodes[self.by_id[ident]].display + "/" + rest
+            _, _, rest = path[3:].partition("/")
+            path = "/" + rest
+        parts = path.split("/")
+        out = ""
+        for i in range(1, len(parts)):
+            cand = out + "/" + parts[i]
+            existing = self.nodes.get(norm(cand))
+            out = existing.display if existing is not None and i < len(parts) - 1 else cand
+        return out
+
+    def lookup(self, path: str) -> Node:
+        with self.lock:
+            node = self.nodes.get(self._key_of(path))
+            if node is None:
+                raise LookupFail(_tag("not_found"))
+            return node
+
+    def get_metadata(self, path: str, include_deleted: bool) -> dict[str, Any]:
+        with self.lock:
+            key = self._key_of(path)
+            node = self.nodes.get(key)
+            if node is not None:
+                return node.metadata(tagged=True)
+            if include_deleted and key in self.deleted:
+                return deleted_metadata(self.deleted[key])
+            raise LookupFail(_tag("not_found"))
+
+    def folder_key(self, path: str) -> str:
+        """Resolve a list_folder root; ``""`` is the root. Files give ``not_folder``."""
+        with self.lock:
+            key = self._key_of(path, allow_root=True)
+            if key == "":
+                return ""
+            node = self.nodes.get(key)
+            if node is None:
+                raise LookupFail(_tag("not_found"))
+            if node.kind != "folder":
+                raise LookupFail(_tag("not_folder"))
+            return key
+
+    def open_file(self, path: str) -> tuple[Node, int]:
+        """Metadata plus an open fd of its blob, taken under the lock so no overwrite unlinks it first."""
+        with self.lock:
+            node = self.lookup(path)
+            if node.kind != "file":
+                raise LookupFail(_tag("not_file"))
+            return node, os.open(self.blob_dir / node.blob, os.O_RDONLY)
+
+    def _subtree(self, key: str) -> list[str]:
+        """Keys at or under ``key`` (root first, parents before children)."""
+        out = [key]
+        stack = [key]
+        while stack:
+            k = stack.pop()
+            kids = sorted(self.children.get(k, ()), key=sort_key)
+            out.extend(kids)
+            stack.extend(kids)
+        return sorted(out, key=sort_key)
+
+    def listing(self, root: str, recursive: bool, include_deleted: bool) -> list[tuple[str, dict[str, Any]]]:
+        """(key, metadata) of everything in scope, parents before children."""
+        with self.lock:
+            if recursive:
+                keys = self._subtree(root)
+                if root == "":
+                    keys = keys[1:]
+            else:
+                keys = sorted(self.children.get(root, ()), key=sort_key)
+            out = [(k, self.nodes[k].metadata(tagged=True)) for k in keys]
+            if include_deleted:
+                for k, disp in self.deleted.items():
+                    if (recursive and k.startswith(root + "/")) or (not recursive and parent_key(k) == root):
+                        out.append((k, deleted_metadata(disp)))
+                out.sort(key=lambda item: sort_key(item[0]))
+            return out
+
+    def changes(self, root: str, recursive: bool, since: int, upto: int) -> list[tuple[str, str]] | None:
+        """Ordered (op, display) items changed in the window ``(since, upto]``; None means reset.
+
+        Deletions come first (one per deleted subtree root), then the keys written to, parents
+        before children. The routes render ``u`` items from the current tree (skipping gone ones).
+        """
+        with self.lock:
+            dels: dict[str, str] = {}
+            ups: dict[str, str] = {}
+            prefix = root + "/"
+            for op, display in self.journal[since:upto]:
+                key = norm(display)
+                if op == "d" and root and (key == root or root.startswith(key + "/")):
+                    return None
+                in_scope = key.startswith(prefix) if recursive else parent_key(key) == root
+                if not in_scope:
+                    continue
+                if op == "d":
+                    dels.pop(key, None)
+                    dels[key] = display
+                else:
+                    ups[key] = display
+            items = [("d", d) for d in dels.values()]
+            items += [("u", ups[k]) for k in sorted(ups, key=sort_key)]
+            return items
+
+    def render(self, op: str, display: str) -> dict[str, Any] | None:
+        with self.lock:
+            if op == "d":
+                return deleted_metadata(display)
+            node = self.nodes.get(norm(display))
+            return None if node is None else node.metadata(tagged=True)
+
+    def space_used(self) -> int:
+        with self.lock:
+            return sum(n.size for n in self.nodes.values())
+
+    # ------------------------------------------------------------ writes
+
+    def _write_target(self, path: str) -> tuple[str, str]:
+        """(key, display) of a write path, or WriteFail(malformed_path / disallowed_name)."""
+        try:
+            key = self._key_of(path)
+        except LookupFail as e:
+            if e.reason[".tag"] == "not_found":
+                raise WriteFail(_tag("malformed_path", "no item with that id")) from None
+            raise WriteFail(e.reason) from None
+        display = self.display_of(path)
+        if is_disallowed(basename(display)):
+            raise WriteFail(_tag("disallowed_name"))
+        return key, display
+
+    def _check_ancestors(self, key: str) -> None:
+        k = parent_key(key)
+        while k:
+            node = self.nodes.get(k)
+            if node is not None and node.kind == "file":
+                raise WriteFail(_tag("conflict", _tag("file_ancestor")))
+            k = parent_key(k)
+
+    def _ensure_parents(self, display: str) -> None:
+        parts = display.split("/")
+        for i in range(2, len(parts)):
+            anc = "/".join(parts[:i])
+            if norm(anc) not in self.nodes:
+                self._put(Node(kind="folder", display=anc, id=new_id()))
+                self._log("u", anc)
+
+    def _free_name(self, display: str, is_file: bool, label: str = "") -> str:
+        parent, name = display.rsplit("/", 1)
+        n = 0 if label else self.autorename_start
+        while True:
+            cand = parent + "/" + numbered_name(name, n, is_file, label)
+            if norm(cand) not in self.nodes:
+                return cand
+            n += 1
+
+    def commit_file(
+        self,
+        path: str,
+        mode: tuple[str, Any],
+        autorename: bool,
+        strict_conflict: bool,
+        client_modified: str | None,
+        tmp_blob: Path,
+        size: int,
+        content_hash: str,
+    ) -> dict[str, Any]:
+        """Commit uploaded bytes (a temp file, renamed into the blob store) per the WriteMode rules."""
+        with self.lock:
+            key, display = self._write_target(path)
+            self._check_ancestors(key)
+            existing = self.nodes.get(key)
+            mode_tag, mode_rev = mode
+            label = ""
+            if existing is not None and existing.kind == "folder":
+                conflict = "folder"
+            elif existing is not None:
+                same = existing.content_hash == content_hash
+                if mode_tag == "update" and existing.rev != mode_rev and strict_conflict:
+                    conflict, label = "file", "conflicted copy"
+                elif same:
+                    tmp_blob.unlink(missing_ok=True)
+                    return existing.metadata(tagged=False)
+                elif mode_tag == "overwrite" or (mode_tag == "update" and existing.rev == mode_rev):
+                    conflict = ""
+                elif mode_tag == "update":
+                    conflict, label = "file", "conflicted copy"
+                else:
+                    conflict = "file"
+            elif mode_tag == "update" and strict_conflict:
+                conflict = "file"
+            else:
+                conflict = ""
+            if conflict:
+                if not autorename:
+                    raise WriteFail(_tag("conflict", _tag(conflict)))
+                display = self._free_name(display, is_file=True, label=label)
+                existing = None
+            with self._tx():
+                blob = secrets.token_hex(16)
+                os.replace(tmp_blob, self.blob_dir / blob)
+                self._ensure_parents(display)
+                ts = now_ts()
+                node = Node(
+                    kind="file",
+                    display=existing.display if existing is not None else display,
+                    id=existing.id if existing is not None else new_id(),
+                    rev=self._new_rev(),
+                    size=size,
+                    content_hash=content_hash,
+                    blob=blob,
+                    client_modified=client_modified or ts,
+                    server_modified=ts,
+                )
+                self._put(node)
+                self._log("u", node.display)
+            return node.metadata(tagged=False)
+
+    def create_folder(self, path: str, autorename: bool) -> dict[str, Any]:
+        with self.lock:
+            key, display = self._write_target(path)
+            self._check_ancestors(key)
+            existing = self.nodes.get(key)
+            if existing is not None:
+                if not autorename:
+                    raise WriteFail(_tag("conflict", _tag(existing.kind)))
+                display = self._free_name(display, is_file=False)
+            with self._tx():
+                self._ensure_parents(display)
+                node = Node(kind="folder", display=display, id=new_id())
+                self._put(node)
+                self._log("u", display)
+            return node.metadata(tagged=False)
+
+    def delete(self, path: str, parent_rev: str | None) -> dict[str, Any]:
+        """Remove an item and its subtree; the journal gets one ``d`` for the subtree root."""
+        with self.lock:
+            node = self.lookup(path)
+            if parent_rev is not None and (node.kind != "file" or node.rev != parent_rev):
+                raise WriteFail(_tag("conflict", _tag(node.kind)))
+            md = node.metadata(tagged=True)
+            with self._tx():
+                for k in reversed(self._subtree(node.key)):
+                    self._remove(self.nodes[k])
+                self._log("d", node.display)
+            return md
+
+    def relocate(self, from_path: str, to_path: str, autorename: bool, copy: bool) -> dict[str, Any]:
+        """move_v2 / copy_v2. A move keeps ids (journal: ``d`` old root + ``u`` per new item)."""
+        with self.lock:
+            try:
+                src = self.lookup(from_path)
+            except LookupFail as e:
+                raise RelocationFail(_tag("from_lookup", e.reason)) from None
+            try:
+                key, display = self._write_target(to_path)
+            except WriteFail as e:
+                raise RelocationFail(_tag("to", e.reason)) from None
+            if key.startswith(src.key + "/"):
+                raise RelocationFail(_tag("cant_move_folder_into_itself"))
+            try:
+                self._check_ancestors(key)
+            except WriteFail as e:
+                raise RelocationFail(_tag("to", e.reason)) from None
+            case_only = key == src.key and not copy
+            if key == src.key and display == src.display:
+                raise RelocationFail(_tag("to", _tag("conflict", _tag(src.kind))))
+            if key in self.nodes and not case_only:
+                if not autorename:
+                    raise RelocationFail(_tag("to", _tag("conflict", _tag(self.nodes[key].kind))))
+                display = self._free_name(display, is_file=src.kind == "file")
+            keys = self._subtree(src.key)
+            if len(keys) > MAX_RELOCATION:
+                raise RelocationFail(_tag("too_many_files"))
+            old_nodes = [self.nodes[k] for k in keys]
+            with self._tx():
+                if not copy:
+                    for n in reversed(old_nodes):
+                        self._remove(n)
+                    if not case_only:
+                        self._log("d", src.display)
+                self._ensure_parents(display)
+                new_root = None
+                for n in old_nodes:
+                    moved = Node(**asdict(n))
+                    moved.display = display + n.display[len(src.display) :]
+                    if copy:
+                        moved.id = new_id()
+                        if n.kind == "file":
+                            moved.rev = self._new_rev()
+                            moved.server_modified = now_ts()
+                    self._put(moved)
+                    self.deleted.pop(moved.key, None)
+                    self._log("u", moved.display)
+                    new_root = new_root or moved
+                assert new_root is not None
+            return new_root.metadata(tagged=True)
+
+    def reset_cursors(self) -> None:
+        with self.lock:
+            self.epoch += 1
+            self.kv_put("meta", "epoch", self.epoch)
+            for listener in list(self.listeners):
+                listener()

@@ -1,0 +1,116 @@
+"""Streaming request bodies to disk and file ranges back out, never holding a whole file in memory.
+
+Disk writes and hashing run in the thread pool in 4 MiB batches so one big upload doesn't
+stall the event loop; an optional bandwidth cap throttles each direction per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from .hashing import BLOCK, BlockHasher
+
+MAX_REQUEST_BYTES = 150 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+
+
+class Throttle:
+    """Sleeps so that bytes moved stay under ``bytes_per_s`` (None = no cap)."""
+
+    def __init__(self, bytes_per_s: float | None) -> None:
+        self.rate = bytes_per_s
+        self.start = time.monotonic()
+        self.moved = 0
+
+    async def account(self, n: int) -> None:
+        if not self.rate:
+            return
+        self.moved += n
+        ahead = self.moved / self.rate - (time.monotonic() - self.start)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
+
+class BodyResult:
+    """What arrived: its size, its content hash, and whether it broke the per-request limit."""
+
+    def __init__(self, size: int, hasher: BlockHasher, too_large: bool) -> None:
+        self.size = size
+        self.hasher = hasher
+        self.too_large = too_large
+
+    @property
+    def content_hash(self) -> str:
+        return self.hasher.hexdigest()
+
+
+async def receive_body(
+    request: Request,
+    fd: int | None,
+    offset: int,
+    throttle: Throttle,
+    on_block: Callable[[bytes], None] | None = None,
+    limit: int = MAX_REQUEST_BYTES,
+) -> BodyResult:
+    """pwrite the body at ``offset`` of ``fd`` while hashing it; past ``limit`` it is drained and dropped."""
+    hasher = BlockHasher()
+    pending: list[bytes] = []
+    pending_len = 0
+    total = 0
+    too_large = False
+
+    def flush(buf: bytes, at: int) -> None:
+        hasher.update(buf)
+        if on_block is not None:
+            on_block(buf)
+        if fd is not None:
+            view = memoryview(buf)
+            while len(view):
+                n = os.pwrite(fd, view, at)
+                view = view[n:]
+                at += n
+
+    written = 0
+    async for chunk in request.stream():
+        if not chunk:
+            continue
+        await throttle.account(len(chunk))
+        total += len(chunk)
+        if total > limit:
+            too_large = True
+            pending.clear()
+            pending_len = 0
+            continue
+        pending.append(chunk)
+        pending_len += len(chunk)
+        if pending_len >= BLOCK:
+            buf = b"".join(pending)
+            pending.clear()
+            pending_len = 0
+            await run_in_threadpool(flush, buf, offset + written)
+            written += len(buf)
+    if pending and not too_large:
+        buf = b"".join(pending)
+        await run_in_threadpool(flush, buf, offset + written)
+    return BodyResult(total, hasher, too_large)
+
+
+async def stream_fd(fd: int, start: int, length: int, throttle: Throttle) -> AsyncIterator[bytes]:
+    """Yield ``length`` bytes of ``fd`` from ``start``; closes the fd when done or abandoned."""
+    try:
+        pos, end = start, start + length
+        while pos < end:
+            data = await run_in_threadpool(os.pread, fd, min(READ_CHUNK, end - pos), pos)
+            if not data:
+                break
+            pos += len(data)
+            await throttle.account(len(data))
+            yield data
+    finally:
+        os.close(fd)
