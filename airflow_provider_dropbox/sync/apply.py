@@ -1,0 +1,392 @@
+"""Apply a plan in phases, so nothing is deleted unless everything before it succeeded.
+
+1. set aside conflicting local files (renames, nothing lost); create folders; record adoptions.
+2. downloads and local copies on a bounded thread pool. Every file is fetched into the staging folder
+   (``.dropbox-mirror/staging``, same file system), verified by the client, then ``os.replace``d onto its
+   real name, so a partial file never has a real name, even after kill -9.
+3. deletes (files, then folders deepest first) -- only if phases 1-2 had no error.
+4. deferred work (a file and a folder that swapped places) -- only after the deletes made room.
+
+Every write, rename and delete resolves its path through :func:`safe_local_path` right before acting.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from airflow_provider_dropbox.sync.hashing import ContentHasher, file_content_hash
+from airflow_provider_dropbox.sync.paths import (
+    conflict_copy_name,
+    is_under,
+    join,
+    key_parent,
+    safe_local_path,
+)
+from airflow_provider_dropbox.sync.plan import Action, Plan
+from airflow_provider_dropbox.sync.state import Managed
+
+_COPY_CHUNK = 1024 * 1024
+
+
+class Downloader(Protocol):
+    def download_file(self, remote_path: str, local_path: str) -> dict[str, Any]: ...
+
+
+@dataclass
+class ApplyResult:
+    done: Counter[str] = field(default_factory=Counter)
+    bytes_downloaded: int = 0
+    bytes_copied: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+    kept_folders: list[str] = field(default_factory=list)
+    deletes_skipped: int = 0
+    deferred_skipped: int = 0
+
+
+class _Stop(Exception):
+    """Raised inside workers once the run must stop (lock lost)."""
+
+
+class Applier:
+    def __init__(
+        self,
+        client: Downloader,
+        root: str,
+        staging: str,
+        manifest: dict[str, Managed],
+        remote_path_of: Callable[[str], str],
+        *,
+        parallelism: int,
+        conflict: str,
+        adopt_local: bool = False,
+        logger: logging.Logger,
+        should_stop: Callable[[], bool] = lambda: False,
+        checkpoint: Callable[[], None] | None = None,
+        checkpoint_every: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.root = root
+        self.staging = staging
+        self.manifest = manifest
+        self.remote_path_of = remote_path_of
+        self.parallelism = max(1, parallelism)
+        self.conflict = conflict
+        self.adopt_local = adopt_local
+        self.log = logger
+        self.should_stop = should_stop
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.result = ApplyResult()
+        self.touched_dirs: set[str] = set()
+        self._mu = threading.Lock()
+        self._stamp = time.strftime("%Y-%m-%d %H%M%S", time.gmtime())
+        self._blocked: set[str] = set()
+        self._not_aside: set[str] = set()
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _record(self, path: str, value: Managed | None) -> None:
+        with self._mu:
+            if value is None:
+                self.manifest.pop(path, None)
+            else:
+                self.manifest[path] = value
+
+    def _fail(self, a: Action, exc: BaseException) -> None:
+        msg = f"{type(exc).__name__}: {exc}"
+        self.log.error("Mirror %s %r failed: %s", a.op, a.path, msg)
+        with self._mu:
+            self.result.errors.append({"op": a.op, "path": a.path, "error": msg})
+
+    def _conflict(self, path: str, reason: str, kept_as: str | None = None) -> None:
+        entry = {"path": path, "reason": reason}
+        if kept_as:
+            entry["kept_as"] = kept_as
+        self.log.warning(
+            "Mirror conflict at %r: %s%s", path, reason, f" (kept as {kept_as!r})" if kept_as else ""
+        )
+        with self._mu:
+            self.result.conflicts.append(entry)
+
+    def _done(self, op: str) -> None:
+        with self._mu:
+            self.result.done[op] += 1
+
+    def _check_stop(self) -> None:
+        if self.should_stop():
+            raise _Stop("the mirror lock was lost")
+
+    def _abs(self, rel: str) -> str:
+        path = safe_local_path(self.root, rel)
+        self.touched_dirs.add(os.path.dirname(path))
+        return path
+
+    def _tmp(self) -> str:
+        return os.path.join(self.staging, f"{secrets.token_hex(8)}.part")
+
+    # -- single actions -------------------------------------------------------------------------------
+    def _set_aside(self, a: Action) -> None:
+        try:
+            self._do_set_aside(a)
+        except Exception:
+            with self._mu:
+                self._not_aside.add(a.path)
+            raise
+
+    def _guard_aside(self, a: Action) -> None:
+        """Never write over a conflicting local item we failed to set aside."""
+        for q in self._not_aside:
+            if is_under(a.path, q):
+                raise FileExistsError(errno.EEXIST, "a conflicting local item could not be set aside", q)
+
+    def _do_set_aside(self, a: Action) -> None:
+        src = self._abs(a.path)
+        parent, name = key_parent(a.path), a.path.rsplit("/", 1)[-1]
+        attempt = 0
+        while True:
+            new_rel = join(parent, conflict_copy_name(name, self._stamp, attempt))
+            dst = self._abs(new_rel)
+            if not os.path.lexists(dst):
+                break
+            attempt += 1
+        os.rename(src, dst)
+        with self._mu:
+            for p in [p for p in self.manifest if p != a.path and is_under(p, a.path)]:
+                del self.manifest[p]
+        self._conflict(a.path, a.reason, kept_as=new_rel)
+        self._done("set_aside")
+
+    def _create_folder(self, a: Action) -> None:
+        self._guard_aside(a)
+        path = self._abs(a.path)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path) or os.path.islink(path):
+                raise
+        self._record(a.path, Managed(True, a.key or ""))
+        self._done("create_folder")
+
+    def _adopt(self, a: Action) -> None:
+        path = self._abs(a.path)
+        if a.is_dir:
+            self._record(a.path, Managed(True, a.key or ""))
+        else:
+            st = os.lstat(path)
+            self._record(
+                a.path, Managed(False, a.key or "", a.content_hash, st.st_size, st.st_mtime_ns, a.rev)
+            )
+        self._done("adopt")
+
+    def _place(self, tmp: str, a: Action, meta: dict[str, Any] | None, content_hash: str | None) -> None:
+        # resolve again right before exposing the file: a symlink may have appeared during the transfer
+        self._guard_aside(a)
+        target = self._abs(a.path)
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way", a.path)
+        os.replace(tmp, target)
+        st = os.lstat(target)
+        rev = (meta or {}).get("rev", a.rev)
+        self._record(a.path, Managed(False, a.key or "", content_hash, st.st_size, st.st_mtime_ns, rev))
+
+    def _download(self, a: Action) -> None:
+        self._check_stop()
+        self._guard_aside(a)
+        tmp = self._tmp()
+        try:
+            # the client verifies the content hash, fsyncs and renames into tmp; it also sets the mtime
+            meta = self.client.download_file(self.remote_path_of(a.key or ""), tmp)
+            self._place(tmp, a, meta, meta.get("content_hash", a.content_hash))
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        with self._mu:
+            self.result.bytes_downloaded += int(meta.get("size", a.size) or 0)
+        self._done("download")
+
+    def _copy_local(self, a: Action) -> None:
+        self._check_stop()
+        src = self._abs(a.source or "")
+        tmp = self._tmp()
+        hasher = ContentHasher()
+        copied = 0
+        try:
+            try:
+                fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                with os.fdopen(fd, "rb") as fin, open(tmp, "xb") as fout:
+                    st = os.fstat(fin.fileno())
+                    while chunk := fin.read(_COPY_CHUNK):
+                        hasher.update(chunk)
+                        fout.write(chunk)
+                        copied += len(chunk)
+                    fout.flush()
+                    os.fsync(fout.fileno())
+                os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+            if fd >= 0 and hasher.hexdigest() == a.content_hash:
+                self._place(tmp, a, None, a.content_hash)
+                with self._mu:
+                    self.result.bytes_copied += copied
+                self._done("copy_local")
+                return
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        self.log.info("Local source %r for %r changed or vanished; downloading instead", a.source, a.path)
+        self._download(a)
+
+    def _delete_file(self, a: Action) -> None:
+        path = self._abs(a.path)
+        m = self.manifest.get(a.path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self._record(a.path, None)
+            self._done("delete_file")
+            return
+        if (
+            not self.adopt_local
+            and m is not None
+            and not m.is_dir
+            and (st.st_size, st.st_mtime_ns) != (m.size, m.mtime_ns)
+        ):
+            # modified between planning and now: never destroy it
+            if file_content_hash(path) != m.content_hash:
+                self._record(a.path, None)
+                self._conflict(a.path, "modified locally while the run was planning; left alone")
+                return
+        os.unlink(path)
+        self._record(a.path, None)
+        self._done("delete_file")
+
+    def _delete_folder(self, a: Action, needed: bool) -> None:
+        path = self._abs(a.path)
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            if needed and self.conflict == "copy":
+                self._set_aside(
+                    Action("set_aside", a.path, reason="folder holds files the mirror did not write")
+                )
+            elif needed:
+                self._blocked.add(a.path)
+                self._conflict(
+                    a.path, "folder holds files the mirror did not write; left alone (conflict=skip)"
+                )
+            else:
+                self.log.info("Keeping folder %r: it holds files the mirror does not manage", a.path)
+                with self._mu:
+                    self.result.kept_folders.append(a.path)
+            self._record(a.path, None)
+            return
+        self._record(a.path, None)
+        self._done("delete_folder")
+
+    # -- phases ---------------------------------------------------------------------------------------
+    def _run_serial(self, actions: list[Action], fn: Callable[[Action], None]) -> None:
+        for a in actions:
+            if self.should_stop():
+                raise _Stop("the mirror lock was lost")
+            try:
+                fn(a)
+            except _Stop:
+                raise
+            except Exception as exc:
+                self._fail(a, exc)
+
+    def _run_transfers(self, actions: list[Action]) -> None:
+        if not actions:
+            return
+        last = time.monotonic()
+        with ThreadPoolExecutor(
+            max_workers=min(self.parallelism, len(actions)), thread_name_prefix="mirror"
+        ) as pool:
+            futures: dict[Future[None], Action] = {}
+            for a in actions:
+                fn = self._copy_local if a.op == "copy_local" else self._download
+                futures[pool.submit(fn, a)] = a
+            stopped = False
+            for fut in as_completed(futures):
+                try:
+                    fut.result()
+                except _Stop:
+                    stopped = True
+                except Exception as exc:
+                    self._fail(futures[fut], exc)
+                if self.checkpoint is not None and time.monotonic() - last > self.checkpoint_every:
+                    with self._mu:
+                        self.checkpoint()
+                    last = time.monotonic()
+            if stopped:
+                raise _Stop("the mirror lock was lost")
+
+    def run(self, plan: Plan) -> ApplyResult:
+        acts = plan.actions
+        now = [a for a in acts if not a.deferred]
+        later = [a for a in acts if a.deferred]
+        swaps = {a.path for a in later}
+        res = self.result
+        try:
+            self._run_serial([a for a in now if a.op == "set_aside"], self._set_aside)
+            self._run_serial([a for a in now if a.op == "create_folder"], self._create_folder)
+            self._run_serial([a for a in now if a.op == "adopt"], self._adopt)
+            for a in now:
+                if a.op == "forget":
+                    self._record(a.path, None)
+                    self._done("forget")
+                elif a.op == "conflict":
+                    self._conflict(a.path, a.reason)
+            self._run_transfers([a for a in now if a.op in ("download", "copy_local")])
+
+            deletes = [a for a in acts if a.op in ("delete_file", "delete_folder")]
+            if res.errors:
+                res.deletes_skipped = len(deletes)
+                res.deferred_skipped = len(later)
+                if deletes or later:
+                    self.log.warning(
+                        "Not deleting %d path(s) and postponing %d: %d action(s) failed in this run",
+                        len(deletes), len(later), len(res.errors),
+                    )  # fmt: skip
+                return res
+            self._run_serial([a for a in deletes if a.op == "delete_file"], self._delete_file)
+            folders = sorted(
+                (a for a in deletes if a.op == "delete_folder"), key=lambda a: a.path, reverse=True
+            )
+            self._run_serial(folders, lambda a: self._delete_folder(a, a.path in swaps))
+
+            def unblocked(a: Action) -> bool:
+                for b in self._blocked:
+                    if is_under(a.path, b):
+                        self._conflict(a.path, "blocked by a local folder the mirror did not write")
+                        return False
+                return True
+
+            later = [a for a in later if unblocked(a)]
+            if res.errors:
+                res.deferred_skipped = len(later)
+                return res
+            self._run_serial(
+                sorted((a for a in later if a.op == "create_folder"), key=lambda a: a.path),
+                self._create_folder,
+            )
+            self._run_transfers([a for a in later if a.op in ("download", "copy_local")])
+        except _Stop as exc:
+            with self._mu:
+                res.errors.append({"op": "run", "path": "", "error": f"stopped: {exc}"})
+        return res

@@ -1,0 +1,467 @@
+"""``mirror()``: one call that keeps a local directory a faithful copy of a Dropbox folder.
+
+Flow: lock -> load state (recover a crashed run's intents) -> list (full, or changes since the cursor;
+a cursor ``reset`` falls back to a full re-list) -> layout (local names, collisions) -> plan -> guards
+-> write intents -> apply -> commit state (cursor advances only if every action succeeded) -> report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import stat
+import time
+import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from airflow_provider_dropbox.client import errors as client_errors
+from airflow_provider_dropbox.sync.apply import Applier
+from airflow_provider_dropbox.sync.errors import (
+    EmptyRemoteError,
+    MirrorAbortedError,
+    MirrorConfigError,
+    MirrorFailedError,
+    RemoteRootError,
+)
+from airflow_provider_dropbox.sync.hashing import file_content_hash
+from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
+from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
+from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME, normalize_remote_root
+from airflow_provider_dropbox.sync.plan import ConflictPolicy, DiskFact, Plan, make_plan
+from airflow_provider_dropbox.sync.remote import RemoteTree
+from airflow_provider_dropbox.sync.report import MirrorReport
+from airflow_provider_dropbox.sync.state import (
+    Managed,
+    MirrorState,
+    Pending,
+    load_state,
+    save_state,
+    staging_dir,
+    state_dir,
+)
+
+__all__ = ["MirrorClient", "mirror", "parse_max_deletes"]
+
+
+class MirrorClient(Protocol):
+    """The four client calls the engine needs (``DropboxClient`` satisfies it; tests may pass a fake)."""
+
+    def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]: ...
+
+    def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]: ...
+
+    def download_file(self, remote_path: str, local_path: str) -> dict[str, Any]: ...
+
+    def get_metadata(self, path: str) -> dict[str, Any]: ...
+
+
+MaxDeletes = tuple[str, float]
+
+
+def parse_max_deletes(value: int | str | None) -> MaxDeletes | None:
+    """``None`` (no limit), a count (``100``, ``"100"``) or a percentage of the mirrored files (``"10%"``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise MirrorConfigError(f"max_deletes={value!r}: pass a count like 100 or a percentage like '10%'")
+    if isinstance(value, int):
+        if value < 0:
+            raise MirrorConfigError(f"max_deletes={value!r} is negative; pass 0 to forbid deletes")
+        return ("count", float(value))
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            pct = float(text[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError(text)
+            return ("pct", pct)
+        count = int(text)
+        if count < 0:
+            raise ValueError(text)
+        return ("count", float(count))
+    except ValueError:
+        raise MirrorConfigError(
+            f"max_deletes={value!r} is not a count (e.g. 100) or a percentage from 0% to 100% (e.g. '10%')"
+        ) from None
+
+
+def _guard(
+    plan: Plan, limit: MaxDeletes | None, raw_limit: Any, allow_empty_remote: bool, remote: str
+) -> None:
+    deletes = plan.file_deletes
+    managed = plan.managed_files
+    if deletes and plan.remote_files == 0 and managed and not allow_empty_remote:
+        raise EmptyRemoteError(
+            f"The remote folder {remote or '/'!r} has no files but the mirror holds {managed}; refusing "
+            f"to delete {deletes} local file(s) because of an empty listing. If the folder really was "
+            "emptied, re-run with allow_empty_remote=True"
+        )
+    if limit is None or not deletes:
+        return
+    kind, value = limit
+    pct = 100.0 * deletes / max(managed, 1)
+    if (kind == "count" and deletes > value) or (kind == "pct" and pct > value):
+        from airflow_provider_dropbox.sync.errors import TooManyDeletesError
+
+        raise TooManyDeletesError(
+            f"Plan deletes {deletes} of {managed} files ({pct:.0f}%), over max_deletes={raw_limit}; "
+            "nothing was changed. Re-run with a higher max_deletes if intended"
+        )
+
+
+def _probe(root: str, rel: str) -> DiskFact:
+    try:
+        st = os.lstat(os.path.join(root, *rel.split("/")))
+    except (FileNotFoundError, NotADirectoryError):
+        return DiskFact("missing")
+    if stat.S_ISLNK(st.st_mode):
+        return DiskFact("symlink")
+    if stat.S_ISDIR(st.st_mode):
+        return DiskFact("dir")
+    if stat.S_ISREG(st.st_mode):
+        return DiskFact("file", st.st_size, st.st_mtime_ns)
+    return DiskFact("other")
+
+
+def _hash(root: str, rel: str) -> str | None:
+    try:
+        return file_content_hash(os.path.join(root, *rel.split("/")))
+    except OSError:
+        return None
+
+
+def _case_insensitive(folder: str) -> bool:
+    """Probe the destination's file system once (shared volumes may be SMB or APFS)."""
+    token = secrets.token_hex(4)
+    probe = os.path.join(folder, f"CaseProbe-{token}")
+    try:
+        with open(probe, "x"):
+            pass
+    except OSError:
+        return False
+    try:
+        return os.path.exists(os.path.join(folder, f"caseprobe-{token}"))
+    finally:
+        os.unlink(probe)
+
+
+def _walk_unmanaged(root: str, manifest: Mapping[str, Managed]) -> list[tuple[str, bool]]:
+    found: list[tuple[str, bool]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir
+        if rel_dir == "":
+            dirnames[:] = [d for d in dirnames if d != STATE_DIR_NAME]
+        for name in dirnames + filenames:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if rel not in manifest:
+                found.append((rel, name in dirnames and not os.path.islink(os.path.join(dirpath, name))))
+    return found
+
+
+def _resolve_root(client: MirrorClient, remote: str) -> str:
+    if remote == "":
+        return ""
+    try:
+        meta = client.get_metadata(remote)
+    except client_errors.PathNotFoundError as exc:
+        raise RemoteRootError(
+            f"The remote folder {remote!r} does not exist (or this app cannot see it); check remote_path and "
+            "the app's access type (app folder vs full Dropbox)"
+        ) from exc
+    if meta.get(".tag") != "folder":
+        raise RemoteRootError(
+            f"The remote path {remote!r} is a {meta.get('.tag', 'non-folder')}, not a folder; mirror a "
+            "folder, or use download_file for a single file"
+        )
+    return str(meta.get("path_lower") or unicodedata.normalize("NFC", remote).lower())
+
+
+def _recover(state: MirrorState, root: str, log: logging.Logger) -> None:
+    """Claim what a crashed run finished but did not record (only exact intended content)."""
+    claimed = 0
+    for p, intent in state.pending.items():
+        if intent.op != "create":
+            continue
+        f = _probe(root, p)
+        if intent.is_dir:
+            if f.kind == "dir" and p not in state.manifest:
+                state.manifest[p] = Managed(True, intent.key)
+                claimed += 1
+            continue
+        m = state.manifest.get(p)
+        if f.kind != "file" or (m is not None and m.content_hash == intent.content_hash):
+            continue
+        if intent.content_hash and _hash(root, p) == intent.content_hash:
+            state.manifest[p] = Managed(
+                False, intent.key, intent.content_hash, f.size, f.mtime_ns, intent.rev
+            )
+            claimed += 1
+    log.warning(
+        "Previous mirror run into %s did not finish; re-checking %d path(s) it was working on (%d recovered)",
+        root, len(state.pending), claimed,
+    )  # fmt: skip
+
+
+def _clean_staging(root: str) -> None:
+    folder = staging_dir(root)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def mirror(
+    client: MirrorClient,
+    remote_path: str,
+    local_dir: str | os.PathLike[str],
+    *,
+    delete_stale: bool = True,
+    dry_run: bool = False,
+    max_deletes: int | str | None = None,
+    allow_empty_remote: bool = False,
+    parallelism: int = 8,
+    exclude: Sequence[str] = (),
+    adopt_local: bool = False,
+    conflict: ConflictPolicy = "copy",
+    full_rescan: bool = False,
+    lock_timeout: float = 0.0,
+    stale_lock_after: float = DEFAULT_STALE_AFTER,
+    raise_on_error: bool = True,
+    logger: logging.Logger | None = None,
+) -> MirrorReport:
+    """Mirror the Dropbox folder ``remote_path`` into ``local_dir`` (one way). See docs/mirror.md."""
+    log = logger or logging.getLogger(__name__)
+    remote = normalize_remote_root(remote_path)
+    limit = parse_max_deletes(max_deletes)
+    if conflict not in ("copy", "skip"):
+        raise MirrorConfigError(f"conflict={conflict!r}: use 'copy' (keep a conflicted copy) or 'skip'")
+    if not isinstance(parallelism, int) or parallelism < 1:
+        raise MirrorConfigError(f"parallelism={parallelism!r}: use a positive integer")
+    if isinstance(exclude, str):
+        exclude = (exclude,)
+    local = os.path.abspath(os.fspath(local_dir))
+    if os.path.lexists(local) and not os.path.isdir(local):
+        raise MirrorConfigError(f"local_dir {local!r} exists and is not a directory; pass a folder path")
+    if not dry_run:
+        os.makedirs(local, exist_ok=True)
+    root = os.path.realpath(local)
+    report = MirrorReport(
+        remote_path=remote or "/",
+        local_dir=local,
+        dry_run=dry_run,
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    t0 = time.monotonic()
+    lock: MirrorLock | None = None
+    if not dry_run:
+        lock = MirrorLock(state_dir(root), stale_after=stale_lock_after, timeout=lock_timeout, logger=log)
+        lock.acquire()
+    try:
+        _run(
+            client, remote, root, report, lock, log,
+            delete_stale=delete_stale, dry_run=dry_run, limit=limit, raw_limit=max_deletes,
+            allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=exclude,
+            adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan,
+        )  # fmt: skip
+    except MirrorAbortedError as exc:
+        report.aborted = str(exc)
+        report.duration_s = time.monotonic() - t0
+        exc.report = report
+        log.error("%s", exc)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+    report.duration_s = time.monotonic() - t0
+    log.info("%s", report.summary())
+    if report.errors and raise_on_error:
+        raise MirrorFailedError(report)
+    return report
+
+
+def _run(
+    client: MirrorClient,
+    remote: str,
+    root: str,
+    report: MirrorReport,
+    lock: MirrorLock | None,
+    log: logging.Logger,
+    *,
+    delete_stale: bool,
+    dry_run: bool,
+    limit: MaxDeletes | None,
+    raw_limit: Any,
+    allow_empty_remote: bool,
+    parallelism: int,
+    exclude: Sequence[str],
+    adopt_local: bool,
+    conflict: ConflictPolicy,
+    full_rescan: bool,
+) -> None:
+    state = load_state(root) if os.path.isdir(root) else None
+    if state is None:
+        state = MirrorState(remote_path=remote)
+    same_root = (
+        unicodedata.normalize("NFC", state.remote_path).lower()
+        == unicodedata.normalize("NFC", remote).lower()
+    )
+    if not same_root:
+        log.warning(
+            "Destination %s mirrored %r before, now %r: doing a full re-list; files of the old folder "
+            "that the new one does not have are deleted (subject to max_deletes)",
+            root, state.remote_path, remote,
+        )  # fmt: skip
+
+    verify: set[str] = set()
+    if state.pending:
+        if not dry_run:
+            _recover(state, root, log)
+        verify.update(state.pending)
+
+    # 1. what does the remote look like now?
+    tree: RemoteTree | None = None
+    touched: set[str] = set()
+    new_cursor = ""
+    root_lower = state.root_lower
+    if state.cursor and same_root and not full_rescan and root_lower is not None:
+        try:
+            changes, new_cursor = client.list_changes(state.cursor)
+            tree = state.remote.copy()
+            touched = tree.apply_changes(changes, root_lower)
+            report.mode = "incremental"
+            log.info("Dropbox reported %d change(s) since the last mirror run", len(changes))
+        except client_errors.CursorResetError:
+            log.warning(
+                "Dropbox reset the mirror cursor for %r; re-listing the whole folder to reconcile", remote
+            )
+            report.mode = "reset"
+    if tree is None:
+        if report.mode != "reset":
+            report.mode = "full"
+        root_lower = _resolve_root(client, remote)
+        entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
+        tree = RemoteTree.from_listing(entries, root_lower)
+        log.info("Listed %d remote entries under %r", len(tree.entries), remote or "/")
+    assert root_lower is not None
+
+    # 2. local layout and plan
+    excluded = make_exclude(exclude)
+    layout = build_layout(tree, excluded)
+    report.collisions = layout.collisions
+    report.skipped = [s for s in layout.skipped if s["reason"] != "excluded"]
+    for c in layout.collisions:
+        log.warning("Name collision in %r: kept %r, renamed %s", c["folder"], c["kept"], c["renamed"])
+    full = report.mode != "incremental"
+    if not full:
+        by_key: dict[str, list[str]] = {}
+        if touched:
+            for p, rec in state.manifest.items():
+                by_key.setdefault(rec.key, []).append(p)
+        for key in touched:
+            if key in layout.by_key:
+                verify.add(layout.by_key[key])
+            verify.update(by_key.get(key, ()))
+    case_insensitive = (not dry_run) and _case_insensitive(state_dir(root))
+    unmanaged = (
+        _walk_unmanaged(root, state.manifest) if adopt_local and delete_stale and os.path.isdir(root) else []
+    )
+    plan = make_plan(
+        layout,
+        state.manifest,
+        lambda p: _probe(root, p),
+        lambda p: _hash(root, p),
+        verify=None if full else verify,
+        delete_stale=delete_stale,
+        adopt_local=adopt_local,
+        conflict=conflict,
+        excluded=excluded,
+        unmanaged_local=unmanaged,
+        case_insensitive_fs=case_insensitive,
+    )
+    report.planned = plan.counts()
+    report.plan = [a.to_dict() for a in plan.actions]
+    report.bytes_planned = plan.download_bytes()
+    report.remote_files = layout.file_count()
+    log.info("Mirror plan for %r -> %s (%s): %s", remote or "/", root, report.mode, plan.summary())
+    for a in plan.actions:
+        log.debug("plan: %s %r %s", a.op, a.path, a.reason)
+
+    # 3. guards: raise before anything is written (a dry run reports instead)
+    try:
+        _guard(plan, limit, raw_limit, allow_empty_remote, remote)
+    except MirrorAbortedError as exc:
+        if dry_run:
+            report.aborted = str(exc)
+            return
+        raise
+    if dry_run:
+        return
+    assert lock is not None
+
+    # 4. write intents, apply, commit
+    for a in plan.actions:
+        if a.op in ("download", "copy_local", "create_folder", "adopt"):
+            state.pending[a.path] = Pending("create", a.is_dir, a.key or "", a.content_hash, a.rev)
+        else:
+            state.pending.setdefault(a.path, Pending("touch", a.is_dir, a.key or ""))
+    for p in verify:
+        state.pending.setdefault(p, Pending("touch", False))
+    if plan.actions:
+        lock.check()
+        save_state(root, state)
+    _clean_staging(root)
+
+    def checkpoint() -> None:
+        if not lock.lost.is_set():
+            save_state(root, state)
+
+    applier = Applier(
+        client,
+        root,
+        staging_dir(root),
+        state.manifest,
+        lambda key: f"{root_lower}/{key}",
+        parallelism=parallelism,
+        conflict=conflict,
+        adopt_local=adopt_local,
+        logger=log,
+        should_stop=lock.lost.is_set,
+        checkpoint=checkpoint,
+    )
+    result = applier.run(plan)
+    report.done = dict(sorted(result.done.items()))
+    report.bytes_downloaded = result.bytes_downloaded
+    report.bytes_copied = result.bytes_copied
+    report.errors = result.errors
+    report.conflicts = result.conflicts
+    report.kept_folders = result.kept_folders
+    report.deletes_skipped = result.deletes_skipped
+    report.deferred_skipped = result.deferred_skipped
+
+    # refresh rev/key of unchanged files (same content, new revision or a moved parent) from the listing
+    for p, d in layout.paths.items():
+        m = state.manifest.get(p)
+        if (
+            m is not None
+            and m.is_dir == d.is_dir
+            and (m.key != d.entry.key or (not m.is_dir and m.rev != d.entry.rev))
+        ):
+            if m.is_dir or m.content_hash == d.entry.content_hash:
+                m.key = d.entry.key
+                m.rev = d.entry.rev if not m.is_dir else None
+
+    for folder in applier.touched_dirs:
+        from airflow_provider_dropbox.sync.state import fsync_dir
+
+        fsync_dir(folder)
+    lock.check()
+    if not result.errors:
+        state.cursor = new_cursor
+        state.remote = tree
+        state.root_lower = root_lower
+        state.remote_path = remote
+        state.pending = {}
+        report.cursor_advanced = True
+    save_state(root, state)

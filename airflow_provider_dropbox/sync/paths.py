@@ -1,0 +1,135 @@
+"""Path rules: remote keys, local names, collision keys, and the check that nothing escapes the destination.
+
+Local paths inside the engine are relative POSIX strings (``"a/b.txt"``, ``""`` for the root); they become
+absolute only through :func:`safe_local_path`, which every write and delete goes through at apply time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import unicodedata
+
+from airflow_provider_dropbox.sync.errors import MirrorConfigError, UnsafePathError
+
+STATE_DIR_NAME = ".dropbox-mirror"
+
+
+def normalize_remote_root(path: str) -> str:
+    """``"/"`` and ``""`` mean the Dropbox root (``""``); otherwise ``/a/b`` without a trailing slash."""
+    p = (path or "").strip()
+    if p in ("", "/"):
+        return ""
+    if p.startswith(("id:", "ns:", "rev:")):
+        raise MirrorConfigError(f"remote_path {path!r}: use a /-rooted path for a mirror, not an id or rev")
+    if not p.startswith("/"):
+        p = "/" + p
+    p = p.rstrip("/")
+    if any(part in (".", "..") for part in p.split("/")[1:]):
+        raise MirrorConfigError(
+            f"remote_path {path!r} contains '.' or '..'; pass a plain /-rooted folder path"
+        )
+    return p
+
+
+def remote_key(path_lower: str, root_lower: str) -> str | None:
+    """Key of an entry relative to the mirror root (``""`` for the root itself); ``None`` if outside it."""
+    if root_lower == "":
+        if path_lower in ("", "/"):
+            return ""
+        return path_lower[1:] if path_lower.startswith("/") else None
+    if path_lower == root_lower:
+        return ""
+    if path_lower.startswith(root_lower + "/"):
+        return path_lower[len(root_lower) + 1 :]
+    return None
+
+
+def key_parent(key: str) -> str:
+    return key.rpartition("/")[0]
+
+
+def join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def is_under(path: str, ancestor: str) -> bool:
+    """True when ``path`` is ``ancestor`` or inside it (relative POSIX paths; ``""`` is the root)."""
+    return ancestor == "" or path == ancestor or path.startswith(ancestor + "/")
+
+
+def invalid_name_reason(name: str) -> str | None:
+    """Why a remote name cannot be a local name, or ``None`` (Dropbox should never send these)."""
+    if name in ("", ".", ".."):
+        return f"name {name!r} is not a valid file name"
+    if "/" in name or "\x00" in name:
+        return f"name {name!r} contains '/' or NUL"
+    if len(os.fsencode(name)) > 255:
+        return "name is longer than 255 bytes"
+    return None
+
+
+def collision_key(name: str) -> str:
+    """Names that case-insensitive or normalising file systems (NTFS, APFS, SMB shares) would treat as one.
+
+    Unicode canonical caseless match (NFD, casefold, NFC): stricter than any real file system, so a name
+    that passes here is safe everywhere.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
+
+
+def collision_name(name: str, key: str, attempt: int = 0) -> str:
+    """Deterministic, stable new name for the loser of a collision: derived from its remote key only."""
+    digest = hashlib.sha1(f"{key}\x00{attempt}".encode(), usedforsecurity=False).hexdigest()[:8]
+    stem, ext = posixpath.splitext(name)
+    if not stem:  # ".bashrc" style names
+        stem, ext = name, ""
+    return f"{stem} (case conflict {digest}){ext}"
+
+
+def conflict_copy_name(name: str, stamp: str, attempt: int = 0) -> str:
+    """``report (conflicted copy 2026-11-26 231500).txt``: the Dropbox/maestral convention users know."""
+    stem, ext = posixpath.splitext(name)
+    if not stem:
+        stem, ext = name, ""
+    extra = f" {attempt}" if attempt else ""
+    return f"{stem} (conflicted copy {stamp}{extra}){ext}"
+
+
+def check_relative(rel: str) -> list[str]:
+    """Split a relative POSIX path, rejecting absolute paths, ``..``, ``.`` and empty components."""
+    if rel.startswith("/") or os.path.isabs(rel):
+        raise UnsafePathError(
+            f"refusing absolute local path {rel!r}; mirror paths must stay inside the destination"
+        )
+    parts = rel.split("/")
+    for part in parts:
+        reason = invalid_name_reason(part)
+        if reason:
+            raise UnsafePathError(f"refusing local path {rel!r}: {reason}")
+    return parts
+
+
+def _inside(path_real: str, root_real: str) -> bool:
+    return path_real == root_real or path_real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def safe_local_path(root_real: str, rel: str) -> str:
+    """Absolute path of ``rel`` under the destination, after checking its parent resolves inside it.
+
+    Called right before every write, rename and delete, so a symlink planted after planning (or a
+    directory swapped for a link) cannot redirect a write or delete outside the destination. The last
+    component itself is never followed: we replace, unlink or rmdir it, which act on the link itself.
+    """
+    parts = check_relative(rel)
+    if parts[0] == STATE_DIR_NAME:
+        raise UnsafePathError(f"refusing to touch {rel!r}: {STATE_DIR_NAME} holds the mirror's own state")
+    abs_path = os.path.join(root_real, *parts)
+    parent_real = os.path.realpath(os.path.dirname(abs_path))
+    if not _inside(parent_real, root_real):
+        raise UnsafePathError(
+            f"refusing to write or delete {rel!r}: its parent resolves to {parent_real!r}, outside the "
+            f"destination {root_real!r} (a symlink points out of the mirror); remove the symlink"
+        )
+    return abs_path

@@ -1,0 +1,92 @@
+"""The run report: what was planned, what was done, what failed. ``to_dict()`` is JSON-safe for XCom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PLAN_LIMIT = 1000  # actions listed in to_dict(); the counts always cover all of them
+
+
+@dataclass
+class MirrorReport:
+    remote_path: str
+    local_dir: str
+    mode: str = (
+        "full"  # "full" (first run or full_rescan), "incremental" (from the cursor), "reset" (cursor expired)
+    )
+    dry_run: bool = False
+    started_at: str = ""
+    duration_s: float = 0.0
+    planned: dict[str, int] = field(default_factory=dict)
+    done: dict[str, int] = field(default_factory=dict)
+    bytes_downloaded: int = 0
+    bytes_copied: int = 0
+    bytes_planned: int = 0
+    remote_files: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+    collisions: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    kept_folders: list[str] = field(default_factory=list)
+    deletes_skipped: int = 0
+    deferred_skipped: int = 0
+    aborted: str | None = None
+    cursor_advanced: bool = False
+    plan: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.aborted is None
+
+    @property
+    def plan_summary(self) -> str:
+        parts = [f"{n} {op}" for op, n in self.planned.items() if n]
+        return ", ".join(parts) or "nothing to do"
+
+    def summary(self) -> str:
+        done = ", ".join(f"{n} {op}" for op, n in self.done.items() if n) or "nothing"
+        text = (
+            f"Dropbox mirror {self.remote_path or '/'} -> {self.local_dir} ({self.mode}"
+            f"{', dry run' if self.dry_run else ''}): planned {self.plan_summary}; done {done}; "
+            f"{self.bytes_downloaded} bytes downloaded in {self.duration_s:.2f}s"
+        )
+        if self.errors:
+            text += f"; {len(self.errors)} error(s), {self.deletes_skipped} delete(s) skipped"
+        if self.conflicts:
+            text += f"; {len(self.conflicts)} conflict(s)"
+        if self.collisions:
+            text += f"; {len(self.collisions)} name collision(s)"
+        if self.aborted:
+            text += f"; aborted: {self.aborted}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remote_path": self.remote_path,
+            "local_dir": self.local_dir,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+            "summary": self.summary(),
+            "plan_summary": self.plan_summary,
+            "planned": dict(self.planned),
+            "done": dict(self.done),
+            "bytes_downloaded": self.bytes_downloaded,
+            "bytes_copied": self.bytes_copied,
+            "bytes_planned": self.bytes_planned,
+            "remote_files": self.remote_files,
+            "errors": list(self.errors),
+            "conflicts": list(self.conflicts),
+            "collisions": list(self.collisions),
+            "skipped": list(self.skipped[:PLAN_LIMIT]),
+            "kept_folders": list(self.kept_folders),
+            "deletes_skipped": self.deletes_skipped,
+            "deferred_skipped": self.deferred_skipped,
+            "aborted": self.aborted,
+            "cursor_advanced": self.cursor_advanced,
+            "plan": list(self.plan[:PLAN_LIMIT]),
+            "plan_truncated": max(0, len(self.plan) - PLAN_LIMIT),
+        }

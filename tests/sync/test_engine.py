@@ -1,0 +1,356 @@
+"""Engine behaviour against the in-memory fake: incremental runs, moves, swaps, guards, conflicts, recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_dropbox.sync import (
+    EmptyRemoteError,
+    LockHeldError,
+    MirrorFailedError,
+    RemoteRootError,
+    TooManyDeletesError,
+    mirror,
+)
+from airflow_provider_dropbox.sync.state import load_state
+from tests.sync.fakes import FakeDropbox, local_tree
+
+
+@pytest.fixture
+def dbx() -> FakeDropbox:
+    d = FakeDropbox()
+    d.put("/Root/a.txt", b"alpha")
+    d.put("/Root/Docs/b.txt", b"bravo")
+    d.put("/Root/Docs/Deep/c.txt", b"charlie")
+    d.mkdir("/Root/Empty")
+    return d
+
+
+def run(dbx: FakeDropbox, dest: Path, **kw: Any) -> Any:
+    dbx.calls.clear()
+    return mirror(dbx, "/Root", dest, parallelism=4, **kw)
+
+
+def test_first_run_then_incremental_is_cheap(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    r = run(dbx, dest)
+    assert r.mode == "full" and r.ok and r.cursor_advanced
+    assert local_tree(dest) == dbx.tree("/Root")
+    assert r.done["download"] == 3 and r.done["create_folder"] == 3
+
+    r = run(dbx, dest)
+    assert r.mode == "incremental" and r.planned == {"unchanged": 0} or r.planned.get("download", 0) == 0
+    assert dbx.calls == {"list_changes": 1}
+
+    dbx.put("/Root/Docs/b.txt", b"bravo v2")
+    r = run(dbx, dest)
+    assert dbx.calls == {"list_changes": 1, "download": 1}
+    assert r.done == {"download": 1}
+    assert local_tree(dest) == dbx.tree("/Root")
+    assert json.dumps(r.to_dict())  # XCom-safe
+
+
+def test_move_and_rename_do_not_download(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.move("/Root/Docs", "/Root/Moved")
+    dbx.move("/Root/a.txt", "/Root/A2.txt")
+    r = run(dbx, dest)
+    assert local_tree(dest) == dbx.tree("/Root")
+    assert "download" not in r.done and r.done["copy_local"] == 3
+    assert dbx.calls.get("download", 0) == 0
+
+
+def test_case_only_rename_via_temp_name(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.move("/Root/Docs", "/Root/tmp-x")
+    dbx.move("/Root/tmp-x", "/Root/docs")
+    dbx.move("/Root/a.txt", "/Root/t.txt")
+    dbx.move("/Root/t.txt", "/Root/A.TXT")
+    run(dbx, dest)
+    assert local_tree(dest) == dbx.tree("/Root")
+    assert sorted(os.listdir(dest)) == [".dropbox-mirror", "A.TXT", "Empty", "docs"]
+
+
+def test_file_folder_swaps(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.delete("/Root/a.txt")
+    dbx.put("/Root/a.txt/inner.txt", b"now a folder")
+    dbx.delete("/Root/Docs")
+    dbx.put("/Root/Docs", b"now a file")
+    r = run(dbx, dest)
+    assert r.ok, r.errors
+    assert local_tree(dest) == dbx.tree("/Root")
+    # and back again
+    dbx.delete("/Root/a.txt")
+    dbx.put("/Root/a.txt", b"file again")
+    dbx.delete("/Root/Docs")
+    dbx.mkdir("/Root/Docs/x")
+    run(dbx, dest)
+    assert local_tree(dest) == dbx.tree("/Root")
+
+
+def test_dry_run_changes_nothing(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    r = run(dbx, dest, dry_run=True)
+    assert r.planned["download"] == 3 and not dest.exists()
+    run(dbx, dest)
+    before = (dest / ".dropbox-mirror" / "state.json").read_bytes()
+    dbx.delete("/Root/Docs")
+    r = run(dbx, dest, dry_run=True)
+    assert r.planned["delete_file"] == 2
+    assert (dest / "Docs" / "b.txt").exists()
+    assert (dest / ".dropbox-mirror" / "state.json").read_bytes() == before
+
+
+def test_cursor_reset_relists_and_reconciles(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.put("/Root/new.txt", b"new")
+    dbx.delete("/Root/Docs/Deep")
+    dbx.reset_cursors()
+    r = run(dbx, dest)
+    assert r.mode == "reset" and r.cursor_advanced
+    assert local_tree(dest) == dbx.tree("/Root")
+    assert run(dbx, dest).mode == "incremental"
+
+
+def test_remote_root_errors(dbx: FakeDropbox, tmp_path: Path) -> None:
+    with pytest.raises(RemoteRootError, match="does not exist"):
+        mirror(dbx, "/Nope", tmp_path / "m")
+    with pytest.raises(RemoteRootError, match="not a folder"):
+        mirror(dbx, "/Root/a.txt", tmp_path / "m")
+
+
+def test_whole_dropbox_root(dbx: FakeDropbox, tmp_path: Path) -> None:
+    mirror(dbx, "/", tmp_path / "m")
+    assert local_tree(tmp_path / "m") == dbx.tree("")
+
+
+# -- guards -------------------------------------------------------------------------------------------
+def test_failure_in_run_blocks_deletes_and_keeps_cursor(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    cursor = load_state(str(dest.resolve())).cursor  # type: ignore[union-attr]
+    dbx.delete("/Root/a.txt")
+    dbx.put("/Root/Docs/new.txt", b"new")
+    dbx.fail_downloads.add("/root/docs/new.txt")
+    with pytest.raises(MirrorFailedError, match="Deletes were skipped") as info:
+        run(dbx, dest)
+    assert info.value.report.deletes_skipped == 1
+    assert (dest / "a.txt").read_bytes() == b"alpha"  # not deleted
+    assert load_state(str(dest.resolve())).cursor == cursor  # type: ignore[union-attr]
+    dbx.fail_downloads.clear()
+    r = run(dbx, dest)
+    assert r.ok and local_tree(dest) == dbx.tree("/Root")
+
+
+def test_max_deletes_count_and_percent(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.delete("/Root/Docs")  # 2 of 3 files
+    with pytest.raises(TooManyDeletesError, match=r"deletes 2 of 3 files \(67%\), over max_deletes=1"):
+        run(dbx, dest, max_deletes=1)
+    with pytest.raises(TooManyDeletesError, match="over max_deletes=50%"):
+        run(dbx, dest, max_deletes="50%")
+    assert (dest / "Docs" / "Deep" / "c.txt").exists()
+    r = run(dbx, dest, max_deletes="70%")
+    assert r.done["delete_file"] == 2
+    assert local_tree(dest) == dbx.tree("/Root")
+
+
+def test_empty_remote_never_empties_the_mirror(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    for p in ("/Root/a.txt", "/Root/Docs", "/Root/Empty"):
+        dbx.delete(p)
+    with pytest.raises(EmptyRemoteError, match="allow_empty_remote=True") as info:
+        run(dbx, dest)
+    assert info.value.report is not None and info.value.report.aborted
+    assert (dest / "a.txt").exists()
+    dbx.reset_cursors()  # the full re-list path is guarded too
+    with pytest.raises(EmptyRemoteError):
+        run(dbx, dest)
+    run(dbx, dest, allow_empty_remote=True)
+    assert local_tree(dest) == {}
+
+
+def test_unmanaged_local_files_are_left_alone(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    dest.mkdir()
+    (dest / "mine.txt").write_bytes(b"user data")
+    (dest / "Docs").mkdir()
+    (dest / "Docs" / "notes.txt").write_bytes(b"user notes")
+    (dest / "a.txt").write_bytes(b"not alpha")  # in the way of a remote file
+    r = run(dbx, dest)
+    assert (dest / "mine.txt").read_bytes() == b"user data"
+    assert (dest / "Docs" / "notes.txt").read_bytes() == b"user notes"
+    assert (dest / "a.txt").read_bytes() == b"alpha"
+    kept = r.conflicts[0]["kept_as"]
+    assert kept.startswith("a (conflicted copy ") and (dest / kept).read_bytes() == b"not alpha"
+    # the remote folder goes away: our files go, the user's file and its folder stay
+    dbx.delete("/Root/Docs")
+    r = run(dbx, dest)
+    assert (dest / "Docs" / "notes.txt").read_bytes() == b"user notes"
+    assert not (dest / "Docs" / "b.txt").exists()
+    assert r.kept_folders == ["Docs"]
+
+
+def test_identical_unmanaged_file_is_adopted_not_downloaded(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    dest.mkdir()
+    (dest / "a.txt").write_bytes(b"alpha")
+    r = run(dbx, dest)
+    assert r.done["adopt"] >= 1 and dbx.calls["download"] == 2
+
+
+def test_conflict_skip_policy(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    dest.mkdir()
+    (dest / "a.txt").write_bytes(b"mine")
+    r = run(dbx, dest, conflict="skip")
+    assert (dest / "a.txt").read_bytes() == b"mine"
+    assert r.conflicts and r.conflicts[0]["path"] == "a.txt" and r.ok
+
+
+def test_adopt_local_takes_over_the_destination(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    dest.mkdir()
+    (dest / "a.txt").write_bytes(b"mine")
+    (dest / "stray").mkdir()
+    (dest / "stray" / "x.bin").write_bytes(b"x")
+    run(dbx, dest, adopt_local=True)
+    assert local_tree(dest) == dbx.tree("/Root")
+
+
+def test_locally_modified_file_is_not_destroyed(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    (dest / "a.txt").write_bytes(b"edited locally")
+    (dest / "Docs" / "b.txt").write_bytes(b"edited too!")
+    dbx.put("/Root/a.txt", b"alpha v2")
+    dbx.delete("/Root/Docs/b.txt")
+    r = run(dbx, dest)
+    assert (dest / "a.txt").read_bytes() == b"alpha v2"
+    kept = {c["path"]: c.get("kept_as") for c in r.conflicts}
+    assert (dest / kept["a.txt"]).read_bytes() == b"edited locally"
+    assert (dest / kept["Docs/b.txt"]).read_bytes() == b"edited too!"
+    assert not (dest / "Docs" / "b.txt").exists()
+
+
+def test_symlink_escape_is_refused(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_bytes(b"precious")
+    run(dbx, dest)
+    # someone replaces a mirrored folder by a link pointing out of the destination
+    for p in sorted((dest / "Docs").rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    (dest / "Docs").rmdir()
+    (dest / "Docs").symlink_to(outside)
+    dbx.put("/Root/Docs/victim.txt", b"overwrite!")
+    dbx.put("/Root/Docs/new.txt", b"new")
+    dbx.delete("/Root/Docs/b.txt")
+    # incremental: the link is not re-checked, but every write and delete resolves its parent first
+    with pytest.raises(MirrorFailedError) as info:
+        run(dbx, dest)
+    errors = info.value.report.errors
+    assert len(errors) >= 2 and sum("UnsafePathError" in e["error"] for e in errors) >= 2, errors
+    assert "outside the destination" in errors[0]["error"]
+    assert (outside / "victim.txt").read_bytes() == b"precious"
+    assert sorted(os.listdir(outside)) == ["victim.txt"]
+    # a full re-check sees the link, keeps it as a conflicted copy and mirrors the real folder
+    r = run(dbx, dest, full_rescan=True)
+    assert r.ok and r.conflicts[0]["path"] == "Docs"
+    assert (dest / r.conflicts[0]["kept_as"]).is_symlink()
+    assert (dest / "Docs" / "victim.txt").read_bytes() == b"overwrite!"
+    assert (outside / "victim.txt").read_bytes() == b"precious"
+    assert sorted(os.listdir(outside)) == ["victim.txt"]
+
+
+def test_lock_held_then_stale_lock_taken_over(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    lock = dest / ".dropbox-mirror" / "lock"
+    import socket
+    import time
+
+    lock.write_text(json.dumps({"host": "other-host", "pid": 1, "token": "t", "heartbeat": time.time()}))
+    with pytest.raises(LockHeldError, match="other-host:1"):
+        run(dbx, dest)
+    # a dead process on this host: taken over at once
+    lock.write_text(
+        json.dumps({"host": socket.gethostname(), "pid": 2**22 + 7, "token": "t", "heartbeat": time.time()})
+    )
+    assert run(dbx, dest).ok
+    # a heartbeat older than stale_lock_after: taken over
+    lock.write_text(
+        json.dumps({"host": "other-host", "pid": 1, "token": "t", "heartbeat": time.time() - 500})
+    )
+    assert run(dbx, dest).ok
+    assert not lock.exists()
+
+
+def test_crash_mid_apply_recovers(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    for i in range(20):
+        dbx.put(f"/Root/bulk/f{i:02d}.txt", f"file {i}".encode())
+    real = dbx.download_file
+    n = {"count": 0}
+
+    def dying(remote: str, local: str) -> dict[str, Any]:
+        n["count"] += 1
+        if n["count"] == 10:
+            raise SystemExit("simulated kill")
+        return real(remote, local)
+
+    dbx.download_file = dying  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        run(dbx, dest)
+    dbx.download_file = real  # type: ignore[method-assign]
+    state = load_state(str(dest.resolve()))
+    assert state is not None and state.pending and state.cursor is None
+    # remote deletes a file the crashed run had already downloaded: it must still go
+    dbx.delete("/Root/bulk/f00.txt")
+    r = run(dbx, dest)
+    assert r.ok
+    assert local_tree(dest) == dbx.tree("/Root")
+
+
+def test_exclude_neither_downloads_nor_deletes(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.put("/Root/skip.tmp", b"t")
+    r = run(dbx, dest, exclude=["*.tmp", "Deep"])
+    assert not (dest / "skip.tmp").exists()
+    assert (dest / "Docs" / "Deep" / "c.txt").read_bytes() == b"charlie"  # excluded now, but not deleted
+    assert r.done.get("delete_file", 0) == 0
+
+
+def test_name_collisions_are_resolved_and_reported(tmp_path: Path) -> None:
+    dbx = FakeDropbox()
+    dbx.put("/R/ss.txt", b"double s")
+    dbx.put("/R/\u00df.txt", b"sharp s")  # different on Dropbox, one name on case-insensitive disks
+    r = mirror(dbx, "/R", tmp_path / "m")
+    assert len(r.collisions) == 1 and r.collisions[0]["kept"] == "ss.txt"
+    renamed = r.collisions[0]["renamed"]["\u00df.txt"]
+    assert (tmp_path / "m" / "ss.txt").read_bytes() == b"double s"
+    assert (tmp_path / "m" / renamed).read_bytes() == b"sharp s"
+    r2 = mirror(dbx, "/R", tmp_path / "m", full_rescan=True)
+    assert r2.collisions == r.collisions and r2.done.get("download", 0) == 0
+
+
+def test_reserved_state_dir_name_collides(tmp_path: Path) -> None:
+    dbx = FakeDropbox()
+    dbx.put("/R/.Dropbox-Mirror/x.txt", b"x")
+    r = mirror(dbx, "/R", tmp_path / "m")
+    assert r.collisions and r.collisions[0]["kept"] == ".dropbox-mirror"
+    assert load_state(str((tmp_path / "m").resolve())) is not None
