@@ -69,5 +69,17 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks.dropbox"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.operators.dropbox"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors.dropbox"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.triggers.dropbox"]}],
+        "asset-uris": [
+            {
+                "schemes": ["dropbox"],
+                "handler": f"{_PKG}.assets.dropbox.sanitize_uri",
+                "factory": f"{_PKG}.assets.dropbox.create_asset",
+                "to_openlineage_converter": f"{_PKG}.assets.dropbox.convert_asset_to_openlineage",
+            }
+        ],
+        "filesystems": [f"{_PKG}.fs.dropbox"],
         "connection-types": [_connection_type()],
     }

@@ -1,0 +1,169 @@
+"""Async access to Dropbox for triggers (runs inside the triggerer's event loop).
+
+Only ``list_folder/longpoll`` is done natively with ``httpx.AsyncClient``: it needs no authorization and
+blocks for minutes, so it must not hold a thread. Authenticated calls (``list_folder/continue``,
+``get_latest_cursor``) go through the synchronous client in ``asyncio.to_thread``, so token refresh, retries
+and error decoding live in one place (the client) and are not duplicated here.
+
+The connection is read with ``await BaseHook.aget_connection`` / ``await conn.aextra_dejson()`` and new
+access tokens are masked with ``amask_secret``: their sync counterparts may deadlock in the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from airflow_provider_dropbox.client import DropboxClient
+
+LONGPOLL_MIN = 30
+LONGPOLL_MAX = 480
+# Dropbox adds up to 90 s of random jitter to a longpoll; the read timeout must exceed timeout + 90 s.
+LONGPOLL_JITTER = 90
+LONGPOLL_ROUTE = "files/list_folder/longpoll"
+
+
+def clamp_longpoll_timeout(timeout: int | float) -> int:
+    """Dropbox accepts 30..480 s; clamp instead of failing a long-running watcher on a typo."""
+    return int(min(max(int(timeout), LONGPOLL_MIN), LONGPOLL_MAX))
+
+
+class DropboxAsyncHook(BaseHook):
+    """Trigger-side counterpart of :class:`~airflow_provider_dropbox.hooks.dropbox.DropboxHook`.
+
+    :param dropbox_conn_id: Airflow connection id of type ``dropbox``.
+    """
+
+    conn_name_attr = "dropbox_conn_id"
+    default_conn_name = "dropbox_default"
+    conn_type = "dropbox"
+    hook_name = "Dropbox (async)"
+
+    def __init__(self, dropbox_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dropbox_conn_id = dropbox_conn_id
+        self._client: DropboxClient | None = None
+        self._notify_base: str | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._client_lock = asyncio.Lock()
+
+    async def get_client(self) -> DropboxClient:
+        """Build the sync client once, from the connection read asynchronously."""
+        async with self._client_lock:
+            if self._client is None:
+                conn = await BaseHook.aget_connection(self.dropbox_conn_id)
+                # Masks the extra's secrets through the async path before anything reads them.
+                await conn.aextra_dejson()
+                if conn.password:
+                    await _amask(conn.password)
+                loop = asyncio.get_running_loop()
+
+                def on_new_token(token: str) -> None:
+                    # Called from the worker thread doing the refresh; mask on the loop, don't block.
+                    asyncio.run_coroutine_threadsafe(_amask(token), loop)
+
+                self._client = await asyncio.to_thread(_client_for, conn, on_new_token)
+                self._notify_base = str(self._client.endpoints.notify).rstrip("/")
+            return self._client
+
+    async def get_latest_cursor(self, path: str, recursive: bool = True) -> str:
+        client = await self.get_client()
+        return await asyncio.to_thread(client.get_latest_cursor, path, recursive=recursive)
+
+    async def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
+        """All pages since ``cursor``; raises the client's ``CursorResetError`` on 409 ``reset``."""
+        client = await self.get_client()
+        return await asyncio.to_thread(client.list_changes, cursor)
+
+    async def list_folder_snapshot(
+        self, path: str, recursive: bool = True
+    ) -> tuple[list[dict[str, Any]], str]:
+        client = await self.get_client()
+        return await asyncio.to_thread(client.list_folder_snapshot, path, recursive=recursive)
+
+    async def rpc(self, route: str, arg: Any) -> Any:
+        client = await self.get_client()
+        return await asyncio.to_thread(client.rpc, route, arg)
+
+    async def longpoll(self, cursor: str, timeout: int = LONGPOLL_MIN) -> dict[str, Any]:
+        """``{"changes": bool, "backoff": int | None}``; unauthenticated, so no token ever leaves here.
+
+        Raises the client's typed errors (``CursorResetError`` on ``reset``, ``RateLimitError``, ...), and
+        ``DropboxConnectionError`` when the notify host cannot be reached; the caller decides on retries.
+        """
+        from airflow_provider_dropbox.client import errors
+
+        await self.get_client()
+        timeout = clamp_longpoll_timeout(timeout)
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0, read=timeout + LONGPOLL_JITTER + 10),
+                headers={"User-Agent": "airflow-provider-dropbox"},
+            )
+        url = f"{self._notify_base}/2/{LONGPOLL_ROUTE}"
+        try:
+            resp = await self._http.post(url, json={"cursor": cursor, "timeout": timeout})
+        except httpx.HTTPError as exc:
+            raise errors.DropboxConnectionError(
+                f"Could not reach the Dropbox notify host for {LONGPOLL_ROUTE}: {type(exc).__name__}: {exc}",
+                route=LONGPOLL_ROUTE,
+            ) from exc
+        if resp.status_code == 200:
+            data = resp.json() or {}
+            return {"changes": bool(data.get("changes")), "backoff": data.get("backoff")}
+        try:
+            body = resp.json()
+        except (json.JSONDecodeError, ValueError):
+            body = None
+        retry_after = resp.headers.get("Retry-After")
+        raise errors.api_error_from_response(
+            route=LONGPOLL_ROUTE,
+            status=resp.status_code,
+            body=body,
+            text=resp.text,
+            request_id=resp.headers.get("X-Dropbox-Request-Id"),
+            path=None,
+            retry_after_header=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._client is not None:
+            client, self._client = self._client, None
+            await asyncio.to_thread(client.close)
+
+
+async def _amask(token: str) -> None:
+    from airflow.sdk.log import amask_secret
+
+    await amask_secret(token)
+
+
+def _client_for(conn: Any, on_new_token: Any) -> DropboxClient:
+    """Same connection -> client mapping and validation as ``DropboxHook`` (run in a worker thread)."""
+    from airflow_provider_dropbox.client import DropboxClient
+    from airflow_provider_dropbox.hooks.dropbox import connection_options
+
+    options = connection_options(conn)
+    return DropboxClient(
+        options["credentials"],
+        endpoints=options["endpoints"],
+        timeout=options["timeout"],
+        parallelism=2,
+        team_member_id=options["team_member_id"],
+        root_namespace_id=options["root_namespace_id"],
+        on_new_token=on_new_token,
+    )
+
+
+def jittered(delay: float) -> float:
+    """Spread retries of many watchers so they don't hit Dropbox in lockstep."""
+    return delay * (0.8 + 0.4 * random.random())

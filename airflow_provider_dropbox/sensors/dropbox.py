@@ -1,0 +1,321 @@
+"""Dropbox change sensor: wait until files under a folder change since a cursor (the old ``/delta``)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+from airflow_provider_dropbox.hooks.dropbox_async import LONGPOLL_MIN, clamp_longpoll_timeout
+from airflow_provider_dropbox.triggers.changes import (
+    CURSOR_RESET_POLICIES,
+    make_revision_counter,
+    normalize_kinds,
+    reset_message,
+    select_changes,
+)
+from airflow_provider_dropbox.triggers.dropbox import DropboxChangeTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CURSOR_XCOM_KEY = "dropbox_cursor"
+START_FROM = ("latest", "beginning")
+
+
+def _is_error(exc: BaseException, name: str) -> bool:
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+class DropboxChangeSensor(BaseSensorOperator):
+    """
+    Wait for files under a Dropbox folder to be added, modified or deleted; return what changed.
+
+    The result (XCom ``return_value``) is ``{"path", "changes": [{path, kind, type, rev, size,
+    content_hash, ...}], "count", "cursor", "reset"}``; the new cursor is also pushed as XCom
+    ``dropbox_cursor``, and the next run of the same task continues from it, so every change is reported
+    once across DAG runs (at least once if a run fails after the sensor succeeded).
+
+    Where the cursor comes from: ``cursor`` when given (templated); else the ``dropbox_cursor`` XCom of
+    the latest earlier successful run of this task; else, on the very first run, ``start_from="latest"``
+    (only changes from now on) or ``start_from="beginning"`` (every existing entry is reported as
+    ``added``, so the first run succeeds at once when the folder is not empty).
+
+    Modes: ``poke`` and ``reschedule`` call ``list_folder/continue`` every ``poke_interval``; in
+    reschedule mode a first-run cursor is kept in an Airflow Variable between pokes (so changes between
+    reschedules are not lost) and deleted on success. ``deferrable=True`` (default
+    ``[operators] default_deferrable``) pokes once, then waits in the triggerer on
+    ``list_folder/longpoll`` (honouring its ``backoff``) and reacts within about a second.
+
+    Cursor reset (Dropbox expired or rebuilt the cursor; 409 ``reset``), per ``on_cursor_reset``:
+    ``relist`` (default) lists the folder again and reports every current entry as ``added`` with
+    ``reset: True``, so no change is lost; ``restart`` continues from the latest cursor (changes made
+    meanwhile are skipped); ``fail`` fails the task with a message saying so.
+
+    :param path: Dropbox folder to watch; ``""`` or ``"/"`` for everything the app sees. Templated.
+    :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
+    :param cursor: Explicit cursor to start from (overrides the previous run's). Templated.
+    :param recursive: Watch subfolders too (default True).
+    :param file_pattern: fnmatch glob on the path relative to ``path`` or on the name, case-insensitive;
+        changes that don't match are skipped (the sensor keeps waiting). Templated.
+    :param kinds: Which changes count: any of ``added``, ``modified``, ``deleted`` (default all).
+    :param include_folders: Report folder entries too (default: files and deletions only).
+    :param start_from: First-run cursor: ``latest`` or ``beginning``.
+    :param use_previous_cursor: Continue from the previous successful run's cursor (default True).
+    :param on_cursor_reset: ``relist``, ``restart`` or ``fail``.
+    :param longpoll_timeout: Seconds per longpoll in deferrable mode (30..480).
+    :param deferrable: Wait in the triggerer instead of a worker slot.
+    """
+
+    template_fields: Sequence[str] = ("path", "dropbox_conn_id", "cursor", "file_pattern")
+    ui_color = "#0061fe"
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        dropbox_conn_id: str = DropboxHook.default_conn_name,
+        cursor: str | None = None,
+        recursive: bool = True,
+        file_pattern: str | None = None,
+        kinds: Sequence[str] | str | None = None,
+        include_folders: bool = False,
+        start_from: str = "latest",
+        use_previous_cursor: bool = True,
+        on_cursor_reset: str = "relist",
+        longpoll_timeout: int = LONGPOLL_MIN,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if start_from not in START_FROM:
+            raise ValueError(f"start_from must be 'latest' or 'beginning', not {start_from!r}")
+        if on_cursor_reset not in CURSOR_RESET_POLICIES:
+            raise ValueError(
+                f"on_cursor_reset must be one of {', '.join(CURSOR_RESET_POLICIES)}, not {on_cursor_reset!r}"
+            )
+        self.path = path
+        self.dropbox_conn_id = dropbox_conn_id
+        self.cursor = cursor
+        self.recursive = recursive
+        self.file_pattern = file_pattern
+        self.kinds = normalize_kinds(kinds)
+        self.include_folders = include_folders
+        self.start_from = start_from
+        self.use_previous_cursor = use_previous_cursor
+        self.on_cursor_reset = on_cursor_reset
+        self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
+        self.deferrable = deferrable
+        self._cursor: str | None = None
+        self._ready: dict[str, Any] | None = None
+        self._hook: DropboxHook | None = None
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    @property
+    def hook(self) -> DropboxHook:
+        if self._hook is None:
+            self._hook = DropboxHook(dropbox_conn_id=self.dropbox_conn_id)
+        return self._hook
+
+    @property
+    def _root(self) -> str:
+        return "" if self.path in ("", "/") else self.path
+
+    def _variable_key(self, context: Context) -> str:
+        ti = context["ti"]
+        raw = f"{ti.dag_id}|{ti.task_id}|{ti.run_id}|{ti.map_index}"
+        return f"dropbox_sensor_cursor_{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
+
+    def _result(self, changes: list[dict[str, Any]], cursor: str, reset: bool) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "changes": changes,
+            "count": len(changes),
+            "cursor": cursor,
+            "reset": reset,
+        }
+
+    def _missing_folder(self, exc: Exception) -> AirflowException:
+        return AirflowException(
+            f"Cannot watch Dropbox folder '{self.path}': it does not exist or is not a folder ({exc}). "
+            "Create it first or fix `path`."
+        )
+
+    def _initial_cursor(self, context: Context) -> str | None:
+        """Explicit > previous successful run > reschedule baseline > first run; None means 'beginning'."""
+        if self.cursor:
+            self.log.info("Starting from the cursor given to the sensor")
+            return self.cursor
+        if self.use_previous_cursor:
+            previous = context["ti"].xcom_pull(
+                task_ids=self.task_id, key=CURSOR_XCOM_KEY, include_prior_dates=True
+            )
+            if previous:
+                self.log.info("Continuing from the cursor of the previous successful run")
+                return str(previous)
+        if self.reschedule:
+            from airflow.sdk import Variable
+
+            saved = Variable.get(self._variable_key(context), default=None)
+            if saved:
+                return str(saved)
+        if self.start_from == "beginning":
+            return None
+        try:
+            cursor = self.hook.get_latest_cursor(self._root, recursive=self.recursive)
+        except Exception as exc:
+            if _is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError"):
+                raise self._missing_folder(exc) from exc
+            raise
+        self.log.info("First run: watching %s for changes from now on", self.path or "/")
+        self._remember(context, cursor)
+        return cursor
+
+    def _remember(self, context: Context, cursor: str) -> None:
+        """Reschedule mode starts each poke afresh: keep the advanced cursor in a Variable meanwhile."""
+        self._cursor = cursor
+        if self.reschedule:
+            from airflow.sdk import Variable
+
+            Variable.set(self._variable_key(context), cursor)
+
+    def _forget(self, context: Context) -> None:
+        if self.reschedule:
+            from airflow.sdk import Variable
+
+            try:
+                Variable.delete(self._variable_key(context))
+            except Exception as exc:
+                self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
+
+    def _relist(self) -> tuple[list[dict[str, Any]], str]:
+        try:
+            entries, cursor = self.hook.get_conn().list_folder_snapshot(self._root, recursive=self.recursive)
+        except Exception as exc:
+            if _is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError"):
+                raise self._missing_folder(exc) from exc
+            raise
+        selected = select_changes(
+            entries,
+            root=self._root,
+            file_pattern=self.file_pattern,
+            include_folders=self.include_folders,
+            exact_kinds=False,
+        )
+        changes = [{**c, "kind": "added"} for c in selected] if "added" in self.kinds else []
+        return changes, cursor
+
+    def _check(self, context: Context) -> dict[str, Any] | None:
+        """One look at Dropbox; the result dict when matching changes arrived, else None."""
+        if self._ready is not None:
+            return self._ready
+        if self._cursor is None:
+            changes, cursor = self._relist()
+            self.log.info("Listed %s from the beginning: %d matching entries", self.path or "/", len(changes))
+            self._remember(context, cursor)
+            if changes:
+                self._ready = self._result(changes, cursor, reset=False)
+            return self._ready
+        try:
+            entries, cursor = self.hook.list_changes(self._cursor)
+        except Exception as exc:
+            if not _is_error(exc, "CursorResetError"):
+                raise
+            msg = reset_message(self.path, self.on_cursor_reset)
+            self.log.warning("%s", msg)
+            if self.on_cursor_reset == "fail":
+                raise AirflowException(msg) from exc
+            if self.on_cursor_reset == "restart":
+                self._remember(context, self.hook.get_latest_cursor(self._root, recursive=self.recursive))
+                return None
+            changes, cursor = self._relist()
+            self._remember(context, cursor)
+            if changes:
+                self._ready = self._result(changes, cursor, reset=True)
+            return self._ready
+        counter = make_revision_counter(self.hook.get_conn().rpc)
+        changes = select_changes(
+            entries,
+            root=self._root,
+            file_pattern=self.file_pattern,
+            kinds=self.kinds,
+            include_folders=self.include_folders,
+            revision_count=counter,
+        )
+        self.log.info(
+            "Dropbox %s: %d entr%s since the cursor, %d matching",
+            self.path or "/",
+            len(entries),
+            "y" if len(entries) == 1 else "ies",
+            len(changes),
+        )
+        self._remember(context, cursor)
+        if changes:
+            self._ready = self._result(changes, cursor, reset=False)
+        return self._ready
+
+    def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        context["ti"].xcom_push(key=CURSOR_XCOM_KEY, value=result["cursor"])
+        self._forget(context)
+        for change in result["changes"][:20]:
+            self.log.info("  %s %s", change["kind"], change["path"])
+        if result["count"] > 20:
+            self.log.info("  ... and %d more", result["count"] - 20)
+        return result
+
+    # -- operator API ---------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        self._ready = None
+        self._cursor = self._initial_cursor(context)
+        if not self.deferrable:
+            return super().execute(context)
+        result = self._check(context)
+        if result is not None:
+            return self._finish(context, result)
+        assert self._cursor is not None
+        self.log.info("No matching changes yet; deferring to the triggerer (longpoll)")
+        self.defer(
+            trigger=DropboxChangeTrigger(
+                path=self._root,
+                cursor=self._cursor,
+                dropbox_conn_id=self.dropbox_conn_id,
+                recursive=self.recursive,
+                file_pattern=self.file_pattern,
+                kinds=list(self.kinds),
+                include_folders=self.include_folders,
+                longpoll_timeout=self.longpoll_timeout,
+                on_cursor_reset=self.on_cursor_reset,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        if self._cursor is None and self._ready is None and self.start_from != "beginning":
+            # BaseSensorOperator may call poke without execute (e.g. tests); resolve lazily.
+            self._cursor = self._initial_cursor(context)
+        result = self._check(context)
+        if result is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, result))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: hand on its changes and new cursor."""
+        if not event:
+            raise AirflowException("Dropbox change trigger returned no event")
+        if event.get("status") != "success":
+            message = event.get("message", "unknown error")
+            if event.get("reset"):
+                message = f"{reset_message(self.path, 'fail')} ({message})"
+            raise AirflowException(f"Waiting for Dropbox changes under '{self.path}' failed: {message}")
+        result = self._result(
+            list(event.get("changes") or []), str(event["cursor"]), bool(event.get("reset"))
+        )
+        return self._finish(context, result)

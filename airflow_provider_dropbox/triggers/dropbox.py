@@ -1,0 +1,411 @@
+"""Dropbox change triggers: one for the deferrable change sensor, one for AssetWatcher scheduling.
+
+Both wait with ``list_folder/longpoll`` (no worker slot, no auth on the wire), honour its ``backoff``
+whether or not it reported changes, then read the changes with ``list_folder/continue`` and filter them
+exactly like the poke-mode sensor (``triggers/changes.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+
+from airflow_provider_dropbox.hooks.dropbox_async import (
+    LONGPOLL_MIN,
+    DropboxAsyncHook,
+    clamp_longpoll_timeout,
+    jittered,
+)
+from airflow_provider_dropbox.triggers.changes import (
+    CURSOR_RESET_POLICIES,
+    normalize_kinds,
+    reset_message,
+    select_changes,
+)
+
+# Transient trouble (network, 5xx, 429) is retried with capped exponential backoff; these give up for good.
+_PERMANENT = ("AuthError", "PathNotFoundError", "MalformedPathError", "BadInputError", "NotAFolderError")
+_MAX_RETRY_DELAY = 300.0
+CURSOR_STATE_KEY = "dropbox_cursor"
+
+
+def _event(payload: dict[str, Any]) -> TriggerEvent:
+    return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    return any(cls.__name__ in _PERMANENT for cls in type(exc).__mro__)
+
+
+def _is_reset(exc: BaseException) -> bool:
+    return any(cls.__name__ == "CursorResetError" for cls in type(exc).__mro__)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    value = getattr(exc, "retry_after", None)
+    return float(value) if value else None
+
+
+class _ChangeWaiter:
+    """The longpoll + continue loop shared by both triggers; keeps the cursor it has advanced to."""
+
+    def __init__(
+        self,
+        *,
+        hook: DropboxAsyncHook,
+        path: str,
+        recursive: bool,
+        file_pattern: str | None,
+        kinds: Sequence[str],
+        include_folders: bool,
+        longpoll_timeout: int,
+        on_cursor_reset: str,
+        log: Any,
+    ) -> None:
+        self.hook = hook
+        self.path = path
+        self.recursive = recursive
+        self.file_pattern = file_pattern
+        self.kinds = normalize_kinds(kinds)
+        self.include_folders = include_folders
+        self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
+        self.on_cursor_reset = on_cursor_reset
+        self.log = log
+        self._revision_rpc_supported = True
+
+    async def _revision_count(self, path_lower: str) -> int | None:
+        if not self._revision_rpc_supported:
+            return None
+        try:
+            result = await self.hook.rpc(
+                "files/list_revisions", {"path": path_lower, "mode": "path", "limit": 2}
+            )
+        except Exception as exc:
+            if getattr(exc, "status", None) in (400, 404):
+                self._revision_rpc_supported = False
+                self.log.warning("files/list_revisions unavailable (%s): reporting files as 'modified'", exc)
+            return None
+        return len((result or {}).get("entries") or [])
+
+    async def select(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Kind lookups are sync RPCs; resolve them first (in threads), then filter synchronously.
+        counts: dict[str, int | None] = {}
+        needs = ("added" in self.kinds) != ("modified" in self.kinds)
+        if needs:
+            for entry in entries:
+                if entry.get(".tag") == "file" and entry.get("path_lower") and len(counts) < 200:
+                    counts[entry["path_lower"]] = await self._revision_count(entry["path_lower"])
+        return select_changes(
+            entries,
+            root=self.path,
+            file_pattern=self.file_pattern,
+            kinds=self.kinds,
+            include_folders=self.include_folders,
+            revision_count=counts.get,
+        )
+
+    async def relist(self) -> tuple[list[dict[str, Any]], str]:
+        """Every current entry as ``added`` plus a fresh cursor: the no-loss answer to a cursor reset."""
+        entries, cursor = await self.hook.list_folder_snapshot(self.path, recursive=self.recursive)
+        selected = select_changes(
+            entries,
+            root=self.path,
+            file_pattern=self.file_pattern,
+            kinds=("added", "modified", "deleted"),
+            include_folders=self.include_folders,
+            exact_kinds=False,
+        )
+        if "added" not in self.kinds:
+            return [], cursor
+        return [{**change, "kind": "added"} for change in selected], cursor
+
+    async def next_batch(self, cursor: str) -> tuple[list[dict[str, Any]], str, bool]:
+        """Wait until a batch of matching changes arrives: ``(changes, new_cursor, reset)``.
+
+        A cursor advanced past changes that were all filtered out is handed to ``on_cursor`` at once; the
+        cursor of a returned batch is not: the caller saves it after handing the batch on. Raises for
+        permanent errors and for a reset under ``on_cursor_reset="fail"``.
+        """
+        failures = 0
+        while True:
+            try:
+                result = await self.hook.longpoll(cursor, self.longpoll_timeout)
+                backoff = result.get("backoff")
+                if result.get("changes"):
+                    entries, new_cursor = await self.hook.list_changes(cursor)
+                    changes = await self.select(entries)
+                    cursor = new_cursor
+                    if changes:
+                        if backoff:
+                            # Honour it on the next longpoll even though we return now.
+                            self.pending_backoff = float(backoff)
+                        return changes, cursor, False
+                    await self.on_cursor(cursor)
+                failures = 0
+                if backoff:
+                    self.log.info("Dropbox asked to back off %s s before the next longpoll", backoff)
+                    await asyncio.sleep(float(backoff))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _is_reset(exc):
+                    msg = reset_message(self.path, self.on_cursor_reset)
+                    self.log.warning("%s", msg)
+                    if self.on_cursor_reset == "fail":
+                        raise
+                    if self.on_cursor_reset == "restart":
+                        cursor = await self.hook.get_latest_cursor(self.path, recursive=self.recursive)
+                        await self.on_cursor(cursor)
+                        continue
+                    changes, cursor = await self.relist()
+                    if changes:
+                        return changes, cursor, True
+                    await self.on_cursor(cursor)
+                    continue
+                if _is_permanent(exc):
+                    raise
+                failures += 1
+                delay = _retry_after(exc) or min(_MAX_RETRY_DELAY, 2.0 ** min(failures, 9))
+                self.log.warning(
+                    "Dropbox change watch on %s hit %s (attempt %d); retrying in %.1f s",
+                    self.path or "/",
+                    exc,
+                    failures,
+                    delay,
+                )
+                await asyncio.sleep(jittered(delay))
+
+    pending_backoff: float | None = None
+
+    async def honour_pending_backoff(self) -> None:
+        if self.pending_backoff:
+            delay, self.pending_backoff = self.pending_backoff, None
+            await asyncio.sleep(delay)
+
+    async def on_cursor(self, cursor: str) -> None:
+        """Hook for callers that persist the cursor as it advances (the event trigger)."""
+
+
+def _common_kwargs(
+    *,
+    path: str,
+    dropbox_conn_id: str,
+    recursive: bool,
+    file_pattern: str | None,
+    kinds: Sequence[str] | None,
+    include_folders: bool,
+    longpoll_timeout: int,
+    on_cursor_reset: str,
+) -> dict[str, Any]:
+    if on_cursor_reset not in CURSOR_RESET_POLICIES:
+        raise ValueError(
+            f"on_cursor_reset must be one of {', '.join(CURSOR_RESET_POLICIES)}, not {on_cursor_reset!r}"
+        )
+    return {
+        "path": path,
+        "dropbox_conn_id": dropbox_conn_id,
+        "recursive": recursive,
+        "file_pattern": file_pattern,
+        "kinds": list(normalize_kinds(kinds)),
+        "include_folders": include_folders,
+        "longpoll_timeout": clamp_longpoll_timeout(longpoll_timeout),
+        "on_cursor_reset": on_cursor_reset,
+    }
+
+
+class DropboxChangeTrigger(BaseTrigger):
+    """Wait in the triggerer for changes under ``path`` after ``cursor`` (the deferrable sensor's trigger).
+
+    Fires once: ``{"status": "success", "changes": [...], "cursor": <new>, "reset": bool}``, or
+    ``{"status": "error", "message": ...}`` for problems that retrying will not fix. A restarted triggerer
+    resumes from the serialized ``cursor``, so nothing is lost (changes may be seen again).
+
+    :param path: Dropbox folder to watch (``""`` or ``"/"`` for everything the app can see).
+    :param cursor: ``list_folder`` cursor to wait from.
+    :param dropbox_conn_id: connection id of type ``dropbox``.
+    :param recursive: the cursor's recursion (used only when a reset forces a re-list).
+    :param file_pattern: fnmatch pattern on the path relative to ``path`` or on the name.
+    :param kinds: any of ``added``, ``modified``, ``deleted``.
+    :param include_folders: report folder entries too.
+    :param longpoll_timeout: seconds per longpoll (Dropbox allows 30..480).
+    :param on_cursor_reset: ``relist``, ``restart`` or ``fail`` (see ``DropboxChangeSensor``).
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        cursor: str,
+        dropbox_conn_id: str = "dropbox_default",
+        recursive: bool = True,
+        file_pattern: str | None = None,
+        kinds: Sequence[str] | None = None,
+        include_folders: bool = False,
+        longpoll_timeout: int = LONGPOLL_MIN,
+        on_cursor_reset: str = "relist",
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.cursor = cursor
+        self.kw = _common_kwargs(
+            path=path,
+            dropbox_conn_id=dropbox_conn_id,
+            recursive=recursive,
+            file_pattern=file_pattern,
+            kinds=kinds,
+            include_folders=include_folders,
+            longpoll_timeout=longpoll_timeout,
+            on_cursor_reset=on_cursor_reset,
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "airflow_provider_dropbox.triggers.dropbox.DropboxChangeTrigger",
+            {**self.kw, "cursor": self.cursor},
+        )
+
+    def _waiter(self, hook: DropboxAsyncHook) -> _ChangeWaiter:
+        kw = {k: v for k, v in self.kw.items() if k != "dropbox_conn_id"}
+        return _ChangeWaiter(hook=hook, log=self.log, **kw)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = DropboxAsyncHook(dropbox_conn_id=self.kw["dropbox_conn_id"])
+        try:
+            waiter = self._waiter(hook)
+            self.log.info("Waiting for Dropbox changes under %s (longpoll)", self.kw["path"] or "/")
+            try:
+                changes, cursor, reset = await waiter.next_batch(self.cursor)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                yield _event(
+                    {"status": "error", "message": f"{type(exc).__name__}: {exc}", "reset": _is_reset(exc)}
+                )
+                return
+            yield _event(
+                {
+                    "status": "success",
+                    "changes": changes,
+                    "cursor": cursor,
+                    "reset": reset,
+                    "count": len(changes),
+                }
+            )
+        finally:
+            await hook.aclose()
+
+
+class DropboxChangeEventTrigger(BaseEventTrigger):
+    """Schedule DAGs on Dropbox changes: ``Asset(..., watchers=[AssetWatcher(name, trigger=this)])``.
+
+    Loops forever and yields one event per batch of matching changes, never on a quiet timeout. The
+    payload is ``{"path", "changes" (at most ``max_changes_in_event``), "count", "truncated", "cursor",
+    "reset"}``; downstream tasks read it from ``triggering_asset_events``.
+
+    Cursor durability: on Airflow 3.3+ the cursor is kept in the asset state store (key
+    ``dropbox_cursor``) and saved every time it advances, so a triggerer restart resumes where it stopped
+    (neither replaying nor skipping changes, except for a crash in the sub-second window between handing an
+    event to the triggerer and saving the cursor). On Airflow 3.2 there is no state store: every (re)start
+    begins at the latest cursor, so changes made while the triggerer was down are not reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        dropbox_conn_id: str = "dropbox_default",
+        recursive: bool = True,
+        file_pattern: str | None = None,
+        kinds: Sequence[str] | None = None,
+        include_folders: bool = False,
+        longpoll_timeout: int = LONGPOLL_MIN,
+        on_cursor_reset: str = "relist",
+        max_changes_in_event: int = 1000,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.kw = _common_kwargs(
+            path=path,
+            dropbox_conn_id=dropbox_conn_id,
+            recursive=recursive,
+            file_pattern=file_pattern,
+            kinds=kinds,
+            include_folders=include_folders,
+            longpoll_timeout=longpoll_timeout,
+            on_cursor_reset=on_cursor_reset,
+        )
+        self.max_changes_in_event = int(max_changes_in_event)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "airflow_provider_dropbox.triggers.dropbox.DropboxChangeEventTrigger",
+            {**self.kw, "max_changes_in_event": self.max_changes_in_event},
+        )
+
+    def _state(self) -> Any:
+        # Injected by the 3.3+ triggerer; absent on 3.2 (and in plain unit tests).
+        return getattr(self, "asset_state_store", None)
+
+    def _state_marker(self) -> dict[str, Any]:
+        return {"path": (self.kw["path"] or "").lower().rstrip("/"), "recursive": self.kw["recursive"]}
+
+    async def load_cursor(self) -> str | None:
+        state = self._state()
+        if state is None:
+            return None
+        try:
+            saved = await state.aget(CURSOR_STATE_KEY)
+        except Exception as exc:
+            self.log.warning("Cannot read the saved Dropbox cursor (%s); starting from the latest", exc)
+            return None
+        if isinstance(saved, dict) and saved.get("cursor"):
+            if {k: saved.get(k) for k in ("path", "recursive")} == self._state_marker():
+                return str(saved["cursor"])
+            self.log.info("Saved Dropbox cursor belongs to another path/recursion; starting from the latest")
+        return None
+
+    async def save_cursor(self, cursor: str) -> None:
+        state = self._state()
+        if state is None:
+            return
+        try:
+            await state.aset(CURSOR_STATE_KEY, {**self._state_marker(), "cursor": cursor})
+        except Exception as exc:
+            self.log.warning("Cannot save the Dropbox cursor in the asset state store: %s", exc)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = DropboxAsyncHook(dropbox_conn_id=self.kw["dropbox_conn_id"])
+        path = self.kw["path"]
+        try:
+            kw = {k: v for k, v in self.kw.items() if k != "dropbox_conn_id"}
+            waiter = _ChangeWaiter(hook=hook, log=self.log, **kw)
+            waiter.on_cursor = self.save_cursor  # type: ignore[method-assign]
+            cursor = await self.load_cursor()
+            if cursor is None:
+                cursor = await hook.get_latest_cursor(path, recursive=self.kw["recursive"])
+                await self.save_cursor(cursor)
+                self.log.info("Watching Dropbox %s from the latest cursor", path or "/")
+            else:
+                self.log.info("Watching Dropbox %s from the saved cursor", path or "/")
+            while True:
+                await waiter.honour_pending_backoff()
+                changes, cursor, reset = await waiter.next_batch(cursor)
+                self.log.info(
+                    "Dropbox %s: %d change(s)%s", path or "/", len(changes), " after reset" if reset else ""
+                )
+                yield _event(
+                    {
+                        "path": path,
+                        "changes": changes[: self.max_changes_in_event],
+                        "count": len(changes),
+                        "truncated": len(changes) > self.max_changes_in_event,
+                        "cursor": cursor,
+                        "reset": reset,
+                    }
+                )
+                # Saved only once the triggerer has the event: a restart before this replays the batch
+                # (at least once) rather than losing it.
+                await self.save_cursor(cursor)
+        finally:
+            await hook.aclose()

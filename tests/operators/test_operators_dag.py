@@ -1,0 +1,54 @@
+"""Every operator through real Airflow (``dag.test()``, Task SDK in-process) against the emulator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.ops_fixtures import RunDag, task_states, xcom
+
+
+def _local_tree(base: Path) -> None:
+    (base / "src" / "sub").mkdir(parents=True)
+    (base / "src" / "report.csv").write_text("a,b\n1,2\n")
+    (base / "src" / "sub" / "nested.csv").write_text("x\n")
+    (base / "src" / "notes.txt").write_text("notes")
+    (base / "src" / "skip.json").write_text("{}")
+    (base / "big.bin").write_bytes(os.urandom(9 * 1024 * 1024 + 123))
+
+
+def test_every_operator_runs_in_a_dag(run_dag: RunDag, hook: Any, root: str, tmp_path: Path) -> None:
+    _local_tree(tmp_path)
+    dr = run_dag("ops_transfer_dag.py", "ops_transfer", {"root": root, "local": str(tmp_path)})
+    states = task_states(dr)
+    assert str(dr.state) == "success", states
+    assert set(states.values()) == {"success"}
+
+    uploaded = xcom(dr, "upload_file")
+    assert [m["path_display"] for m in uploaded] == [f"{root}/report.csv"]
+    stats_before = uploaded[0]["rev"]
+    again = xcom(dr, "upload_again_identical")
+    assert again[0]["rev"] == stats_before  # identical content: not sent again
+
+    folder = sorted(m["path_display"] for m in xcom(dr, "upload_folder"))
+    assert folder == [f"{root}/folder/report.csv", f"{root}/folder/sub/nested.csv"]  # pattern *.csv
+    assert [m["path_display"] for m in xcom(dr, "upload_glob")] == [f"{root}/glob/notes.txt"]
+    assert xcom(dr, "upload_glob_empty") == []  # documented: a glob matching nothing is not an error
+
+    big = xcom(dr, "upload_chunked")[0]
+    assert big["size"] == (tmp_path / "big.bin").stat().st_size
+
+    assert xcom(dr, "download_file") == [str(tmp_path / "out" / "big.bin")]
+    assert (tmp_path / "out" / "big.bin").read_bytes() == (tmp_path / "big.bin").read_bytes()
+    assert xcom(dr, "download_folder") == [str(tmp_path / "out" / "folder" / "sub" / "nested.csv")]
+    assert not (tmp_path / "out" / "folder" / "report.csv").exists()
+
+    assert xcom(dr, "move")["path_display"] == f"{root}/moved/copy.csv"
+    assert xcom(dr, "share").startswith("http")
+    deleted = xcom(dr, "delete")
+    assert deleted[1] is None and deleted[0]["path_display"] == f"{root}/glob"
+
+    assert hook.exists(f"{root}/moved/copy.csv")
+    assert not hook.exists(f"{root}/copy.csv")
+    assert not hook.exists(f"{root}/glob")
