@@ -1,0 +1,228 @@
+"""Folder transfers built on ``DropboxClient``: download or upload every file under a folder, in parallel.
+
+Everything is checked before the first byte moves: a remote name that would land outside ``local_dir``
+(``..``, absolute, or through a symlink pointing elsewhere) fails the whole call: nothing is left half done.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from airflow_provider_dropbox.client.content_hash import content_hash_file
+from airflow_provider_dropbox.client.errors import LocalPathError
+from airflow_provider_dropbox.client.paths import check_remote_path
+
+if TYPE_CHECKING:
+    from airflow_provider_dropbox.client import DropboxClient
+
+log = logging.getLogger(__name__)
+
+WriteMode: TypeAlias = Literal["add", "overwrite"] | Mapping[str, str]
+"""``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}`` (Dropbox WriteMode)."""
+
+
+def download_folder(
+    client: DropboxClient,
+    remote_dir: str,
+    local_dir: str | os.PathLike[str],
+    *,
+    recursive: bool = True,
+    pattern: str | None = None,
+    overwrite: bool = True,
+    parallelism: int = 8,
+) -> list[str]:
+    """Download the files under ``remote_dir`` into ``local_dir``, keeping the relative layout.
+
+    :param client: The Dropbox client.
+    :param remote_dir: Dropbox folder (``""`` or ``"/"`` for the root).
+    :param local_dir: Local folder (created); no file is written outside it.
+    :param recursive: Include subfolders.
+    :param pattern: ``fnmatch`` glob on the relative path, case-insensitive as Dropbox (``*`` crosses ``/``).
+    :param overwrite: Replace local files whose content differs; False keeps every existing local file.
+    :param parallelism: Files downloaded at once.
+    :return: Local paths written (files already identical, or kept because ``overwrite`` is False, are not).
+    """
+    root = check_remote_path(remote_dir, route="download_folder", allow_root=True)
+    base = Path(local_dir)
+    if base.exists() and not base.is_dir():
+        raise LocalPathError(
+            f"Local path '{base}' is a file, but download_folder needs a folder",
+            route="download_folder",
+            path=str(base),
+        )
+    if root and not root.startswith("/"):  # id:/ns: forms: entries are listed under the real path
+        root = client.get_metadata(root)["path_lower"]
+    entries = list(client.list_folder(root, recursive=recursive))
+    plan: list[tuple[dict[str, Any], Path]] = []
+    dirs: list[Path] = []
+    for entry, rel in _relative_entries(root, entries):
+        if pattern is not None and entry.get(".tag") == "file" and not _matches(rel, pattern):
+            continue
+        target = _local_target(base, rel)
+        if entry.get(".tag") == "folder":
+            dirs.append(target)
+        elif entry.get(".tag") == "file":
+            plan.append((entry, target))
+
+    base.mkdir(parents=True, exist_ok=True)
+    if pattern is None:
+        for folder in dirs:  # empty folders too, so the copy has the same shape
+            folder.mkdir(parents=True, exist_ok=True)
+    todo = [(entry, target) for entry, target in plan if _needs_download(entry, target, overwrite)]
+    log.info(
+        "Downloading %d of %d files from Dropbox '%s' to %s", len(todo), len(plan), remote_dir or "/", base
+    )
+
+    def fetch(item: tuple[dict[str, Any], Path]) -> str:
+        entry, target = item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(entry.get("path_display") or entry["path_lower"], target, parallelism=1)
+        return str(target)
+
+    return _run_parallel(fetch, todo, parallelism)
+
+
+def upload_folder(
+    client: DropboxClient,
+    local_dir: str | os.PathLike[str],
+    remote_dir: str,
+    *,
+    recursive: bool = True,
+    pattern: str | None = None,
+    mode: WriteMode = "add",
+    parallelism: int = 8,
+) -> list[dict[str, Any]]:
+    """Upload the files under ``local_dir`` to ``remote_dir``, keeping the relative layout.
+
+    :param client: The Dropbox client.
+    :param local_dir: Local folder to read.
+    :param remote_dir: Dropbox folder (``""`` or ``"/"`` for the root).
+    :param recursive: Include subfolders.
+    :param pattern: ``fnmatch`` glob on the relative path, case-insensitive (``*`` crosses ``/``).
+    :param mode: Dropbox write mode for every file.
+    :param parallelism: Files uploaded at once.
+    :return: Metadata of each uploaded file.
+    """
+    root = check_remote_path(remote_dir, route="upload_folder", allow_root=True)
+    base = Path(local_dir)
+    if not base.is_dir():
+        raise LocalPathError(
+            f"Local folder '{base}' does not exist or is not a folder (upload_folder)",
+            route="upload_folder",
+            path=str(base),
+        )
+    pairs = [
+        (str(path), f"{root}/{rel}")
+        for path, rel in _local_files(base, recursive)
+        if pattern is None or _matches(rel, pattern)
+    ]
+    for _, remote in pairs:
+        check_remote_path(remote, route="upload_folder")
+    if not pairs:
+        log.info("No files to upload from %s", base)
+        return []
+    log.info("Uploading %d files from %s to Dropbox '%s'", len(pairs), base, remote_dir or "/")
+    return client.upload_files(pairs, mode=mode, parallelism=parallelism)
+
+
+def _relative_entries(root: str, entries: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str]]:
+    """``(entry, path relative to root)``, with each component spelled as its own entry's ``name``.
+
+    Only the last component of ``path_display`` is reliably cased, so ancestors take the case of their own
+    folder entries; the listed root itself is not yielded.
+    """
+    entries = [e for e in entries if e.get(".tag") in ("file", "folder") and e.get("path_lower")]
+    names = {e["path_lower"]: e["name"] for e in entries if e.get(".tag") == "folder"}
+    root_lower = root.lower()
+    for entry in entries:
+        lower: str = entry["path_lower"]
+        if lower == root_lower or not lower.startswith(root_lower + "/"):
+            continue
+        parts = lower[len(root_lower) + 1 :].split("/")
+        prefix = root_lower
+        spelled = []
+        for i, part in enumerate(parts):
+            prefix = f"{prefix}/{part}"
+            spelled.append(entry["name"] if i == len(parts) - 1 else names.get(prefix, part))
+        yield entry, "/".join(spelled)
+
+
+def _local_target(base: Path, rel: str) -> Path:
+    """The local path for a remote relative path, refusing anything that would escape ``base``."""
+    parts = rel.split("/")
+    if (
+        any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts)
+        or PurePosixPath(rel).is_absolute()
+    ):
+        raise LocalPathError(
+            f"Remote name '{rel}' cannot be written safely under '{base}' (empty, '.', '..', '\\' or NUL); "
+            "nothing was downloaded",
+            route="download_folder",
+            path=rel,
+        )
+    target = base.joinpath(*parts)
+    real_base = os.path.realpath(base)
+    if os.path.commonpath([real_base, os.path.realpath(target)]) != real_base:
+        raise LocalPathError(
+            f"Local path '{target}' resolves outside '{base}' (a symlink points elsewhere); nothing was "
+            "downloaded",
+            route="download_folder",
+            path=str(target),
+        )
+    return target
+
+
+def _needs_download(entry: Mapping[str, Any], target: Path, overwrite: bool) -> bool:
+    if not target.exists() and not target.is_symlink():
+        return True
+    if target.is_dir():
+        raise LocalPathError(
+            f"Local path '{target}' is a folder, but Dropbox has a file '{entry.get('path_display')}' there",
+            route="download_folder",
+            path=str(target),
+        )
+    if not overwrite:
+        return False
+    return not (
+        target.stat().st_size == entry.get("size") and content_hash_file(target) == entry.get("content_hash")
+    )
+
+
+def _local_files(base: Path, recursive: bool) -> Iterator[tuple[Path, str]]:
+    """Regular files under ``base`` (sorted, posix relative path); symlinks must stay inside ``base``."""
+    real_base = os.path.realpath(base)
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames.sort()
+        if not recursive:
+            dirnames.clear()
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if os.path.commonpath([real_base, os.path.realpath(path)]) != real_base:
+                raise LocalPathError(
+                    f"Local file '{path}' is a symlink to outside '{base}'; refusing to upload it",
+                    route="upload_folder",
+                    path=str(path),
+                )
+            if path.is_file():
+                yield path, path.relative_to(base).as_posix()
+
+
+def _matches(rel: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(rel.lower(), pattern.lower())
+
+
+def _run_parallel(func: Any, items: list[Any], parallelism: int) -> list[str]:
+    if not items:
+        return []
+    if parallelism <= 1 or len(items) == 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(
+        max_workers=min(parallelism, len(items)), thread_name_prefix="dbx-folder"
+    ) as pool:
+        return list(pool.map(func, items))

@@ -1,0 +1,446 @@
+"""This module contains the Dropbox hook: an Airflow ``dropbox`` connection made into a ``DropboxClient``."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints, errors, folders
+from airflow_provider_dropbox.client.progress import ProgressLogger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_dropbox.client.folders import WriteMode
+
+log = logging.getLogger(__name__)
+
+# Keys the connection form stores in ``extra`` (conn-fields); older UIs prefixed them.
+EXTRA_FIELDS = ("refresh_token", "access_token", "root_namespace_id", "team_member_id", "timeout")
+_LEGACY_PREFIX = "extra__dropbox__"
+
+# test_connection answers within seconds instead of riding the transfer retry deadline (minutes).
+_TEST_RETRY_DEADLINE = 5.0
+_TEST_TIMEOUT = 15.0
+
+
+class DropboxConnectionConfigError(AirflowException):
+    """The Airflow connection lacks what is needed to authenticate (raised before any request)."""
+
+
+class DropboxHook(BaseHook):
+    """
+    Talk to Dropbox (HTTP API v2) with the credentials of an Airflow ``dropbox`` connection.
+
+    The client is built lazily on first use, so creating the hook (e.g. while a DAG is parsed) does no I/O.
+    Every access token the client obtains is passed to ``mask_secret`` so task logs never show it.
+
+    :param dropbox_conn_id: The Airflow connection to use.
+    :param parallelism: Parallel requests for large transfers and folder transfers (also sizes the
+        HTTP connection pool).
+    :param retry_deadline: Seconds after which retries of one call give up.
+    """
+
+    conn_name_attr = "dropbox_conn_id"
+    default_conn_name = "dropbox_default"
+    conn_type = "dropbox"
+    hook_name = "Dropbox"
+
+    def __init__(
+        self,
+        dropbox_conn_id: str = default_conn_name,
+        *,
+        parallelism: int = 8,
+        retry_deadline: float = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dropbox_conn_id = dropbox_conn_id
+        self.parallelism = parallelism
+        self.retry_deadline = retry_deadline
+        self._client: DropboxClient | None = None
+
+    # -- connection -> client -------------------------------------------------------------------------------
+
+    def get_conn(self) -> DropboxClient:
+        """Return the (cached) client for this hook's connection."""
+        if self._client is None:
+            self._client = self._build_client(retry_deadline=self.retry_deadline)
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP session; the next call builds a new client."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _build_client(self, *, retry_deadline: float, timeout: float | None = None) -> DropboxClient:
+        conn = self.get_connection(self.dropbox_conn_id)
+        options = connection_options(conn)
+        return DropboxClient(
+            options["credentials"],
+            endpoints=options["endpoints"],
+            timeout=min(options["timeout"], timeout) if timeout else options["timeout"],
+            parallelism=self.parallelism,
+            team_member_id=options["team_member_id"],
+            root_namespace_id=options["root_namespace_id"],
+            on_new_token=_mask_token,
+            retry_deadline=retry_deadline,
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Call ``users/get_current_account`` and say who we are connected as, or why not."""
+        client: DropboxClient | None = None
+        try:
+            client = self._build_client(retry_deadline=_TEST_RETRY_DEADLINE, timeout=_TEST_TIMEOUT)
+            account = client.get_current_account()
+        except DropboxConnectionConfigError as e:
+            return False, str(e)
+        except errors.InvalidRefreshTokenError as e:
+            return False, (
+                f"The refresh token was rejected (revoked, or issued to another app key): {e}. "
+                "Run airflow-dropbox-auth to get a new one."
+            )
+        except errors.AuthError as e:
+            return False, f"Dropbox refused the credentials: {e}. Check the App key, App secret and tokens."
+        except (errors.DropboxConnectionError, requests.RequestException) as e:
+            return False, (
+                f"Cannot reach Dropbox at {_api_base(client)} ({_network_reason(e)}); "
+                "check the API base URL (host) and the network"
+            )
+        except errors.DropboxApiError as e:
+            return False, f"Dropbox answered with an error: {e}"
+        finally:
+            if client is not None:
+                client.close()
+        name = (account.get("name") or {}).get("display_name") or account.get("account_id", "?")
+        return True, f"Connected as {name} ({account.get('email', 'no email')})"
+
+    # -- metadata -------------------------------------------------------------------------------------------
+
+    def get_metadata(self, path: str, include_deleted: bool = False) -> dict[str, Any]:
+        """
+        Return the metadata of a file or folder.
+
+        :param path: Dropbox path, e.g. ``/reports/q1.csv``.
+        :param include_deleted: Also return metadata of a deleted item.
+        """
+        return self.get_conn().get_metadata(path, include_deleted=include_deleted)
+
+    def exists(self, path: str) -> bool:
+        """
+        Tell whether a file or folder exists at ``path``.
+
+        :param path: Dropbox path.
+        """
+        return self.get_conn().exists(path)
+
+    def list_folder(self, path: str, recursive: bool = False) -> Iterator[dict[str, Any]]:
+        """
+        Yield the metadata of every entry under ``path``, across all pages.
+
+        :param path: Dropbox folder; ``""`` or ``"/"`` is the root.
+        :param recursive: Also list subfolders.
+        """
+        return self.get_conn().list_folder(path, recursive=recursive)
+
+    def get_latest_cursor(self, path: str, recursive: bool = True) -> str:
+        """
+        Return a cursor for "now", to ask later what changed since.
+
+        :param path: Dropbox folder to watch.
+        :param recursive: Include changes in subfolders.
+        """
+        return self.get_conn().get_latest_cursor(path, recursive=recursive)
+
+    def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
+        """
+        Return the entries changed since ``cursor`` and the cursor to use next time.
+
+        Raises ``CursorResetError`` when Dropbox invalidated the cursor; list the folder again then.
+
+        :param cursor: A cursor from ``get_latest_cursor`` or a previous ``list_changes``.
+        """
+        return self.get_conn().list_changes(cursor)
+
+    def longpoll(self, cursor: str, timeout: int = 30) -> dict[str, Any]:
+        """
+        Wait until something changes after ``cursor`` or ``timeout`` seconds pass.
+
+        :param cursor: A cursor from ``get_latest_cursor`` or ``list_changes``.
+        :param timeout: Seconds to wait (30..480); Dropbox adds jitter.
+        :return: ``{"changes": bool, "backoff": seconds or None}``
+        """
+        return self.get_conn().longpoll(cursor, timeout=timeout)
+
+    def get_space_usage(self) -> dict[str, Any]:
+        """Return the account's used and allocated space."""
+        return self.get_conn().get_space_usage()
+
+    # -- transfers ------------------------------------------------------------------------------------------
+
+    def download_file(
+        self, remote_path: str, local_path: str | os.PathLike[str], *, parallelism: int | None = None
+    ) -> dict[str, Any]:
+        """
+        Download a file, verified against its content hash, replacing ``local_path`` atomically.
+
+        :param remote_path: Dropbox file path.
+        :param local_path: Local file to write (its folder is created).
+        :param parallelism: Parallel range requests for a large file (default: the hook's).
+        :return: The file's metadata.
+        """
+        return self.get_conn().download_file(
+            remote_path,
+            local_path,
+            parallelism=parallelism,
+            progress=self._progress(f"Download {remote_path}"),
+        )
+
+    def upload_file(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_path: str,
+        mode: WriteMode = "add",
+        *,
+        autorename: bool = False,
+        chunk_size: int | None = None,
+        parallelism: int | None = None,
+    ) -> dict[str, Any]:
+        """
+        Upload a file: one request when small, a (parallel) upload session when large.
+
+        :param local_path: Local file to read.
+        :param remote_path: Dropbox file path to write.
+        :param mode: ``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}``.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param chunk_size: Upload-session chunk in bytes, a multiple of 4 MiB (default: the client's).
+        :param parallelism: Parallel chunk uploads (default: the hook's).
+        :return: The file's metadata.
+        """
+        return self.get_conn().upload_file(
+            local_path,
+            remote_path,
+            mode=mode,
+            autorename=autorename,
+            chunk_size=chunk_size,
+            parallelism=parallelism,
+            progress=self._progress(f"Upload {remote_path}"),
+        )
+
+    def download_folder(
+        self,
+        remote_dir: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        recursive: bool = True,
+        pattern: str | None = None,
+        overwrite: bool = True,
+        parallelism: int | None = None,
+    ) -> list[str]:
+        """
+        Download the files of a folder; files whose local content already matches are skipped.
+
+        :param remote_dir: Dropbox folder.
+        :param local_dir: Local folder to write into (created); nothing is written outside it.
+        :param recursive: Include subfolders.
+        :param pattern: Glob on the path relative to ``remote_dir``, e.g. ``*.csv`` (case-insensitive).
+        :param overwrite: Replace local files that differ; with False, existing local files are kept.
+        :param parallelism: Files downloaded at once (default: the hook's).
+        :return: The local paths written.
+        """
+        return folders.download_folder(
+            self.get_conn(),
+            remote_dir,
+            local_dir,
+            recursive=recursive,
+            pattern=pattern,
+            overwrite=overwrite,
+            parallelism=parallelism or self.parallelism,
+        )
+
+    def upload_folder(
+        self,
+        local_dir: str | os.PathLike[str],
+        remote_dir: str,
+        *,
+        recursive: bool = True,
+        pattern: str | None = None,
+        mode: WriteMode = "add",
+        parallelism: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """
+        Upload the files of a local folder, committing them in batches.
+
+        :param local_dir: Local folder to read.
+        :param remote_dir: Dropbox folder to write into.
+        :param recursive: Include subfolders.
+        :param pattern: Glob on the path relative to ``local_dir``, e.g. ``*.csv`` (case-insensitive).
+        :param mode: ``"add"`` or ``"overwrite"``.
+        :param parallelism: Files uploaded at once (default: the hook's).
+        :return: Metadata of every uploaded file.
+        """
+        return folders.upload_folder(
+            self.get_conn(),
+            local_dir,
+            remote_dir,
+            recursive=recursive,
+            pattern=pattern,
+            mode=mode,
+            parallelism=parallelism or self.parallelism,
+        )
+
+    # -- changes --------------------------------------------------------------------------------------------
+
+    def delete(self, path: str) -> dict[str, Any]:
+        """
+        Delete a file or folder (with its contents).
+
+        :param path: Dropbox path.
+        :return: Metadata of the deleted item.
+        """
+        return self.get_conn().delete(path)
+
+    def create_folder(self, path: str, exist_ok: bool = True) -> dict[str, Any]:
+        """
+        Create a folder and its missing parents.
+
+        :param path: Dropbox folder path.
+        :param exist_ok: Succeed when the folder already exists.
+        """
+        return self.get_conn().create_folder(path, exist_ok=exist_ok)
+
+    def move(self, from_path: str, to_path: str, autorename: bool = False) -> dict[str, Any]:
+        """
+        Move or rename a file or folder.
+
+        :param from_path: Existing Dropbox path.
+        :param to_path: New Dropbox path.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        """
+        return self.get_conn().move(from_path, to_path, autorename=autorename)
+
+    def copy(self, from_path: str, to_path: str, autorename: bool = False) -> dict[str, Any]:
+        """
+        Copy a file or folder.
+
+        :param from_path: Existing Dropbox path.
+        :param to_path: Path of the copy.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        """
+        return self.get_conn().copy(from_path, to_path, autorename=autorename)
+
+    def create_shared_link(self, path: str) -> str:
+        """
+        Return a shared link to ``path``; the existing one when there is one.
+
+        :param path: Dropbox path.
+        """
+        return self.get_conn().create_shared_link(path)
+
+    def _progress(self, label: str) -> ProgressLogger:
+        """Log bytes done, percent, MB/s and ETA every few seconds, in the task log."""
+        return ProgressLogger(label, logger=log)
+
+
+def _api_base(client: DropboxClient | None) -> str:
+    return client.endpoints.api if client is not None else "?"
+
+
+def _network_reason(exc: BaseException) -> str:
+    """The gist of a network error: requests nests the socket error deep inside its message."""
+    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e is not None)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
+        if marker in text:
+            return marker
+    return type(exc.__cause__ or exc).__name__
+
+
+def _mask_token(token: str) -> None:
+    mask_secret(token)
+
+
+def _extra_value(extra: dict[str, Any], name: str) -> Any:
+    value = extra.get(name)
+    if value in (None, ""):
+        value = extra.get(f"{_LEGACY_PREFIX}{name}")
+    if isinstance(value, str):
+        value = value.strip() or None
+    return value
+
+
+def base_url_from_host(host: str, port: int | None = None) -> str:
+    """The API base URL from the connection's host: as is with a scheme, else https (http on loopback)."""
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        name = host.split(":")[0].strip("[]")
+        scheme = "http" if name == "localhost" or _is_loopback(name) else "https"
+        host = f"{scheme}://{host}"
+    if port and urlsplit(host).port is None:
+        host = f"{host}:{port}"
+    return host
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def connection_options(conn: Connection) -> dict[str, Any]:
+    """
+    Read the client settings from an Airflow connection, validating them before any request.
+
+    :param conn: A ``dropbox`` connection (login = app key, password = app secret, extra = conn-fields).
+    """
+    extra = conn.extra_dejson
+    refresh_token = _extra_value(extra, "refresh_token")
+    access_token = _extra_value(extra, "access_token")
+    app_key = (conn.login or "").strip() or None
+    app_secret = conn.password or None
+    where = f"Dropbox connection '{conn.conn_id}'"
+    if not refresh_token and not access_token:
+        raise DropboxConnectionConfigError(
+            f"{where} has no refresh token or access token; run airflow-dropbox-auth to get a refresh token "
+            "and put it in the connection's Refresh token field"
+        )
+    if refresh_token and not app_key:
+        raise DropboxConnectionConfigError(
+            f"{where} has a refresh token but no App key (login); the app key is needed to refresh tokens"
+        )
+    for secret in (app_secret, refresh_token, access_token):
+        if secret:
+            mask_secret(secret)
+    raw_timeout = _extra_value(extra, "timeout")
+    try:
+        timeout = float(raw_timeout) if raw_timeout is not None else 100.0
+    except (TypeError, ValueError):
+        raise DropboxConnectionConfigError(
+            f"{where}: timeout must be a number of seconds, got {raw_timeout!r}"
+        ) from None
+    if timeout <= 0:
+        raise DropboxConnectionConfigError(f"{where}: timeout must be positive, got {timeout:g}")
+    host = (conn.host or "").strip()
+    return {
+        "credentials": Credentials(
+            app_key=app_key, app_secret=app_secret, refresh_token=refresh_token, access_token=access_token
+        ),
+        "endpoints": Endpoints.single_host(base_url_from_host(host, conn.port)) if host else Endpoints(),
+        "timeout": timeout,
+        "team_member_id": _as_str(_extra_value(extra, "team_member_id")),
+        "root_namespace_id": _as_str(_extra_value(extra, "root_namespace_id")),
+    }
+
+
+def _as_str(value: Any) -> str | None:
+    return None if value is None else str(value)

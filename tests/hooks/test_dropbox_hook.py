@@ -1,0 +1,356 @@
+"""DropboxHook with real Airflow connections (env vars) against the emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import requests
+
+from airflow_provider_dropbox.client import Endpoints, errors
+from airflow_provider_dropbox.hooks.dropbox import DropboxConnectionConfigError, DropboxHook
+from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
+from tests.hooks.conftest import MakeConn, conn_json
+
+EXTRA_FIELDS = {"refresh_token", "access_token", "root_namespace_id", "team_member_id", "timeout"}
+
+
+def _access_token(base_url: str, refresh_token: str = DEV_REFRESH_TOKEN) -> str:
+    resp = requests.post(
+        f"{base_url}/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": DEV_APP_KEY},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["access_token"])
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------- connection form / UI
+
+
+class TestConnectionType:
+    def test_form_metadata_as_the_ui_sees_it(self) -> None:
+        from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+        meta = {m.connection_type: m for m in HookMetaService.hook_meta_data()}["dropbox"]
+        assert meta.hook_class_name == "airflow_provider_dropbox.hooks.dropbox.DropboxHook"
+        assert meta.hook_name == "Dropbox"
+        std = meta.standard_fields
+        assert std is not None
+        assert std.login is not None and std.login.title == "App key" and not std.login.hidden
+        assert std.password is not None and std.password.title == "App secret"
+        assert std.host is not None and std.host.title == "API base URL"
+        assert std.port is not None and std.port.hidden
+        assert std.url_schema is not None and std.url_schema.hidden
+        extra = meta.extra_fields
+        assert extra is not None and set(extra) == EXTRA_FIELDS
+        assert extra["refresh_token"]["schema"]["format"] == "password"
+        assert extra["access_token"]["schema"]["format"] == "password"
+        assert extra["refresh_token"]["schema"]["title"] == "Refresh token"
+        assert "format" not in extra["team_member_id"]["schema"]
+        assert extra["timeout"]["schema"]["type"] == ["integer", "null"]
+        assert extra["timeout"]["value"] == 100
+
+    def test_providers_manager_knows_the_hook_without_deprecation_warnings(self) -> None:
+        from airflow.providers_manager import ProvidersManager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            info = ProvidersManagerTaskRuntime().hooks["dropbox"]
+        assert not [w for w in caught if "dropbox" in str(w.message).lower()]
+        assert info is not None
+        assert info.hook_class_name == "airflow_provider_dropbox.hooks.dropbox.DropboxHook"
+        assert info.connection_id_attribute_name == "dropbox_conn_id"
+        assert info.connection_testable
+        widgets = ProvidersManager().connection_form_widgets
+        assert widgets["extra__dropbox__refresh_token"].is_sensitive
+        assert widgets["extra__dropbox__access_token"].is_sensitive
+        assert not widgets["extra__dropbox__team_member_id"].is_sensitive
+
+    def test_hook_class_attributes(self) -> None:
+        assert DropboxHook.conn_type == "dropbox"
+        assert DropboxHook.conn_name_attr == "dropbox_conn_id"
+        assert DropboxHook.default_conn_name == "dropbox_default"
+        assert DropboxHook.hook_name == "Dropbox"
+
+
+# ------------------------------------------------------------------------------------ connection -> client
+
+
+class TestConnectionToClient:
+    def test_init_does_no_io(self) -> None:
+        hook = DropboxHook("this_connection_does_not_exist")  # would raise if it looked the connection up
+        assert hook.dropbox_conn_id == "this_connection_does_not_exist"
+
+    def test_get_conn_reads_every_field_and_is_cached(
+        self, make_conn: MakeConn, emulator: EmulatorProcess
+    ) -> None:
+        conn_id = make_conn(extra={"timeout": 42, "team_member_id": "dbmid:abc", "root_namespace_id": "123"})
+        hook = DropboxHook(conn_id, parallelism=3)
+        client = hook.get_conn()
+        assert hook.get_conn() is client
+        assert client.endpoints == Endpoints.single_host(emulator.base_url)
+        assert client.timeout == 42
+        assert client.parallelism == 3
+        hook.close()
+        assert hook.get_conn() is not client
+
+    def test_empty_host_means_real_dropbox(self, make_conn: MakeConn) -> None:
+        hook = DropboxHook(make_conn(base_url=None))
+        assert hook.get_conn().endpoints == Endpoints()
+
+    def test_legacy_prefixed_extra_keys(self, make_conn: MakeConn) -> None:
+        conn_id = make_conn(
+            extra={
+                "refresh_token": None,
+                "extra__dropbox__refresh_token": DEV_REFRESH_TOKEN,
+                "extra__dropbox__timeout": "7",
+            }
+        )
+        hook = DropboxHook(conn_id)
+        assert hook.get_conn().timeout == 7
+        ok, message = hook.test_connection()
+        assert ok, message
+
+    def test_uri_form_with_host_and_port(
+        self, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorProcess
+    ) -> None:
+        hostport = emulator.base_url.removeprefix("http://")
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DBX_URI",
+            f"dropbox://{DEV_APP_KEY}:{DEV_APP_SECRET}@{hostport}?refresh_token={DEV_REFRESH_TOKEN}",
+        )
+        hook = DropboxHook("dbx_uri")
+        assert hook.get_conn().endpoints.api == emulator.base_url  # loopback without a scheme -> http
+        ok, message = hook.test_connection()
+        assert ok, message
+
+    def test_access_token_only(self, make_conn: MakeConn, emulator: EmulatorProcess) -> None:
+        token = _access_token(emulator.base_url)
+        conn_id = make_conn(login=None, password=None, extra={"refresh_token": None, "access_token": token})
+        ok, message = DropboxHook(conn_id).test_connection()
+        assert ok, message
+
+    def test_pkce_connection_without_secret(self, make_conn: MakeConn) -> None:
+        ok, message = DropboxHook(make_conn(password=None)).test_connection()
+        assert ok, message
+
+    def test_no_credentials_is_a_typed_error(self, make_conn: MakeConn) -> None:
+        hook = DropboxHook(make_conn(extra={"refresh_token": None}))
+        with pytest.raises(DropboxConnectionConfigError, match="no refresh token or access token"):
+            hook.get_conn()
+
+
+# ----------------------------------------------------------------------------------------- test_connection
+
+
+class TestTestConnection:
+    def test_success_names_the_account(self, make_conn: MakeConn, emulator: EmulatorProcess) -> None:
+        account = requests.post(
+            f"{emulator.base_url}/2/users/get_current_account",
+            headers={"Authorization": f"Bearer {_access_token(emulator.base_url)}"},
+            timeout=10,
+        ).json()
+        ok, message = DropboxHook(make_conn()).test_connection()
+        assert ok
+        assert message == f"Connected as {account['name']['display_name']} ({account['email']})"
+
+    @pytest.mark.parametrize(
+        ("overrides", "reason"),
+        [
+            pytest.param(
+                {"extra": {"refresh_token": None}}, "no refresh token or access token", id="no-token"
+            ),
+            pytest.param({"login": None}, "no App key", id="no-app-key"),
+            pytest.param({"extra": {"timeout": "soon"}}, "timeout must be a number", id="bad-timeout"),
+            pytest.param(
+                {"password": "wrong-secret"}, "rejected the app key or app secret", id="wrong-secret"
+            ),
+            pytest.param({"login": "other-app"}, "rejected the app key or app secret", id="wrong-app-key"),
+            pytest.param(
+                {"extra": {"refresh_token": "not-a-real-refresh-token"}},
+                "refresh token was rejected",
+                id="unknown-refresh-token",
+            ),
+            pytest.param(
+                {
+                    "login": None,
+                    "password": None,
+                    "extra": {"refresh_token": None, "access_token": "sl.bogus12345"},
+                },
+                "refused the credentials",
+                id="bad-access-token",
+            ),
+        ],
+    )
+    def test_failure_reasons(self, make_conn: MakeConn, overrides: dict[str, object], reason: str) -> None:
+        ok, message = DropboxHook(make_conn(**overrides)).test_connection()
+        assert not ok
+        assert reason in message
+        assert DEV_APP_SECRET not in message and "wrong-secret" not in message
+
+    def test_revoked_refresh_token(self, make_conn: MakeConn, fresh_emulator: EmulatorProcess) -> None:
+        conn_id = make_conn(base_url=fresh_emulator.base_url)
+        assert DropboxHook(conn_id).test_connection()[0]
+        token = _access_token(fresh_emulator.base_url)
+        revoked = requests.post(
+            f"{fresh_emulator.base_url}/2/auth/token/revoke",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert revoked.status_code == 200, revoked.text
+        fresh_emulator.reset_stats()
+        started = time.monotonic()
+        ok, message = DropboxHook(conn_id).test_connection()
+        assert not ok
+        assert "refresh token was rejected" in message and "airflow-dropbox-auth" in message
+        assert time.monotonic() - started < 5
+        assert fresh_emulator.stats().get("/oauth2/token") == 1  # fails fast: no retry storm
+
+    def test_unreachable_host(self, make_conn: MakeConn) -> None:
+        base = f"http://127.0.0.1:{_closed_port()}"
+        started = time.monotonic()
+        ok, message = DropboxHook(make_conn(base_url=base)).test_connection()
+        assert not ok
+        assert f"Cannot reach Dropbox at {base}" in message and "Connection refused" in message
+        assert time.monotonic() - started < 15
+
+
+# ------------------------------------------------------------------------------------ the real Airflow CLI
+
+
+def _airflow(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).with_name("airflow"))
+    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_airflow_connections_test_cli(emulator: EmulatorProcess) -> None:
+    """``airflow connections test`` in a subprocess: the path of the UI's Test button (test_connection)."""
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_DBX_CLI_OK": conn_json(emulator.base_url),
+        "AIRFLOW_CONN_DBX_CLI_BAD": conn_json(emulator.base_url, password="wrong-secret"),
+    }
+    good = _airflow("connections", "test", "dbx_cli_ok", env=env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Connection success!" in good.stdout
+    bad = _airflow("connections", "test", "dbx_cli_bad", env=env)
+    assert bad.returncode == 1
+    assert "Connection failed!" in bad.stdout
+    assert "rejected the app key or app secret" in bad.stdout
+    assert "wrong-secret" not in bad.stdout + bad.stderr
+
+
+# ----------------------------------------------------------------------------------------- secret masking
+
+
+def test_new_access_tokens_are_masked(make_conn: MakeConn) -> None:
+    from airflow.sdk.log import redact
+
+    hook = DropboxHook(make_conn())
+    client = hook.get_conn()
+    client.get_current_account()
+    token = client.auth.token()
+    assert token.startswith("sl.")
+    assert redact(f"token={token}") == "token=***"
+    assert redact(f"rt={DEV_REFRESH_TOKEN} secret={DEV_APP_SECRET}") == "rt=*** secret=***"
+
+
+# ----------------------------------------------------------------------------------- hook method round trip
+
+
+def test_hook_methods_round_trip(make_conn: MakeConn, remote_dir: str, tmp_path: Path) -> None:
+    hook = DropboxHook(make_conn(), parallelism=4)
+    payload = "Grüße 👋\n".encode() * 1000
+    src = tmp_path / "src.txt"
+    src.write_bytes(payload)
+
+    folder = hook.create_folder(remote_dir)
+    assert folder["path_lower"] == remote_dir.lower()
+    assert hook.create_folder(remote_dir)["path_lower"] == remote_dir.lower()  # exist_ok
+    cursor = hook.get_latest_cursor(remote_dir)
+
+    meta = hook.upload_file(src, f"{remote_dir}/Daten 🚀.txt")
+    assert meta["size"] == len(payload)
+    assert hook.exists(f"{remote_dir}/daten 🚀.txt")  # case-insensitive like Dropbox
+    assert not hook.exists(f"{remote_dir}/missing.txt")
+    assert hook.get_metadata(f"{remote_dir}/Daten 🚀.txt")["content_hash"] == meta["content_hash"]
+
+    assert hook.longpoll(cursor, timeout=30)["changes"] is True
+    changes, new_cursor = hook.list_changes(cursor)
+    assert [e["name"] for e in changes] == ["Daten 🚀.txt"]
+    assert new_cursor and new_cursor != cursor
+
+    dest = tmp_path / "out" / "copy.txt"
+    down = hook.download_file(f"{remote_dir}/Daten 🚀.txt", dest)
+    assert dest.read_bytes() == payload and down["content_hash"] == meta["content_hash"]
+
+    copied = hook.copy(f"{remote_dir}/Daten 🚀.txt", f"{remote_dir}/sub/copy.txt")
+    moved = hook.move(f"{remote_dir}/sub/copy.txt", f"{remote_dir}/sub/moved.txt")
+    assert moved["id"] == copied["id"] and moved["name"] == "moved.txt"
+    names = sorted(e["path_display"] for e in hook.list_folder(remote_dir, recursive=True))
+    assert names == sorted(  # a recursive listing includes the folder itself, as on Dropbox
+        [remote_dir, f"{remote_dir}/Daten 🚀.txt", f"{remote_dir}/sub", f"{remote_dir}/sub/moved.txt"]
+    )
+    assert sorted(e["name"] for e in hook.list_folder(remote_dir)) == ["Daten 🚀.txt", "sub"]
+
+    link = hook.create_shared_link(f"{remote_dir}/sub/moved.txt")
+    assert link.startswith("http") and hook.create_shared_link(f"{remote_dir}/sub/moved.txt") == link
+
+    usage = hook.get_space_usage()
+    assert usage["used"] >= len(payload)
+
+    deleted = hook.delete(f"{remote_dir}/sub")
+    assert deleted["name"] == "sub"
+    assert not hook.exists(f"{remote_dir}/sub/moved.txt")
+
+    for value in (meta, down, changes, new_cursor, copied, moved, link, usage, deleted, folder):
+        json.dumps(value)  # everything is XCom-friendly
+
+    with pytest.raises(errors.PathNotFoundError):
+        hook.get_metadata(f"{remote_dir}/nope.txt")
+    with pytest.raises(errors.MalformedPathError):
+        hook.upload_file(src, "no-leading-slash.txt")
+    with pytest.raises(errors.LocalPathError):
+        hook.upload_file(tmp_path / "missing.bin", f"{remote_dir}/x.bin")
+
+
+def test_folder_transfers_through_the_hook(make_conn: MakeConn, remote_dir: str, tmp_path: Path) -> None:
+    hook = DropboxHook(make_conn(), parallelism=4)
+    local = tmp_path / "up"
+    (local / "a" / "b").mkdir(parents=True)
+    files = {"one.csv": b"1", "a/two.csv": b"22", "a/b/three.txt": b"333", "a/b/four.csv": b""}
+    for rel, data in files.items():
+        (local / rel).write_bytes(data)
+
+    uploaded = hook.upload_folder(local, remote_dir, pattern="*.csv")
+    assert sorted(m["path_display"] for m in uploaded) == sorted(
+        f"{remote_dir}/{rel}" for rel in files if rel.endswith(".csv")
+    )
+    json.dumps(uploaded)
+
+    out = tmp_path / "down"
+    written = hook.download_folder(remote_dir, out)
+    assert sorted(Path(p).relative_to(out).as_posix() for p in written) == [
+        "a/b/four.csv",
+        "a/two.csv",
+        "one.csv",
+    ]
+    for rel in ("one.csv", "a/two.csv", "a/b/four.csv"):
+        assert (out / rel).read_bytes() == files[rel]
+    assert hook.download_folder(remote_dir, out) == []  # identical content: nothing downloaded again
