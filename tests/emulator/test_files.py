@@ -1,7 +1,8 @@
-"""Files: shapes, content hash vectors, write modes, unicode and case rules, delete/move/copy, download ranges."""
+"""Files: shapes, content hash vectors, write modes, unicode and case rules, move/copy, ranges."""
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -333,7 +334,6 @@ def test_download_shape_etag_and_304(api: Api, root: str) -> None:
     r = api.download(root + "/e.bin")
     assert r.status_code == 200
     assert r.headers["ETag"] == f'W/"{up["rev"]}"'
-    import json
 
     assert json.loads(r.headers["Dropbox-API-Result"]) == up
     r = api.download(root + "/e.bin", **{"If-None-Match": f'W/"{up["rev"]}"'})
