@@ -70,6 +70,7 @@ class TokenManager:
         self._lock = threading.Lock()
         self._token: str | None = credentials.access_token
         self._expires_at: float | None = None  # monotonic; None = unknown (trust it until a 401)
+        self._margin = REFRESH_MARGIN
         self.refresh_count = 0
 
     @property
@@ -107,7 +108,7 @@ class TokenManager:
             return self._token
 
     def _expiring(self) -> bool:
-        return self._expires_at is not None and time.monotonic() >= self._expires_at - REFRESH_MARGIN
+        return self._expires_at is not None and time.monotonic() >= self._expires_at - self._margin
 
     def _refresh_locked(self) -> None:
         creds = self._credentials
@@ -124,7 +125,13 @@ class TokenManager:
             raise AuthError("The Dropbox token endpoint answered without an access token")
         expires_in = payload.get("expires_in")
         self._token = token
-        self._expires_at = started + float(expires_in) if isinstance(expires_in, (int, float)) else None
+        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+            self._expires_at = started + float(expires_in)
+            # A token living less than 20 minutes (tests, odd servers) would otherwise be refreshed before
+            # every request; keep at least three quarters of its life.
+            self._margin = min(REFRESH_MARGIN, float(expires_in) / 4)
+        else:
+            self._expires_at = None
         self.refresh_count += 1
         log.info("Dropbox access token refreshed (valid for %s s)", expires_in)
         if self._on_new_token is not None:

@@ -337,7 +337,8 @@ def download_file(
             return _Download(client, remote, dest, max(1, parallelism), counter).run()
         except _RestartDownload as exc:
             last = exc
-            log.info("Dropbox download of %s restarting (attempt %d)", remote, attempt + 2)
+            if attempt < MAX_RESTARTS:
+                log.info("Dropbox download of %s restarting (attempt %d)", remote, attempt + 2)
     if last is not None and last.args == ("content_hash",):
         raise ContentHashMismatchError(
             f"Downloaded bytes of Dropbox file '{remote}' do not match its content_hash after "

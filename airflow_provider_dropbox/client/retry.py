@@ -74,8 +74,12 @@ class RetryPolicy:
     def wait_for(self, exc: BaseException | None, attempt: int) -> float:
         wait = self.backoff(attempt)
         if isinstance(exc, RateLimitError):
-            server_wait = exc.retry_after if exc.retry_after is not None else 1.0
-            wait = max(wait, server_wait)
+            # A 429 always says how long to wait (Retry-After; 1 s if a proxy ate it); a 409 lock
+            # contention does not, and exponential backoff is the right answer there.
+            server_wait = exc.retry_after
+            if server_wait is None and exc.status == 429:
+                server_wait = 1.0
+            wait = max(wait, server_wait or 0.0)
         return wait
 
     def retrying(self, what: str) -> tenacity.Retrying:

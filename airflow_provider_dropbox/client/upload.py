@@ -638,7 +638,7 @@ class _BatchCommitter:
             else:
                 self.failures[f.remote] = error
         if retry:
-            wait_s = max(self.client.retry.wait_for(None, max(self.rounds[i] for i, _ in retry)), 1.0)
+            wait_s = self.client.retry.wait_for(None, max(self.rounds[i] for i, _ in retry))
             log.warning(
                 "Dropbox %s: %d entries hit lock contention; re-committing in %.1f s",
                 route,

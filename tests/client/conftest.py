@@ -32,7 +32,8 @@ def client_for(emu: EmulatorProcess, **kwargs: Any) -> DropboxClient:
     kwargs.setdefault("retry_policy", FAST_RETRY)
     kwargs.setdefault("timeout", 30.0)
     credentials = kwargs.pop("credentials", None) or dev_credentials()
-    return DropboxClient(credentials, endpoints=Endpoints.single_host(emu.base_url), **kwargs)
+    endpoints = kwargs.pop("endpoints", None) or Endpoints.single_host(emu.base_url)
+    return DropboxClient(credentials, endpoints=endpoints, **kwargs)
 
 
 @pytest.fixture
