@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ class EmulatorProcess:
     base_url: str
     data_dir: Path
     process: subprocess.Popen[str]
+    cafile: Path | None = None  # for https emulators (self-signed --certfile)
 
     def admin(self, route: str, body: Any = None, method: str = "POST") -> Any:
         """Call an ``/_emulator/...`` admin route (faults, stats, reset_cursors)."""
@@ -34,7 +36,8 @@ class EmulatorProcess:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        context = ssl.create_default_context(cafile=str(self.cafile)) if self.cafile else None
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -97,7 +100,10 @@ def start_emulator(data_dir: Path, *extra_args: str, startup_timeout: float = 30
             continue
         line = line.strip()
         if line.startswith(("http://", "https://")):
-            return EmulatorProcess(base_url=line.rstrip("/"), data_dir=data_dir, process=proc)
+            cafile = None
+            if "--certfile" in extra_args:
+                cafile = Path(extra_args[extra_args.index("--certfile") + 1])
+            return EmulatorProcess(base_url=line.rstrip("/"), data_dir=data_dir, process=proc, cafile=cafile)
     proc.kill()
     raise RuntimeError("emulator did not print its base URL in time")
 
