@@ -389,7 +389,7 @@ def _network_reason(exc: BaseException) -> str:
 
 
 def _mask_token(token: str) -> None:
-    pass
+    mask_secret(token)
 
 
 def _extra_value(extra: dict[str, Any], name: str) -> Any:
