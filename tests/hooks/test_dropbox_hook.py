@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -53,7 +57,7 @@ class TestConnectionType:
         assert std.login is not None and std.login.title == "App key" and not std.login.hidden
         assert std.password is not None and std.password.title == "App secret"
         assert std.host is not None and std.host.title == "API base URL"
-        assert std.port is not None and std.port.hidden
+        assert std.port is not None and not std.port.hidden  # see get_provider_info: apache/airflow#73298
         assert std.url_schema is not None and std.url_schema.hidden
         extra = meta.extra_fields
         assert extra is not None and set(extra) == EXTRA_FIELDS
@@ -354,3 +358,121 @@ def test_folder_transfers_through_the_hook(make_conn: MakeConn, remote_dir: str,
     for rel in ("one.csv", "a/two.csv", "a/b/four.csv"):
         assert (out / rel).read_bytes() == files[rel]
     assert hook.download_folder(remote_dir, out) == []  # identical content: nothing downloaded again
+
+
+# ----------------------------------------------------------------------------------- team headers on the wire
+
+
+class _RecordingProxy(BaseHTTPRequestHandler):
+    """Forwards every request to the emulator and records its headers (the emulator has no header echo)."""
+
+    upstream = ""
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        self.seen.append((self.path, headers))
+        resp = requests.post(self.upstream + self.path, data=body, headers=headers, timeout=30)
+        self.send_response(resp.status_code)
+        for key, value in resp.headers.items():
+            if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(resp.content)))
+        self.end_headers()
+        self.wfile.write(resp.content)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recording_proxy(emulator: EmulatorProcess) -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    seen: list[tuple[str, dict[str, str]]] = []
+    handler = type("Proxy", (_RecordingProxy,), {"upstream": emulator.base_url, "seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_team_headers_are_sent(
+    make_conn: MakeConn, recording_proxy: tuple[str, list[tuple[str, dict[str, str]]]]
+) -> None:
+    base, seen = recording_proxy
+    team = make_conn(base_url=base, extra={"team_member_id": "dbmid:AAAteam", "root_namespace_id": "4242"})
+    assert DropboxHook(team).test_connection()[0]
+    api = [h for path, h in seen if path.startswith("/2/")]
+    assert api and all(h.get("Dropbox-API-Select-User") == "dbmid:AAAteam" for h in api)
+    assert all(json.loads(h["Dropbox-API-Path-Root"]) == {".tag": "root", "root": "4242"} for h in api)
+
+    seen.clear()
+    assert DropboxHook(make_conn(base_url=base)).test_connection()[0]
+    assert seen and not any("Dropbox-API-Select-User" in h or "Dropbox-API-Path-Root" in h for _, h in seen)
+
+
+# -------------------------------------------------------------------------- bad input and faults via the hook
+
+
+def test_bad_inputs_are_typed_errors_naming_the_problem(
+    make_conn: MakeConn, remote_dir: str, tmp_path: Path
+) -> None:
+    hook = DropboxHook(make_conn())
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"data")
+    hook.create_folder(f"{remote_dir}/folder")
+    cases: list[tuple[Callable[[], object], type[Exception], str]] = [
+        (
+            lambda: hook.upload_file(tmp_path / "nope.txt", f"{remote_dir}/a"),
+            errors.LocalPathError,
+            "nope.txt",
+        ),
+        (lambda: hook.upload_file(tmp_path, f"{remote_dir}/a"), errors.LocalPathError, "is a directory"),
+        (lambda: hook.upload_file(src, "a.txt"), errors.MalformedPathError, "must start with '/'"),
+        (
+            lambda: hook.upload_file(src, f"{remote_dir}/a/"),
+            errors.MalformedPathError,
+            "must not end with '/'",
+        ),
+        (lambda: hook.download_file(f"{remote_dir}/folder", tmp_path / "x"), errors.NotAFileError, "folder"),
+        (
+            lambda: hook.download_file(f"{remote_dir}/none.txt", tmp_path / "y"),
+            errors.PathNotFoundError,
+            "not found",
+        ),
+        (
+            lambda: hook.download_file(f"{remote_dir}/folder", tmp_path),
+            errors.LocalPathError,
+            "is a directory",
+        ),
+    ]
+    for call, error, words in cases:
+        with pytest.raises(error, match=re.escape(words)):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]  # nothing partial left behind
+    assert [e["name"] for e in hook.list_folder(remote_dir)] == ["folder"]
+
+
+def test_transfers_survive_faults(
+    make_conn: MakeConn, fresh_emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    hook = DropboxHook(make_conn(base_url=fresh_emulator.base_url), parallelism=4)
+    assert hook.test_connection()[0]
+    local = tmp_path / "up"
+    local.mkdir()
+    files = {f"f{i}.bin": os.urandom(1000 * i) for i in range(1, 6)}
+    for name, data in files.items():
+        (local / name).write_bytes(data)
+    fresh_emulator.set_faults(rate_limit=0.1, server_error=0.1, lock_contention=0.1, retry_after_s=1, seed=3)
+    try:
+        uploaded = hook.upload_folder(local, "/faulty")
+        written = hook.download_folder("/faulty", tmp_path / "down")
+    finally:
+        fresh_emulator.clear_faults()
+    assert len(uploaded) == len(files) and len(written) == len(files)
+    for name, data in files.items():
+        assert (tmp_path / "down" / name).read_bytes() == data
