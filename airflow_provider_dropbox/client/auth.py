@@ -27,6 +27,7 @@ from airflow_provider_dropbox.client.errors import (
     DropboxApiError,
     ExpiredAccessTokenError,
     InvalidRefreshTokenError,
+    RateLimitError,
     ServerError,
 )
 from airflow_provider_dropbox.client.retry import RetryPolicy
@@ -156,6 +157,12 @@ def token_request(
             raise AuthError(f"The Dropbox token endpoint answered with unexpected JSON{tail}")
         return data
     common: dict[str, Any] = {"route": TOKEN_ROUTE, "status": resp.status_code, "request_id": request_id}
+    if resp.status_code == 429:
+        try:
+            wait: float | None = float(resp.headers.get("Retry-After", ""))
+        except ValueError:
+            wait = None
+        raise RateLimitError(f"Dropbox token endpoint rate limited{tail}", retry_after=wait, **common)
     if resp.status_code >= 500:
         raise ServerError(f"Dropbox token endpoint error HTTP {resp.status_code}{tail}", **common)
     code, description = "", ""
