@@ -1,18 +1,20 @@
-"""Folder transfers (``client/folders.py``) with a real DropboxClient against the emulator."""
+"""Folder transfers (``client/folders.py``) with a real DropboxClient against the emulator.
+
+Uses the ``client`` and ``remote_dir`` fixtures of ``tests/client/conftest.py``.
+"""
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints, errors
+from airflow_provider_dropbox.client import DropboxClient, errors
 from airflow_provider_dropbox.client.folders import download_folder, upload_folder
-from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
+from tests.emulator_process import EmulatorProcess
 
 TREE = {
     "top.csv": b"a,b\n1,2\n",
@@ -21,22 +23,6 @@ TREE = {
     "Nested/empty.bin": b"",
     "Nested/notes.md": b"# notes",
 }
-
-
-@pytest.fixture
-def client(emulator: EmulatorProcess) -> Iterator[DropboxClient]:
-    c = DropboxClient(
-        Credentials(app_key=DEV_APP_KEY, app_secret=DEV_APP_SECRET, refresh_token=DEV_REFRESH_TOKEN),
-        endpoints=Endpoints.single_host(emulator.base_url),
-        parallelism=4,
-    )
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def remote_dir() -> str:
-    return f"/folder-tests/{uuid.uuid4().hex[:10]}"
 
 
 def _write_tree(root: Path, tree: dict[str, bytes]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,6 +46,6 @@ def make_conn(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorProcess) -> Mak
 
 
 @pytest.fixture
-def remote_dir(emulator: EmulatorProcess) -> Iterator[str]:
+def remote_dir() -> str:
     """A fresh Dropbox folder name per test, so tests share the session emulator without clashing."""
-    yield f"/hook-tests/{uuid.uuid4().hex[:10]}"
+    return f"/hook-tests/{uuid.uuid4().hex[:10]}"
