@@ -1,0 +1,134 @@
+"""Bad input: each case is a typed error naming the problem and the fix; nothing partial is left."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_dropbox.client import DropboxClient, errors
+from tests.client.conftest import MakeClient, leftovers, write_random
+from tests.emulator_process import EmulatorProcess
+
+MiB = 1024 * 1024
+
+
+def _api_requests(emu: EmulatorProcess) -> dict[str, int]:
+    return {k: v for k, v in emu.stats().items() if k.startswith("/2/")}
+
+
+def test_missing_local_file(
+    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote_dir: str
+) -> None:
+    emulator.reset_stats()
+    with pytest.raises(errors.LocalPathError, match=r"does not exist; check local_path"):
+        client.upload_file(tmp_path / "nope.csv", f"{remote_dir}/nope.csv")
+    with pytest.raises(errors.LocalPathError, match="does not exist"):
+        client.upload_files([(tmp_path / "nope.csv", f"{remote_dir}/nope.csv")])
+    assert _api_requests(emulator) == {}
+
+
+def test_local_directory_where_a_file_is_expected(
+    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote_dir: str
+) -> None:
+    src = tmp_path / "a.txt"
+    src.write_text("a")
+    client.upload_file(src, f"{remote_dir}/a.txt")
+    emulator.reset_stats()
+    with pytest.raises(errors.LocalPathError, match="is a directory") as info:
+        client.upload_file(tmp_path, f"{remote_dir}/dir")
+    assert "upload_folder" in str(info.value)
+    target = tmp_path / "existing-dir"
+    target.mkdir()
+    with pytest.raises(errors.LocalPathError, match="is a directory"):
+        client.download_file(f"{remote_dir}/a.txt", target)
+    assert list(target.iterdir()) == []
+    assert _api_requests(emulator) == {}
+
+
+@pytest.mark.parametrize(
+    ("remote", "hint"),
+    [("data/x.csv", "must start with '/'"), ("/data/x.csv/", "must not end with '/'"), ("/", "root folder")],
+)
+def test_bad_remote_paths_fail_before_any_request(
+    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote: str, hint: str
+) -> None:
+    src = tmp_path / "x.csv"
+    src.write_text("x")
+    emulator.reset_stats()
+    with pytest.raises(errors.MalformedPathError, match=hint):
+        client.upload_file(src, remote)
+    with pytest.raises(errors.MalformedPathError, match=hint):
+        client.upload_files([(src, remote)])
+    dst = tmp_path / "out" / "x.csv"
+    with pytest.raises(errors.MalformedPathError, match=hint):
+        client.download_file(remote, dst)
+    with pytest.raises(errors.MalformedPathError):
+        client.delete(remote)
+    assert not dst.parent.exists()
+    assert _api_requests(emulator) == {}
+
+
+def test_remote_folder_where_a_file_is_expected(
+    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote_dir: str
+) -> None:
+    client.create_folder(f"{remote_dir}/folder")
+    dst = tmp_path / "new-parent" / "f.bin"
+    with pytest.raises(errors.NotAFileError, match=r"'.*/folder' is a folder, not a file \(files/download\)"):
+        client.download_file(f"{remote_dir}/folder", dst)
+    assert not dst.parent.exists()  # not even the parent folder was created
+    small = tmp_path / "small.txt"
+    small.write_text("small")
+    with pytest.raises(errors.NotAFileError, match="is a folder"):
+        client.upload_file(small, f"{remote_dir}/folder")
+    big = tmp_path / "big.bin"
+    write_random(big, 5 * MiB)
+    emulator.reset_stats()
+    with pytest.raises(errors.NotAFileError, match="is a folder"):
+        client.upload_file(big, f"{remote_dir}/folder", single_request_limit=4 * MiB, chunk_size=4 * MiB)
+    assert _api_requests(emulator) == {"/2/files/get_metadata": 1}  # refused before sending data
+    assert client.get_metadata(f"{remote_dir}/folder")[".tag"] == "folder"
+
+
+def test_missing_remote_file(client: DropboxClient, tmp_path: Path, remote_dir: str) -> None:
+    dst = tmp_path / "keep.txt"
+    dst.write_text("keep me")
+    with pytest.raises(errors.PathNotFoundError) as info:
+        client.download_file(f"{remote_dir}/missing.csv", dst)
+    assert f"Dropbox path '{remote_dir}/missing.csv' not found (files/download)" in str(info.value)
+    assert "relative to the app folder" in str(info.value)
+    assert info.value.request_id
+    assert dst.read_text() == "keep me" and leftovers(tmp_path) == []
+
+
+def test_conflict_in_add_mode(client: DropboxClient, tmp_path: Path, remote_dir: str) -> None:
+    src = tmp_path / "c.txt"
+    src.write_text("one")
+    client.upload_file(src, f"{remote_dir}/c.txt")
+    src.write_text("two")
+    with pytest.raises(errors.PathConflictError, match="mode='overwrite'"):
+        client.upload_file(src, f"{remote_dir}/c.txt")
+
+
+def test_bad_chunk_size_and_mode(client: DropboxClient, tmp_path: Path, remote_dir: str) -> None:
+    src = tmp_path / "x"
+    src.write_text("x")
+    with pytest.raises(ValueError, match="multiple of 4 MiB"):
+        client.upload_file(src, f"{remote_dir}/x", chunk_size=5 * MiB)
+    with pytest.raises(ValueError, match="mode must be"):
+        client.upload_file(src, f"{remote_dir}/x", mode="replace")
+
+
+def test_insufficient_space(fresh_emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path) -> None:
+    try:
+        fresh_emulator.set_faults(quota_bytes=6 * MiB)
+    except urllib.error.HTTPError:
+        pytest.skip("the emulator has no quota knob yet (docs/notes/emulator-bugs-from-client.md)")
+    client = make_client(fresh_emulator)
+    src = tmp_path / "big.bin"
+    write_random(src, 8 * MiB)
+    for kwargs in ({}, {"single_request_limit": 4 * MiB, "chunk_size": 4 * MiB, "parallelism": 2}):
+        with pytest.raises(errors.InsufficientSpaceError, match="Not enough space"):
+            client.upload_file(src, "/big.bin", **kwargs)  # type: ignore[arg-type]
+        assert not client.exists("/big.bin")
