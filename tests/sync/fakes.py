@@ -1,4 +1,4 @@
-"""An in-memory Dropbox with a change journal, for fast engine tests (the emulator tests use the real client)."""
+"""An in-memory Dropbox with a change journal, for fast engine tests (emulator tests use the real client)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Node:
 
 
 class FakeDropbox:
-    """Case-insensitive tree keyed by path_lower; every change appends to a journal that cursors index into."""
+    """Case-insensitive tree keyed by path_lower; every change goes to a journal that cursors index."""
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}

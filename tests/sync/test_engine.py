@@ -1,4 +1,4 @@
-"""Engine behaviour against the in-memory fake: incremental runs, moves, swaps, guards, conflicts, recovery."""
+"""Engine behaviour on the in-memory fake: incremental runs, moves, swaps, guards, conflicts, recovery."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_first_run_then_incremental_is_cheap(dbx: FakeDropbox, tmp_path: Path) -
     assert r.done["download"] == 3 and r.done["create_folder"] == 3
 
     r = run(dbx, dest)
-    assert r.mode == "incremental" and r.planned == {"unchanged": 0} or r.planned.get("download", 0) == 0
+    assert (r.mode == "incremental" and r.planned == {"unchanged": 0}) or r.planned.get("download", 0) == 0
     assert dbx.calls == {"list_changes": 1}
 
     dbx.put("/Root/Docs/b.txt", b"bravo v2")

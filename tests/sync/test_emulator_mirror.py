@@ -1,0 +1,226 @@
+"""Mirror on the emulator over real HTTP with the real client: cost bars, convergence, faults, kill -9."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_dropbox.client import DropboxClient, errors
+from airflow_provider_dropbox.sync import (
+    EmptyRemoteError,
+    MirrorFailedError,
+    MirrorReport,
+    TooManyDeletesError,
+    mirror,
+)
+from tests.emulator_process import EmulatorProcess
+from tests.sync.chaos import Chaos
+from tests.sync.conftest import local_hash_tree, remote_tree
+
+ROOT = "/Mirror Src"
+FAULTS = {
+    "rate_limit": 0.1,
+    "server_error": 0.1,
+    "lock_contention": 0.1,
+    "drop_after_commit": 0.1,
+    "retry_after_s": 0,
+}
+REPO = Path(__file__).resolve().parents[2]
+
+EmuClient = tuple[EmulatorProcess, DropboxClient]
+
+
+def seed_tree(chaos: Chaos, n: int = 12) -> None:
+    for i in range(n):
+        chaos.upload(f"dir{i % 3}/f{i}.bin")
+    chaos.client.create_folder(f"{ROOT}/empty folder")
+
+
+def mirror_until_ok(client: DropboxClient, dest: Path, attempts: int = 8, **kw: Any) -> MirrorReport:
+    """Under faults a run may fail (then nothing is deleted and the cursor stays); the next run converges."""
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return mirror(client, ROOT, dest, parallelism=4, **kw)
+        except (MirrorFailedError, errors.DropboxApiError) as exc:
+            last = exc
+    raise AssertionError(f"mirror did not succeed in {attempts} runs: {last}")
+
+
+def assert_converged(client: DropboxClient, dest: Path, chaos: Chaos) -> None:
+    remote = remote_tree(client, ROOT)
+    local = local_hash_tree(dest)
+    if local != remote:
+        missing = {k: v for k, v in remote.items() if local.get(k, "?") != v}
+        extra = {k: v for k, v in local.items() if k not in remote}
+        raise AssertionError(f"diverged: missing/different={missing} extra={extra}\nops: {chaos.log[-12:]}")
+
+
+def test_incremental_run_with_one_change_makes_one_list_call_and_one_download(
+    emu_client: EmuClient, tmp_path: Path
+) -> None:
+    emu, client = emu_client
+    chaos = Chaos(client, ROOT, seed=1, workdir=str(tmp_path))
+    seed_tree(chaos, 30)
+    dest = tmp_path / "m"
+    first = mirror(client, ROOT, dest)
+    assert first.mode == "full" and first.done["download"] == 30
+    chaos.upload("dir1/f4.bin", b"one change")
+    emu.reset_stats()
+    report = mirror(client, ROOT, dest)
+    stats = {k: v for k, v in emu.stats().items() if not k.startswith("/oauth2")}
+    assert stats == {"/2/files/list_folder/continue": 1, "/2/files/download": 1}, stats
+    assert report.mode == "incremental" and report.done == {"download": 1}
+    emu.reset_stats()
+    assert mirror(client, ROOT, dest).done == {}
+    assert {k: v for k, v in emu.stats().items() if not k.startswith("/oauth2")} == {
+        "/2/files/list_folder/continue": 1
+    }
+    assert_converged(client, dest, chaos)
+
+
+def test_moves_and_renames_are_not_downloaded_again(emu_client: EmuClient, tmp_path: Path) -> None:
+    emu, client = emu_client
+    chaos = Chaos(client, ROOT, seed=2, workdir=str(tmp_path))
+    seed_tree(chaos, 9)
+    dest = tmp_path / "m"
+    mirror(client, ROOT, dest)
+    client.move(f"{ROOT}/dir0", f"{ROOT}/renamed")
+    client.move(f"{ROOT}/dir1/f1.bin", f"{ROOT}/tmp")
+    client.move(f"{ROOT}/tmp", f"{ROOT}/dir1/F1.BIN")  # case-only, through a temp name
+    emu.reset_stats()
+    report = mirror(client, ROOT, dest)
+    assert "/2/files/download" not in emu.stats()
+    assert report.done["copy_local"] == 4
+    assert_converged(client, dest, chaos)
+
+
+@pytest.mark.parametrize(
+    ("faults", "seed", "rounds"),
+    [(False, 11, 25), (True, 12, 15)],
+    ids=["clean", "faults"],
+)
+def test_randomised_convergence(
+    emu_client: EmuClient, tmp_path: Path, faults: bool, seed: int, rounds: int
+) -> None:
+    run_convergence(emu_client, tmp_path, faults=faults, seed=seed, rounds=rounds)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [101, 102, 103])
+def test_randomised_convergence_long(emu_client: EmuClient, tmp_path: Path, seed: int) -> None:
+    run_convergence(emu_client, tmp_path, faults=seed != 101, seed=seed, rounds=120)
+
+
+def run_convergence(emu_client: EmuClient, tmp_path: Path, *, faults: bool, seed: int, rounds: int) -> None:
+    emu, client = emu_client
+    chaos = Chaos(client, ROOT, seed=seed, workdir=str(tmp_path))
+    seed_tree(chaos)
+    dest = tmp_path / "m"
+    modes: dict[str, int] = {}
+    for rnd in range(rounds):
+        if faults:
+            emu.set_faults(**FAULTS, seed=seed * 1000 + rnd)
+        try:
+            chaos.round()
+            if faults and chaos.rng.random() < 0.25:
+                emu.admin("reset_cursors", {})
+            report = mirror_until_ok(client, dest)
+        finally:
+            emu.clear_faults()
+        modes[report.mode] = modes.get(report.mode, 0) + 1
+        assert report.collisions == []
+        assert_converged(client, dest, chaos)
+    assert modes.get("incremental", 0) > rounds // 3, modes
+    if faults:
+        assert modes.get("reset", 0) >= 1, modes
+
+
+def _visible_files(dest: Path) -> dict[str, str | None]:
+    return {k: v for k, v in local_hash_tree(dest).items() if v is not None}
+
+
+@pytest.mark.parametrize(("seed", "kills"), [(21, 6)])
+def test_killed_mid_run_converges_without_partial_files(
+    emu_client: EmuClient, tmp_path: Path, seed: int, kills: int
+) -> None:
+    emu, client = emu_client
+    chaos = Chaos(client, ROOT, seed=seed, workdir=str(tmp_path))
+    seed_tree(chaos, 40)
+    dest = tmp_path / "m"
+    rng = random.Random(seed)
+    killed = 0
+    for rnd in range(kills):
+        chaos.round(max_ops=6)
+        if rnd % 2:
+            for i in range(8):  # bigger batches so the kill lands mid-transfer
+                chaos.upload(f"batch{rnd}/g{i}.bin")
+        emu.set_faults(latency_ms=15)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(dest)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0.0, 0.8))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed += 1
+            proc.wait(timeout=60)
+            proc.stdout.close()
+        finally:
+            emu.clear_faults()
+        # nothing half-written under a real name: every visible file holds content that was uploaded
+        for rel, h in _visible_files(dest).items():
+            assert h in chaos.hashes, f"{rel} holds bytes that were never uploaded (a partial file?)"
+        report = mirror(client, ROOT, dest, parallelism=4)
+        assert report.ok
+        assert_converged(client, dest, chaos)
+        assert not os.listdir(dest / ".dropbox-mirror" / "staging")
+    assert killed >= kills // 2
+
+
+# -- guards on the real stack -------------------------------------------------------------------------
+def test_guards_stop_destructive_plans_on_the_emulator(emu_client: EmuClient, tmp_path: Path) -> None:
+    emu, client = emu_client
+    chaos = Chaos(client, ROOT, seed=3, workdir=str(tmp_path))
+    seed_tree(chaos, 10)
+    dest = tmp_path / "m"
+    mirror(client, ROOT, dest)
+    before = local_hash_tree(dest)
+    client.delete(f"{ROOT}/dir0")  # 4 of 10 files
+    with pytest.raises(TooManyDeletesError, match=r"deletes 4 of 10 files \(40%\)"):
+        mirror(client, ROOT, dest, max_deletes="10%")
+    with pytest.raises(TooManyDeletesError):
+        mirror(client, ROOT, dest, max_deletes=3)
+    assert local_hash_tree(dest) == before
+    for p in ("dir1", "dir2", "empty folder"):
+        client.delete(f"{ROOT}/{p}")
+    with pytest.raises(EmptyRemoteError):
+        mirror(client, ROOT, dest)
+    emu.admin("reset_cursors", {})
+    with pytest.raises(EmptyRemoteError):
+        mirror(client, ROOT, dest)
+    assert local_hash_tree(dest) == before
+    # Dropbox failing for good (after the client's retries): the typed client error surfaces, nothing changes
+    chaos.upload("dir9/new.bin")
+    emu.set_faults(server_error=1.0)
+    try:
+        with pytest.raises(errors.ServerError):
+            mirror(client, ROOT, dest, allow_empty_remote=True)
+    finally:
+        emu.clear_faults()
+    assert local_hash_tree(dest) == before
+    mirror(client, ROOT, dest)
+    assert_converged(client, dest, chaos)
