@@ -17,10 +17,13 @@ def _connection_type() -> dict[str, Any]:
         "hook-class-name": f"{_PKG}.hooks.dropbox.DropboxHook",
         "hook-name": "Dropbox",
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port"],
+            # Port stays visible: Airflow 3.3.2's Test button sends port 0 for a connection stored
+            # without one and is then refused (apache/airflow#73298); a stored port avoids that.
+            "hidden-fields": ["schema"],
             "relabeling": {"login": "App key", "password": "App secret", "host": "API base URL"},
             "placeholders": {
-                "host": "empty = real Dropbox; http://127.0.0.1:8765 for the local emulator",
+                "host": "empty = real Dropbox; http://127.0.0.1 for the local emulator",
+                "port": "optional: 443, or the emulator's port (8765)",
                 "login": "app key from the Dropbox App Console",
                 "password": "app secret (leave empty for a PKCE app)",
             },

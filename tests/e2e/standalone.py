@@ -1,4 +1,4 @@
-"""Run a real ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer) for end-to-end tests."""
+"""A real ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer) for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ class AirflowStandalone:
 
     def start(self, timeout: float = 180.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "simple_auth_manager_passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
+        (self.home / "simple_auth_manager_passwords.json").write_text(
+            json.dumps({ADMIN_USER: ADMIN_PASSWORD})
+        )
         log = self.log_file.open("wb")
         self.process = subprocess.Popen(
             [str(VENV_BIN / "airflow"), "standalone"],

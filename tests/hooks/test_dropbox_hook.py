@@ -187,7 +187,7 @@ class TestTestConnection:
             pytest.param({"login": "other-app"}, "rejected the app key or app secret", id="wrong-app-key"),
             pytest.param(
                 {"extra": {"refresh_token": "not-a-real-refresh-token"}},
-                "refresh token was rejected",
+                "refresh token is invalid or revoked",
                 id="unknown-refresh-token",
             ),
             pytest.param(
@@ -221,7 +221,7 @@ class TestTestConnection:
         started = time.monotonic()
         ok, message = DropboxHook(conn_id).test_connection()
         assert not ok
-        assert "refresh token was rejected" in message and "airflow-dropbox-auth" in message
+        assert "refresh token is invalid or revoked" in message and "airflow-dropbox-auth" in message
         assert time.monotonic() - started < 5
         assert fresh_emulator.stats().get("/oauth2/token") == 1  # fails fast: no retry storm
 
