@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Keys the connection form stores in ``extra`` (conn-fields); older UIs prefixed them.
-EXTRA_FIELDS = ("refresh_token", "access_token", "root_namespace_id", "team_member_id", "timeout")
+# Older UIs stored the conn-fields in ``extra`` under prefixed keys.
 _LEGACY_PREFIX = "extra__dropbox__"
 
 # test_connection answers within seconds instead of riding the transfer retry deadline (minutes).
@@ -106,12 +105,9 @@ class DropboxHook(BaseHook):
         except DropboxConnectionConfigError as e:
             return False, str(e)
         except errors.InvalidRefreshTokenError as e:
-            return False, (
-                f"The refresh token was rejected (revoked, or issued to another app key): {e}. "
-                "Run airflow-dropbox-auth to get a new one."
-            )
+            return False, f"{e}. The helper is the airflow-dropbox-auth command."
         except errors.AuthError as e:
-            return False, f"Dropbox refused the credentials: {e}. Check the App key, App secret and tokens."
+            return False, str(e)  # the client's message names the field to check
         except (errors.DropboxConnectionError, requests.RequestException) as e:
             return False, (
                 f"Cannot reach Dropbox at {_api_base(client)} ({_network_reason(e)}); "
@@ -350,7 +346,12 @@ class DropboxHook(BaseHook):
     # -- mirror ---------------------------------------------------------------------------------------------
 
     def sync_to_local_dir(
-        self, remote_path: str, local_dir: str | os.PathLike[str], *, delete_stale: bool = True, **options: Any
+        self,
+        remote_path: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        delete_stale: bool = True,
+        **options: Any,
     ) -> dict[str, Any]:
         """
         Mirror the Dropbox folder ``remote_path`` into ``local_dir`` (one way, incremental, verified).
@@ -423,6 +424,8 @@ def _is_loopback(name: str) -> bool:
 def connection_options(conn: Connection) -> dict[str, Any]:
     """
     Read the client settings from an Airflow connection, validating them before any request.
+
+    Also used by the async hook; keys: credentials, endpoints, timeout, team_member_id, root_namespace_id.
 
     :param conn: A ``dropbox`` connection (login = app key, password = app secret, extra = conn-fields).
     """
