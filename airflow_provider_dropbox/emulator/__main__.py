@@ -87,6 +87,7 @@ async def serve(ns: argparse.Namespace) -> None:
         timeout_keep_alive=30,
         lifespan="off",
         server_header=False,
+        timeout_graceful_shutdown=1,  # idle TLS keep-alives would otherwise hold shutdown for 30 s
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
