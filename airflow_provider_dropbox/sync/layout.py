@@ -1,9 +1,10 @@
 """Map the remote tree to local paths: names, collisions, excludes, and entries we cannot mirror.
 
 Collision policy (deterministic and stable): within one local folder, names whose collision key matches
-(case-insensitive, Unicode-normalisation-insensitive) form a group. The name that sorts first (NFC form,
-then raw code points) keeps its name; every other one gets ``"<stem> (case conflict <8 hex>)<ext>"`` where
-the hex comes from its own remote key, so its local name does not change when other entries come and go.
+(case-insensitive, Unicode-normalisation-insensitive) form a group. The name that sorts first (by NFC
+form, then names already in NFC, then raw code points) keeps its name; every other one becomes
+``"<stem> (case conflict <8 hex>)<ext>"`` where the hex comes from its own remote key, so its local name
+does not change when other entries come and go.
 The mirror's state folder ``.dropbox-mirror`` is a reserved name at the top level and always wins.
 """
 
@@ -68,8 +69,9 @@ def make_exclude(patterns: Sequence[str]) -> Callable[[str], bool]:
     return excluded
 
 
-def _sort_key(entry: RemoteEntry) -> tuple[str, str, str]:
-    return (unicodedata.normalize("NFC", entry.name), entry.name, entry.key)
+def _sort_key(entry: RemoteEntry) -> tuple[str, bool, str, str]:
+    nfc = unicodedata.normalize("NFC", entry.name)
+    return (nfc, entry.name != nfc, entry.name, entry.key)
 
 
 def build_layout(tree: RemoteTree, excluded: Callable[[str], bool] | None = None) -> Layout:

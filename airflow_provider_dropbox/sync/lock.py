@@ -59,6 +59,7 @@ class MirrorLock:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.token = secrets.token_hex(8)
+        self.acquired_at = time.time()
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,9 +67,14 @@ class MirrorLock:
 
     # -- content ------------------------------------------------------------------------------------
     def _payload(self) -> bytes:
-        now = time.time()
         return json.dumps(
-            {"host": self.host, "pid": self.pid, "token": self.token, "heartbeat": now, "acquired": now}
+            {
+                "host": self.host,
+                "pid": self.pid,
+                "token": self.token,
+                "heartbeat": time.time(),
+                "acquired": self.acquired_at,
+            }
         ).encode()
 
     def _read(self) -> dict[str, Any] | None:

@@ -62,6 +62,8 @@ class FakeDropbox:
         for i in range(1, len(parts) + 1):
             d = "/" + "/".join(parts[:i])
             pl = lower(d)
+            if pl in self.nodes and not self.nodes[pl].is_dir:
+                raise KeyError(f"{d} is a file")  # Dropbox answers path/conflict/file
             if pl not in self.nodes:
                 self.nodes[pl] = Node(d, True, id=f"id:{self._next()}")
                 self.journal.append(self._meta(pl))
