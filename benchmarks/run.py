@@ -1,0 +1,748 @@
+"""Run the benchmarks: ``.venv/bin/python -m benchmarks.run [--quick] [--only NAME] [--out results.json]``.
+
+Suites (``--only`` takes these names):
+
+- ``throughput``  1 GiB upload and download, client vs a bare ``requests`` client (plain HTTP emulator).
+- ``memory``      peak RSS growth of 2 GiB upload and download through the client.
+- ``parallel``    50 ms latency, 1 GiB: client (parallel) vs the official SDK's sequential session /
+                  ``files_download_to_file`` and its ``dropbox.file_transfer`` Uploader/Downloader (HTTPS).
+- ``mirror``      10,000 files under 20 ms latency: ``sync.mirror`` vs an SDK script, sequential and in a
+                  thread pool of the same width; then an incremental run after one change (HTTPS).
+- ``chunks``      upload chunk-size and download part-size sweep, with and without latency.
+- ``longpoll``    time from a change to ``client.longpoll`` returning.
+
+Each comparison runs its variants interleaved (A, B, C, A, B, C, ...) on the same emulator, every trial
+in a fresh child process (``benchmarks.trial``); the table shows medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints
+from tests.emulator_process import (
+    DEV_APP_KEY,
+    DEV_APP_SECRET,
+    DEV_REFRESH_TOKEN,
+    EmulatorProcess,
+    start_emulator,
+)
+from tests.sdk.certs import make_cert, sdk_env
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+REPO = Path(__file__).resolve().parent.parent
+SUITES = ("throughput", "memory", "parallel", "mirror", "chunks", "longpoll")
+
+
+@dataclass
+class Config:
+    quick: bool
+    repeats: int
+    big: int  # throughput / parallel file size
+    huge: int  # memory file size
+    chunk: int | None  # client chunk size (None = client default)
+    single_request_limit: int
+    parallelism: int
+    latency_ms: float  # for ``parallel``
+    mirror_files: int
+    mirror_file_size: int
+    mirror_latency_ms: float
+    sweep_chunks: list[int]
+    sweep_parallelism: list[int]
+    sweep_parts: list[int]
+    sweep_part_parallelism: list[int]
+    sweep_latencies: list[float]
+    longpoll_repeats: int
+    trial_timeout: float
+
+    @classmethod
+    def make(cls, quick: bool, repeats: int | None) -> Config:
+        if quick:
+            return cls(
+                quick=True,
+                repeats=repeats or 1,
+                big=12 * MiB + 12345,
+                huge=12 * MiB + 12345,
+                chunk=4 * MiB,
+                single_request_limit=4 * MiB,
+                parallelism=3,
+                latency_ms=5,
+                mirror_files=24,
+                mirror_file_size=1000,
+                mirror_latency_ms=2,
+                sweep_chunks=[4 * MiB, 8 * MiB],
+                sweep_parallelism=[1, 2],
+                sweep_parts=[4 * MiB, 8 * MiB],
+                sweep_part_parallelism=[2],
+                sweep_latencies=[0],
+                longpoll_repeats=1,
+                trial_timeout=120,
+            )
+        return cls(
+            quick=False,
+            repeats=repeats or 3,
+            big=1 * GiB,
+            huge=2 * GiB,
+            chunk=None,
+            single_request_limit=150 * MiB,
+            parallelism=8,
+            latency_ms=50,
+            mirror_files=10_000,
+            mirror_file_size=2048,
+            mirror_latency_ms=20,
+            sweep_chunks=[8 * MiB, 16 * MiB, 32 * MiB, 48 * MiB],
+            sweep_parallelism=[1, 4],
+            sweep_parts=[16 * MiB, 32 * MiB, 64 * MiB],
+            sweep_part_parallelism=[4, 8],
+            sweep_latencies=[0, 50],
+            longpoll_repeats=5,
+            trial_timeout=1800,
+        )
+
+
+# ---------------------------------------------------------------------------------------------- plumbing
+
+
+@dataclass
+class Emu:
+    proc: EmulatorProcess
+    env: dict[str, str]  # extra environment for trial children (the SDK's hosts for https)
+    cafile: str | None
+    client: DropboxClient
+
+    @property
+    def base_url(self) -> str:
+        return self.proc.base_url
+
+    def latency(self, ms: float) -> None:
+        self.proc.set_faults(latency_ms=ms)
+
+
+class Emulators:
+    """One plain-HTTP and one HTTPS emulator for the whole run, started on first use.
+
+    The HTTPS one is for comparisons with the official SDK, which only speaks https. Its self-signed
+    certificate is passed to the client as ``ca_bundle`` and, for the SDK, through ``REQUESTS_CA_BUNDLE``
+    (trial children get the SDK's host variables too). The parent process also sets ``REQUESTS_CA_BUNDLE``,
+    because ``requests`` lets that variable override ``Session.verify`` (see BENCHMARKS.md, findings)."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.running: dict[str, Emu] = {}
+        self.saved_env: dict[str, str | None] = {}
+
+    def get(self, name: str) -> Emu:
+        if name not in self.running:
+            self.running[name] = self._start(name, https=name == "tls")
+        return self.running[name]
+
+    def _start(self, name: str, https: bool) -> Emu:
+        args: list[str] = []
+        cafile: str | None = None
+        if https:
+            cert, key = make_cert(self.work / f"{name}-tls")
+            args = ["--certfile", str(cert), "--keyfile", str(key)]
+            cafile = str(cert)
+        proc = start_emulator(self.work / f"{name}-data", *args)
+        env = sdk_env(urlparse(proc.base_url).netloc, Path(cafile)) if cafile else {}
+        if cafile:
+            self.saved_env.setdefault("REQUESTS_CA_BUNDLE", os.environ.get("REQUESTS_CA_BUNDLE"))
+            os.environ["REQUESTS_CA_BUNDLE"] = cafile
+        client = DropboxClient(
+            Credentials(app_key=DEV_APP_KEY, app_secret=DEV_APP_SECRET, refresh_token=DEV_REFRESH_TOKEN),
+            endpoints=Endpoints.single_host(proc.base_url),
+            parallelism=8,
+            ca_bundle=cafile,
+        )
+        return Emu(proc, env, cafile, client)
+
+    def close(self) -> None:
+        for emu in self.running.values():
+            emu.client.close()
+            emu.proc.stop()
+        self.running.clear()
+        for k, v in self.saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def make_file(path: Path, size: int) -> Path:
+    """Random (incompressible) bytes, written in 16 MiB blocks."""
+    block = os.urandom(16 * MiB)
+    with open(path, "wb") as fh:
+        left = size
+        i = 0
+        while left > 0:
+            piece = block[: min(len(block), left)]
+            # vary each block so no two 4 MiB hash blocks are equal
+            fh.write(i.to_bytes(8, "little") + piece[8:] if len(piece) > 8 else piece)
+            left -= len(piece)
+            i += 1
+    return path
+
+
+def run_trial(emu: Emu, task: dict[str, Any], timeout: float) -> dict[str, Any]:
+    task = {"base_url": emu.base_url, "cafile": emu.cafile, **task}
+    env = {**os.environ, **emu.env, "PYTHONUNBUFFERED": "1"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.trial", json.dumps(task)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            return result
+    return {"error": (proc.stderr or proc.stdout)[-2000:] or f"exit {proc.returncode}"}
+
+
+@dataclass
+class Results:
+    cfg: Config
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # "suite/variant" -> summary
+    rows: list[dict[str, Any]] = field(default_factory=list)  # comparisons against goals
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def interleave(
+        self, emu: Emu, suite: str, tasks: dict[str, dict[str, Any]], repeats: int | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Run every task ``repeats`` times in A, B, C, A, B, C order; summarise each by its median."""
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in tasks}
+        for r in range(repeats or self.cfg.repeats):
+            for name, task in tasks.items():
+                res = run_trial(emu, task, self.cfg.trial_timeout)
+                runs[name].append(res)
+                shown = f"{res['seconds']:.2f} s" if "seconds" in res else "ERROR " + res["error"][-300:]
+                print(f"  [{suite}] {name} #{r + 1}: {shown}", flush=True)
+        out = {}
+        for name, rs in runs.items():
+            out[name] = summarise(rs)
+            self.variants[f"{suite}/{name}"] = out[name]
+        return out
+
+    def compare(
+        self,
+        suite: str,
+        metric: str,
+        value: float | None,
+        goal: str,
+        met: bool | None,
+        detail: str = "",
+    ) -> None:
+        self.rows.append(
+            {"suite": suite, "metric": metric, "value": value, "goal": goal, "met": met, "detail": detail}
+        )
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in runs if "seconds" in r]
+    out: dict[str, Any] = {"runs": runs, "errors": len(runs) - len(ok)}
+    if not ok:
+        return out
+    secs = [r["seconds"] for r in ok]
+    out["median_s"] = statistics.median(secs)
+    out["min_s"] = min(secs)
+    out["max_s"] = max(secs)
+    nbytes = ok[0].get("bytes", 0)
+    if nbytes:
+        out["mib_s"] = nbytes / MiB / out["median_s"]
+    out["rss_growth_mib_max"] = max(r["rss_growth_mib"] for r in ok)
+    out["rss_growth_mib_median"] = statistics.median(r["rss_growth_mib"] for r in ok)
+    return out
+
+
+def ratio(slow: dict[str, Any], fast: dict[str, Any]) -> float | None:
+    """How many times faster ``fast`` is than ``slow`` (median over median)."""
+    if "median_s" not in slow or "median_s" not in fast:
+        return None
+    return float(slow["median_s"] / fast["median_s"])
+
+
+def at_least(x: float | None, goal: float) -> bool | None:
+    return None if x is None else x >= goal
+
+
+# ---------------------------------------------------------------------------------------------- suites
+
+
+def suite_throughput(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    emu = emus.get("plain")
+    src = make_file(work / "src-big.bin", cfg.big)
+    emu.client.upload_file(src, "/bench/src-big.bin", mode="overwrite", parallelism=8)
+    raw_chunk = cfg.chunk or _client_default_chunk()
+    common = {"single_request_limit": cfg.single_request_limit}
+    up = res.interleave(
+        emu,
+        "throughput",
+        {
+            "raw-upload": {"kind": "raw_upload", "local": str(src), "remote": "/bench/up-raw.bin",
+                           "chunk_size": raw_chunk, **common},
+            "client-upload-p1": {"kind": "client_upload", "local": str(src), "remote": "/bench/up-c1.bin",
+                                 "chunk_size": cfg.chunk, "parallelism": 1, **common},
+            f"client-upload-p{cfg.parallelism}": {
+                "kind": "client_upload", "local": str(src), "remote": "/bench/up-cp.bin",
+                "chunk_size": cfg.chunk, "parallelism": cfg.parallelism, **common},
+        },
+    )  # fmt: skip
+    down_local = str(work / "down" / "big.bin")
+    down = res.interleave(
+        emu,
+        "throughput",
+        {
+            "raw-download": {"kind": "raw_download", "remote": "/bench/src-big.bin", "local": down_local},
+            "client-download-p1": {"kind": "client_download", "remote": "/bench/src-big.bin",
+                                   "local": down_local, "parallelism": 1},
+            f"client-download-p{cfg.parallelism}": {
+                "kind": "client_download", "remote": "/bench/src-big.bin", "local": down_local,
+                "parallelism": cfg.parallelism},
+        },
+    )  # fmt: skip
+    emu.client.delete("/bench/src-big.bin")
+    src.unlink()
+    size = _size(cfg.big)
+    for direction, table in (("upload", up), ("download", down)):
+        raw = table[f"raw-{direction}"]
+        for p in (1, cfg.parallelism):
+            mine = table[f"client-{direction}-p{p}"]
+            r = ratio(raw, mine)
+            res.compare(
+                "throughput",
+                f"{size} {direction}, client p={p} vs raw requests (x raw speed)",
+                r,
+                ">= 0.8x",
+                at_least(r, 0.8),
+                f"client {_speed(mine)}, raw {_speed(raw)}",
+            )
+
+
+def suite_memory(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    emu = emus.get("plain")
+    src = make_file(work / "src-huge.bin", cfg.huge)
+    emu.client.upload_file(src, "/bench/src-huge.bin", mode="overwrite", parallelism=8)
+    common = {"single_request_limit": cfg.single_request_limit, "chunk_size": cfg.chunk}
+    table = res.interleave(
+        emu,
+        "memory",
+        {
+            "client-upload": {"kind": "client_upload", "local": str(src), "remote": "/bench/up-huge.bin",
+                              "parallelism": cfg.parallelism, **common},
+            "client-download": {"kind": "client_download", "remote": "/bench/src-huge.bin",
+                                "local": str(work / "down" / "huge.bin"), "parallelism": cfg.parallelism},
+        },
+    )  # fmt: skip
+    emu.client.delete("/bench/src-huge.bin")
+    src.unlink()
+    for direction in ("upload", "download"):
+        s = table[f"client-{direction}"]
+        peak = s.get("rss_growth_mib_max")
+        res.compare(
+            "memory",
+            f"{_size(cfg.huge)} {direction} p={cfg.parallelism}: peak RSS growth, MiB (max of runs)",
+            peak,
+            "< 100 MiB",
+            None if peak is None else peak < 100,
+            f"{_speed(s)}",
+        )
+
+
+def suite_parallel(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    p = cfg.parallelism
+    emu = emus.get("tls")
+    src = make_file(work / "src-par.bin", cfg.big)
+    emu.client.upload_file(src, "/bench/src-par.bin", mode="overwrite", parallelism=8)
+    emu.latency(cfg.latency_ms)
+    chunk = cfg.chunk or _client_default_chunk()
+    common = {"local": str(src), "single_request_limit": cfg.single_request_limit}
+    up = res.interleave(
+        emu,
+        "parallel",
+        {
+            f"client-upload-p{p}": {"kind": "client_upload", "remote": "/bench/pc.bin", "parallelism": p,
+                                    "chunk_size": cfg.chunk, **common},
+            "sdk-upload-session-seq": {"kind": "sdk_upload_seq", "remote": "/bench/ps.bin",
+                                       "chunk_size": chunk, **common},
+            f"sdk-file_transfer-upload-p{p}": {"kind": "sdk_upload_ft", "remote": "/bench/pf.bin",
+                                               "parallelism": p, **common},
+        },
+    )  # fmt: skip
+    local = str(work / "down" / "par.bin")
+    down = res.interleave(
+        emu,
+        "parallel",
+        {
+            f"client-download-p{p}": {"kind": "client_download", "remote": "/bench/src-par.bin",
+                                      "local": local, "parallelism": p},
+            "sdk-download-seq": {"kind": "sdk_download_seq", "remote": "/bench/src-par.bin", "local": local},
+            f"sdk-file_transfer-download-p{p}": {"kind": "sdk_download_ft", "remote": "/bench/src-par.bin",
+                                                 "local": local, "parallelism": p},
+        },
+    )  # fmt: skip
+    emu.latency(0)
+    emu.client.delete("/bench/src-par.bin")
+    src.unlink()
+    size = _size(cfg.big)
+    lat = f"{cfg.latency_ms:g} ms latency"
+    for direction, table, seq in (
+        ("upload", up, "sdk-upload-session-seq"),
+        ("download", down, "sdk-download-seq"),
+    ):
+        mine = table[f"client-{direction}-p{p}"]
+        ft = table[f"sdk-file_transfer-{direction}-p{p}"]
+        r = ratio(table[seq], mine)
+        res.compare(
+            "parallel",
+            f"{size} {direction}, {lat}: client p={p} vs SDK sequential (x faster)",
+            r,
+            ">= 3x",
+            at_least(r, 3),
+            f"client {_speed(mine)}, SDK sequential {_speed(table[seq])}",
+        )
+        r = ratio(ft, mine)
+        res.compare(
+            "parallel",
+            f"{size} {direction}, {lat}: client p={p} vs SDK file_transfer p={p} (x faster)",
+            r,
+            ">= 1.2x",
+            at_least(r, 1.2),
+            f"client {_speed(mine)}, file_transfer {_speed(ft)}",
+        )
+        a, b = mine.get("rss_growth_mib_max"), ft.get("rss_growth_mib_max")
+        res.compare(
+            "parallel",
+            f"{size} {direction}, {lat}: peak RSS growth client vs file_transfer, MiB",
+            a,
+            "lower than file_transfer",
+            None if a is None or b is None else a < b,
+            f"client {a} MiB, file_transfer {b} MiB",
+        )
+
+
+def suite_mirror(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    p = cfg.parallelism
+    root = "/mirror"
+    emu = emus.get("tls")
+    t0 = time.monotonic()
+    _seed_tree(emu.client, work / "seed", root, cfg.mirror_files, cfg.mirror_file_size)
+    res.notes["mirror_seed_s"] = round(time.monotonic() - t0, 1)
+    emu.latency(cfg.mirror_latency_ms)
+    keep = str(work / "mirror-keep")
+    tasks = {
+        f"client-mirror-p{p}": {"kind": "client_mirror", "remote": root, "parallelism": p,
+                                "local": str(work / "mirror-client")},
+        f"sdk-thread-pool-p{p}": {"kind": "sdk_mirror_pool", "remote": root, "parallelism": p,
+                                  "local": str(work / "mirror-pool")},
+        "sdk-sequential": {"kind": "sdk_mirror_seq", "remote": root, "local": str(work / "mirror-seq")},
+    }  # fmt: skip
+    table = res.interleave(emu, "mirror", tasks)
+    # Incremental: a fresh full mirror (kept), one remote change, then a second run, counted by the stats.
+    first = run_trial(emu, {**tasks[f"client-mirror-p{p}"], "local": keep, "keep": True}, cfg.trial_timeout)
+    changed = work / "changed.txt"
+    changed.write_bytes(os.urandom(cfg.mirror_file_size))
+    emu.latency(0)
+    emu.client.upload_file(changed, f"{root}/d000/f00000.txt", mode="overwrite")
+    emu.latency(cfg.mirror_latency_ms)
+    emu.proc.reset_stats()
+    second = run_trial(emu, {**tasks[f"client-mirror-p{p}"], "local": keep, "keep": True}, cfg.trial_timeout)
+    stats = emu.proc.stats()
+    emu.latency(0)
+    shutil.rmtree(keep, ignore_errors=True)
+    lat = f"{cfg.mirror_latency_ms:g} ms latency"
+    n = cfg.mirror_files
+    mine = table[f"client-mirror-p{p}"]
+    for other, goal, g in ((f"sdk-thread-pool-p{p}", ">= 1x", 1.0), ("sdk-sequential", ">= 5x", 5.0)):
+        r = ratio(table[other], mine)
+        res.compare(
+            "mirror",
+            f"{n} files initial mirror, {lat}: client p={p} vs {other} (x faster)",
+            r,
+            goal,
+            at_least(r, g),
+            f"client {_secs(mine)} ({_files(mine)}), {other} {_secs(table[other])} ({_files(table[other])})",
+        )
+    lists = sum(v for k, v in stats.items() if "list_folder" in k)
+    downloads = sum(v for k, v in stats.items() if k.endswith("files/download") or k == "files/download")
+    res.notes["mirror_incremental"] = {"first": first, "second": second, "stats": stats}
+    res.compare(
+        "mirror",
+        f"incremental run after one change ({lat}): list calls / downloads",
+        None,
+        "1 list call, 1 download",
+        lists == 1 and downloads == 1,
+        f"{lists} list call(s), {downloads} download(s) in {second.get('seconds', float('nan')):.2f} s; "
+        f"all requests: {json.dumps(stats, sort_keys=True)}",
+    )
+
+
+def _seed_tree(client: DropboxClient, local: Path, root: str, count: int, size: int) -> None:
+    """``count`` small files in folders of 100 (d000/f00000.txt, ...), uploaded in batches of 500."""
+    local.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for i in range(count):
+        name = f"d{i // 100:03d}/f{i:05d}.txt"
+        path = local / name.replace("/", "_")
+        path.write_bytes(os.urandom(size))
+        pairs.append((path, f"{root}/{name}"))
+    for start in range(0, len(pairs), 500):
+        client.upload_files(pairs[start : start + 500], mode="overwrite", parallelism=8)
+    shutil.rmtree(local, ignore_errors=True)
+
+
+def suite_chunks(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    emu = emus.get("plain")
+    src = make_file(work / "src-sweep.bin", cfg.big)
+    emu.client.upload_file(src, "/bench/src-sweep.bin", mode="overwrite", parallelism=8)
+    sweep: dict[str, Any] = {"upload": {}, "download": {}}
+    for lat in cfg.sweep_latencies:
+        emu.latency(lat)
+        tasks = {
+            f"upload-lat{lat:g}-c{c // MiB}-p{p}": {
+                "kind": "client_upload", "local": str(src), "remote": f"/bench/sw-{c}-{p}.bin",
+                "chunk_size": c, "parallelism": p, "single_request_limit": cfg.single_request_limit}
+            for p in cfg.sweep_parallelism for c in cfg.sweep_chunks
+        }  # fmt: skip
+        table = res.interleave(emu, "chunks", tasks)
+        for name, s in table.items():
+            sweep["upload"][name] = s.get("mib_s")
+        tasks = {
+            f"download-lat{lat:g}-part{part // MiB}-p{p}": {
+                "kind": "client_download", "remote": "/bench/src-sweep.bin",
+                "local": str(work / "down" / "sweep.bin"), "parallelism": p, "part_size": part}
+            for p in cfg.sweep_part_parallelism for part in cfg.sweep_parts
+        }  # fmt: skip
+        table = res.interleave(emu, "chunks", tasks)
+        for name, s in table.items():
+            sweep["download"][name] = s.get("mib_s")
+    emu.latency(0)
+    emu.client.delete("/bench/src-sweep.bin")
+    src.unlink()
+    res.notes["sweep_mib_s"] = sweep
+    best_chunk = _best(sweep["upload"], "-c", cfg.sweep_chunks)
+    best_part = _best(sweep["download"], "-part", cfg.sweep_parts)
+    res.notes["recommended_chunk_mib"] = best_chunk
+    res.notes["recommended_part_mib"] = best_part
+    res.compare(
+        "chunks", "recommended upload chunk size, MiB (best mean speed relative to the best per condition)",
+        best_chunk, "measured", None, _sweep_text(sweep["upload"]),
+    )  # fmt: skip
+    res.compare(
+        "chunks", "recommended download part size, MiB (same scoring)",
+        best_part, "measured", None, _sweep_text(sweep["download"]),
+    )  # fmt: skip
+
+
+def _best(speeds: dict[str, float | None], marker: str, sizes: list[int]) -> int | None:
+    """The size whose speed, relative to the best size in the same condition, averages highest."""
+    conditions: dict[str, dict[int, float]] = {}
+    for name, mib_s in speeds.items():
+        if mib_s is None:
+            continue
+        head, tail = name.split(marker)
+        size, p = tail.split("-p")
+        conditions.setdefault(f"{head}-p{p}", {})[int(size)] = mib_s
+    score: dict[int, list[float]] = {}
+    for by_size in conditions.values():
+        top = max(by_size.values())
+        for size, v in by_size.items():
+            score.setdefault(size, []).append(v / top)
+    full = {s: statistics.mean(v) for s, v in score.items() if len(v) == len(conditions)}
+    return max(full, key=lambda s: full[s]) if full else None
+
+
+def _sweep_text(speeds: dict[str, float | None]) -> str:
+    return ", ".join(f"{k}: {v:.0f} MiB/s" if v else f"{k}: error" for k, v in speeds.items())
+
+
+def suite_longpoll(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    emu = emus.get("plain")
+    small = work / "lp.txt"
+    small.write_bytes(b"x" * 100)
+    emu.client.create_folder("/lp")
+    for lat in (0.0, float(cfg.latency_ms)):
+        emu.latency(lat)
+        from_start, from_done = [], []
+        for i in range(cfg.longpoll_repeats):
+            cursor = emu.client.get_latest_cursor("/lp")
+            returned: list[float] = []
+            answer: list[dict[str, Any]] = []
+
+            def wait(
+                c: str = cursor, out: list[float] = returned, ans: list[dict[str, Any]] = answer
+            ) -> None:
+                ans.append(emu.client.longpoll(c, timeout=30))
+                out.append(time.perf_counter())
+
+            t = threading.Thread(target=wait, daemon=True)
+            t.start()
+            time.sleep(1.0 + lat / 1000)  # the longpoll is parked on the server
+            small.write_bytes(os.urandom(100))
+            t0 = time.perf_counter()
+            emu.client.upload_file(small, f"/lp/lat{lat:g}-{i}.txt", skip_if_identical=False)
+            t1 = time.perf_counter()
+            t.join(60)
+            if not returned or not answer[0]["changes"]:
+                raise RuntimeError(f"longpoll did not report the change: {answer}")
+            from_start.append(returned[0] - t0)
+            from_done.append(returned[0] - t1)
+            print(f"  [longpoll] latency {lat:g} ms #{i + 1}: {returned[0] - t0:.3f} s", flush=True)
+        med = statistics.median(from_start)
+        res.variants[f"longpoll/lat{lat:g}"] = {
+            "from_change_start_s": from_start,
+            "from_change_committed_s": from_done,
+            "median_s": med,
+        }
+        res.compare(
+            "longpoll",
+            f"change -> longpoll returns ({lat:g} ms latency), s (median, from the upload's start)",
+            med,
+            "< 2 s",
+            med < 2,
+            f"max {max(from_start):.3f} s; after the upload returned: median "
+            f"{statistics.median(from_done):.3f} s",
+        )
+    emu.latency(0)
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _client_default_chunk() -> int:
+    from airflow_provider_dropbox.client.upload import DEFAULT_CHUNK_SIZE
+
+    return DEFAULT_CHUNK_SIZE
+
+
+def _size(n: int) -> str:
+    return f"{n / GiB:g} GiB" if n >= GiB else f"{n / MiB:.1f} MiB"
+
+
+def _speed(s: dict[str, Any]) -> str:
+    if "mib_s" not in s:
+        return "error" if s.get("errors") else "n/a"
+    return f"{s['mib_s']:.0f} MiB/s ({s['median_s']:.2f} s, {s['rss_growth_mib_max']:.0f} MiB RSS)"
+
+
+def _secs(s: dict[str, Any]) -> str:
+    return f"{s['median_s']:.1f} s" if "median_s" in s else "error"
+
+
+def _files(s: dict[str, Any]) -> str:
+    ok = [r for r in s.get("runs", []) if "files" in r]
+    return f"{ok[0]['files']} files" if ok else "?"
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    except OSError:
+        mem_kib = 0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def print_table(res: Results) -> None:
+    print()
+    print(f"{'suite':<11} {'metric':<84} {'value':>9}  {'goal':<24} met")
+    for row in res.rows:
+        v = row["value"]
+        value = "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+        met = {True: "yes", False: "NO", None: "-"}[row["met"]]
+        print(f"{row['suite']:<11} {row['metric']:<84} {value:>9}  {row['goal']:<24} {met}")
+        if row["detail"]:
+            print(f"{'':<11}   {row['detail']}")
+
+
+SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
+    "throughput": suite_throughput,
+    "memory": suite_memory,
+    "parallel": suite_parallel,
+    "mirror": suite_mirror,
+    "chunks": suite_chunks,
+    "longpoll": suite_longpoll,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (the smoke test)")
+    ap.add_argument("--only", action="append", choices=SUITES, help="run only this suite (repeatable)")
+    ap.add_argument("--out", type=Path, help="write the JSON results here")
+    ap.add_argument("--repeats", type=int, help="repeats per comparison (default 3; 1 with --quick)")
+    ap.add_argument("--workdir", type=Path, help="parent folder for temp files (default: system temp)")
+    ns = ap.parse_args(argv)
+    cfg = Config.make(ns.quick, ns.repeats)
+    suites = ns.only or list(SUITES)
+    res = Results(cfg)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="dropbox-bench-", dir=ns.workdir))
+    failed: list[str] = []
+    emus = Emulators(work)
+    try:
+        for name in suites:
+            print(f"== {name}", flush=True)
+            t0 = time.monotonic()
+            try:
+                SUITE_FUNCS[name](res, work, cfg, emus)
+            except Exception as exc:  # keep going: one broken suite should not hide the others' numbers
+                failed.append(name)
+                res.notes.setdefault("suite_errors", {})[name] = repr(exc)
+                print(f"  suite {name} failed: {exc!r}", flush=True)
+            res.notes.setdefault("suite_seconds", {})[name] = round(time.monotonic() - t0, 1)
+    finally:
+        emus.close()
+        shutil.rmtree(work, ignore_errors=True)
+    out = {
+        "command": " ".join(
+            [".venv/bin/python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "machine": machine(),
+        "config": {k: v for k, v in vars(cfg).items()},
+        "seconds": round(time.monotonic() - started, 1),
+        "comparisons": res.rows,
+        "variants": res.variants,
+        "notes": res.notes,
+    }
+    print_table(res)
+    if ns.out:
+        ns.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
+        print(f"\nresults written to {ns.out}")
+    errors = sum(s.get("errors", 0) for s in res.variants.values() if isinstance(s.get("errors"), int))
+    return 1 if failed or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

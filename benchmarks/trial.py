@@ -1,0 +1,391 @@
+"""One timed trial in its own process: ``python -m benchmarks.trial '<json task>'`` prints one JSON line.
+
+The task names a ``kind`` (see ``KINDS``) plus its inputs. The child measures wall time around the
+transfer only (imports, token refresh and connection set-up happen before the clock starts, for every
+variant alike) and the peak RSS growth of the transfer: the kernel's high-water mark is reset through
+``/proc/self/clear_refs`` just before the clock starts, so ``VmHWM`` after minus ``VmRSS`` before is the
+growth caused by the transfer alone.
+
+The official SDK is only imported here, in the child, whose environment (set by the parent) already points
+``DROPBOX_API_HOST`` and friends at an HTTPS emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+MiB = 1024 * 1024
+DEV_APP_KEY = "dev-app-key"
+DEV_APP_SECRET = "dev-app-secret"
+DEV_REFRESH_TOKEN = "dev-refresh-token"
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Meter:
+    """Wall time and peak RSS growth of one block of work."""
+
+    def __enter__(self) -> Meter:
+        self.peak_reset = reset_peak()
+        self.rss_before = _status_kib("VmRSS")
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self.hwm_after = _status_kib("VmHWM")
+
+    @property
+    def rss_growth_mib(self) -> float:
+        return max(0, self.hwm_after - self.rss_before) / 1024
+
+
+# ---------------------------------------------------------------------------------------------- clients
+
+
+def make_client(task: dict[str, Any], parallelism: int | None = None) -> Any:
+    from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints
+
+    client = DropboxClient(
+        Credentials(app_key=DEV_APP_KEY, app_secret=DEV_APP_SECRET, refresh_token=DEV_REFRESH_TOKEN),
+        endpoints=Endpoints.single_host(task["base_url"]),
+        parallelism=parallelism or int(task.get("parallelism", 8)),
+        ca_bundle=task.get("cafile"),
+    )
+    client.get_current_account()  # token refresh + warm connection, outside the timed part
+    return client
+
+
+def make_sdk(task: dict[str, Any], width: int = 8) -> Any:
+    import dropbox
+
+    session = dropbox.create_session(max_connections=max(8, width), ca_certs=task.get("cafile"))
+    dbx = dropbox.Dropbox(
+        oauth2_refresh_token=DEV_REFRESH_TOKEN,
+        app_key=DEV_APP_KEY,
+        app_secret=DEV_APP_SECRET,
+        session=session,
+        ca_certs=task.get("cafile"),
+    )
+    dbx.users_get_current_account()
+    return dbx
+
+
+class Raw:
+    """A plain ``requests`` client: one token refresh, then bare HTTP calls (the throughput baseline)."""
+
+    def __init__(self, task: dict[str, Any]) -> None:
+        self.base = task["base_url"].rstrip("/")
+        self.session = requests.Session()
+        self.session.verify = task.get("cafile") or True
+        resp = self.session.post(
+            f"{self.base}/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": DEV_REFRESH_TOKEN,
+                "client_id": DEV_APP_KEY,
+                "client_secret": DEV_APP_SECRET,
+            },
+            timeout=30,
+        )
+        resp.raise_for_status()
+        self.session.headers["Authorization"] = "Bearer " + resp.json()["access_token"]
+
+    def content(self, route: str, arg: Any, data: bytes = b"") -> Any:
+        resp = self.session.post(
+            f"{self.base}/2/{route}",
+            data=data,
+            headers={"Content-Type": "application/octet-stream", "Dropbox-API-Arg": json.dumps(arg)},
+            timeout=300,
+        )
+        if resp.status_code != 200:
+            raise RuntimeError(f"{route}: {resp.status_code} {resp.text[:300]}")
+        return resp.json()
+
+
+# ---------------------------------------------------------------------------------------------- trials
+
+
+def client_upload(task: dict[str, Any]) -> dict[str, Any]:
+    client = make_client(task)
+    with Meter() as m:
+        meta = client.upload_file(
+            task["local"],
+            task["remote"],
+            mode="overwrite",
+            chunk_size=task.get("chunk_size"),
+            parallelism=int(task["parallelism"]),
+            single_request_limit=int(task.get("single_request_limit", 150 * MiB)),
+            skip_if_identical=False,
+        )
+    client.delete(task["remote"])
+    client.close()
+    return _result(m, int(meta["size"]))
+
+
+def raw_upload(task: dict[str, Any]) -> dict[str, Any]:
+    """The same bytes through a bare upload session (or one files/upload), chunk by chunk, no hashing."""
+    raw = Raw(task)
+    chunk = int(task["chunk_size"])
+    limit = int(task.get("single_request_limit", 150 * MiB))
+    size = os.path.getsize(task["local"])
+    commit = {"path": task["remote"], "mode": "overwrite"}
+    with Meter() as m, open(task["local"], "rb") as fh:
+        if size <= limit:
+            meta = raw.content("files/upload", commit, fh.read())
+        else:
+            first = fh.read(chunk)
+            sid = raw.content("files/upload_session/start", {"close": False}, first)["session_id"]
+            offset = len(first)
+            while size - offset > chunk:
+                data = fh.read(chunk)
+                raw.content(
+                    "files/upload_session/append_v2", {"cursor": {"session_id": sid, "offset": offset}}, data
+                )
+                offset += len(data)
+            data = fh.read()
+            cursor = {"session_id": sid, "offset": offset}
+            meta = raw.content("files/upload_session/finish", {"cursor": cursor, "commit": commit}, data)
+    _rpc_delete(raw, task)
+    return _result(m, int(meta["size"]))
+
+
+def _rpc_delete(raw: Raw, task: dict[str, Any]) -> None:
+    raw.session.post(f"{raw.base}/2/files/delete_v2", json={"path": task["remote"]}, timeout=60)
+
+
+def client_download(task: dict[str, Any]) -> dict[str, Any]:
+    """``client.download_file``; ``part_size`` (sweep only) pins the ranged-part size the client computes."""
+    if task.get("part_size"):
+        from airflow_provider_dropbox.client import download
+
+        part = int(task["part_size"])
+        download.part_size_for = lambda size, parallelism: part  # type: ignore[assignment]
+    client = make_client(task)
+    with Meter() as m:
+        meta = client.download_file(task["remote"], task["local"], parallelism=int(task["parallelism"]))
+    client.close()
+    size = os.path.getsize(task["local"])
+    os.unlink(task["local"])
+    return _result(m, size, remote_size=int(meta["size"]))
+
+
+def raw_download(task: dict[str, Any]) -> dict[str, Any]:
+    """A plain streaming POST /2/files/download into a file, 1 MiB reads, no verification."""
+    raw = Raw(task)
+    with Meter() as m:
+        resp = raw.session.post(
+            f"{raw.base}/2/files/download",
+            headers={"Dropbox-API-Arg": json.dumps({"path": task["remote"]})},
+            stream=True,
+            timeout=300,
+        )
+        resp.raise_for_status()
+        with open(task["local"], "wb") as out:
+            for piece in resp.iter_content(MiB):
+                out.write(piece)
+        resp.close()
+    size = os.path.getsize(task["local"])
+    os.unlink(task["local"])
+    return _result(m, size)
+
+
+def sdk_upload_seq(task: dict[str, Any]) -> dict[str, Any]:
+    """The classic SDK upload-session loop (start / append_v2 / finish), same chunk size as the client."""
+    import dropbox
+
+    dbx = make_sdk(task)
+    files = dropbox.files
+    chunk = int(task["chunk_size"])
+    size = os.path.getsize(task["local"])
+    with Meter() as m, open(task["local"], "rb") as fh:
+        start = dbx.files_upload_session_start(fh.read(chunk))
+        cursor = files.UploadSessionCursor(session_id=start.session_id, offset=fh.tell())
+        commit = files.CommitInfo(path=task["remote"], mode=files.WriteMode.overwrite)
+        while size - fh.tell() > chunk:
+            dbx.files_upload_session_append_v2(fh.read(chunk), cursor)
+            cursor.offset = fh.tell()
+        meta = dbx.files_upload_session_finish(fh.read(), cursor, commit)
+    dbx.files_delete_v2(task["remote"])
+    return _result(m, int(meta.size))
+
+
+def sdk_upload_ft(task: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's own parallel helper: dropbox.file_transfer.Uploader with parallel_uploads=N."""
+    import dropbox
+    from dropbox import file_transfer as ft
+
+    p = int(task["parallelism"])
+    dbx = make_sdk(task, p)
+    commit = dropbox.files.CommitInfo(path=task["remote"], mode=dropbox.files.WriteMode.overwrite)
+    with Meter() as m:
+        res = ft.Uploader(dbx).upload(
+            ft.FileUpload(task["local"]), commit, ft.UploadOptions(parallel_uploads=p)
+        )
+    dbx.files_delete_v2(task["remote"])
+    return _result(m, int(res.metadata.size), sdk_chunk_mib=ft.UPLOAD_CHUNK_SIZE / MiB)
+
+
+def sdk_download_seq(task: dict[str, Any]) -> dict[str, Any]:
+    dbx = make_sdk(task)
+    with Meter() as m:
+        dbx.files_download_to_file(task["local"], task["remote"])
+    size = os.path.getsize(task["local"])
+    os.unlink(task["local"])
+    return _result(m, size)
+
+
+def sdk_download_ft(task: dict[str, Any]) -> dict[str, Any]:
+    """dropbox.file_transfer.Downloader with parallel_downloads=N into a File target."""
+    from dropbox import file_transfer as ft
+
+    p = int(task["parallelism"])
+    dbx = make_sdk(task, p)
+    with Meter() as m:
+        ft.Downloader(dbx).download(
+            task["remote"], ft.File(task["local"]), ft.DownloadOptions(parallel_downloads=p)
+        )
+    size = os.path.getsize(task["local"])
+    os.unlink(task["local"])
+    return _result(m, size)
+
+
+# ---------------------------------------------------------------------------------------------- mirror
+
+
+def client_mirror(task: dict[str, Any]) -> dict[str, Any]:
+    from airflow_provider_dropbox.sync import mirror
+
+    p = int(task["parallelism"])
+    client = make_client(task, p)
+    with Meter() as m:
+        report = mirror(client, task["remote"], task["local"], parallelism=p)
+    client.close()
+    summary = report.to_dict()
+    files = _count_files(task["local"])
+    if not task.get("keep"):
+        shutil.rmtree(task["local"], ignore_errors=True)
+    return _result(m, 0, files=files, report={k: summary.get(k) for k in ("downloaded", "deleted", "errors")})
+
+
+def _sdk_listing(dbx: Any, root: str) -> list[Any]:
+    import dropbox
+
+    res = dbx.files_list_folder(root, recursive=True)
+    entries = list(res.entries)
+    while res.has_more:
+        res = dbx.files_list_folder_continue(res.cursor)
+        entries.extend(res.entries)
+    return [e for e in entries if isinstance(e, dropbox.files.FileMetadata)]
+
+
+def _sdk_fetch(dbx: Any, root: str, local: str) -> Callable[[Any], None]:
+    prefix = len(root.rstrip("/")) + 1
+
+    def fetch(entry: Any) -> None:
+        dest = os.path.join(local, entry.path_display[prefix:])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        dbx.files_download_to_file(dest, entry.path_lower)
+
+    return fetch
+
+
+def sdk_mirror_seq(task: dict[str, Any]) -> dict[str, Any]:
+    """A straightforward SDK script: list recursively, then download each file in turn."""
+    dbx = make_sdk(task)
+    with Meter() as m:
+        fetch = _sdk_fetch(dbx, task["remote"], task["local"])
+        for entry in _sdk_listing(dbx, task["remote"]):
+            fetch(entry)
+    files = _count_files(task["local"])
+    shutil.rmtree(task["local"], ignore_errors=True)
+    return _result(m, 0, files=files)
+
+
+def sdk_mirror_pool(task: dict[str, Any]) -> dict[str, Any]:
+    """The same script with the downloads in a thread pool of the client's width."""
+    p = int(task["parallelism"])
+    dbx = make_sdk(task, p)
+    with Meter() as m:
+        fetch = _sdk_fetch(dbx, task["remote"], task["local"])
+        with ThreadPoolExecutor(max_workers=p) as pool:
+            list(pool.map(fetch, _sdk_listing(dbx, task["remote"])))
+    files = _count_files(task["local"])
+    shutil.rmtree(task["local"], ignore_errors=True)
+    return _result(m, 0, files=files)
+
+
+def _count_files(root: str) -> int:
+    n = 0
+    for _dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        n += sum(1 for f in filenames if not f.startswith("."))
+    return n
+
+
+def _result(m: Meter, nbytes: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "seconds": m.seconds,
+        "bytes": nbytes,
+        "rss_growth_mib": round(m.rss_growth_mib, 1),
+        "peak_reset": m.peak_reset,
+        **extra,
+    }
+
+
+KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    f.__name__: f
+    for f in (
+        client_upload,
+        raw_upload,
+        client_download,
+        raw_download,
+        sdk_upload_seq,
+        sdk_upload_ft,
+        sdk_download_seq,
+        sdk_download_ft,
+        client_mirror,
+        sdk_mirror_seq,
+        sdk_mirror_pool,
+    )
+}
+
+
+def main(argv: list[str]) -> None:
+    task = json.loads(argv[0])
+    Path(task.get("local", ".")).parent.mkdir(parents=True, exist_ok=True)
+    result = KINDS[task["kind"]](task)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
