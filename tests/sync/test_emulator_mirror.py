@@ -21,6 +21,7 @@ from airflow_provider_dropbox.sync import (
     TooManyDeletesError,
     mirror,
 )
+from airflow_provider_dropbox.sync.state import load_state
 from tests.emulator_process import EmulatorProcess
 from tests.sync.chaos import Chaos
 from tests.sync.conftest import local_hash_tree, remote_tree
@@ -154,16 +155,16 @@ def test_killed_mid_run_converges_without_partial_files(
 ) -> None:
     emu, client = emu_client
     chaos = Chaos(client, ROOT, seed=seed, workdir=str(tmp_path))
-    seed_tree(chaos, 40)
+    seed_tree(chaos, 30)
     dest = tmp_path / "m"
     rng = random.Random(seed)
-    killed = 0
+    killed = mid_apply = 0
     for rnd in range(kills):
         chaos.round(max_ops=6)
-        if rnd % 2:
-            for i in range(8):  # bigger batches so the kill lands mid-transfer
-                chaos.upload(f"batch{rnd}/g{i}.bin")
-        emu.set_faults(latency_ms=15)
+        for i in range(6):  # a batch with a few multi-MiB files, so kills land mid-transfer
+            big = i < 2
+            chaos.upload(f"batch{rnd}/g{i}.bin", rng.randbytes(3_000_000 if big else 2_000))
+        emu.set_faults(latency_ms=10, bandwidth_mbps=200)
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(dest)],
@@ -173,7 +174,7 @@ def test_killed_mid_run_converges_without_partial_files(
             )
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready"
-            time.sleep(rng.uniform(0.0, 0.8))
+            time.sleep(rng.uniform(0.05, 0.5))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 killed += 1
@@ -181,6 +182,9 @@ def test_killed_mid_run_converges_without_partial_files(
             proc.stdout.close()
         finally:
             emu.clear_faults()
+        state = load_state(str(dest.resolve())) if dest.exists() else None
+        if state is not None and state.pending:
+            mid_apply += 1
         # nothing half-written under a real name: every visible file holds content that was uploaded
         for rel, h in _visible_files(dest).items():
             assert h in chaos.hashes, f"{rel} holds bytes that were never uploaded (a partial file?)"
@@ -188,7 +192,8 @@ def test_killed_mid_run_converges_without_partial_files(
         assert report.ok
         assert_converged(client, dest, chaos)
         assert not os.listdir(dest / ".dropbox-mirror" / "staging")
-    assert killed >= kills // 2
+        assert not (dest / ".dropbox-mirror" / "lock").exists()
+    assert killed >= kills // 2 and mid_apply >= 2, (killed, mid_apply)
 
 
 # -- guards on the real stack -------------------------------------------------------------------------
