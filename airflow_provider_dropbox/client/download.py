@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import secrets
 import threading
 import time
@@ -64,15 +65,52 @@ class _ShortBody(ConnectionError):
     """The server closed the body early; retryable like any dropped connection (resumes from what we have)."""
 
 
+class _HashPipe:
+    """Hashes in a helper thread so a single-stream download receives, writes and hashes at the same time.
+
+    At most ``depth`` chunks wait in the queue, so memory stays bounded (depth x READ_CHUNK).
+    """
+
+    def __init__(self, hasher: ContentHasher, depth: int = 8) -> None:
+        self._hasher = hasher
+        self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="dropbox-download-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._hasher.update(item)
+
+    def update(self, data: memoryview) -> None:
+        self._queue.put(data)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 @dataclass
 class _Part:
     start: int
     end: int  # exclusive
     pos: int = 0
     hasher: ContentHasher = field(default_factory=ContentHasher)
+    pipe: _HashPipe | None = None
 
     def __post_init__(self) -> None:
         self.pos = self.start
+
+    def feed(self, data: memoryview) -> None:
+        if self.pipe is not None:
+            self.pipe.update(data)
+        else:
+            self.hasher.update(data)
+
+    def digests(self) -> list[bytes]:
+        if self.pipe is not None:
+            self.pipe.close()
+        return self.hasher.finish_blocks()
 
 
 def part_size_for(size: int, parallelism: int) -> int:
@@ -170,7 +208,7 @@ class _Download:
             written = 0
             while written < len(view):
                 written += os.pwrite(self.fd, view[written:], part.pos + written)
-            part.hasher.update(view)
+            part.feed(view)
             part.pos += len(view)
             self.progress.add(len(view))
             if part.pos >= part.end:
@@ -253,7 +291,11 @@ class _Download:
         if first.status_code != 206 or size <= FIRST_PART or self.parallelism == 1:
             # Sequential: the first answer carries the whole file (or the whole file fits its range).
             whole = _Part(0, size)
-            self.fetch(whole, first)
+            whole.pipe = _HashPipe(whole.hasher)
+            try:
+                self.fetch(whole, first)
+            finally:
+                whole.pipe.close()
             return [whole]
         os.ftruncate(self.fd, size)
         step = part_size_for(size - FIRST_PART, self.parallelism)
@@ -283,7 +325,7 @@ class _Download:
             raise _RestartDownload()
         expected = meta.get("content_hash")
         if expected:
-            actual = combine(d for p in parts for d in p.hasher.finish_blocks())
+            actual = combine(d for p in parts for d in p.digests())
             if actual != expected:
                 log.warning(
                     "Dropbox download of %s failed verification: content_hash %s, expected %s",

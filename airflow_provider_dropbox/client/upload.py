@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dropbox.client.content_hash import BLOCK_SIZE, block_digests_of_range, combine
+from airflow_provider_dropbox.client.content_hash import (
+    BLOCK_SIZE,
+    HASH_WORKERS,
+    combine,
+    parallel_block_digests,
+)
 from airflow_provider_dropbox.client.errors import (
     BatchUploadError,
     ContentHashMismatchError,
@@ -135,9 +140,9 @@ class _LocalFile:
     digests: dict[int, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def request_hash(self, offset: int, length: int) -> str:
+    def request_hash(self, offset: int, length: int, workers: int = HASH_WORKERS) -> str:
         """content_hash of the bytes [offset, offset+length); remembers block digests for the file hash."""
-        digests = block_digests_of_range(self.fd, offset, length)
+        digests = parallel_block_digests(self.fd, offset, length, workers)
         if offset % BLOCK_SIZE == 0:
             with self.lock:
                 for i, digest in enumerate(digests):
@@ -149,7 +154,7 @@ class _LocalFile:
         with self.lock:
             if all(s in self.digests for s in starts):
                 return combine(self.digests[s] for s in starts)
-        return combine(block_digests_of_range(self.fd, 0, self.size))
+        return combine(parallel_block_digests(self.fd, 0, self.size))
 
 
 def _open_local(local_path: str | os.PathLike[str], remote: str, route: str) -> _LocalFile:
@@ -279,10 +284,18 @@ class _Uploader:
 
     # -------------------------------------------------------------- session pieces
 
-    def _send_chunk(self, route: str, arg: dict[str, Any], f: _LocalFile, offset: int, length: int) -> Any:
+    def _send_chunk(
+        self,
+        route: str,
+        arg: dict[str, Any],
+        f: _LocalFile,
+        offset: int,
+        length: int,
+        workers: int = HASH_WORKERS,
+    ) -> Any:
         if self.cancel.is_set():
             raise _Cancelled()
-        arg = {**arg, "content_hash": f.request_hash(offset, length)}
+        arg = {**arg, "content_hash": f.request_hash(offset, length, workers)}
         bodies = _Bodies(f.fd, offset, length, self.progress)
 
         def attempt() -> Any:
@@ -301,11 +314,19 @@ class _Uploader:
         result = self._send_chunk("files/upload_session/start", arg, f, 0, length)
         return str(result["session_id"])
 
-    def append(self, f: _LocalFile, session_id: str, offset: int, length: int, close: bool) -> int:
+    def append(
+        self,
+        f: _LocalFile,
+        session_id: str,
+        offset: int,
+        length: int,
+        close: bool,
+        workers: int = HASH_WORKERS,
+    ) -> int:
         """Append [offset, offset+length); returns the offset Dropbox now has (incorrect_offset moves it)."""
         arg = {"cursor": {"session_id": session_id, "offset": offset}, "close": close}
         try:
-            self._send_chunk("files/upload_session/append_v2", arg, f, offset, length)
+            self._send_chunk("files/upload_session/append_v2", arg, f, offset, length, workers)
         except UploadSessionError as exc:
             if close and "closed" in exc.tags and offset + length == f.size:
                 return f.size  # our closing append landed; only its answer was lost
@@ -390,7 +411,8 @@ class _Uploader:
 
         def put(off: int, length: int, close: bool) -> None:
             for _ in range(MAX_CHUNK_ATTEMPTS):
-                got = self.append(f, session_id, off, length, close)
+                # Chunks already go in parallel threads; one hashing thread each keeps memory flat.
+                got = self.append(f, session_id, off, length, close, workers=1)
                 if got == off + length:
                     return
                 log.info("Dropbox concurrent session for %s: re-sending chunk @%d", f.remote, off)

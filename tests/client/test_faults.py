@@ -63,7 +63,7 @@ def test_everything_completes_under_mixed_faults(
     assert sum(stats.values()) > 40  # the faults really forced retries (counted by the server)
 
 
-@pytest.mark.parametrize("seed", [2, 3, 4])
+@pytest.mark.parametrize("seed", [2, 4])
 def test_dropped_commits_are_recognised(
     fresh_emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path, seed: int
 ) -> None:
