@@ -35,6 +35,18 @@ class BlockHasher:
     def hexdigest(self) -> str:
         return hashlib.sha256(b"".join(self.block_digests())).hexdigest()
 
+    @property
+    def at_boundary(self) -> bool:
+        """True when no partial block is pending, so another hasher's blocks can simply follow."""
+        return self._fill == 0
+
+    def followed_by(self, other: BlockHasher) -> BlockHasher:
+        """The hasher of our bytes then ``other``'s, without rehashing (needs ``at_boundary``)."""
+        assert self.at_boundary
+        out = other.copy()
+        out.digests = self.digests + out.digests
+        return out
+
     def copy(self) -> BlockHasher:
         other = BlockHasher()
         other.digests = list(self.digests)

@@ -193,13 +193,21 @@ async def _append_data(c: Call, sid: str, offset: int, close: bool, want_hash: s
         if s.concurrent and length is not None and length % (4 * 1024 * 1024) and not close:
             raise SessionFail(tag("concurrent_session_invalid_data_size"))
         hasher = sessions.seq_hasher_copy(s) if not s.concurrent else None
+        # Sequential pieces at a block boundary reuse the request's block digests (no second pass).
+        aligned = hasher is not None and hasher.at_boundary
         fd = os.open(sessions.data_path(sid), os.O_WRONLY)
         try:
             body = await receive_body(
-                c.request, fd, offset, _throttle(c), on_block=hasher.update if hasher else None
+                c.request,
+                fd,
+                offset,
+                _throttle(c),
+                on_block=hasher.update if hasher and not aligned else None,
             )
         finally:
             os.close(fd)
+        if hasher is not None and aligned:
+            hasher = hasher.followed_by(body.hasher)
         if body.too_large:
             raise SessionFail(tag("payload_too_large"))
         if want_hash is not None and want_hash != body.content_hash:

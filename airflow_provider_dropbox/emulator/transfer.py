@@ -58,47 +58,69 @@ async def receive_body(
     on_block: Callable[[bytes], None] | None = None,
     limit: int = MAX_REQUEST_BYTES,
 ) -> BodyResult:
-    """pwrite the body at ``offset`` of ``fd`` while hashing it; past ``limit`` it is drained and dropped."""
+    """pwrite the body at ``offset`` of ``fd`` while hashing it; past ``limit`` it is drained and dropped.
+
+    Reading (event loop) and hashing + writing (a worker thread, GIL released) overlap: each
+    ~4 MiB batch is handed to the thread pool while the next one is read from the socket.
+    """
     hasher = BlockHasher()
     pending: list[bytes] = []
     pending_len = 0
     total = 0
-    too_large = False
-
-    def flush(buf: bytes, at: int) -> None:
-        hasher.update(buf)
-        if on_block is not None:
-            on_block(buf)
-        if fd is not None:
-            view = memoryview(buf)
-            while len(view):
-                n = os.pwrite(fd, view, at)
-                view = view[n:]
-                at += n
-
     written = 0
-    async for chunk in request.stream():
-        if not chunk:
-            continue
-        await throttle.account(len(chunk))
-        total += len(chunk)
-        if total > limit:
-            too_large = True
-            pending.clear()
-            pending_len = 0
-            continue
-        pending.append(chunk)
-        pending_len += len(chunk)
-        if pending_len >= BLOCK:
-            buf = b"".join(pending)
-            pending.clear()
-            pending_len = 0
-            await run_in_threadpool(flush, buf, offset + written)
-            written += len(buf)
-    if pending and not too_large:
-        buf = b"".join(pending)
-        await run_in_threadpool(flush, buf, offset + written)
+    too_large = False
+    inflight: asyncio.Future[None] | None = None
+
+    def flush(chunks: list[bytes], at: int) -> None:
+        for chunk in chunks:
+            hasher.update(chunk)
+            if on_block is not None:
+                on_block(chunk)
+        if fd is not None:
+            _pwrite_all(fd, chunks, at)
+
+    async def hand_off() -> None:
+        nonlocal inflight, pending, pending_len, written
+        if inflight is not None:
+            await inflight
+        batch, at = pending, offset + written
+        written += pending_len
+        pending, pending_len = [], 0
+        inflight = asyncio.ensure_future(run_in_threadpool(flush, batch, at))
+
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            await throttle.account(len(chunk))
+            total += len(chunk)
+            if total > limit:
+                too_large = True
+                pending, pending_len = [], 0
+                continue
+            pending.append(chunk)
+            pending_len += len(chunk)
+            if pending_len >= BLOCK:
+                await hand_off()
+        if pending and not too_large:
+            await hand_off()
+    finally:
+        if inflight is not None:
+            await inflight
     return BodyResult(total, hasher, too_large)
+
+
+def _pwrite_all(fd: int, chunks: list[bytes], at: int) -> None:
+    """pwritev, continuing after short writes."""
+    views = [memoryview(c) for c in chunks]
+    while views:
+        n = os.pwritev(fd, views[:1024], at)
+        at += n
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
 
 
 async def stream_fd(fd: int, start: int, length: int, throttle: Throttle) -> AsyncIterator[bytes]:
