@@ -47,7 +47,7 @@ from tests.sdk.certs import make_cert, sdk_env
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 REPO = Path(__file__).resolve().parent.parent
-SUITES = ("throughput", "memory", "parallel", "mirror", "chunks", "longpoll")
+SUITES = ("throughput", "memory", "parallel", "chunks", "longpoll", "mirror")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Config:
     mirror_files: int
     mirror_file_size: int
     mirror_latency_ms: float
+    sweep_size: int
     sweep_chunks: list[int]
     sweep_parallelism: list[int]
     sweep_parts: list[int]
@@ -86,6 +87,7 @@ class Config:
                 mirror_files=24,
                 mirror_file_size=1000,
                 mirror_latency_ms=2,
+                sweep_size=12 * MiB + 12345,
                 sweep_chunks=[4 * MiB, 8 * MiB],
                 sweep_parallelism=[1, 2],
                 sweep_parts=[4 * MiB, 8 * MiB],
@@ -106,10 +108,11 @@ class Config:
             mirror_files=10_000,
             mirror_file_size=2048,
             mirror_latency_ms=20,
+            sweep_size=512 * MiB,
             sweep_chunks=[8 * MiB, 16 * MiB, 32 * MiB, 48 * MiB],
             sweep_parallelism=[1, 4],
             sweep_parts=[16 * MiB, 32 * MiB, 64 * MiB],
-            sweep_part_parallelism=[4, 8],
+            sweep_part_parallelism=[8],
             sweep_latencies=[0, 50],
             longpoll_repeats=5,
             trial_timeout=1800,
@@ -199,25 +202,33 @@ def make_file(path: Path, size: int) -> Path:
     return path
 
 
-def run_trial(emu: Emu, task: dict[str, Any], timeout: float) -> dict[str, Any]:
-    task = {"base_url": emu.base_url, "cafile": emu.cafile, **task}
+def run_trials(emu: Emu, tasks: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    """Run ``tasks`` one after the other in one child process; one result (or ``{"error": ...}``) each."""
+    full = [{"base_url": emu.base_url, "cafile": emu.cafile, **task} for task in tasks]
     env = {**os.environ, **emu.env, "PYTHONUNBUFFERED": "1"}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.trial", json.dumps(task)],
+            [sys.executable, "-m", "benchmarks.trial", json.dumps(full)],
             cwd=REPO,
             env=env,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=timeout * len(tasks),
         )
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            return result
-    return {"error": (proc.stderr or proc.stdout)[-2000:] or f"exit {proc.returncode}"}
+        return [{"error": f"timed out after {timeout:.0f} s"}] * len(tasks)
+    results: list[dict[str, Any]] = [
+        json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")
+    ]
+    missing = len(tasks) - len(results)
+    if missing > 0:
+        error = (proc.stderr or proc.stdout)[-2000:] or f"exit {proc.returncode}"
+        results += [{"error": error}] * missing
+    return results
+
+
+def run_trial(emu: Emu, task: dict[str, Any], timeout: float) -> dict[str, Any]:
+    return run_trials(emu, [task], timeout)[0]
 
 
 @dataclass
@@ -233,8 +244,11 @@ class Results:
         """Run every task ``repeats`` times in A, B, C, A, B, C order; summarise each by its median."""
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in tasks}
         for r in range(repeats or self.cfg.repeats):
-            for name, task in tasks.items():
-                res = run_trial(emu, task, self.cfg.trial_timeout)
+            if self.cfg.quick:  # one child for the whole round
+                batch = run_trials(emu, list(tasks.values()), self.cfg.trial_timeout)
+            else:  # a fresh child per trial, so peak RSS is the trial's own
+                batch = [run_trial(emu, task, self.cfg.trial_timeout) for task in tasks.values()]
+            for name, res in zip(tasks, batch, strict=True):
                 runs[name].append(res)
                 shown = f"{res['seconds']:.2f} s" if "seconds" in res else "ERROR " + res["error"][-300:]
                 print(f"  [{suite}] {name} #{r + 1}: {shown}", flush=True)
@@ -270,6 +284,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     nbytes = ok[0].get("bytes", 0)
     if nbytes:
         out["mib_s"] = nbytes / MiB / out["median_s"]
+    cpu = [r["cpu_s"] for r in ok if "cpu_s" in r]
+    if cpu:
+        out["cpu_s_median"] = statistics.median(cpu)
     out["rss_growth_mib_max"] = max(r["rss_growth_mib"] for r in ok)
     out["rss_growth_mib_median"] = statistics.median(r["rss_growth_mib"] for r in ok)
     return out
@@ -513,7 +530,7 @@ def _seed_tree(client: DropboxClient, local: Path, root: str, count: int, size: 
 
 def suite_chunks(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
     emu = emus.get("plain")
-    src = make_file(work / "src-sweep.bin", cfg.big)
+    src = make_file(work / "src-sweep.bin", cfg.sweep_size)
     emu.client.upload_file(src, "/bench/src-sweep.bin", mode="overwrite", parallelism=8)
     sweep: dict[str, Any] = {"upload": {}, "download": {}}
     for lat in cfg.sweep_latencies:
@@ -690,9 +707,9 @@ SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "throughput": suite_throughput,
     "memory": suite_memory,
     "parallel": suite_parallel,
-    "mirror": suite_mirror,
     "chunks": suite_chunks,
     "longpoll": suite_longpoll,
+    "mirror": suite_mirror,
 }
 
 
@@ -711,6 +728,22 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dropbox-bench-", dir=ns.workdir))
     failed: list[str] = []
     emus = Emulators(work)
+    command = " ".join([".venv/bin/python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
+
+    def save() -> None:  # after every suite, so a long run keeps what it measured so far
+        if ns.out:
+            out = {
+                "command": command,
+                "machine": machine(),
+                "config": dict(vars(cfg)),
+                "suites": suites,
+                "seconds": round(time.monotonic() - started, 1),
+                "comparisons": res.rows,
+                "variants": res.variants,
+                "notes": res.notes,
+            }
+            ns.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
+
     try:
         for name in suites:
             print(f"== {name}", flush=True)
@@ -722,23 +755,12 @@ def main(argv: list[str] | None = None) -> int:
                 res.notes.setdefault("suite_errors", {})[name] = repr(exc)
                 print(f"  suite {name} failed: {exc!r}", flush=True)
             res.notes.setdefault("suite_seconds", {})[name] = round(time.monotonic() - t0, 1)
+            save()
     finally:
         emus.close()
         shutil.rmtree(work, ignore_errors=True)
-    out = {
-        "command": " ".join(
-            [".venv/bin/python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]
-        ),
-        "machine": machine(),
-        "config": {k: v for k, v in vars(cfg).items()},
-        "seconds": round(time.monotonic() - started, 1),
-        "comparisons": res.rows,
-        "variants": res.variants,
-        "notes": res.notes,
-    }
     print_table(res)
     if ns.out:
-        ns.out.write_text(json.dumps(out, indent=2, default=str) + "\n")
         print(f"\nresults written to {ns.out}")
     errors = sum(s.get("errors", 0) for s in res.variants.values() if isinstance(s.get("errors"), int))
     return 1 if failed or errors else 0

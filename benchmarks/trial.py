@@ -57,11 +57,14 @@ class Meter:
     def __enter__(self) -> Meter:
         self.peak_reset = reset_peak()
         self.rss_before = _status_kib("VmRSS")
+        self.cpu0 = os.times()
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.t0
+        cpu1 = os.times()
+        self.cpu_s = (cpu1.user - self.cpu0.user) + (cpu1.system - self.cpu0.system)
         self.hwm_after = _status_kib("VmHWM")
 
     @property
@@ -215,8 +218,20 @@ def raw_download(task: dict[str, Any]) -> dict[str, Any]:
                 out.write(piece)
         resp.close()
     size = os.path.getsize(task["local"])
+    fsync_s = _fsync_seconds(task["local"])
     os.unlink(task["local"])
-    return _result(m, size)
+    return _result(m, size, fsync_s_untimed=fsync_s)
+
+
+def _fsync_seconds(path: str) -> float:
+    """What an fsync of the downloaded file would add (the client fsyncs; the raw baseline does not)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        t0 = time.perf_counter()
+        os.fsync(fd)
+        return round(time.perf_counter() - t0, 3)
+    finally:
+        os.close(fd)
 
 
 def sdk_upload_seq(task: dict[str, Any]) -> dict[str, Any]:
@@ -355,6 +370,7 @@ def _count_files(root: str) -> int:
 def _result(m: Meter, nbytes: int, **extra: Any) -> dict[str, Any]:
     return {
         "seconds": m.seconds,
+        "cpu_s": round(m.cpu_s, 3),  # this process's user + system CPU (all threads) during the trial
         "bytes": nbytes,
         "rss_growth_mib": round(m.rss_growth_mib, 1),
         "peak_reset": m.peak_reset,
@@ -381,10 +397,16 @@ KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def main(argv: list[str]) -> None:
-    task = json.loads(argv[0])
-    Path(task.get("local", ".")).parent.mkdir(parents=True, exist_ok=True)
-    result = KINDS[task["kind"]](task)
-    print("RESULT " + json.dumps(result), flush=True)
+    """One task (a JSON object), or several run one after the other (a JSON list: ``--quick`` batches them
+    to save process start-ups; memory numbers are then only indicative). One ``RESULT`` line per task."""
+    loaded = json.loads(argv[0])
+    for task in loaded if isinstance(loaded, list) else [loaded]:
+        Path(task.get("local", ".")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = KINDS[task["kind"]](task)
+        except Exception as exc:
+            result = {"error": f"{type(exc).__name__}: {exc}"[-2000:]}
+        print("RESULT " + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
