@@ -237,11 +237,18 @@ class TestTestConnection:
 # ------------------------------------------------------------------------------------ the real Airflow CLI
 
 
-def _airflow(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _airflow_connections_test(conn_id: str, env: dict[str, str]) -> subprocess.Popen[str]:
     exe = str(Path(sys.executable).with_name("airflow"))
-    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.Popen(
+        [exe, "connections", "test", conn_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
+@pytest.mark.slow
 def test_airflow_connections_test_cli(emulator: EmulatorProcess) -> None:
     """``airflow connections test`` in a subprocess: the path of the UI's Test button (test_connection)."""
     env = {
@@ -250,14 +257,16 @@ def test_airflow_connections_test_cli(emulator: EmulatorProcess) -> None:
         "AIRFLOW_CONN_DBX_CLI_OK": conn_json(emulator.base_url),
         "AIRFLOW_CONN_DBX_CLI_BAD": conn_json(emulator.base_url, password="wrong-secret"),
     }
-    good = _airflow("connections", "test", "dbx_cli_ok", env=env)
-    assert good.returncode == 0, good.stdout + good.stderr
-    assert "Connection success!" in good.stdout
-    bad = _airflow("connections", "test", "dbx_cli_bad", env=env)
-    assert bad.returncode == 1
-    assert "Connection failed!" in bad.stdout
-    assert "rejected the app key or app secret" in bad.stdout
-    assert "wrong-secret" not in bad.stdout + bad.stderr
+    good_proc = _airflow_connections_test("dbx_cli_ok", env)  # both at once: each CLI start costs seconds
+    bad_proc = _airflow_connections_test("dbx_cli_bad", env)
+    good_out, good_err = good_proc.communicate(timeout=180)
+    bad_out, bad_err = bad_proc.communicate(timeout=180)
+    assert good_proc.returncode == 0, good_out + good_err
+    assert "Connection success!" in good_out
+    assert bad_proc.returncode == 1
+    assert "Connection failed!" in bad_out
+    assert "rejected the app key or app secret" in bad_out
+    assert "wrong-secret" not in bad_out + bad_err
 
 
 # ----------------------------------------------------------------------------------------- secret masking
