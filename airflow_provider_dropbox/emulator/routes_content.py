@@ -231,6 +231,8 @@ async def start(c: Call) -> Response:
         body = await receive_body(c.request, None, 0, _throttle(c))
         if body.size:
             raise api_error(tag("concurrent_session_data_not_allowed"))
+        if want_hash is not None and want_hash != body.content_hash:
+            raise api_error(tag("content_hash_mismatch"))
         s = await blocking(sessions.create, True)
         return json_response({"session_id": s.id})
     s = await blocking(sessions.create, False)

@@ -409,3 +409,15 @@ def test_upload_over_150_mib_is_payload_too_large(api: Api, root: str) -> None:
     r = api.upload_raw("files/upload", {"path": root + "/huge"}, data)
     assert r.status_code == 409
     assert r.json()["error"] == {".tag": "payload_too_large"}
+
+
+def test_case_only_rename(api: Api, root: str) -> None:
+    up = api.upload(root + "/name.txt", b"x")
+    md = api.ok("files/move_v2", {"from_path": root + "/name.txt", "to_path": root + "/NAME.txt"})["metadata"]
+    assert md["name"] == "NAME.txt" and md["id"] == up["id"]
+    assert api.ok("files/get_metadata", {"path": root + "/name.txt"})["path_display"] == root + "/NAME.txt"
+
+
+def test_space_usage_counts_bytes(fresh_api: Api) -> None:
+    fresh_api.upload("/u.bin", b"x" * 1234)
+    assert fresh_api.ok("users/get_space_usage")["used"] == 1234

@@ -264,3 +264,41 @@ def test_longpoll_no_change_and_backoff(fresh_api: Api) -> None:
     r = _longpoll(api.base, cursor)
     assert r.json() == {"changes": False, "backoff": 5}
     assert 0.8 < time.monotonic() - t0 < 5
+
+
+def test_include_deleted_listing(api: Api, root: str) -> None:
+    api.upload(root + "/alive.txt", b"x")
+    api.upload(root + "/dead.txt", b"x")
+    api.ok("files/delete_v2", {"path": root + "/dead.txt"})
+    plain, _ = api.list_all(root, recursive=False)
+    assert names(plain) == [("file", root + "/alive.txt")]
+    full, _ = api.list_all(root, recursive=False, include_deleted=True)
+    assert sorted(names(full)) == [("deleted", root + "/dead.txt"), ("file", root + "/alive.txt")]
+
+
+def test_waiting_longpoll_gets_reset(fresh_api: Api) -> None:
+    api = fresh_api
+    cursor = api.ok("files/list_folder/get_latest_cursor", {"path": ""})["cursor"]
+    result: dict[str, Any] = {}
+
+    def poll() -> None:
+        r = _longpoll(api.base, cursor)
+        result.update(status=r.status_code, body=r.json())
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.5)
+    api.emu.admin("reset_cursors", {})
+    t.join(10)
+    assert result == {
+        "status": 409,
+        "body": {"error_summary": result["body"]["error_summary"], "error": {".tag": "reset"}},
+    }
+
+
+def test_cursor_of_deleted_folder_is_reset(api: Api, root: str) -> None:
+    api.mkdir(root + "/watched")
+    _, cursor = api.list_all(root + "/watched")
+    api.ok("files/delete_v2", {"path": root})
+    r = api.rpc("files/list_folder/continue", {"cursor": cursor})
+    assert r.status_code == 409 and r.json()["error"] == {".tag": "reset"}
