@@ -217,7 +217,12 @@ class DropboxClient:
                 "bundle (ca_bundle) and the host name",
                 route=what,
             ) from exc
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            ConnectionError,
+        ) as exc:
             raise DropboxConnectionError(
                 f"Could not reach Dropbox ({what}) after retries: {type(exc).__name__}; check the host "
                 f"URL and "

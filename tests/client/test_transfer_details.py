@@ -1,0 +1,172 @@
+"""Transfer details: progress, a file changing mid-download, batches over the entry limit, memory."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_dropbox.client import DropboxClient, Endpoints, ProgressLogger
+from airflow_provider_dropbox.client import upload as upload_module
+from airflow_provider_dropbox.client.content_hash import content_hash_bytes
+from tests.client.conftest import MakeClient, leftovers, write_random
+from tests.client.proxy import ProxyPlan, proxy
+from tests.emulator_process import EmulatorProcess
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize("parallelism", [1, 4])
+def test_progress_reaches_total_and_never_goes_back(
+    client: DropboxClient, tmp_path: Path, remote_dir: str, parallelism: int
+) -> None:
+    src = tmp_path / "p.bin"
+    write_random(src, 21 * MiB + 5)
+    calls: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def record(done: int, total: int) -> None:
+        with lock:
+            calls.append((done, total))
+
+    client.upload_file(
+        src,
+        f"{remote_dir}/p.bin",
+        parallelism=parallelism,
+        single_request_limit=4 * MiB,
+        chunk_size=8 * MiB,
+        progress=record,
+    )
+    assert calls[-1] == (21 * MiB + 5, 21 * MiB + 5)
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(calls))
+    calls.clear()
+    client.download_file(f"{remote_dir}/p.bin", tmp_path / "p.out", parallelism=parallelism, progress=record)
+    assert calls[-1] == (21 * MiB + 5, 21 * MiB + 5)
+    assert len(calls) > 10
+
+
+def test_progress_logger_in_a_real_upload(
+    client: DropboxClient, tmp_path: Path, remote_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tmp_path / "l.bin"
+    write_random(src, 9 * MiB)
+    with caplog.at_level(logging.INFO, logger="airflow_provider_dropbox.client.progress"):
+        client.upload_file(src, f"{remote_dir}/l.bin", progress=ProgressLogger("upload l.bin", interval=0.0))
+    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_dropbox.client.progress"]
+    assert lines and "9.0 MiB of 9.0 MiB (100.0%)" in lines[-1] and "ETA done" in lines[-1]
+
+
+def test_file_changed_mid_download_restarts_with_new_content(
+    emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path, remote_dir: str
+) -> None:
+    """The connection drops after 3 MiB and the file is replaced before the resume: new rev, restart."""
+    writer = make_client(emulator)
+    src = tmp_path / "v1.bin"
+    write_random(src, 6 * MiB)
+    writer.upload_file(src, f"{remote_dir}/v.bin")
+    v2 = tmp_path / "v2.bin"
+    new = write_random(v2, 5 * MiB)
+    replaced = threading.Event()
+
+    def replace_once(done: int, total: int) -> None:
+        if done >= 2 * MiB and not replaced.is_set():
+            replaced.set()
+            writer.upload_file(v2, f"{remote_dir}/v.bin", mode="overwrite")
+
+    plan = ProxyPlan(cut_after=3 * MiB, cuts=1)
+    with proxy(emulator.base_url, plan) as p:
+        ep = Endpoints(
+            api=emulator.base_url,
+            content=p.base_url,
+            notify=emulator.base_url,
+            token=f"{emulator.base_url}/oauth2/token",
+        )
+        reader = make_client(emulator, endpoints=ep)
+        meta = reader.download_file(
+            f"{remote_dir}/v.bin", tmp_path / "v.out", parallelism=1, progress=replace_once
+        )
+    assert replaced.is_set() and plan.cut_count == 1
+    assert (tmp_path / "v.out").read_bytes() == new
+    assert meta["content_hash"] == content_hash_bytes(new)
+    assert leftovers(tmp_path) == []
+
+
+def test_upload_files_splits_batches_and_commits_one_at_a_time(
+    emulator: EmulatorProcess,
+    client: DropboxClient,
+    tmp_path: Path,
+    remote_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(upload_module, "BATCH_MAX", 4)
+    active = 0
+    peak = 0
+    original = client.rpc
+    lock = threading.Lock()
+
+    def counting_rpc(route: str, arg: object = None, **kw: object) -> object:
+        nonlocal active, peak
+        if route != "files/upload_session/finish_batch_v2":
+            return original(route, arg, **kw)  # type: ignore[arg-type]
+        assert isinstance(arg, dict) and len(arg["entries"]) <= 4
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            return original(route, arg, **kw)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(client, "rpc", counting_rpc)
+    pairs = []
+    for i in range(11):
+        src = tmp_path / f"{i}.txt"
+        src.write_text(f"file {i}")
+        pairs.append((src, f"{remote_dir}/b/{i}.txt"))
+    emulator.reset_stats()
+    results = client.upload_files(pairs, parallelism=6)
+    assert [r["name"] for r in results] == [f"{i}.txt" for i in range(11)]
+    assert emulator.stats()["/2/files/upload_session/finish_batch_v2"] == 3
+    assert peak == 1
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_for_large_transfers(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """Peak RSS growth for a 1 GiB parallel upload and download stays far below chunk x parallelism."""
+    script = textwrap.dedent(
+        f"""
+        import json, os, resource, sys
+        sys.path.insert(0, {str(Path.cwd())!r})
+        from tests.client.conftest import client_for
+        from tests.emulator_process import EmulatorProcess
+        emu = EmulatorProcess(base_url={emulator.base_url!r}, data_dir=None, process=None)
+        client = client_for(emu, parallelism=8)
+        src = {str(tmp_path / "big.bin")!r}
+        with open(src, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(1024):
+                f.write(block)
+        client.get_current_account()
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        client.upload_file(src, "/mem/big.bin", chunk_size=32 << 20, skip_if_identical=False,
+                           mode="overwrite")
+        up = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        client.download_file("/mem/big.bin", src + ".out")
+        down = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({{"up": (up - base) / 1024, "down": (down - base) / 1024}}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True
+    )
+    growth = json.loads(out.stdout.strip().splitlines()[-1])
+    print("peak RSS growth MiB", growth)
+    assert growth["up"] < 100 and growth["down"] < 100, growth
