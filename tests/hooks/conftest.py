@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,13 @@ import pytest
 from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
 
 MakeConn = Callable[..., str]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server to start on, or as an unreachable host)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def conn_json(base_url: str | None, **overrides: Any) -> str:

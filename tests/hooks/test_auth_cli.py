@@ -39,10 +39,16 @@ class AuthRun:
         return shlex.split(next(line for line in self.stdout.splitlines() if line.startswith("airflow ")))
 
 
-def run_auth(*args: str, secret: str | None = None, code: str | None = None) -> AuthRun:
+def run_auth(
+    base_url: str,
+    *args: str,
+    conn_id: str = "dropbox_default",
+    secret: str | None = None,
+    code: str | None = None,
+) -> AuthRun:
     """Start the script, answer the secret prompt, open the printed URL like a browser, paste the code."""
     proc = subprocess.Popen(
-        [SCRIPT, *args],
+        [SCRIPT, "--app-key", DEV_APP_KEY, "--base-url", base_url, "--conn-id", conn_id, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -67,7 +73,7 @@ def run_auth(*args: str, secret: str | None = None, code: str | None = None) -> 
 def test_pkce_flow_gives_a_working_connection(
     emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = run_auth("--app-key", DEV_APP_KEY, "--base-url", emulator.base_url, "--conn-id", "dbx_auth_pkce")
+    run = run_auth(emulator.base_url, conn_id="dbx_auth_pkce")
     assert run.returncode == 0, run.stderr
 
     query = parse_qs(urlsplit(run.url).query)
@@ -96,17 +102,7 @@ def test_pkce_flow_gives_a_working_connection(
 def test_secret_from_hidden_prompt_is_never_printed(
     emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = run_auth(
-        "--app-key",
-        DEV_APP_KEY,
-        "--app-secret",
-        "-",
-        "--base-url",
-        emulator.base_url,
-        "--conn-id",
-        "dbx_auth_s",
-        secret=DEV_APP_SECRET,
-    )
+    run = run_auth(emulator.base_url, "--app-secret", "-", conn_id="dbx_auth_s", secret=DEV_APP_SECRET)
     assert run.returncode == 0, run.stderr
     assert DEV_APP_SECRET not in run.stdout + run.stderr
     name, value = run.env_var()
@@ -119,15 +115,11 @@ def test_include_secret_puts_it_only_in_the_connection(
     emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = run_auth(
-        "--app-key",
-        DEV_APP_KEY,
+        emulator.base_url,
         "--app-secret",
         "-",
         "--include-secret",
-        "--base-url",
-        emulator.base_url,
-        "--conn-id",
-        "dbx_auth_inc",
+        conn_id="dbx_auth_inc",
         secret=DEV_APP_SECRET,
     )
     assert run.returncode == 0, run.stderr
@@ -143,15 +135,7 @@ def test_include_secret_puts_it_only_in_the_connection(
 
 
 def test_wrong_secret_fails_at_the_exchange(emulator: EmulatorProcess) -> None:
-    run = run_auth(
-        "--app-key",
-        DEV_APP_KEY,
-        "--app-secret",
-        "-",
-        "--base-url",
-        emulator.base_url,
-        secret="not-the-secret",
-    )
+    run = run_auth(emulator.base_url, "--app-secret", "-", secret="not-the-secret")
     assert run.returncode == 1
     assert "rejected the app key or app secret" in run.stderr
     assert "not-the-secret" not in run.stdout + run.stderr
@@ -159,7 +143,7 @@ def test_wrong_secret_fails_at_the_exchange(emulator: EmulatorProcess) -> None:
 
 
 def test_bad_code_is_reported(emulator: EmulatorProcess) -> None:
-    run = run_auth("--app-key", DEV_APP_KEY, "--base-url", emulator.base_url, code="made-up-code")
+    run = run_auth(emulator.base_url, code="made-up-code")
     assert run.returncode == 1
     assert "authorization code was rejected" in run.stderr
 
@@ -172,7 +156,7 @@ def test_parse_code_accepts_the_redirect_url() -> None:
 @pytest.mark.slow
 def test_printed_command_creates_the_connection(emulator: EmulatorProcess, tmp_path: Path) -> None:
     """Run the printed ``airflow connections add`` for real, then ``airflow connections test`` it."""
-    run = run_auth("--app-key", DEV_APP_KEY, "--base-url", emulator.base_url, "--conn-id", "dbx_auth_db")
+    run = run_auth(emulator.base_url, conn_id="dbx_auth_db")
     assert run.returncode == 0, run.stderr
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import requests
 from airflow_provider_dropbox.client import Endpoints, errors
 from airflow_provider_dropbox.hooks.dropbox import DropboxConnectionConfigError, DropboxHook
 from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
-from tests.hooks.conftest import MakeConn, conn_json
+from tests.hooks.conftest import MakeConn, conn_json, free_port
 
 EXTRA_FIELDS = {"refresh_token", "access_token", "root_namespace_id", "team_member_id", "timeout"}
 
@@ -34,12 +33,6 @@ def _access_token(base_url: str, refresh_token: str = DEV_REFRESH_TOKEN) -> str:
     )
     resp.raise_for_status()
     return str(resp.json()["access_token"])
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------- connection form / UI
@@ -226,7 +219,7 @@ class TestTestConnection:
         assert fresh_emulator.stats().get("/oauth2/token") == 1  # fails fast: no retry storm
 
     def test_unreachable_host(self, make_conn: MakeConn) -> None:
-        base = f"http://127.0.0.1:{_closed_port()}"
+        base = f"http://127.0.0.1:{free_port()}"
         started = time.monotonic()
         ok, message = DropboxHook(make_conn(base_url=base)).test_connection()
         assert not ok

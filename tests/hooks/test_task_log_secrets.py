@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 import requests
 
 from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
-from tests.hooks.conftest import conn_json
+from tests.hooks.conftest import conn_json, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +42,6 @@ class AirflowServer:
 
     def log_files(self) -> list[Path]:
         return [*(self.home / "logs").rglob("*.log"), self.log]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -72,7 +65,7 @@ def airflow_server(
     """A migrated SQLite AIRFLOW_HOME and an api-server (Execution API + REST API) on a free port."""
     tmp = tmp_path_factory.mktemp("airflow-runtime")
     home = tmp / "home"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
