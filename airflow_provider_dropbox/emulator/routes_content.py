@@ -18,7 +18,7 @@ from .core import Call, Route, blocking, check_lock, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN
 from .sessions import Session, SessionFail
 from .store import LookupFail, StoreError
-from .transfer import Throttle, receive_body, stream_fd
+from .transfer import FdStream, Throttle, receive_body
 from .wire import ApiFail, Args, api_error, bad_input, dumps, json_response, tag, text_response, void_response
 
 REV_PATTERN = "[0-9a-f]{9,}"
@@ -99,7 +99,7 @@ async def download(c: Call) -> Response:
             headers["Content-Range"] = f"bytes {start}-{end}/{node.size}"
     headers["Content-Length"] = str(length)
     return StreamingResponse(
-        stream_fd(fd, start, length, _throttle(c)),
+        FdStream(fd, start, length, _throttle(c)),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
@@ -160,6 +160,9 @@ async def upload(c: Call) -> Response:
     fd = os.open(data, os.O_WRONLY)
     try:
         body = await receive_body(c.request, fd, 0, _throttle(c))
+    except BaseException:
+        await blocking(sessions.mark_finished, s, True)  # client went away: forget the half upload
+        raise
     finally:
         os.close(fd)
     if body.too_large:

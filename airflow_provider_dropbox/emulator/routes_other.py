@@ -101,7 +101,7 @@ async def create_shared_link(c: Call) -> Response:
         node = await blocking(store.lookup, path)
     except LookupFail as e:
         raise lookup_error(e) from None
-    existing = store.kv_get("links", node.id)
+    existing = await blocking(store.kv_get, "links", node.id)
     if existing is not None:
         md = _link_metadata(node, existing)
         raise api_error(tag("shared_link_already_exists", {".tag": "metadata", "metadata": md}))
@@ -118,7 +118,7 @@ async def list_shared_links(c: Call) -> Response:
     c.args.opt_str("cursor")
     direct_only = c.args.flag("direct_only")
     store = c.emu.store
-    links = store.kv_all("links")
+    links = await blocking(store.kv_all, "links")
     out = []
     if path is not None:
         try:

@@ -160,11 +160,13 @@ class Store:
             p.unlink(missing_ok=True)
 
     def kv_get(self, tbl: str, key: str) -> Any:
-        row = self.db.execute("SELECT data FROM kv WHERE tbl=? AND key=?", (tbl, key)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT data FROM kv WHERE tbl=? AND key=?", (tbl, key)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def kv_all(self, tbl: str) -> dict[str, Any]:
-        rows = self.db.execute("SELECT key, data FROM kv WHERE tbl=?", (tbl,))
+        with self.lock:
+            rows = self.db.execute("SELECT key, data FROM kv WHERE tbl=?", (tbl,)).fetchall()
         return {k: json.loads(d) for k, d in rows}
 
     def kv_put(self, tbl: str, key: str, value: Any) -> None:

@@ -123,16 +123,35 @@ def _pwrite_all(fd: int, chunks: list[bytes], at: int) -> None:
             views[0] = views[0][n:]
 
 
-async def stream_fd(fd: int, start: int, length: int, throttle: Throttle) -> AsyncIterator[bytes]:
-    """Yield ``length`` bytes of ``fd`` from ``start``; closes the fd when done or abandoned."""
-    try:
-        pos, end = start, start + length
-        while pos < end:
-            data = await run_in_threadpool(os.pread, fd, min(READ_CHUNK, end - pos), pos)
-            if not data:
-                break
-            pos += len(data)
-            await throttle.account(len(data))
-            yield data
-    finally:
-        os.close(fd)
+class FdStream:
+    """Async byte iterator over ``length`` bytes of ``fd`` from ``start``; owns (and always closes) the fd.
+
+    A class rather than a bare generator so the fd is closed even if the response is never started.
+    """
+
+    def __init__(self, fd: int, start: int, length: int, throttle: Throttle) -> None:
+        self.fd, self.start, self.length, self.throttle = fd, start, length, throttle
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        try:
+            pos, end = self.start, self.start + self.length
+            while pos < end and self.fd >= 0:
+                data = await run_in_threadpool(os.pread, self.fd, min(READ_CHUNK, end - pos), pos)
+                if not data:
+                    break
+                pos += len(data)
+                await self.throttle.account(len(data))
+                yield data
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
