@@ -37,12 +37,14 @@ from airflow_provider_dropbox.client.errors import (
     LocalPathError,
     NotAFileError,
     PathNotFoundError,
+    RateLimitError,
     UploadSessionError,
     api_error_from_response,
     has_tag,
 )
 from airflow_provider_dropbox.client.paths import check_local_source, check_remote_path
 from airflow_provider_dropbox.client.progress import Progress, ProgressCallback
+from airflow_provider_dropbox.client.retry import is_retryable
 
 if TYPE_CHECKING:
     from airflow_provider_dropbox.client.api import DropboxClient
@@ -256,28 +258,28 @@ class _Uploader:
     def _commit_call(
         self, route: str, f: _LocalFile, send: Callable[[], Any], bodies: _Bodies | None = None
     ) -> dict[str, Any]:
-        """Run a committing request under the retry policy; after a lost answer, accept an identical file."""
-        attempts = 0
+        """Run a committing request under the retry policy; after a lost answer, accept an identical file.
+
+        A connection error or 5xx leaves it unknown whether the commit happened. If the re-sent request then
+        fails for good (session already finished, conflict), the remote file holding exactly our bytes means
+        the earlier attempt did commit.
+        """
+        uncertain = False
 
         def attempt() -> Any:
-            nonlocal attempts
-            attempts += 1
+            nonlocal uncertain
             try:
                 return send()
-            except DropboxApiError as exc:
+            except BaseException as exc:
                 if bodies is not None:
                     bodies.failed()
-                if attempts > 1 and not isinstance(exc, ContentHashMismatchError):
+                if uncertain and isinstance(exc, DropboxApiError) and not is_retryable(exc):
                     found = _remote_if_identical(self.client, f.remote, f.file_hash())
                     if found is not None:
-                        log.info(
-                            "Dropbox %s for %s: the earlier attempt had committed; using it", route, f.remote
-                        )
+                        log.info("Dropbox %s for %s: the earlier attempt had committed", route, f.remote)
                         return found
-                raise
-            except BaseException:
-                if bodies is not None:
-                    bodies.failed()
+                if is_retryable(exc) and not isinstance(exc, RateLimitError):
+                    uncertain = True
                 raise
 
         return dict(self.client.call(route, attempt))
