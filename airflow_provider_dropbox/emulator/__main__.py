@@ -84,7 +84,7 @@ async def serve(ns: argparse.Namespace) -> None:
         access_log=ns.access_log,
         ssl_certfile=ns.certfile,
         ssl_keyfile=ns.keyfile,
-        timeout_keep_alive=30,
+        timeout_keep_alive=120,  # longer than client pools keep idle sockets
         lifespan="off",
         server_header=False,
         timeout_graceful_shutdown=1,  # idle TLS keep-alives would otherwise hold shutdown for 30 s

@@ -157,14 +157,25 @@ async def _parse_arg(route: Route, request: Request) -> Any:
     return arg
 
 
+def lock_fault(c: Call) -> str | None:
+    """Lock contention, rolled just before a write commits: None, "429" or "409" (half each)."""
+    faults = c.emu.faults
+    if not faults.roll("lock_contention"):
+        return None
+    return "429" if faults.choice([True, False]) else "409"
+
+
+def lock_429(c: Call) -> ApiFail:
+    return ApiFail(rate_limit_response("too_many_write_operations", c.emu.faults.settings.retry_after_s))
+
+
 def check_lock(c: Call, nested_error: Any) -> None:
-    """Lock contention, rolled just before a write commits: half 429, half the route's nested 409."""
-    emu = c.emu
-    if not emu.faults.roll("lock_contention"):
-        return
-    if emu.faults.choice([True, False]):
-        raise ApiFail(rate_limit_response("too_many_write_operations", emu.faults.settings.retry_after_s))
-    raise api_error(nested_error)
+    """Raise lock contention (429, or the route's nested 409 error) for a fraction of writes."""
+    kind = lock_fault(c)
+    if kind == "429":
+        raise lock_429(c)
+    if kind == "409":
+        raise api_error(nested_error)
 
 
 def endpoint(emu: Emulator, route: Route) -> Callable[[Request], Awaitable[Response]]:

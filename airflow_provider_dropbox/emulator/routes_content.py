@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
-from .core import Call, Route, blocking, check_lock, lookup_error
+from .core import Call, Route, blocking, check_lock, lock_429, lock_fault, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN
 from .sessions import Session, SessionFail
 from .store import LookupFail, StoreError
@@ -152,31 +152,38 @@ def _content_hash_arg(a: Args) -> str | None:
 
 
 async def upload(c: Call) -> Response:
+    """Single-request upload: body -> temp file -> commit. On a failed commit the bytes become a closed
+    session whose id goes back in ``upload_session_id`` (so the commit can be retried with finish)."""
     commit = Commit(c.args)
     want_hash = _content_hash_arg(c.args)
-    sessions = c.emu.sessions
-    s = await blocking(sessions.create, False)
-    data = sessions.data_path(s.id)
-    fd = os.open(data, os.O_WRONLY)
+    store, sessions = c.emu.store, c.emu.sessions
+    tmp = store.tmp_dir / secrets.token_hex(16)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         body = await receive_body(c.request, fd, 0, _throttle(c))
     except BaseException:
-        await blocking(sessions.mark_finished, s, True)  # client went away: forget the half upload
+        tmp.unlink(missing_ok=True)  # client went away
         raise
     finally:
         os.close(fd)
-    if body.too_large:
-        raise api_error(tag("payload_too_large"))
-    if want_hash is not None and want_hash != body.content_hash:
-        raise api_error(tag("content_hash_mismatch"))
-    await blocking(sessions.commit_append, s, 0, body.size, True, [], body.hasher)
-    write_failed = {".tag": "path", "upload_session_id": s.id}
-    check_lock(c, {**write_failed, "reason": tag("too_many_write_operations")})
+    if body.too_large or (want_hash is not None and want_hash != body.content_hash):
+        tmp.unlink(missing_ok=True)
+        raise api_error(tag("payload_too_large" if body.too_large else "content_hash_mismatch"))
+
+    async def write_failed(reason: dict[str, Any]) -> ApiFail:
+        sid = await blocking(sessions.adopt, tmp, body.size, body.hasher)
+        return api_error({".tag": "path", "reason": reason, "upload_session_id": sid})
+
+    kind = lock_fault(c)
+    if kind == "429":
+        tmp.unlink(missing_ok=True)
+        raise lock_429(c)
+    if kind == "409":
+        raise await write_failed(tag("too_many_write_operations"))
     try:
-        md = await commit.commit(c, data, body.size, body.content_hash)
+        md = await commit.commit(c, tmp, body.size, body.content_hash)
     except StoreError as e:
-        raise api_error({**write_failed, "reason": e.reason}) from None
-    await blocking(sessions.mark_finished, s, True)
+        raise await write_failed(e.reason) from None
     return json_response(md)
 
 

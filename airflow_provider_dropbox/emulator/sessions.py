@@ -110,6 +110,16 @@ class Sessions:
             self._save(s)
         return s
 
+    def adopt(self, data: Path, size: int, hasher: BlockHasher) -> str:
+        """Turn already-received bytes (a failed single upload) into a closed sequential session."""
+        sid = "pid_upload_session:" + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+        s = Session(id=sid, concurrent=False, created=time.time(), closed=True, size=size, hasher=hasher)
+        os.replace(data, self.data_path(sid))
+        with self.lock:
+            self.sessions[sid] = s
+            self._save(s)
+        return sid
+
     def get(self, sid: str) -> Session:
         with self.lock:
             s = self.sessions.get(sid)

@@ -101,6 +101,11 @@ def deleted_metadata(display: str) -> dict[str, Any]:
     }
 
 
+def _unlink_all(paths: list[Path]) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
 class Store:
     """The tree, its journal and everything persisted under ``data_dir``."""
 
@@ -156,8 +161,12 @@ class Store:
         self._rev_counter = int(self.kv_get("meta", "rev_counter") or 0)
 
     def _clean_tmp(self) -> None:
+        """Drop half-received uploads and blobs orphaned by a crash between commit and unlink."""
         for p in self.tmp_dir.iterdir():
             p.unlink(missing_ok=True)
+        for p in self.blob_dir.iterdir():
+            if p.name not in self.blob_refs:
+                p.unlink(missing_ok=True)
 
     def kv_get(self, tbl: str, key: str) -> Any:
         with self.lock:
@@ -188,11 +197,14 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
-        for blob in self._garbage:
-            if self.blob_refs.get(blob, 0) <= 0:
-                self.blob_refs.pop(blob, None)
-                (self.blob_dir / blob).unlink(missing_ok=True)
+        dead = [b for b in self._garbage if self.blob_refs.get(b, 0) <= 0]
         self._garbage.clear()
+        for blob in dead:
+            self.blob_refs.pop(blob, None)
+        if dead:
+            # Unlinking a multi-GB file can take a while: not under the tree lock.
+            paths = [self.blob_dir / b for b in dead]
+            threading.Thread(target=_unlink_all, args=(paths,), daemon=True).start()
         if len(self.journal) != before:
             for listener in list(self.listeners):
                 listener()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -75,3 +78,23 @@ def test_parallel_clients(fresh_api: Api) -> None:
     assert len(entries) == 61
     revs = [e["rev"] for e in entries if e[".tag"] == "file"]
     assert len(set(revs)) == 60
+
+
+def test_emulator_does_not_import_airflow() -> None:
+    code = "import sys, airflow_provider_dropbox.emulator.app; assert 'airflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_blobs_are_freed(fresh_api: Api) -> None:
+    api = fresh_api
+    blobs = api.emu.data_dir / "blobs"
+    api.upload("/a.bin", b"1" * 1000)
+    api.ok("files/copy_v2", {"from_path": "/a.bin", "to_path": "/b.bin"})
+    assert len(list(blobs.iterdir())) == 1  # a copy shares the bytes
+    api.upload("/a.bin", b"2" * 1000, mode="overwrite")
+    api.ok("files/delete_v2", {"path": "/b.bin"})
+    deadline = time.monotonic() + 5
+    while len(list(blobs.iterdir())) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(list(blobs.iterdir())) == 1
+    assert api.download("/a.bin").content == b"2" * 1000
