@@ -408,8 +408,11 @@ class _Uploader:
     def concurrent(self, f: _LocalFile, commit: dict[str, Any], parallelism: int) -> dict[str, Any]:
         """Concurrent session: start empty, append 4 MiB-multiple chunks in parallel, close with the last."""
         session_id = self.start(f, length=0, close=False, concurrent=True)
-        pieces = [(off, min(self.chunk, f.size - off)) for off in range(0, f.size, self.chunk)]
-        body, (last_off, last_len) = pieces[:-1], pieces[-1]
+        # The closing append must wait for all others, so it is kept small (the last 1..4 MiB): a full-size
+        # last chunk would be uploaded alone, over one connection, at the very end.
+        last_off = ((f.size - 1) // BLOCK_SIZE) * BLOCK_SIZE
+        last_len = f.size - last_off
+        body = [(off, min(self.chunk, last_off - off)) for off in range(0, last_off, self.chunk)]
 
         def put(off: int, length: int, close: bool) -> None:
             for _ in range(MAX_CHUNK_ATTEMPTS):
