@@ -98,7 +98,8 @@ class DropboxClient:
         self.parallelism = max(1, int(parallelism))
         self.retry = retry_policy or RetryPolicy(deadline=retry_deadline)
         self.session = requests.Session()
-        adapter = _Adapter(pool_connections=4, pool_maxsize=self.parallelism * 2 + 4, max_retries=0)
+        self.pool_size = self.parallelism * 2 + 4
+        adapter = _Adapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.verify = ca_bundle or True  # TLS verification is never switched off
@@ -129,6 +130,10 @@ class DropboxClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _width(self, parallelism: int | None) -> int:
+        """Threads for one transfer: the call's choice, at most what the connection pool keeps alive."""
+        return max(1, min(int(parallelism or self.parallelism), self.pool_size))
 
     def _timeouts(self, read: float | None = None) -> tuple[float, float]:
         return (min(10.0, self.timeout), read if read is not None else self.timeout)
@@ -457,7 +462,7 @@ class DropboxClient:
     ) -> dict[str, Any]:
         """Download to ``local_path`` atomically, verified by size and content_hash; returns FileMetadata."""
         return _download.download_file(
-            self, remote_path, local_path, parallelism=parallelism or self.parallelism, progress=progress
+            self, remote_path, local_path, parallelism=self._width(parallelism), progress=progress
         )
 
     def upload_file(
@@ -482,7 +487,7 @@ class DropboxClient:
             autorename=autorename,
             single_request_limit=single_request_limit,
             chunk_size=chunk_size,
-            parallelism=parallelism or self.parallelism,
+            parallelism=self._width(parallelism),
             skip_if_identical=skip_if_identical,
             progress=progress,
         )
@@ -505,6 +510,6 @@ class DropboxClient:
             mode=mode,
             autorename=autorename,
             chunk_size=chunk_size,
-            parallelism=parallelism or self.parallelism,
+            parallelism=self._width(parallelism),
             progress=progress,
         )
