@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import warnings
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -478,3 +479,18 @@ def test_transfers_survive_faults(
     assert len(uploaded) == len(files) and len(written) == len(files)
     for name, data in files.items():
         assert (tmp_path / "down" / name).read_bytes() == data
+
+
+def test_full_quota_through_the_hook(
+    make_conn: MakeConn, fresh_emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    try:
+        fresh_emulator.set_faults(quota_bytes=1024 * 1024)
+    except urllib.error.HTTPError:
+        pytest.skip("the emulator has no quota knob yet (same skip as tests/client/test_bad_input.py)")
+    hook = DropboxHook(make_conn(base_url=fresh_emulator.base_url))
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(2 * 1024 * 1024))
+    with pytest.raises(errors.InsufficientSpaceError, match="Not enough space"):
+        hook.upload_file(src, "/big.bin")
+    assert not hook.exists("/big.bin")
