@@ -36,3 +36,21 @@ def fresh_emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
         yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture(scope="module")
+def _module_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    emu = start_emulator(tmp_path_factory.mktemp("emulator-module"))
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def faulty_emulator(_module_emulator: EmulatorProcess) -> Iterator[EmulatorProcess]:
+    """One emulator per test module for fault tests; faults cleared and stats zeroed around each test."""
+    _module_emulator.clear_faults()
+    _module_emulator.reset_stats()
+    yield _module_emulator
+    _module_emulator.clear_faults()

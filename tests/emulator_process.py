@@ -54,6 +54,11 @@ class EmulatorProcess:
                 "server_error": 0,
                 "lock_contention": 0,
                 "drop_after_commit": 0,
+                "retry_after_s": 1,
+                "rate_limit_text": False,
+                "longpoll_max_s": None,
+                "longpoll_backoff_s": None,
+                "token_lifetime": None,
             },
         )
 

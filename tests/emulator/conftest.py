@@ -29,3 +29,11 @@ def fresh_api(fresh_emulator: EmulatorProcess) -> Iterator[Api]:
     client = Api(fresh_emulator)
     yield client
     client.http.close()
+
+
+@pytest.fixture
+def faulty_api(faulty_emulator: EmulatorProcess) -> Iterator[Api]:
+    """A raw client on the module's fault-test emulator (faults cleared after each test)."""
+    client = Api(faulty_emulator)
+    yield client
+    client.http.close()

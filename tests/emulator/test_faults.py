@@ -11,8 +11,8 @@ import requests
 from tests.emulator.helpers import Api, summary_ok
 
 
-def test_admin_faults_roundtrip(fresh_api: Api) -> None:
-    emu = fresh_api.emu
+def test_admin_faults_roundtrip(faulty_api: Api) -> None:
+    emu = faulty_api.emu
     settings = emu.admin("faults", method="GET")
     assert settings["rate_limit"] == 0 and settings["bandwidth_mbps"] is None
     updated = emu.set_faults(latency_ms=5, retry_after_s=7)
@@ -24,8 +24,8 @@ def test_admin_faults_roundtrip(fresh_api: Api) -> None:
     assert r.status_code == 400
 
 
-def test_stats_count_every_request(fresh_api: Api) -> None:
-    api = fresh_api
+def test_stats_count_every_request(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.reset_stats()
     api.mkdir("/s")
     api.ok("files/list_folder", {"path": "/s"})
@@ -36,8 +36,8 @@ def test_stats_count_every_request(fresh_api: Api) -> None:
     assert api.emu.stats() == {}
 
 
-def test_rate_limit(fresh_api: Api) -> None:
-    api = fresh_api
+def test_rate_limit(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(rate_limit=1, retry_after_s=3)
     r = api.rpc("users/get_current_account")
     assert r.status_code == 429
@@ -55,8 +55,8 @@ def test_rate_limit(fresh_api: Api) -> None:
     assert api.emu.stats()["/2/users/get_current_account"] == 2
 
 
-def test_server_error(fresh_api: Api) -> None:
-    api = fresh_api
+def test_server_error(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(server_error=1)
     for _ in range(5):
         assert api.rpc("users/get_current_account").status_code in (500, 503)
@@ -64,8 +64,8 @@ def test_server_error(fresh_api: Api) -> None:
     assert api.rpc("users/get_current_account").status_code == 200
 
 
-def test_oauth_token_gets_rate_limit_but_not_latency(fresh_api: Api) -> None:
-    api = fresh_api
+def test_oauth_token_gets_rate_limit_but_not_latency(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(rate_limit=1)
     r = api.http.post(
         f"{api.base}/oauth2/token",
@@ -89,8 +89,8 @@ def _is_lock_error(r: requests.Response, nested: Any) -> bool:
     return r.status_code == 409 and r.json()["error"] == nested
 
 
-def test_lock_contention_shapes(fresh_api: Api) -> None:
-    api = fresh_api
+def test_lock_contention_shapes(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(lock_contention=1, seed=1)
     statuses = set()
     for i in range(12):
@@ -113,8 +113,8 @@ def test_lock_contention_shapes(fresh_api: Api) -> None:
     assert api.rpc("files/get_metadata", {"path": "/lc0"}).status_code == 409
 
 
-def test_lock_contention_per_batch_entry(fresh_api: Api) -> None:
-    api = fresh_api
+def test_lock_contention_per_batch_entry(faulty_api: Api) -> None:
+    api = faulty_api
     sids = []
     for i in range(6):
         r = api.upload_raw("files/upload_session/start", {"close": True}, f"data{i}".encode())
@@ -136,8 +136,8 @@ def test_lock_contention_per_batch_entry(fresh_api: Api) -> None:
     assert all(e[".tag"] == "success" for e in res["entries"])
 
 
-def test_drop_after_commit(fresh_api: Api) -> None:
-    api = fresh_api
+def test_drop_after_commit(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(drop_after_commit=1)
     with pytest.raises(requests.ConnectionError):
         api.upload("/dropped.txt", b"committed anyway")
@@ -146,8 +146,8 @@ def test_drop_after_commit(fresh_api: Api) -> None:
     assert api.download("/dropped.txt").content == b"committed anyway"
 
 
-def test_drop_after_commit_append_gives_incorrect_offset(fresh_api: Api) -> None:
-    api = fresh_api
+def test_drop_after_commit_append_gives_incorrect_offset(faulty_api: Api) -> None:
+    api = faulty_api
     sid = api.upload_raw("files/upload_session/start", {}, b"abc").json()["session_id"]
     api.emu.set_faults(drop_after_commit=1)
     arg = {"cursor": {"session_id": sid, "offset": 3}}
@@ -158,8 +158,8 @@ def test_drop_after_commit_append_gives_incorrect_offset(fresh_api: Api) -> None
     assert r.json()["error"] == {".tag": "incorrect_offset", "correct_offset": 6}
 
 
-def test_seed_is_reproducible(fresh_api: Api) -> None:
-    api = fresh_api
+def test_seed_is_reproducible(faulty_api: Api) -> None:
+    api = faulty_api
 
     def run() -> list[int]:
         api.emu.set_faults(server_error=0.5, seed=42)
@@ -172,8 +172,8 @@ def test_seed_is_reproducible(fresh_api: Api) -> None:
     assert 200 in first and (500 in first or 503 in first)
 
 
-def test_latency(fresh_api: Api) -> None:
-    api = fresh_api
+def test_latency(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(latency_ms=300)
     t0 = time.monotonic()
     api.rpc("users/get_current_account")
@@ -183,8 +183,8 @@ def test_latency(fresh_api: Api) -> None:
     assert time.monotonic() - t0 < 0.3
 
 
-def test_bandwidth_cap(fresh_api: Api) -> None:
-    api = fresh_api
+def test_bandwidth_cap(faulty_api: Api) -> None:
+    api = faulty_api
     data = b"b" * 500_000
     api.upload("/bw.bin", data)
     api.emu.set_faults(bandwidth_mbps=8)  # 1 MB/s
@@ -196,8 +196,8 @@ def test_bandwidth_cap(fresh_api: Api) -> None:
     assert time.monotonic() - t0 >= 0.4
 
 
-def test_token_lifetime_fault(fresh_api: Api) -> None:
-    api = fresh_api
+def test_token_lifetime_fault(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(token_lifetime=1)
     r = api.http.post(
         f"{api.base}/oauth2/token",

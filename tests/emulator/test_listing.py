@@ -173,8 +173,8 @@ def test_tampered_cursor_is_reset(api: Api, root: str) -> None:
     assert r.json()["error"] == {".tag": "reset"}
 
 
-def test_reset_cursors(fresh_api: Api) -> None:
-    api = fresh_api
+def test_reset_cursors(faulty_api: Api) -> None:
+    api = faulty_api
     api.upload("/r/a.txt", b"x")
     _, cursor = api.list_all("")
     api.emu.admin("reset_cursors", {})
@@ -256,8 +256,8 @@ def test_longpoll_timeout_bounds(api: Api) -> None:
         assert r.status_code == 400
 
 
-def test_longpoll_no_change_and_backoff(fresh_api: Api) -> None:
-    api = fresh_api
+def test_longpoll_no_change_and_backoff(faulty_api: Api) -> None:
+    api = faulty_api
     api.emu.set_faults(longpoll_max_s=1, longpoll_backoff_s=5)
     cursor = api.ok("files/list_folder/get_latest_cursor", {"path": ""})["cursor"]
     t0 = time.monotonic()
@@ -276,8 +276,8 @@ def test_include_deleted_listing(api: Api, root: str) -> None:
     assert sorted(names(full)) == [("deleted", root + "/dead.txt"), ("file", root + "/alive.txt")]
 
 
-def test_waiting_longpoll_gets_reset(fresh_api: Api) -> None:
-    api = fresh_api
+def test_waiting_longpoll_gets_reset(faulty_api: Api) -> None:
+    api = faulty_api
     cursor = api.ok("files/list_folder/get_latest_cursor", {"path": ""})["cursor"]
     result: dict[str, Any] = {}
 

@@ -62,8 +62,8 @@ def test_restart_keeps_tree_cursors_tokens_and_sessions(tmp_path: Path) -> None:
         emu.stop()
 
 
-def test_parallel_clients(fresh_api: Api) -> None:
-    api = fresh_api
+def test_parallel_clients(faulty_api: Api) -> None:
+    api = faulty_api
     payloads = {f"/par/f{i:03}.bin": os.urandom(1000 + i) for i in range(60)}
 
     def put(item: tuple[str, bytes]) -> str:
