@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
@@ -97,6 +98,8 @@ class DropboxClient:
         self.timeout = float(timeout)
         self.parallelism = max(1, int(parallelism))
         self.retry = retry_policy or RetryPolicy(deadline=retry_deadline)
+        self.commit_lock = threading.Lock()
+        """Serialises finish_batch_v2 commits made through this client."""
         self.session = requests.Session()
         self.pool_size = self.parallelism * 2 + 4
         adapter = _Adapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)

@@ -631,7 +631,10 @@ class _BatchCommitter:
 
     def _commit(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         route = "files/upload_session/finish_batch_v2"
-        answer = self.client.rpc(route, {"entries": [entry for _, entry in batch]})
+        # One finish_batch_v2 at a time per client, even across concurrent upload_files calls: parallel
+        # commits into one namespace are what causes lock contention.
+        with self.client.commit_lock:
+            answer = self.client.rpc(route, {"entries": [entry for _, entry in batch]})
         entries = answer.get("entries", []) if isinstance(answer, Mapping) else []
         if len(entries) != len(batch):
             raise DropboxApiError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_dropbox.client import Credentials, Endpoints, RetryPolicy, encode_arg, errors
 from airflow_provider_dropbox.client.auth import build_authorize_url, generate_pkce_pair, pkce_challenge
@@ -391,3 +394,25 @@ def test_progress_logger_logs_rate_and_eta(caplog: pytest.LogCaptureFixture) -> 
     assert len(lines) == 2
     assert "50.0%" in lines[0] and "5.0 MB/s" in lines[0] and "ETA 10 s" in lines[0]
     assert "100.0%" in lines[1] and "done" in lines[1]
+
+
+def _reference_hash(data: bytes) -> str:
+    # Reference §4, verbatim algorithm: the oracle for the streaming hasher.
+    b = 4 * 1024 * 1024
+    return hashlib.sha256(
+        b"".join(hashlib.sha256(data[i : i + b]).digest() for i in range(0, len(data), b))
+    ).hexdigest()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=3 * BLOCK_SIZE + 17),
+    cuts=st.lists(st.integers(min_value=0, max_value=3 * BLOCK_SIZE + 17), max_size=6),
+)
+def test_streaming_hash_matches_reference_for_any_split(size: int, cuts: list[int]) -> None:
+    data = (b"0123456789abcdef" * (size // 16 + 1))[:size]
+    bounds = sorted({0, size, *(c for c in cuts if c <= size)})
+    hasher = ContentHasher()
+    for lo, hi in itertools.pairwise(bounds):
+        hasher.update(data[lo:hi])
+    assert hasher.hexdigest() == _reference_hash(data)
