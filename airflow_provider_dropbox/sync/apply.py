@@ -13,9 +13,9 @@ Every write, rename and delete resolves its path through :func:`safe_local_path`
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
-import secrets
 import threading
 import time
 from collections import Counter
@@ -33,7 +33,7 @@ from airflow_provider_dropbox.sync.paths import (
     safe_local_path,
 )
 from airflow_provider_dropbox.sync.plan import Action, Plan
-from airflow_provider_dropbox.sync.state import Managed
+from airflow_provider_dropbox.sync.state import Managed, fsync_dir
 
 _COPY_CHUNK = 1024 * 1024
 
@@ -93,6 +93,7 @@ class Applier:
         self._stamp = time.strftime("%Y-%m-%d %H%M%S", time.gmtime())
         self._blocked: set[str] = set()
         self._not_aside: set[str] = set()
+        self._seq = itertools.count()
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _record(self, path: str, value: Managed | None) -> None:
@@ -132,7 +133,8 @@ class Applier:
         return path
 
     def _tmp(self) -> str:
-        return os.path.join(self.staging, f"{secrets.token_hex(8)}.part")
+        # unique within the run; the staging folder is emptied under the lock before each run
+        return os.path.join(self.staging, f"{os.getpid()}-{next(self._seq)}.part")
 
     # -- single actions -------------------------------------------------------------------------------
     def _set_aside(self, a: Action) -> None:
@@ -299,6 +301,18 @@ class Applier:
         self._done("delete_folder")
 
     # -- phases ---------------------------------------------------------------------------------------
+    def fsync_touched(self) -> None:
+        """Make the new directory entries durable before the state that records them is committed."""
+        folders = sorted(self.touched_dirs)
+        if len(folders) < 4:
+            for folder in folders:
+                fsync_dir(folder)
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(self.parallelism, 16), thread_name_prefix="mirror-fsync"
+        ) as pool:
+            list(pool.map(fsync_dir, folders))
+
     def _run_serial(self, actions: list[Action], fn: Callable[[Action], None]) -> None:
         for a in actions:
             if self.should_stop():

@@ -37,7 +37,10 @@ from airflow_provider_dropbox.sync.state import (
     Managed,
     MirrorState,
     Pending,
+    clear_pending,
+    load_pending,
     load_state,
+    save_pending,
     save_state,
     staging_dir,
     state_dir,
@@ -303,6 +306,8 @@ def _run(
     state = load_state(root) if os.path.isdir(root) else None
     if state is None:
         state = MirrorState(remote_path=remote)
+        if os.path.isdir(state_dir(root)):  # a first run that never committed may have left intents
+            state.pending = load_pending(root, None)
     same_root = (
         unicodedata.normalize("NFC", state.remote_path).lower()
         == unicodedata.normalize("NFC", remote).lower()
@@ -408,9 +413,10 @@ def _run(
             state.pending.setdefault(a.path, Pending("touch", a.is_dir, a.key or ""))
     for p in verify:
         state.pending.setdefault(p, Pending("touch", False))
-    if plan.actions:
+    run_id = secrets.token_hex(8)
+    if state.pending:
         lock.check()
-        save_state(root, state)
+        save_pending(root, run_id, state.pending)
     _clean_staging(root)
 
     def checkpoint() -> None:
@@ -452,16 +458,16 @@ def _run(
                 m.key = d.entry.key
                 m.rev = d.entry.rev if not m.is_dir else None
 
-    for folder in applier.touched_dirs:
-        from airflow_provider_dropbox.sync.state import fsync_dir
-
-        fsync_dir(folder)
+    applier.fsync_touched()
     lock.check()
     if not result.errors:
         state.cursor = new_cursor
         state.remote = tree
         state.root_lower = root_lower
         state.remote_path = remote
-        state.pending = {}
+        state.last_run = run_id  # marks pending.json as done, atomically with the new cursor
         report.cursor_advanced = True
     save_state(root, state)
+    if not result.errors:
+        state.pending = {}
+        clear_pending(root)

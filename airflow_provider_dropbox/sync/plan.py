@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_provider_dropbox.sync.layout import Desired, Layout
@@ -58,7 +58,12 @@ class Action:
     deferred: bool = False  # runs after the delete phase (a file and a folder swapped places)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, "", False, 0) or k in ("op", "path")}
+        out: dict[str, Any] = {"op": self.op, "path": self.path}
+        for name in ("is_dir", "key", "content_hash", "size", "rev", "source", "reason", "deferred"):
+            value = getattr(self, name)
+            if value not in (None, "", False, 0):
+                out[name] = value
+        return out
 
 
 @dataclass

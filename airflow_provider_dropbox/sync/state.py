@@ -3,10 +3,12 @@
 Lives in ``<local_dir>/.dropbox-mirror/state.json`` so it travels with the data (shared volumes, other
 workers). Written atomically: temp file in the same folder, fsync, ``os.replace``, fsync of the folder.
 
-``pending`` is a write-ahead list of the paths a run is about to create or delete, written before it
-touches anything. After a crash, the next run verifies those paths on disk first: files it finds there
-with the intended content hash are claimed as managed (otherwise they would look like the user's files
-and be left behind forever), and every pending path is re-checked rather than trusted.
+``pending`` is a write-ahead list of the paths a run is about to create or delete, written to its own
+small file (``pending.json``, tagged with the run id) before the run touches anything, so an incremental
+run does not rewrite the whole state twice. After a crash, the next run verifies those paths on disk
+first: files it finds there with the intended content hash are claimed as managed (otherwise they would
+look like the user's files and be left behind forever), and every pending path is re-checked rather than
+trusted. The state committed at the end names the run (``last_run``), which retires its pending file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from airflow_provider_dropbox.sync.remote import RemoteTree
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
+PENDING_FILE = "pending.json"
 
 
 @dataclass(slots=True)
@@ -72,7 +75,8 @@ class MirrorState:
     cursor: str | None = None
     remote: RemoteTree = field(default_factory=RemoteTree)
     manifest: dict[str, Managed] = field(default_factory=dict)
-    pending: dict[str, Pending] = field(default_factory=dict)
+    pending: dict[str, Pending] = field(default_factory=dict)  # persisted in pending.json
+    last_run: str | None = None  # id of the run that committed this state (its pending.json is stale)
     updated_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -84,7 +88,7 @@ class MirrorState:
             "updated_at": time.time(),
             "remote": self.remote.to_json(),
             "manifest": {p: m.to_json() for p, m in self.manifest.items()},
-            "pending": {p: i.to_json() for p, i in self.pending.items()},
+            "last_run": self.last_run,
         }
 
     @classmethod
@@ -99,7 +103,7 @@ class MirrorState:
             cursor=raw["cursor"],
             remote=RemoteTree.from_json(raw["remote"]),
             manifest={p: Managed.from_json(v) for p, v in raw["manifest"].items()},
-            pending={p: Pending.from_json(v) for p, v in raw.get("pending", {}).items()},
+            last_run=raw.get("last_run"),
             updated_at=float(raw.get("updated_at") or 0.0),
         )
 
@@ -117,6 +121,39 @@ def state_path(root: str) -> str:
     return os.path.join(state_dir(root), STATE_FILE)
 
 
+def pending_path(root: str) -> str:
+    return os.path.join(state_dir(root), PENDING_FILE)
+
+
+def save_pending(root: str, run_id: str, pending: dict[str, Pending]) -> None:
+    os.makedirs(state_dir(root), exist_ok=True)
+    body = {"run": run_id, "pending": {p: i.to_json() for p, i in pending.items()}}
+    atomic_write_bytes(pending_path(root), json.dumps(body, ensure_ascii=False).encode("utf-8"))
+
+
+def clear_pending(root: str) -> None:
+    try:
+        os.unlink(pending_path(root))
+    except FileNotFoundError:
+        pass
+
+
+def load_pending(root: str, last_run: str | None) -> dict[str, Pending]:
+    """Intents of a run that did not commit (empty if the last committed run wrote them)."""
+    try:
+        with open(pending_path(root), encoding="utf-8") as fh:
+            raw = json.load(fh)
+        if raw.get("run") == last_run:  # that run committed; its intents are done
+            return {}
+        return {p: Pending.from_json(v) for p, v in raw["pending"].items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StateError(
+            f"cannot read {pending_path(root)!r} ({exc!r}); delete it and re-run with full_rescan=True"
+        ) from exc
+
+
 def load_state(root: str) -> MirrorState | None:
     path = state_path(root)
     try:
@@ -130,13 +167,15 @@ def load_state(root: str) -> MirrorState | None:
             "the remote folder and adopts local files whose content already matches (nothing is deleted)."
         ) from exc
     try:
-        return MirrorState.from_json(raw)
+        state = MirrorState.from_json(raw)
     except StateError as exc:
         raise StateError(f"{path!r}: {exc}; move it away to rebuild the state with a full re-list") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(
             f"mirror state {path!r} is malformed ({exc!r}); move it away to rebuild it with a full re-list"
         ) from exc
+    state.pending = load_pending(root, state.last_run)
+    return state
 
 
 def fsync_dir(path: str) -> None:

@@ -164,7 +164,7 @@ def test_killed_mid_run_converges_without_partial_files(
         for i in range(6):  # a batch with a few multi-MiB files, so kills land mid-transfer
             big = i < 2
             chaos.upload(f"batch{rnd}/g{i}.bin", rng.randbytes(3_000_000 if big else 2_000))
-        emu.set_faults(latency_ms=10, bandwidth_mbps=200)
+        emu.set_faults(latency_ms=10, bandwidth_mbps=100)
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(dest)],
@@ -174,7 +174,11 @@ def test_killed_mid_run_converges_without_partial_files(
             )
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready"
-            time.sleep(rng.uniform(0.05, 0.5))
+            if rnd % 2:  # anywhere in the run
+                time.sleep(rng.uniform(0.0, 0.5))
+            else:  # aimed at the apply phase
+                assert proc.stdout.readline().strip() == "plan"
+                time.sleep(rng.uniform(0.0, 0.15))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 killed += 1

@@ -17,7 +17,7 @@ from airflow_provider_dropbox.sync import (
     TooManyDeletesError,
     mirror,
 )
-from airflow_provider_dropbox.sync.state import load_state
+from airflow_provider_dropbox.sync.state import load_pending, load_state
 from tests.sync.fakes import FakeDropbox, local_tree
 
 
@@ -316,8 +316,9 @@ def test_crash_mid_apply_recovers(dbx: FakeDropbox, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         run(dbx, dest)
     dbx.download_file = real  # type: ignore[method-assign]
-    state = load_state(str(dest.resolve()))
-    assert state is not None and state.pending and state.cursor is None
+    assert load_state(str(dest.resolve())) is None  # the first run never committed
+    assert len(load_pending(str(dest.resolve()), None)) == 27  # but its intents (23 files, 4 folders) are
+    assert not list(dest.rglob("*.part")) or all(".dropbox-mirror" in str(p) for p in dest.rglob("*.part"))
     # remote deletes a file the crashed run had already downloaded: it must still go
     dbx.delete("/Root/bulk/f00.txt")
     r = run(dbx, dest)

@@ -17,7 +17,14 @@ from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.paths import collision_key, normalize_remote_root, safe_local_path
 from airflow_provider_dropbox.sync.remote import RemoteTree
-from airflow_provider_dropbox.sync.state import Managed, MirrorState, Pending, load_state, save_state
+from airflow_provider_dropbox.sync.state import (
+    Managed,
+    MirrorState,
+    Pending,
+    load_state,
+    save_pending,
+    save_state,
+)
 from tests.sync.fakes import FakeDropbox
 
 
@@ -188,6 +195,7 @@ def test_state_round_trip_and_atomic_write(tmp_path: Path) -> None:
     st.manifest = {"A": Managed(True, "a"), "A/1": Managed(False, "a/1", "h", 1, 2, "rev")}
     st.pending = {"A/2": Pending("create", False, "a/2", "h2", "r2")}
     save_state(str(tmp_path), st)
+    save_pending(str(tmp_path), "run-1", st.pending)
     back = load_state(str(tmp_path))
     assert (
         back is not None
@@ -195,7 +203,10 @@ def test_state_round_trip_and_atomic_write(tmp_path: Path) -> None:
         and back.manifest == st.manifest
         and back.pending == st.pending
     )
-    assert sorted(os.listdir(tmp_path / ".dropbox-mirror")) == ["state.json"]  # no temp files left
+    assert sorted(os.listdir(tmp_path / ".dropbox-mirror")) == ["pending.json", "state.json"]  # no temp files
+    st.last_run = "run-1"  # the run committed: its intents are retired
+    save_state(str(tmp_path), st)
+    assert load_state(str(tmp_path)).pending == {}  # type: ignore[union-attr]
     (tmp_path / ".dropbox-mirror" / "state.json").write_text("{not json")
     with pytest.raises(StateError, match="Move it away"):
         load_state(str(tmp_path))
