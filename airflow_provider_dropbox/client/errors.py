@@ -94,7 +94,11 @@ class BadInputError(DropboxApiError):
 
 
 class ServerError(DropboxApiError):
-    """HTTP 5xx; transient, retried."""
+    """HTTP 5xx; transient, retried (no sooner than a ``Retry-After`` the server sent, e.g. with a 503)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class DropboxConnectionError(DropboxApiError):
@@ -251,7 +255,9 @@ def api_error_from_response(
         )
     if status >= 500:
         return ServerError(
-            f"Dropbox server error HTTP {status} on {route}: {text.strip()[:200]}{tail}", **common
+            f"Dropbox server error HTTP {status} on {route}: {text.strip()[:200]}{tail}",
+            retry_after=retry_after_header,
+            **common,
         )
     if status == 409:
         return _endpoint_error(route, tags, short, where, tail, common, error, upload)

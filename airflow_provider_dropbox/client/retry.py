@@ -80,6 +80,8 @@ class RetryPolicy:
             if server_wait is None and exc.status == 429:
                 server_wait = 1.0
             wait = max(wait, server_wait or 0.0)
+        elif isinstance(exc, ServerError) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
         return wait
 
     def retrying(self, what: str) -> tenacity.Retrying:

@@ -201,6 +201,11 @@ def test_rate_limit_wait_is_max_of_header_and_body() -> None:
     assert isinstance(err, errors.RateLimitError) and err.retry_after == 5.0
     err = _error(429, body, retry_after_header=1.0)
     assert isinstance(err, errors.RateLimitError) and err.retry_after == 2.0
+    unavailable = _error(503, "Service Unavailable", retry_after_header=4.0)
+    assert (
+        isinstance(unavailable, errors.ServerError)
+        and RetryPolicy(max_wait=0.1).wait_for(unavailable, 1) == 4.0
+    )
     plain = _error(429, "too_many_requests", retry_after_header=3.0)
     assert isinstance(plain, errors.RateLimitError) and plain.retry_after == 3.0
 
