@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_provider_dropbox.client import errors as client_errors
 from airflow_provider_dropbox.sync.hashing import ContentHasher, file_content_hash
 from airflow_provider_dropbox.sync.paths import (
     conflict_copy_name,
@@ -207,7 +208,13 @@ class Applier:
         tmp = self._tmp()
         try:
             # the client verifies the content hash, fsyncs and renames into tmp; it also sets the mtime
-            meta = self.client.download_file(self.remote_path_of(a.key or ""), tmp)
+            try:
+                meta = self.client.download_file(self.remote_path_of(a.key or ""), tmp)
+            except (client_errors.PathNotFoundError, client_errors.NotAFileError) as exc:
+                # deleted or replaced by a folder after we listed: the next run's changes will say so
+                self.log.info("Remote %r changed after listing (%s); leaving it to the next run", a.path, exc)
+                self._done("vanished")
+                return
             self._place(tmp, a, meta, meta.get("content_hash", a.content_hash))
         finally:
             if os.path.lexists(tmp):

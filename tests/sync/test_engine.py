@@ -317,7 +317,7 @@ def test_crash_mid_apply_recovers(dbx: FakeDropbox, tmp_path: Path) -> None:
         run(dbx, dest)
     dbx.download_file = real  # type: ignore[method-assign]
     assert load_state(str(dest.resolve())) is None  # the first run never committed
-    assert len(load_pending(str(dest.resolve()), None)) == 27  # but its intents (23 files, 4 folders) are
+    assert len(load_pending(str(dest.resolve()), None)) == 27  # its intents are on disk
     assert not list(dest.rglob("*.part")) or all(".dropbox-mirror" in str(p) for p in dest.rglob("*.part"))
     # remote deletes a file the crashed run had already downloaded: it must still go
     dbx.delete("/Root/bulk/f00.txt")
@@ -355,3 +355,44 @@ def test_reserved_state_dir_name_collides(tmp_path: Path) -> None:
     r = mirror(dbx, "/R", tmp_path / "m")
     assert r.collisions and r.collisions[0]["kept"] == ".dropbox-mirror"
     assert load_state(str((tmp_path / "m").resolve())) is not None
+
+
+def test_file_deleted_after_listing_is_left_to_the_next_run(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    real = dbx.download_file
+
+    def racing(remote: str, local: str) -> dict[str, Any]:
+        if remote.lower().endswith("/a.txt") and "/root/a.txt" in dbx.nodes:
+            dbx.delete("/Root/a.txt")  # deleted between the listing and the download
+        return real(remote, local)
+
+    dbx.download_file = racing  # type: ignore[method-assign]
+    r = run(dbx, dest)
+    assert r.ok and r.done["vanished"] == 1 and r.cursor_advanced
+    r = run(dbx, dest)
+    assert r.mode == "incremental" and local_tree(dest) == dbx.tree("/Root")
+
+
+def test_two_runs_never_apply_at_once(dbx: FakeDropbox, tmp_path: Path) -> None:
+    import threading
+
+    dest = tmp_path / "m"
+    started, release = threading.Event(), threading.Event()
+    real = dbx.download_file
+
+    def slow(remote: str, local: str) -> dict[str, Any]:
+        started.set()
+        release.wait(10)
+        return real(remote, local)
+
+    dbx.download_file = slow  # type: ignore[method-assign]
+    results: list[Any] = []
+    t = threading.Thread(target=lambda: results.append(mirror(dbx, "/Root", dest, parallelism=1)))
+    t.start()
+    assert started.wait(10)
+    with pytest.raises(LockHeldError, match="Another mirror run holds"):
+        mirror(dbx, "/Root", dest)
+    release.set()
+    t.join(10)
+    assert results and results[0].ok
+    assert local_tree(dest) == dbx.tree("/Root")
