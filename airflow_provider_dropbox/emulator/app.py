@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
@@ -97,6 +96,16 @@ def create_app(config: EmulatorConfig) -> Starlette:
         routes.append(StarletteRoute(spec.path, _guard(endpoint(emu, spec)), methods=list(spec.methods)))
     for (method, path), handler in routes_other.admin_routes(emu).items():
         routes.append(StarletteRoute(path, _guard(handler), methods=[method]))
-    app = Starlette(routes=routes, middleware=[Middleware(EmulatorMiddleware, emu=emu)])
+    app = _EmulatorApp(routes=routes)
+    app.emulator = emu
     app.state.emulator = emu
     return app
+
+
+class _EmulatorApp(Starlette):
+    """Puts EmulatorMiddleware outside Starlette's error middleware, so even a 500 carries a request id."""
+
+    emulator: Emulator
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return EmulatorMiddleware(super().build_middleware_stack(), self.emulator)

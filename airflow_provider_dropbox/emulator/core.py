@@ -151,6 +151,14 @@ async def _parse_arg(route: Route, request: Request) -> Any:
         return parse_json_text(func, text, "request body")
     if route.style == "upload":
         check_content_type(request, func, UPLOAD_CONTENT_TYPES, required=False)
+    elif route.style == "download":
+        ct = request.headers.get("content-type", "")
+        if ct and ct.strip().lower() != "text/plain; charset=dropbox-cors-hack":
+            raise bad_input(
+                func,
+                f'You provided a non-empty HTTP "Content-Type" header ("{ct}").  '
+                "This API function requires that the header be missing or empty.",
+            )
     arg = header_arg(request, func)
     if arg is None:
         raise bad_input(func, 'Must provide HTTP header "Dropbox-API-Arg" or URL parameter "arg".')

@@ -35,6 +35,10 @@ async def get_metadata(c: Call) -> Response:
 
 
 def _list_args(c: Call) -> tuple[str, bool, bool, int]:
+    if c.args.value.get("path") == "/":
+        raise bad_input(
+            c.func, 'request body: path: Specify the root folder as an empty string rather than as "/".'
+        )
     path = c.args.req_str("path", pattern=LIST_PATH_PATTERN)
     recursive = c.args.flag("recursive")
     include_deleted = c.args.flag("include_deleted")

@@ -216,3 +216,21 @@ def test_error_summary_shape(api: Api) -> None:
         body = r.json()
         assert body["error"] == {".tag": "path", "path": {".tag": "not_found"}}
         assert summary_ok(body, "path/not_found")
+
+
+def test_download_rejects_a_content_type(api: Api, root: str) -> None:
+    api.upload(root + "/ct.txt", b"x")
+    r = api.download(root + "/ct.txt", **{"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400
+    assert r.text == PREFIX.format("files/download") + (
+        'You provided a non-empty HTTP "Content-Type" header ("application/x-www-form-urlencoded").  '
+        "This API function requires that the header be missing or empty."
+    )
+    r = api.download(root + "/ct.txt", **{"Content-Type": "text/plain; charset=dropbox-cors-hack"})
+    assert r.status_code == 200
+
+
+def test_list_folder_root_as_slash(api: Api) -> None:
+    r = api.rpc("files/list_folder", {"path": "/"})
+    assert r.status_code == 400
+    assert r.text.endswith('path: Specify the root folder as an empty string rather than as "/".')
