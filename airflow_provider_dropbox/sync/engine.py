@@ -312,12 +312,13 @@ def _run(
         unicodedata.normalize("NFC", state.remote_path).lower()
         == unicodedata.normalize("NFC", remote).lower()
     )
-    if not same_root:
-        log.warning(
-            "Destination %s mirrored %r before, now %r: doing a full re-list; files of the old folder "
-            "that the new one does not have are deleted (subject to max_deletes)",
-            root, state.remote_path, remote,
-        )  # fmt: skip
+    if not same_root and (state.cursor or state.manifest):
+        raise MirrorConfigError(
+            f"{root} is the mirror of Dropbox folder {state.remote_path or '/'!r}, not {remote or '/'!r}; "
+            "refusing to turn it into another folder's mirror (that would delete the old files). Use "
+            f"another local_dir, or move {state_dir(root)} away: its files are then not the mirror's "
+            "(left alone; identical ones adopted), or pass adopt_local=True as well to replace them"
+        )
 
     verify: set[str] = set()
     if state.pending:

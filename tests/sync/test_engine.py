@@ -12,6 +12,7 @@ import pytest
 from airflow_provider_dropbox.sync import (
     EmptyRemoteError,
     LockHeldError,
+    MirrorConfigError,
     MirrorFailedError,
     RemoteRootError,
     TooManyDeletesError,
@@ -396,3 +397,14 @@ def test_two_runs_never_apply_at_once(dbx: FakeDropbox, tmp_path: Path) -> None:
     t.join(10)
     assert results and results[0].ok
     assert local_tree(dest) == dbx.tree("/Root")
+
+
+def test_destination_is_bound_to_its_remote_folder(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.put("/Other/z.txt", b"z")
+    with pytest.raises(MirrorConfigError, match="is the mirror of Dropbox folder '/Root', not '/Other'"):
+        mirror(dbx, "/Other", dest)
+    assert local_tree(dest) == dbx.tree("/Root")
+    assert run(dbx, dest).ok  # same folder, any case: fine
+    assert mirror(dbx, "/ROOT", dest).ok
