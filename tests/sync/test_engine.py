@@ -408,3 +408,31 @@ def test_destination_is_bound_to_its_remote_folder(dbx: FakeDropbox, tmp_path: P
     assert local_tree(dest) == dbx.tree("/Root")
     assert run(dbx, dest).ok  # same folder, any case: fine
     assert mirror(dbx, "/ROOT", dest).ok
+
+
+def test_hostile_remote_names_cannot_escape(tmp_path: Path) -> None:
+    """A server (or proxy) sending traversal, absolute or slash-bearing names gets nothing written outside."""
+
+    class Hostile(FakeDropbox):
+        def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]:
+            entries, cursor = super().list_folder_snapshot(path, recursive)
+            evil = [
+                {".tag": "file", "name": "..", "path_lower": "/r/..", "path_display": "/R/.."},
+                {".tag": "file", "name": "x", "path_lower": "/r/../../x", "path_display": "/R/../../x"},
+                {".tag": "file", "name": "/etc/passwd", "path_lower": "/r/abs", "path_display": "/R/abs"},
+                {".tag": "file", "name": "../../up.txt", "path_lower": "/r/up", "path_display": "/R/up"},
+                {".tag": "folder", "name": ".", "path_lower": "/r/dot", "path_display": "/R/dot"},
+            ]
+            for e in evil:
+                e.update({"content_hash": "0" * 64, "size": 1, "rev": "1"} if e[".tag"] == "file" else {})
+            return entries + evil, cursor
+
+    dbx = Hostile()
+    dbx.put("/R/ok.txt", b"fine")
+    box = tmp_path / "box"
+    box.mkdir()
+    r = mirror(dbx, "/R", box / "m")
+    assert r.ok and local_tree(box / "m") == {"ok.txt": b"fine"}
+    assert sorted(os.listdir(box)) == ["m"] and sorted(os.listdir(tmp_path)) == ["box"]
+    reasons = " | ".join(s["reason"] for s in r.skipped)
+    assert len(r.skipped) >= 4 and "not a valid file name" in reasons and "contains '/'" in reasons
