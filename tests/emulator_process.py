@@ -59,6 +59,7 @@ class EmulatorProcess:
                 "longpoll_max_s": None,
                 "longpoll_backoff_s": None,
                 "token_lifetime": None,
+                "quota_bytes": None,
             },
         )
 

@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     f.add_argument("--drop-after-commit", type=float, default=0, help="fraction of writes: response cut")
     f.add_argument("--retry-after-s", type=int, default=1)
     f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--quota-bytes", type=int, default=None, help="account size; writes beyond it fail")
     return p.parse_args(argv)
 
 
@@ -56,6 +57,7 @@ def build_config(ns: argparse.Namespace) -> EmulatorConfig:
         drop_after_commit=ns.drop_after_commit,
         retry_after_s=ns.retry_after_s,
         seed=ns.seed,
+        quota_bytes=ns.quota_bytes,
     )
     return EmulatorConfig(
         data_dir=ns.data_dir,

@@ -61,14 +61,19 @@ class Emulator:
             AuthConfig(config.app_key, config.app_secret, config.refresh_token, config.token_lifetime),
         )
         self.faults = Faults(config.faults)
-        if config.faults.token_lifetime:
-            self.auth.config.token_lifetime = config.faults.token_lifetime
+        self.apply_settings()
         self.stats: dict[str, int] = {}
         self.stats_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.changed = asyncio.Event()
         self.batch_jobs: dict[str, Any] = {}
         self.store.listeners.append(self._on_change)
+
+    def apply_settings(self) -> None:
+        """Push the fault settings that live elsewhere (token lifetime, quota) to their owners."""
+        settings = self.faults.settings
+        self.auth.config.token_lifetime = settings.token_lifetime or self.config.token_lifetime
+        self.store.quota_bytes = settings.quota_bytes
 
     def _on_change(self) -> None:
         """Called from worker threads after a journal commit: wake every waiting longpoll."""

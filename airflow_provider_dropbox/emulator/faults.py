@@ -23,6 +23,7 @@ class FaultSettings:
     longpoll_max_s: float | None = None  # cap a longpoll's wait (tests; real minimum is 30 s)
     longpoll_backoff_s: int | None = None  # add ``backoff`` to every longpoll result
     token_lifetime: int | None = None  # lifetime of tokens issued from now on
+    quota_bytes: int | None = None  # account size: writes beyond it fail with insufficient_space
     seed: int | None = None
 
 
@@ -50,13 +51,21 @@ class Faults:
                 v = merged[name]
                 if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                     raise ValueError(f"{name} must be a non-negative number")
-            for name in ("bandwidth_mbps", "longpoll_max_s", "longpoll_backoff_s", "token_lifetime"):
+            for name in (
+                "bandwidth_mbps",
+                "longpoll_max_s",
+                "longpoll_backoff_s",
+                "token_lifetime",
+                "quota_bytes",
+            ):
                 v = merged[name]
                 if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
                     raise ValueError(f"{name} must be a positive number or null")
             if not isinstance(merged["rate_limit_text"], bool):
                 raise ValueError("rate_limit_text must be a boolean")
             merged["retry_after_s"] = int(merged["retry_after_s"])
+            if merged["quota_bytes"] is not None:
+                merged["quota_bytes"] = int(merged["quota_bytes"])
             self.settings = FaultSettings(**merged)
             if "seed" in body:
                 self.rng = random.Random(self.settings.seed)

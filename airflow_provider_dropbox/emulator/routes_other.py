@@ -49,8 +49,11 @@ async def get_current_account(c: Call) -> Response:
 
 
 async def get_space_usage(c: Call) -> Response:
-    used = await blocking(c.emu.store.space_used)
-    return json_response({"used": used, "allocation": {".tag": "individual", "allocated": ALLOCATED}})
+    store = c.emu.store
+    allocated = store.quota_bytes if store.quota_bytes is not None else ALLOCATED
+    return json_response(
+        {"used": store.space_used(), "allocation": {".tag": "individual", "allocated": allocated}}
+    )
 
 
 async def revoke(c: Call) -> Response:
@@ -164,8 +167,7 @@ def admin_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
             snapshot = emu.faults.update(body)
         except ValueError as e:
             return text_response(f"bad fault settings: {e}", status=400)
-        if "token_lifetime" in body:
-            emu.auth.config.token_lifetime = snapshot["token_lifetime"] or emu.config.token_lifetime
+        emu.apply_settings()
         return json_response(snapshot)
 
     async def reset_cursors(request: Request) -> Response:

@@ -126,6 +126,8 @@ class Store:
         self.blob_refs: dict[str, int] = {}
         self.listeners: list[Callable[[], None]] = []
         self._rev_counter = 0
+        self.used = 0  # bytes in all files (copies count again, as on Dropbox)
+        self.quota_bytes: int | None = None  # None: no quota (set from the faults)
         self._garbage: set[str] = set()
         self.db = sqlite3.connect(
             str(data_dir / "emulator.sqlite3"), check_same_thread=False, isolation_level=None
@@ -219,6 +221,7 @@ class Store:
         if node.kind == "file":
             self.by_rev[node.rev] = key
             self.blob_refs[node.blob] = self.blob_refs.get(node.blob, 0) + 1
+            self.used += node.size
 
     def _put(self, node: Node) -> None:
         old = self.nodes.get(node.key)
@@ -238,6 +241,7 @@ class Store:
         if node.kind == "file":
             self.by_rev.pop(node.rev, None)
             self.blob_refs[node.blob] = self.blob_refs.get(node.blob, 1) - 1
+            self.used -= node.size
             self._garbage.add(node.blob)
 
     def _remove(self, node: Node) -> None:
@@ -414,8 +418,10 @@ class Store:
             return None if node is None else node.metadata(tagged=True)
 
     def space_used(self) -> int:
-        with self.lock:
-            return sum(n.size for n in self.nodes.values())
+        return self.used
+
+    def _check_quota(self, added: int) -> bool:
+        return self.quota_bytes is None or added <= 0 or self.used + added <= self.quota_bytes
 
     # ------------------------------------------------------------ writes
 
@@ -499,6 +505,8 @@ class Store:
                     raise WriteFail(_tag("conflict", _tag(conflict)))
                 display = self._free_name(display, is_file=True, label=label)
                 existing = None
+            if not self._check_quota(size - (existing.size if existing is not None else 0)):
+                raise WriteFail(_tag("insufficient_space"))
             with self._tx():
                 blob = secrets.token_hex(16)
                 os.replace(tmp_blob, self.blob_dir / blob)
@@ -576,6 +584,8 @@ class Store:
             if len(keys) > MAX_RELOCATION:
                 raise RelocationFail(_tag("too_many_files"))
             old_nodes = [self.nodes[k] for k in keys]
+            if copy and not self._check_quota(sum(n.size for n in old_nodes)):
+                raise RelocationFail(_tag("insufficient_quota"))
             with self._tx():
                 if not copy:
                     for n in reversed(old_nodes):

@@ -215,3 +215,30 @@ def test_token_lifetime_fault(faulty_api: Api) -> None:
         f"{api.base}/2/users/get_current_account", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     assert r.status_code == 401 and r.json()["error"] == {".tag": "expired_access_token"}
+
+
+def test_quota(faulty_api: Api) -> None:
+    api = faulty_api
+    used = api.ok("users/get_space_usage")["used"]
+    api.emu.set_faults(quota_bytes=used + 100)
+    usage = api.ok("users/get_space_usage")
+    assert usage["allocation"] == {".tag": "individual", "allocated": used + 100}
+    api.upload("/q/fits.bin", b"x" * 60)
+    r = api.upload_raw("files/upload", {"path": "/q/too-big.bin"}, b"x" * 60)
+    assert r.status_code == 409
+    err = r.json()["error"]
+    assert (
+        err[".tag"] == "path" and err["reason"] == {".tag": "insufficient_space"} and err["upload_session_id"]
+    )
+    assert summary_ok(r.json(), "path/insufficient_space")
+    sid = api.upload_raw("files/upload_session/start", {"close": True}, b"y" * 60).json()["session_id"]
+    r = api.upload_raw(
+        "files/upload_session/finish",
+        {"cursor": {"session_id": sid, "offset": 60}, "commit": {"path": "/q/s.bin"}},
+    )
+    assert r.json()["error"] == {".tag": "path", "path": {".tag": "insufficient_space"}}
+    r = api.rpc("files/copy_v2", {"from_path": "/q/fits.bin", "to_path": "/q/copy.bin"})
+    assert r.json()["error"] == {".tag": "insufficient_quota"}
+    # overwriting with a smaller file frees room
+    api.upload("/q/fits.bin", b"x" * 10, mode="overwrite")
+    api.upload("/q/now-fits.bin", b"z" * 60)
