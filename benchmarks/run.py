@@ -10,6 +10,9 @@ Suites (``--only`` takes these names):
                   thread pool of the same width; then an incremental run after one change (HTTPS).
 - ``chunks``      upload chunk-size and download part-size sweep, with and without latency.
 - ``longpoll``    time from a change to ``client.longpoll`` returning.
+- ``diagnose``    where the client's download time goes (verification / fsync patched out in the child).
+- ``wan``         ``parallel`` with a per-request bandwidth cap on top of the latency (information only).
+- ``profile``     one sampled run each of client and file_transfer, up and down (hottest lines).
 
 Each comparison runs its variants interleaved (A, B, C, A, B, C, ...) on the same emulator, every trial
 in a fresh child process (``benchmarks.trial``); the table shows medians.
@@ -47,7 +50,7 @@ from tests.sdk.certs import make_cert, sdk_env
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 REPO = Path(__file__).resolve().parent.parent
-SUITES = ("throughput", "memory", "parallel", "chunks", "longpoll", "mirror")
+SUITES = ("throughput", "memory", "parallel", "chunks", "longpoll", "mirror", "diagnose", "wan", "profile")
 
 
 @dataclass
@@ -64,6 +67,8 @@ class Config:
     mirror_file_size: int
     mirror_latency_ms: float
     sweep_size: int
+    wan_size: int
+    wan_mbps: float
     sweep_chunks: list[int]
     sweep_parallelism: list[int]
     sweep_parts: list[int]
@@ -88,6 +93,8 @@ class Config:
                 mirror_file_size=1000,
                 mirror_latency_ms=2,
                 sweep_size=12 * MiB + 12345,
+                wan_size=12 * MiB + 12345,
+                wan_mbps=800,
                 sweep_chunks=[4 * MiB, 8 * MiB],
                 sweep_parallelism=[1, 2],
                 sweep_parts=[4 * MiB, 8 * MiB],
@@ -109,6 +116,8 @@ class Config:
             mirror_file_size=2048,
             mirror_latency_ms=20,
             sweep_size=512 * MiB,
+            wan_size=512 * MiB,
+            wan_mbps=200,
             sweep_chunks=[8 * MiB, 16 * MiB, 32 * MiB, 48 * MiB],
             sweep_parallelism=[1, 4],
             sweep_parts=[16 * MiB, 32 * MiB, 64 * MiB],
@@ -643,6 +652,137 @@ def suite_longpoll(res: Results, work: Path, cfg: Config, emus: Emulators) -> No
     emu.latency(0)
 
 
+def suite_diagnose(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    """Where the client's download time goes: the same download with verification and/or fsync patched out
+    in the child (diagnostic only; the product always verifies and fsyncs)."""
+    emu = emus.get("plain")
+    src = make_file(work / "src-diag.bin", cfg.big)
+    emu.client.upload_file(src, "/bench/src-diag.bin", mode="overwrite", parallelism=8)
+    src.unlink()
+    local = str(work / "down" / "diag.bin")
+    base = {"kind": "client_download", "remote": "/bench/src-diag.bin", "local": local, "parallelism": 1}
+    table = res.interleave(
+        emu,
+        "diagnose",
+        {
+            "raw-download": {"kind": "raw_download", "remote": "/bench/src-diag.bin", "local": local},
+            "client-download-p1": base,
+            "client-download-p1-no-verify": {**base, "no_verify": True},
+            "client-download-p1-no-verify-no-fsync": {**base, "no_verify": True, "no_fsync": True},
+            f"client-download-p{cfg.parallelism}-no-verify-no-fsync": {
+                **base, "parallelism": cfg.parallelism, "no_verify": True, "no_fsync": True},
+        },
+    )  # fmt: skip
+    emu.client.delete("/bench/src-diag.bin")
+    raw = table["raw-download"]
+    for name, s in table.items():
+        if name == "raw-download":
+            continue
+        r = ratio(raw, s)
+        res.compare(
+            "diagnose",
+            f"{_size(cfg.big)} download, {name} vs raw requests (x raw speed)",
+            r,
+            "diagnostic",
+            None,
+            f"{_speed(s)}, CPU {s.get('cpu_s_median', float('nan')):.1f} s; raw {_speed(raw)}, "
+            f"CPU {raw.get('cpu_s_median', float('nan')):.1f} s",
+        )
+
+
+def suite_wan(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    """``parallel`` again with a per-request bandwidth cap on top of the latency (a WAN path, where one
+    connection cannot fill the pipe): not a goal of its own, it shows what parallelism buys when the
+    emulator's CPU is not the only limit. Smaller file, so the sequential baselines finish in time."""
+    p = cfg.parallelism
+    emu = emus.get("tls")
+    size = cfg.wan_size
+    src = make_file(work / "src-wan.bin", size)
+    emu.client.upload_file(src, "/bench/src-wan.bin", mode="overwrite", parallelism=8)
+    emu.proc.set_faults(latency_ms=cfg.latency_ms, bandwidth_mbps=cfg.wan_mbps)
+    chunk = cfg.chunk or _client_default_chunk()
+    common = {"local": str(src), "single_request_limit": cfg.single_request_limit}
+    local = str(work / "down" / "wan.bin")
+    try:
+        table = res.interleave(
+            emu,
+            "wan",
+            {
+                f"client-upload-p{p}": {"kind": "client_upload", "remote": "/bench/wc.bin", "parallelism": p,
+                                        "chunk_size": cfg.chunk, **common},
+                "sdk-upload-session-seq": {"kind": "sdk_upload_seq", "remote": "/bench/ws.bin",
+                                           "chunk_size": chunk, **common},
+                f"sdk-file_transfer-upload-p{p}": {"kind": "sdk_upload_ft", "remote": "/bench/wf.bin",
+                                                   "parallelism": p, **common},
+                f"client-download-p{p}": {"kind": "client_download", "remote": "/bench/src-wan.bin",
+                                          "local": local, "parallelism": p},
+                "sdk-download-seq": {"kind": "sdk_download_seq", "remote": "/bench/src-wan.bin",
+                                     "local": local},
+                f"sdk-file_transfer-download-p{p}": {"kind": "sdk_download_ft", "local": local,
+                                                     "remote": "/bench/src-wan.bin", "parallelism": p},
+            },
+        )  # fmt: skip
+    finally:
+        emu.proc.set_faults(latency_ms=0, bandwidth_mbps=None)
+    emu.client.delete("/bench/src-wan.bin")
+    src.unlink()
+    cond = f"{_size(size)}, {cfg.latency_ms:g} ms + {cfg.wan_mbps:g} Mbit/s per request"
+    for direction, seq in (("upload", "sdk-upload-session-seq"), ("download", "sdk-download-seq")):
+        mine = table[f"client-{direction}-p{p}"]
+        ft = table[f"sdk-file_transfer-{direction}-p{p}"]
+        for other, label in ((table[seq], "SDK sequential"), (ft, f"SDK file_transfer p={p}")):
+            r = ratio(other, mine)
+            res.compare(
+                "wan",
+                f"{cond} {direction}: client p={p} vs {label} (x faster)",
+                r,
+                "info (3x / 1.2x at 50 ms alone)",
+                None,
+                f"client {_speed(mine)}, {label} {_speed(other)}",
+            )
+
+
+def suite_profile(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    """One sampled run each of the client and file_transfer, up and down, at the ``parallel`` setting;
+    the hottest lines of all threads go to the notes (``profile``)."""
+    p = cfg.parallelism
+    emu = emus.get("tls")
+    src = make_file(work / "src-prof.bin", cfg.big)
+    emu.client.upload_file(src, "/bench/src-prof.bin", mode="overwrite", parallelism=8)
+    emu.latency(cfg.latency_ms)
+    common = {"local": str(src), "single_request_limit": cfg.single_request_limit, "sample": True}
+    local = str(work / "down" / "prof.bin")
+    try:
+        table = res.interleave(
+            emu,
+            "profile",
+            {
+                f"client-upload-p{p}": {"kind": "client_upload", "remote": "/bench/fc.bin", "parallelism": p,
+                                        "chunk_size": cfg.chunk, **common},
+                f"sdk-file_transfer-upload-p{p}": {"kind": "sdk_upload_ft", "remote": "/bench/ff.bin",
+                                                   "parallelism": p, **common},
+                f"client-download-p{p}": {"kind": "client_download", "remote": "/bench/src-prof.bin",
+                                          "local": local, "parallelism": p, "sample": True},
+                f"sdk-file_transfer-download-p{p}": {"kind": "sdk_download_ft", "local": local,
+                                                     "remote": "/bench/src-prof.bin", "parallelism": p,
+                                                     "sample": True},
+            },
+            repeats=1,
+        )  # fmt: skip
+    finally:
+        emu.latency(0)
+    emu.client.delete("/bench/src-prof.bin")
+    src.unlink()
+    res.notes["profile"] = {
+        name: {"seconds": s["runs"][0].get("seconds"), "stacks": s["runs"][0].get("stacks")}
+        for name, s in table.items()
+    }
+    for name, s in table.items():
+        stacks = s["runs"][0].get("stacks") or []
+        top = "; ".join(f"{where} x{n}" for where, n in stacks[:6])
+        res.compare("profile", f"{name}: hottest lines (thread samples)", s.get("median_s"), "-", None, top)
+
+
 # ---------------------------------------------------------------------------------------------- output
 
 
@@ -710,6 +850,9 @@ SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "chunks": suite_chunks,
     "longpoll": suite_longpoll,
     "mirror": suite_mirror,
+    "diagnose": suite_diagnose,
+    "wan": suite_wan,
+    "profile": suite_profile,
 }
 
 

@@ -16,7 +16,9 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,10 +61,12 @@ class Meter:
         self.rss_before = _status_kib("VmRSS")
         self.cpu0 = os.times()
         self.t0 = time.perf_counter()
+        StackSampler.active = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.t0
+        StackSampler.active = False
         cpu1 = os.times()
         self.cpu_s = (cpu1.user - self.cpu0.user) + (cpu1.system - self.cpu0.system)
         self.hwm_after = _status_kib("VmHWM")
@@ -70,6 +74,58 @@ class Meter:
     @property
     def rss_growth_mib(self) -> float:
         return max(0, self.hwm_after - self.rss_before) / 1024
+
+
+IDLE = ("threading.py", "queue.py", "selectors.py", "thread.py")
+"""Frames of threads parked in a pool or a lock: not where time goes."""
+
+
+def _where(frame: Any) -> str:
+    code = frame.f_code
+    return (
+        f"{Path(code.co_filename).parent.name}/{Path(code.co_filename).name}:{frame.f_lineno} {code.co_name}"
+    )
+
+
+class StackSampler(threading.Thread):
+    """A poor man's sampling profiler (py-spy is not installed; cProfile sees only the main thread): every
+    ``interval`` s, while a ``Meter`` is running, it records for every other thread the innermost Python
+    frame and the innermost frame of the transfer code itself (the client or the SDK). A thread blocked in
+    C code (a socket send or recv, ``sha256.update``, ``os.pwrite``) shows as the Python line that called
+    it. Idle pool threads are left out."""
+
+    active = False
+
+    def __init__(self, interval: float = 0.005) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop_event.wait(self.interval):
+            if not StackSampler.active:
+                continue
+            self.samples += 1
+            for ident, frame in sys._current_frames().items():
+                if ident == me or Path(frame.f_code.co_filename).name in IDLE:
+                    continue
+                leaf = _where(frame)
+                owner = frame
+                while owner is not None and not any(
+                    part in owner.f_code.co_filename
+                    for part in ("airflow_provider_dropbox", "dropbox/", "benchmarks")
+                ):
+                    owner = owner.f_back
+                key = leaf if owner is None or owner is frame else f"{leaf} <- {_where(owner)}"
+                self.counts[key] += 1
+
+    def stop(self, top: int = 25) -> list[tuple[str, int]]:
+        self._stop_event.set()
+        self.join()
+        return self.counts.most_common(top)
 
 
 # ---------------------------------------------------------------------------------------------- clients
@@ -193,6 +249,13 @@ def client_download(task: dict[str, Any]) -> dict[str, Any]:
 
         part = int(task["part_size"])
         download.part_size_for = lambda size, parallelism: part  # type: ignore[assignment]
+    if task.get("no_verify"):  # diagnostic only: what hashing + verification cost
+        from airflow_provider_dropbox.client import download
+
+        download.ContentHasher.update = lambda self, data: None  # type: ignore[method-assign]
+        download._Download._verify = lambda self, parts, size, meta: None  # type: ignore[method-assign]
+    if task.get("no_fsync"):  # diagnostic only: what the fsync before the rename costs
+        os.fsync = lambda fd: None
     client = make_client(task)
     with Meter() as m:
         meta = client.download_file(task["remote"], task["local"], parallelism=int(task["parallelism"]))
@@ -402,8 +465,14 @@ def main(argv: list[str]) -> None:
     loaded = json.loads(argv[0])
     for task in loaded if isinstance(loaded, list) else [loaded]:
         Path(task.get("local", ".")).parent.mkdir(parents=True, exist_ok=True)
+        sampler = StackSampler() if task.get("sample") else None
+        if sampler is not None:
+            sampler.start()
         try:
             result = KINDS[task["kind"]](task)
+            if sampler is not None:
+                result["samples"] = sampler.samples
+                result["stacks"] = sampler.stop()
         except Exception as exc:
             result = {"error": f"{type(exc).__name__}: {exc}"[-2000:]}
         print("RESULT " + json.dumps(result), flush=True)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SUITES = {"throughput", "memory", "parallel", "chunks", "longpoll", "mirror"}
+SUITES = {"throughput", "memory", "parallel", "chunks", "longpoll", "mirror", "diagnose", "wan", "profile"}
 
 
 def test_quick_run_covers_every_suite(tmp_path: Path) -> None:
