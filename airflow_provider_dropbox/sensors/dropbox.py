@@ -38,8 +38,9 @@ class DropboxChangeSensor(BaseSensorOperator):
 
     The result (XCom ``return_value``) is ``{"path", "changes": [{path, kind, type, rev, size,
     content_hash, ...}], "count", "cursor", "reset"}``; the new cursor is also pushed as XCom
-    ``dropbox_cursor``, and the next run of the same task continues from it, so every change is reported
-    once across DAG runs (at least once if a run fails after the sensor succeeded).
+    ``dropbox_cursor`` (``{"cursor", "watch"}``), and the next run of the same task continues from it
+    when it watches the same folder, so every change is reported once across DAG runs (at least once if
+    a run fails after the sensor succeeded).
 
     Where the cursor comes from: ``cursor`` when given (templated); else the ``dropbox_cursor`` XCom of
     the latest earlier successful run of this task; else, on the very first run, ``start_from="latest"``
@@ -156,9 +157,11 @@ class DropboxChangeSensor(BaseSensorOperator):
             previous = context["ti"].xcom_pull(
                 task_ids=self.task_id, key=CURSOR_XCOM_KEY, include_prior_dates=True
             )
-            if previous:
-                self.log.info("Continuing from the cursor of the previous successful run")
-                return str(previous)
+            if isinstance(previous, dict) and previous.get("cursor"):
+                if previous.get("watch") == self._watch_marker():
+                    self.log.info("Continuing from the cursor of the previous successful run")
+                    return str(previous["cursor"])
+                self.log.info("The previous run watched another folder; not reusing its cursor")
         if self.reschedule:
             from airflow.sdk import Variable
 
@@ -260,8 +263,14 @@ class DropboxChangeSensor(BaseSensorOperator):
             self._ready = self._result(changes, cursor, reset=False)
         return self._ready
 
+    def _watch_marker(self) -> str:
+        """What a cursor is valid for; a cursor saved for another folder or recursion is not reused."""
+        return f"{(self._root or '/').lower()}|recursive={self.recursive}"
+
     def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
-        context["ti"].xcom_push(key=CURSOR_XCOM_KEY, value=result["cursor"])
+        context["ti"].xcom_push(
+            key=CURSOR_XCOM_KEY, value={"cursor": result["cursor"], "watch": self._watch_marker()}
+        )
         self._forget(context)
         for change in result["changes"][:20]:
             self.log.info("  %s %s", change["kind"], change["path"])

@@ -1,0 +1,122 @@
+"""Operator contracts that need no server: templating, lazy hooks, argument checks, declared assets."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from airflow_provider_dropbox.operators.dropbox import (
+    DropboxChunkedUploadOperator,
+    DropboxCopyOperator,
+    DropboxCreateFolderOperator,
+    DropboxCreateSharedLinkOperator,
+    DropboxDeleteOperator,
+    DropboxDownloadOperator,
+    DropboxMoveOperator,
+    DropboxUploadOperator,
+)
+
+CASES: list[tuple[type[Any], dict[str, Any], set[str]]] = [
+    (
+        DropboxUploadOperator,
+        {"local_path": "/l", "remote_path": "/r"},
+        {"local_path", "remote_path", "pattern", "rev"},
+    ),
+    (DropboxChunkedUploadOperator, {"local_path": "/l", "remote_path": "/r"}, {"local_path", "remote_path"}),
+    (
+        DropboxDownloadOperator,
+        {"remote_path": "/r", "local_path": "/l"},
+        {"remote_path", "local_path", "pattern"},
+    ),
+    (DropboxDeleteOperator, {"path": "/r"}, {"path"}),
+    (DropboxCreateFolderOperator, {"path": "/r"}, {"path"}),
+    (DropboxMoveOperator, {"from_path": "/a", "to_path": "/b"}, {"from_path", "to_path"}),
+    (DropboxCopyOperator, {"from_path": "/a", "to_path": "/b"}, {"from_path", "to_path"}),
+    (DropboxCreateSharedLinkOperator, {"path": "/r"}, {"path"}),
+]
+IDS = [c[0].__name__ for c in CASES]
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "paths"), CASES, ids=IDS)
+def test_every_path_is_templated_and_conn_id_defaults(
+    cls: type[Any], kwargs: dict[str, Any], paths: set[str]
+) -> None:
+    op = cls(task_id="t", **kwargs)
+    assert paths | {"dropbox_conn_id"} <= set(op.template_fields)
+    assert op.dropbox_conn_id == "dropbox_default"
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "paths"), CASES, ids=IDS)
+def test_hook_not_created_during_init(cls: type[Any], kwargs: dict[str, Any], paths: set[str]) -> None:
+    with mock.patch("airflow_provider_dropbox.operators.dropbox.DropboxHook") as hook_cls:
+        op = cls(task_id="t", **kwargs)
+    hook_cls.assert_not_called()
+    assert op._hook is None
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "paths"), CASES, ids=IDS)
+def test_arguments_are_keyword_only(cls: type[Any], kwargs: dict[str, Any], paths: set[str]) -> None:
+    with pytest.raises(TypeError):
+        cls("t", *kwargs.values())
+
+
+def test_static_paths_declare_dropbox_assets() -> None:
+    up = DropboxUploadOperator(task_id="u", local_path="/l/x.csv", remote_path="/Reports/X.csv")
+    assert [a.uri for a in up.outlets] == ["dropbox://dropbox_default/reports/x.csv"]
+    down = DropboxDownloadOperator(
+        task_id="d", remote_path="/Reports", local_path="/l", dropbox_conn_id="team"
+    )
+    assert [a.uri for a in down.inlets] == ["dropbox://team/reports"]
+    move = DropboxMoveOperator(task_id="m", from_path="/a", to_path="/b")
+    assert [a.uri for a in move.inlets] == ["dropbox://dropbox_default/a"]
+    assert {a.uri for a in move.outlets} == {"dropbox://dropbox_default/a", "dropbox://dropbox_default/b"}
+
+
+def test_templated_paths_declare_no_static_asset() -> None:
+    op = DropboxUploadOperator(task_id="u", local_path="/l", remote_path="/out/{{ ds }}.csv")
+    assert op.outlets == []
+
+
+def test_user_outlets_win() -> None:
+    from airflow.sdk import Asset
+
+    mine = Asset("dropbox://dropbox_default/custom")
+    op = DropboxCreateFolderOperator(task_id="c", path="/x", outlets=[mine])
+    assert op.outlets == [mine]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"mode": "append"}, "mode must be one of", id="mode"),
+        pytest.param({"mode": "update"}, "needs rev", id="update-without-rev"),
+        pytest.param({"chunk_size": 5_000_000}, "multiple of 4 MiB", id="chunk-size"),
+        pytest.param({"parallelism": 0}, "parallelism", id="parallelism"),
+    ],
+)
+def test_bad_upload_arguments_fail_at_parse_time(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DropboxUploadOperator(task_id="u", local_path="/l", remote_path="/r", **kwargs)
+
+
+def test_bad_overwrite_policy() -> None:
+    with pytest.raises(ValueError, match="overwrite must be one of"):
+        DropboxDownloadOperator(task_id="d", remote_path="/r", local_path="/l", overwrite="sometimes")
+
+
+def test_chunked_upload_forces_a_session_with_explicit_chunking(tmp_path: Any) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"abc")
+    op = DropboxChunkedUploadOperator(
+        task_id="c", local_path=str(src), remote_path="/f.bin", chunk_size=8 * 1024 * 1024, parallelism=2
+    )
+    client = mock.MagicMock()
+    client.list_folder.return_value = []
+    client.upload_file.return_value = {"path_display": "/f.bin"}
+    op._hook = mock.MagicMock(get_conn=mock.MagicMock(return_value=client))
+    assert op.execute({}) == [{"path_display": "/f.bin"}]  # type: ignore[arg-type]
+    kwargs = client.upload_file.call_args.kwargs
+    assert kwargs["single_request_limit"] == 0
+    assert kwargs["chunk_size"] == 8 * 1024 * 1024 and kwargs["parallelism"] == 2
