@@ -366,8 +366,10 @@ class _Uploader:
                 meta, correct = self._finish(f, session_id, offset, left, commit)
                 if meta is not None:
                     return session_id, f.size, meta
-                offset = correct
                 rejects += 1
+                if correct == offset:  # an earlier attempt may still be arriving: give it time
+                    self.client.retry.sleep(self.client.retry.backoff(rejects))
+                offset = correct
                 continue
             length = min(self.chunk, left)
             close = commit is None and offset + length == f.size
@@ -377,6 +379,8 @@ class _Uploader:
                     return session_id, f.size, None
             else:
                 rejects += 1
+                if new_offset == offset:
+                    self.client.retry.sleep(self.client.retry.backoff(rejects))
             offset = new_offset
             if commit is None and offset >= f.size:  # Dropbox has every byte; make sure the session is closed
                 self.append(f, session_id, f.size, 0, True)
@@ -419,12 +423,17 @@ class _Uploader:
         body = [(off, min(self.chunk, last_off - off)) for off in range(0, last_off, self.chunk)]
 
         def put(off: int, length: int, close: bool) -> None:
-            for _ in range(MAX_CHUNK_ATTEMPTS):
+            for attempt in range(1, MAX_CHUNK_ATTEMPTS + 1):
                 # Chunks already go in parallel threads; one hashing thread each keeps memory flat.
                 got = self.append(f, session_id, off, length, close, workers=1)
                 if got == off + length:
                     return
-                log.info("Dropbox concurrent session for %s: re-sending chunk @%d", f.remote, off)
+                # Usually an earlier attempt of this chunk is still arriving at the server: give it time.
+                wait = self.client.retry.backoff(attempt)
+                log.info(
+                    "Dropbox concurrent session for %s: re-sending chunk @%d in %.2f s", f.remote, off, wait
+                )
+                self.client.retry.sleep(wait)
             raise UploadSessionError(
                 f"Dropbox did not confirm chunk @{off} of '{f.remote}' after {MAX_CHUNK_ATTEMPTS} tries",
                 route="files/upload_session/append_v2",

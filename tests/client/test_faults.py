@@ -177,3 +177,27 @@ def test_corrupt_download_leaves_old_file_and_no_temp(
     assert plan.corrupt_count >= 1
     assert dst.read_bytes() == b"precious old content"
     assert leftovers(dst.parent) == []
+
+
+def test_client_timeouts_while_server_still_receiving(
+    fresh_emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """Chunks time out on the client while the throttled server is still storing them; re-sent chunks meet
+    the ones in flight (incorrect_offset at the same offset), wait, and end up confirmed, not duplicated."""
+    policy = RetryPolicy(initial_wait=0.2, max_wait=1.0, deadline=60.0, max_attempts=12)
+    client = make_client(fresh_emulator, timeout=0.7, retry_policy=policy)
+    client.get_current_account()
+    src = tmp_path / "slow.bin"
+    data = write_random(src, 16 * MiB + 1)
+    fresh_emulator.set_faults(bandwidth_mbps=32)  # 4 MB/s per request: a 4 MiB chunk needs ~1 s
+    timer = threading.Timer(1.5, fresh_emulator.clear_faults)  # requests started later are fast again
+    timer.start()
+    try:
+        meta = client.upload_file(
+            src, "/slow.bin", single_request_limit=4 * MiB, chunk_size=4 * MiB, parallelism=3
+        )
+    finally:
+        timer.join()
+    assert meta["content_hash"] == content_hash_bytes(data)
+    client.download_file("/slow.bin", tmp_path / "slow.out")
+    assert (tmp_path / "slow.out").read_bytes() == data
