@@ -272,29 +272,25 @@ class DropboxChangeTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DropboxAsyncHook(dropbox_conn_id=self.kw["dropbox_conn_id"])
+        self.log.info("Waiting for Dropbox changes under %s (longpoll)", self.kw["path"] or "/")
         try:
-            waiter = self._waiter(hook)
-            self.log.info("Waiting for Dropbox changes under %s (longpoll)", self.kw["path"] or "/")
-            try:
-                changes, cursor, reset = await waiter.next_batch(self.cursor)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                yield _event(
-                    {"status": "error", "message": f"{type(exc).__name__}: {exc}", "reset": _is_reset(exc)}
-                )
-                return
-            yield _event(
-                {
-                    "status": "success",
-                    "changes": changes,
-                    "cursor": cursor,
-                    "reset": reset,
-                    "count": len(changes),
-                }
-            )
+            changes, cursor, reset = await self._waiter(hook).next_batch(self.cursor)
+            payload = {
+                "status": "success",
+                "changes": changes,
+                "cursor": cursor,
+                "reset": reset,
+                "count": len(changes),
+            }
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            payload = {"status": "error", "message": f"{type(exc).__name__}: {exc}", "reset": _is_reset(exc)}
         finally:
+            # One-shot: release the HTTP clients before handing the event over, so nothing is left
+            # open however the triggerer (or dag.test's inline runner) disposes of this generator.
             await hook.aclose()
+        yield _event(payload)
 
 
 class DropboxChangeEventTrigger(BaseEventTrigger):
