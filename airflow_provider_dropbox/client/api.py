@@ -169,7 +169,12 @@ class DropboxClient:
             body = data() if callable(data) else data
             try:
                 resp = self.session.post(
-                    url, data=body, headers=all_headers, stream=stream, timeout=self._timeouts(read_timeout)
+                    url,
+                    data=body,
+                    headers=all_headers,
+                    stream=stream,
+                    timeout=self._timeouts(read_timeout),
+                    verify=self.session.verify,  # explicit, or REQUESTS_CA_BUNDLE would override ca_bundle
                 )
             finally:
                 close = getattr(body, "close", None)

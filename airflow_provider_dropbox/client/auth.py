@@ -145,7 +145,12 @@ def token_request(
     """POST a form to /oauth2/token and decode the answer into a dict or a typed error.
 
     Token-endpoint errors are 400 JSON ``{"error": ..., "error_description": ...}`` (not 401)."""
-    resp = session.post(endpoints.token, data=form, timeout=(min(10.0, timeout), timeout))
+    resp = session.post(
+        endpoints.token,
+        data=form,
+        timeout=(min(10.0, timeout), timeout),
+        verify=session.verify,  # explicit, or REQUESTS_CA_BUNDLE would override the configured CA bundle
+    )
     request_id = resp.headers.get("X-Dropbox-Request-Id")
     tail = f" (request id {request_id})" if request_id else ""
     if resp.status_code == 200:

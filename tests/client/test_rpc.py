@@ -199,3 +199,28 @@ def test_tls_verification_stays_on(tmp_path: Path) -> None:
     assert DropboxClient(Credentials(access_token="sl.x"), ca_bundle=str(bundle)).session.verify == str(
         bundle
     )
+
+
+def test_ca_bundle_wins_over_requests_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS against an HTTPS emulator with its own CA: ``ca_bundle`` must be used even when REQUESTS_CA_BUNDLE
+    (set on many machines) points elsewhere, and an untrusted server must fail fast with a TLS message."""
+    from tests.client.conftest import dev_credentials
+    from tests.emulator_process import start_emulator
+    from tests.sdk.certs import make_cert
+
+    cert, key = make_cert(tmp_path / "tls")
+    emu = start_emulator(tmp_path / "emu", "--certfile", str(cert), "--keyfile", str(key))
+    try:
+        assert emu.base_url.startswith("https://")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "elsewhere.pem"))
+        endpoints = Endpoints.single_host(emu.base_url)
+        with DropboxClient(dev_credentials(), endpoints=endpoints, ca_bundle=str(cert)) as good:
+            assert good.get_current_account()["account_id"].startswith("dbid:")
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        started = time.monotonic()
+        with DropboxClient(dev_credentials(), endpoints=endpoints) as untrusted:
+            with pytest.raises(errors.DropboxConnectionError, match="TLS verification failed"):
+                untrusted.get_current_account()
+        assert time.monotonic() - started < 5  # a certificate problem is not retried
+    finally:
+        emu.stop()
