@@ -84,7 +84,8 @@ async def serve(ns: argparse.Namespace) -> None:
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
-        log_level="warning",
+        log_level="info" if ns.access_log else "warning",
+        log_config=None,  # everything to stderr via our basicConfig: stdout carries only the URL line
         access_log=ns.access_log,
         ssl_certfile=ns.certfile,
         ssl_keyfile=ns.keyfile,
