@@ -16,6 +16,7 @@ import errno
 import itertools
 import logging
 import os
+import stat
 import threading
 import time
 from collections import Counter
@@ -223,31 +224,39 @@ class Applier:
             self.result.bytes_downloaded += int(meta.get("size", a.size) or 0)
         self._done("download")
 
+    def _copy_source(self, src: str, tmp: str) -> tuple[str, int] | None:
+        """Copy a regular file into ``tmp``, hashing it; ``None`` if it is gone or no longer a file."""
+        try:
+            fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # e.g. replaced by a folder earlier in this run
+            os.close(fd)
+            return None
+        hasher = ContentHasher()
+        copied = 0
+        with os.fdopen(fd, "rb") as fin:
+            with open(tmp, "xb") as fout:
+                while chunk := fin.read(_COPY_CHUNK):
+                    hasher.update(chunk)
+                    fout.write(chunk)
+                    copied += len(chunk)
+                fout.flush()
+                os.fsync(fout.fileno())
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return hasher.hexdigest(), copied
+
     def _copy_local(self, a: Action) -> None:
         self._check_stop()
         src = self._abs(a.source or "")
         tmp = self._tmp()
-        hasher = ContentHasher()
-        copied = 0
         try:
-            try:
-                fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except OSError:
-                fd = -1
-            if fd >= 0:
-                with os.fdopen(fd, "rb") as fin, open(tmp, "xb") as fout:
-                    st = os.fstat(fin.fileno())
-                    while chunk := fin.read(_COPY_CHUNK):
-                        hasher.update(chunk)
-                        fout.write(chunk)
-                        copied += len(chunk)
-                    fout.flush()
-                    os.fsync(fout.fileno())
-                os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-            if fd >= 0 and hasher.hexdigest() == a.content_hash:
+            got = self._copy_source(src, tmp)
+            if got is not None and got[0] == a.content_hash:
                 self._place(tmp, a, None, a.content_hash)
                 with self._mu:
-                    self.result.bytes_copied += copied
+                    self.result.bytes_copied += got[1]
                 self._done("copy_local")
                 return
         finally:

@@ -436,3 +436,13 @@ def test_hostile_remote_names_cannot_escape(tmp_path: Path) -> None:
     assert sorted(os.listdir(box)) == ["m"] and sorted(os.listdir(tmp_path)) == ["box"]
     reasons = " | ".join(s["reason"] for s in r.skipped)
     assert len(r.skipped) >= 4 and "not a valid file name" in reasons and "contains '/'" in reasons
+
+
+def test_swap_whose_new_child_has_the_old_files_content(dbx: FakeDropbox, tmp_path: Path) -> None:
+    """The local copy's source is deleted by the swap before the deferred copy runs: it falls back."""
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.delete("/Root/a.txt")
+    dbx.put("/Root/a.txt/inner.txt", b"alpha")  # same bytes as the file it replaces
+    r = run(dbx, dest)
+    assert r.ok and local_tree(dest) == dbx.tree("/Root")
