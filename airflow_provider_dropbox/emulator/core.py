@@ -135,9 +135,11 @@ async def inject_pre_faults(emu: Emulator, request: Request) -> Response | None:
         return rate_limit_response("too_many_requests", f.settings.retry_after_s, f.settings.rate_limit_text)
     if f.roll("server_error"):
         status = f.choice([500, 503])
-        return text_response(
-            "Internal Server Error" if status == 500 else "Service Unavailable", status=status
-        )
+        if status == 500:
+            return text_response("Internal Server Error", status=500)
+        # 503 is the "come back later" answer; it carries a Retry-After like a 429.
+        retry = {"Retry-After": str(f.settings.retry_after_s)}
+        return text_response("Service Unavailable", status=503, headers=retry)
     return None
 
 

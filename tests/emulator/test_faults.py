@@ -58,8 +58,15 @@ def test_rate_limit(faulty_api: Api) -> None:
 def test_server_error(faulty_api: Api) -> None:
     api = faulty_api
     api.emu.set_faults(server_error=1)
-    for _ in range(5):
-        assert api.rpc("users/get_current_account").status_code in (500, 503)
+    api.emu.set_faults(server_error=1, retry_after_s=4, seed=5)
+    seen = set()
+    for _ in range(12):
+        r = api.rpc("users/get_current_account")
+        seen.add(r.status_code)
+        assert r.status_code in (500, 503)
+        if r.status_code == 503:
+            assert r.headers["Retry-After"] == "4"
+    assert seen == {500, 503}
     api.emu.clear_faults()
     assert api.rpc("users/get_current_account").status_code == 200
 
