@@ -192,3 +192,38 @@ def local_tree(root: str | os.PathLike[str]) -> dict[str, bytes | None]:
             with open(os.path.join(dirpath, f), "rb") as fh:
                 out[f"{rel}/{f}" if rel else f] = fh.read()
     return out
+
+
+class FakeClient(FakeDropbox):
+    """The fake with the client's write calls, so the random-history generator drives it like the emulator."""
+
+    def upload_file(self, local_path: str, remote_path: str, *, mode: str = "add") -> dict[str, Any]:
+        with open(local_path, "rb") as fh:
+            data = fh.read()
+        try:
+            self.put(remote_path, data)
+        except KeyError as exc:
+            raise errors.PathConflictError(str(exc), route="files/upload") from None
+        return self._meta(lower(remote_path))
+
+    def delete(self, display: str) -> None:  # type: ignore[override]
+        try:
+            super().delete(display)
+        except KeyError as exc:
+            raise errors.PathNotFoundError(str(exc), route="files/delete_v2") from None
+
+    def move(self, src: str, dst: str) -> None:  # type: ignore[override]
+        if lower(dst) in self.nodes:
+            raise errors.PathConflictError(f"{dst} exists", route="files/move_v2")
+        if lower(src) not in self.nodes:
+            raise errors.PathNotFoundError(src, route="files/move_v2")
+        try:
+            super().move(src, dst)
+        except KeyError as exc:
+            raise errors.PathConflictError(str(exc), route="files/move_v2") from None
+
+    def create_folder(self, display: str) -> None:
+        try:
+            self.mkdir(display)
+        except KeyError as exc:
+            raise errors.PathConflictError(str(exc), route="files/create_folder_v2") from None
