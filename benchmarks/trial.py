@@ -12,6 +12,8 @@ The official SDK is only imported here, in the child, whose environment (set by 
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import os
 import shutil
@@ -53,10 +55,21 @@ def reset_peak() -> bool:
         return False
 
 
+def settle() -> None:
+    """Free what set-up left behind (garbage, glibc's free heap) so RSS cannot fall during the trial: a fall
+    would hide part of the growth, which is measured from the RSS at the start."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class Meter:
     """Wall time and peak RSS growth of one block of work."""
 
     def __enter__(self) -> Meter:
+        settle()
         self.peak_reset = reset_peak()
         self.rss_before = _status_kib("VmRSS")
         self.cpu0 = os.times()
