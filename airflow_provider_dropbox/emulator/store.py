@@ -7,98 +7,32 @@ are blocking and take ``self.lock``: call them from a thread pool.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import secrets
-import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .db import Db
+from .model import (
+    LookupFail,
+    Node,
+    RelocationFail,
+    StoreError,
+    WriteFail,
+    deleted_metadata,
+    new_id,
+    now_ts,
+    tag,
+)
 from .paths import basename, is_disallowed, malformed_reason, norm, numbered_name, parent_key, sort_key
 
 ROOT_NAMESPACE_ID = "3235641"
 MAX_RELOCATION = 10_000
-
-
-class StoreError(Exception):
-    """A domain error; routes wrap ``reason`` in their own stone union."""
-
-    kind = "store"
-
-    def __init__(self, reason: dict[str, Any]) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class LookupFail(StoreError):
-    kind = "lookup"
-
-
-class WriteFail(StoreError):
-    kind = "write"
-
-
-class RelocationFail(StoreError):
-    kind = "relocation"
-
-
-def _tag(name: str, value: Any = None) -> dict[str, Any]:
-    return {".tag": name} if value is None else {".tag": name, name: value}
-
-
-def now_ts() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def new_id() -> str:
-    return "id:" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
-
-
-@dataclass
-class Node:
-    kind: str  # "file" | "folder"
-    display: str
-    id: str
-    rev: str = ""
-    size: int = 0
-    content_hash: str = ""
-    blob: str = ""
-    client_modified: str = ""
-    server_modified: str = ""
-
-    @property
-    def key(self) -> str:
-        return norm(self.display)
-
-    def metadata(self, tagged: bool) -> dict[str, Any]:
-        """Stone shape: ``.tag`` only where the declared type is ``Metadata``."""
-        md: dict[str, Any] = {".tag": self.kind} if tagged else {}
-        md.update(name=basename(self.display), path_lower=self.key, path_display=self.display, id=self.id)
-        if self.kind == "file":
-            md.update(
-                client_modified=self.client_modified,
-                server_modified=self.server_modified,
-                rev=self.rev,
-                size=self.size,
-                is_downloadable=True,
-                content_hash=self.content_hash,
-            )
-        return md
-
-
-def deleted_metadata(display: str) -> dict[str, Any]:
-    return {
-        ".tag": "deleted",
-        "name": basename(display),
-        "path_lower": norm(display),
-        "path_display": display,
-    }
+__all__ = ["LookupFail", "Node", "RelocationFail", "Store", "StoreError", "WriteFail", "deleted_metadata"]
 
 
 def _unlink_all(paths: list[Path]) -> None:
@@ -129,31 +63,17 @@ class Store:
         self.used = 0  # bytes in all files (copies count again, as on Dropbox)
         self.quota_bytes: int | None = None  # None: no quota (set from the faults)
         self._garbage: set[str] = set()
-        self.db = sqlite3.connect(
-            str(data_dir / "emulator.sqlite3"), check_same_thread=False, isolation_level=None
-        )
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        for table, cols in (
-            ("nodes", "key TEXT PRIMARY KEY, data TEXT"),
-            ("deleted", "key TEXT PRIMARY KEY, display TEXT"),
-            ("journal", "seq INTEGER PRIMARY KEY, op TEXT, display TEXT"),
-            ("kv", "tbl TEXT, key TEXT, data TEXT, PRIMARY KEY (tbl, key)"),
-        ):
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+        self.db = Db(data_dir / "emulator.sqlite3")
         self._load()
         self._clean_tmp()
 
     # ------------------------------------------------------------ persistence
 
     def _load(self) -> None:
-        for (data,) in self.db.execute("SELECT data FROM nodes"):
-            node = Node(**json.loads(data))
+        for node in self.db.nodes():
             self._index(node)
-        for key, display in self.db.execute("SELECT key, display FROM deleted"):
-            self.deleted[key] = display
-        for op, display in self.db.execute("SELECT op, display FROM journal ORDER BY seq"):
-            self.journal.append((op, display))
+        self.deleted.update(self.db.deleted())
+        self.journal.extend(self.db.journal())
         secret = self.kv_get("meta", "secret")
         if secret is None:
             secret = secrets.token_hex(32)
@@ -171,34 +91,28 @@ class Store:
                 p.unlink(missing_ok=True)
 
     def kv_get(self, tbl: str, key: str) -> Any:
+        """Small persisted values (tokens, links, meta) next to the tree, under the same lock."""
         with self.lock:
-            row = self.db.execute("SELECT data FROM kv WHERE tbl=? AND key=?", (tbl, key)).fetchone()
-        return None if row is None else json.loads(row[0])
+            return self.db.kv_get(tbl, key)
 
     def kv_all(self, tbl: str) -> dict[str, Any]:
         with self.lock:
-            rows = self.db.execute("SELECT key, data FROM kv WHERE tbl=?", (tbl,)).fetchall()
-        return {k: json.loads(d) for k, d in rows}
+            return self.db.kv_all(tbl)
 
     def kv_put(self, tbl: str, key: str, value: Any) -> None:
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (tbl, key, json.dumps(value)))
+            self.db.kv_put(tbl, key, value)
 
     def kv_del(self, tbl: str, key: str) -> None:
         with self.lock:
-            self.db.execute("DELETE FROM kv WHERE tbl=? AND key=?", (tbl, key))
+            self.db.kv_del(tbl, key)
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
         """One sqlite transaction per mutation; listeners hear about it after commit."""
         before = len(self.journal)
-        self.db.execute("BEGIN")
-        try:
+        with self.db.transaction():
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
         dead = [b for b in self._garbage if self.blob_refs.get(b, 0) <= 0]
         self._garbage.clear()
         for blob in dead:
@@ -229,8 +143,7 @@ class Store:
             self._unindex(old)
         self._index(node)
         self.deleted.pop(node.key, None)
-        self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?)", (node.key, json.dumps(asdict(node))))
-        self.db.execute("DELETE FROM deleted WHERE key=?", (node.key,))
+        self.db.put_node(node)
 
     def _unindex(self, node: Node) -> None:
         key = node.key
@@ -247,18 +160,15 @@ class Store:
     def _remove(self, node: Node) -> None:
         self._unindex(node)
         self.deleted[node.key] = node.display
-        self.db.execute("DELETE FROM nodes WHERE key=?", (node.key,))
-        self.db.execute("INSERT OR REPLACE INTO deleted VALUES (?, ?)", (node.key, node.display))
+        self.db.remove_node(node)
 
     def _log(self, op: str, display: str) -> None:
         self.journal.append((op, display))
-        self.db.execute("INSERT INTO journal VALUES (?, ?, ?)", (len(self.journal), op, display))
+        self.db.append_journal(len(self.journal), op, display)
 
     def _new_rev(self) -> str:
         self._rev_counter += 1
-        self.db.execute(
-            "INSERT OR REPLACE INTO kv VALUES ('meta', 'rev_counter', ?)", (json.dumps(self._rev_counter),)
-        )
+        self.db.kv_put("meta", "rev_counter", self._rev_counter)
         return f"{self._rev_counter:09x}{secrets.token_hex(4)}"
 
     # ------------------------------------------------------------ lookups
@@ -273,29 +183,29 @@ class Store:
             ident, sep, rest = path.partition("/")
             base = self.by_id.get(ident)
             if base is None:
-                raise LookupFail(_tag("not_found"))
+                raise LookupFail(tag("not_found"))
             return base + (self._validated("/" + rest) if sep else "")
         if path.startswith("rev:"):
             key = self.by_rev.get(path[4:])
             if key is None:
-                raise LookupFail(_tag("not_found"))
+                raise LookupFail(tag("not_found"))
             return key
         if path.startswith("ns:"):
             ns, sep, rest = path[3:].partition("/")
             if ns != ROOT_NAMESPACE_ID:
-                raise LookupFail(_tag("not_found"))
+                raise LookupFail(tag("not_found"))
             path = "/" + rest if sep else ""
         if path == "":
             if allow_root:
                 return ""
-            raise LookupFail(_tag("malformed_path", "The root folder is unsupported."))
+            raise LookupFail(tag("malformed_path", "The root folder is unsupported."))
         return self._validated(path)
 
     @staticmethod
     def _validated(path: str) -> str:
         reason = malformed_reason(path)
         if reason is not None:
-            raise LookupFail(_tag("malformed_path", reason))
+            raise LookupFail(tag("malformed_path", reason))
         return norm(path)
 
     def display_of(self, path: str) -> str:
@@ -322,7 +232,7 @@ class Store:
         with self.lock:
             node = self.nodes.get(self._key_of(path))
             if node is None:
-                raise LookupFail(_tag("not_found"))
+                raise LookupFail(tag("not_found"))
             return node
 
     def get_metadata(self, path: str, include_deleted: bool) -> dict[str, Any]:
@@ -333,7 +243,7 @@ class Store:
                 return node.metadata(tagged=True)
             if include_deleted and key in self.deleted:
                 return deleted_metadata(self.deleted[key])
-            raise LookupFail(_tag("not_found"))
+            raise LookupFail(tag("not_found"))
 
     def folder_key(self, path: str) -> str:
         """Resolve a list_folder root; ``""`` is the root. Files give ``not_folder``."""
@@ -343,9 +253,9 @@ class Store:
                 return ""
             node = self.nodes.get(key)
             if node is None:
-                raise LookupFail(_tag("not_found"))
+                raise LookupFail(tag("not_found"))
             if node.kind != "folder":
-                raise LookupFail(_tag("not_folder"))
+                raise LookupFail(tag("not_folder"))
             return key
 
     def open_file(self, path: str) -> tuple[Node, int]:
@@ -353,7 +263,7 @@ class Store:
         with self.lock:
             node = self.lookup(path)
             if node.kind != "file":
-                raise LookupFail(_tag("not_file"))
+                raise LookupFail(tag("not_file"))
             return node, os.open(self.blob_dir / node.blob, os.O_RDONLY)
 
     def _subtree(self, key: str) -> list[str]:
@@ -431,11 +341,11 @@ class Store:
             key = self._key_of(path)
         except LookupFail as e:
             if e.reason[".tag"] == "not_found":
-                raise WriteFail(_tag("malformed_path", "no item with that id")) from None
+                raise WriteFail(tag("malformed_path", "no item with that id")) from None
             raise WriteFail(e.reason) from None
         display = self.display_of(path)
         if is_disallowed(basename(display)):
-            raise WriteFail(_tag("disallowed_name"))
+            raise WriteFail(tag("disallowed_name"))
         return key, display
 
     def _check_ancestors(self, key: str) -> None:
@@ -443,7 +353,7 @@ class Store:
         while k:
             node = self.nodes.get(k)
             if node is not None and node.kind == "file":
-                raise WriteFail(_tag("conflict", _tag("file_ancestor")))
+                raise WriteFail(tag("conflict", tag("file_ancestor")))
             k = parent_key(k)
 
     def _ensure_parents(self, display: str) -> None:
@@ -502,11 +412,11 @@ class Store:
                 conflict = ""
             if conflict:
                 if not autorename:
-                    raise WriteFail(_tag("conflict", _tag(conflict)))
+                    raise WriteFail(tag("conflict", tag(conflict)))
                 display = self._free_name(display, is_file=True, label=label)
                 existing = None
             if not self._check_quota(size - (existing.size if existing is not None else 0)):
-                raise WriteFail(_tag("insufficient_space"))
+                raise WriteFail(tag("insufficient_space"))
             with self._tx():
                 blob = secrets.token_hex(16)
                 os.replace(tmp_blob, self.blob_dir / blob)
@@ -534,7 +444,7 @@ class Store:
             existing = self.nodes.get(key)
             if existing is not None:
                 if not autorename:
-                    raise WriteFail(_tag("conflict", _tag(existing.kind)))
+                    raise WriteFail(tag("conflict", tag(existing.kind)))
                 display = self._free_name(display, is_file=False)
             with self._tx():
                 self._ensure_parents(display)
@@ -548,7 +458,7 @@ class Store:
         with self.lock:
             node = self.lookup(path)
             if parent_rev is not None and (node.kind != "file" or node.rev != parent_rev):
-                raise WriteFail(_tag("conflict", _tag(node.kind)))
+                raise WriteFail(tag("conflict", tag(node.kind)))
             md = node.metadata(tagged=True)
             with self._tx():
                 for k in reversed(self._subtree(node.key)):
@@ -562,30 +472,30 @@ class Store:
             try:
                 src = self.lookup(from_path)
             except LookupFail as e:
-                raise RelocationFail(_tag("from_lookup", e.reason)) from None
+                raise RelocationFail(tag("from_lookup", e.reason)) from None
             try:
                 key, display = self._write_target(to_path)
             except WriteFail as e:
-                raise RelocationFail(_tag("to", e.reason)) from None
+                raise RelocationFail(tag("to", e.reason)) from None
             if key.startswith(src.key + "/"):
-                raise RelocationFail(_tag("cant_move_folder_into_itself"))
+                raise RelocationFail(tag("cant_move_folder_into_itself"))
             try:
                 self._check_ancestors(key)
             except WriteFail as e:
-                raise RelocationFail(_tag("to", e.reason)) from None
+                raise RelocationFail(tag("to", e.reason)) from None
             case_only = key == src.key and not copy
             if key == src.key and display == src.display:
-                raise RelocationFail(_tag("to", _tag("conflict", _tag(src.kind))))
+                raise RelocationFail(tag("to", tag("conflict", tag(src.kind))))
             if key in self.nodes and not case_only:
                 if not autorename:
-                    raise RelocationFail(_tag("to", _tag("conflict", _tag(self.nodes[key].kind))))
+                    raise RelocationFail(tag("to", tag("conflict", tag(self.nodes[key].kind))))
                 display = self._free_name(display, is_file=src.kind == "file")
             keys = self._subtree(src.key)
             if len(keys) > MAX_RELOCATION:
-                raise RelocationFail(_tag("too_many_files"))
+                raise RelocationFail(tag("too_many_files"))
             old_nodes = [self.nodes[k] for k in keys]
             if copy and not self._check_quota(sum(n.size for n in old_nodes)):
-                raise RelocationFail(_tag("insufficient_quota"))
+                raise RelocationFail(tag("insufficient_quota"))
             with self._tx():
                 if not copy:
                     for n in reversed(old_nodes):
