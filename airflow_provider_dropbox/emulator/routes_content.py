@@ -1,4 +1,4 @@
-"""Content routes: download (ranges, ETag), upload, and upload sessions (start/append/finish/batch).
+"""Content routes: download (ranges, ETag) and single-request upload; CommitInfo parsing.
 
 Bytes go straight from the socket to their final file; only metadata is handled under locks.
 """
@@ -14,35 +14,22 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
-from .core import Call, Route, blocking, check_lock, lock_429, lock_fault, lookup_error
+from .core import Call, Route, blocking, lock_429, lock_fault, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN
-from .sessions import Session, SessionFail
 from .store import LookupFail, StoreError
 from .transfer import FdStream, Throttle, receive_body
-from .wire import ApiFail, Args, api_error, bad_input, dumps, json_response, tag, text_response, void_response
+from .wire import ApiFail, Args, api_error, bad_input, dumps, json_response, tag, text_response
 
 REV_PATTERN = "[0-9a-f]{9,}"
 HASH_PATTERN = "[0-9a-fA-F]{64}"
 TS_PATTERN = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
-LOOKUP_TAGS = frozenset(
-    {
-        "not_found",
-        "incorrect_offset",
-        "closed",
-        "not_closed",
-        "too_large",
-        "concurrent_session_invalid_offset",
-        "concurrent_session_invalid_data_size",
-        "payload_too_large",
-    }
-)
 
 
-def _throttle(c: Call) -> Throttle:
+def throttle_for(c: Call) -> Throttle:
     return Throttle(c.emu.faults.bytes_per_s)
 
 
-def _content_length(c: Call) -> int | None:
+def content_length(c: Call) -> int | None:
     v = c.request.headers.get("content-length")
     return int(v) if v is not None and v.isdigit() else None
 
@@ -99,7 +86,7 @@ async def download(c: Call) -> Response:
             headers["Content-Range"] = f"bytes {start}-{end}/{node.size}"
     headers["Content-Length"] = str(length)
     return StreamingResponse(
-        FdStream(fd, start, length, _throttle(c)),
+        FdStream(fd, start, length, throttle_for(c)),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
@@ -143,7 +130,7 @@ class Commit:
         return md
 
 
-def _content_hash_arg(a: Args) -> str | None:
+def content_hash_arg(a: Args) -> str | None:
     v = a.opt_str("content_hash", pattern=HASH_PATTERN)
     return v.lower() if v else None
 
@@ -155,12 +142,12 @@ async def upload(c: Call) -> Response:
     """Single-request upload: body -> temp file -> commit. On a failed commit the bytes become a closed
     session whose id goes back in ``upload_session_id`` (so the commit can be retried with finish)."""
     commit = Commit(c.args)
-    want_hash = _content_hash_arg(c.args)
+    want_hash = content_hash_arg(c.args)
     store, sessions = c.emu.store, c.emu.sessions
     tmp = store.tmp_dir / secrets.token_hex(16)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        body = await receive_body(c.request, fd, 0, _throttle(c))
+        body = await receive_body(c.request, fd, 0, throttle_for(c))
     except BaseException:
         tmp.unlink(missing_ok=True)  # client went away
         raise
@@ -187,218 +174,7 @@ async def upload(c: Call) -> Response:
     return json_response(md)
 
 
-# ---------------------------------------------------------------- upload sessions
-
-
-def _session_fail(e: SessionFail) -> ApiFail:
-    return api_error(e.reason)
-
-
-async def _append_data(c: Call, sid: str, offset: int, close: bool, want_hash: str | None) -> Session:
-    """Receive one piece of a session at ``offset``: checks, pwrite, hash check, record."""
-    sessions = c.emu.sessions
-    length = _content_length(c)
-    s: Session = await blocking(sessions.reserve, sid, offset, length, close)
-    try:
-        if s.concurrent and length is not None and length % (4 * 1024 * 1024) and not close:
-            raise SessionFail(tag("concurrent_session_invalid_data_size"))
-        hasher = sessions.seq_hasher_copy(s) if not s.concurrent else None
-        # Sequential pieces at a block boundary reuse the request's block digests (no second pass).
-        aligned = hasher is not None and hasher.at_boundary
-        fd = os.open(sessions.data_path(sid), os.O_WRONLY)
-        try:
-            body = await receive_body(
-                c.request,
-                fd,
-                offset,
-                _throttle(c),
-                on_block=hasher.update if hasher and not aligned else None,
-            )
-        finally:
-            os.close(fd)
-        if hasher is not None and aligned:
-            hasher = hasher.followed_by(body.hasher)
-        if body.too_large:
-            raise SessionFail(tag("payload_too_large"))
-        if want_hash is not None and want_hash != body.content_hash:
-            raise SessionFail(tag("content_hash_mismatch"))
-        await blocking(
-            sessions.commit_append, s, offset, body.size, close, body.hasher.block_digests(), hasher
-        )
-    finally:
-        sessions.release(s, offset)
-    return s
-
-
-async def start(c: Call) -> Response:
-    close = c.args.flag("close")
-    session_type, _ = c.args.union_tag("session_type", "sequential", ("sequential", "concurrent"))
-    want_hash = _content_hash_arg(c.args)
-    sessions = c.emu.sessions
-    if session_type == "concurrent":
-        if close:
-            raise api_error(tag("concurrent_session_close_not_allowed"))
-        body = await receive_body(c.request, None, 0, _throttle(c))
-        if body.size:
-            raise api_error(tag("concurrent_session_data_not_allowed"))
-        if want_hash is not None and want_hash != body.content_hash:
-            raise api_error(tag("content_hash_mismatch"))
-        s = await blocking(sessions.create, True)
-        return json_response({"session_id": s.id})
-    s = await blocking(sessions.create, False)
-    try:
-        await _append_data(c, s.id, 0, close, want_hash)
-    except SessionFail as e:
-        raise _session_fail(e) from None
-    return json_response({"session_id": s.id})
-
-
-def _cursor(a: Args) -> tuple[str, int]:
-    cur = a.obj("cursor", required=True)
-    assert cur is not None
-    return cur.req_str("session_id"), cur.req_int("offset", lo=0)
-
-
-async def append_v2(c: Call) -> Response:
-    sid, offset = _cursor(c.args)
-    close = c.args.flag("close")
-    want_hash = _content_hash_arg(c.args)
-    try:
-        await _append_data(c, sid, offset, close, want_hash)
-    except SessionFail as e:
-        raise _session_fail(e) from None
-    return void_response()
-
-
-def _finish_error(e: SessionFail) -> dict[str, Any]:
-    """Lookup reasons nest under ``lookup_failed``; the concurrent_* finish errors are top level."""
-    if e.reason[".tag"] in LOOKUP_TAGS:
-        return tag("lookup_failed", e.reason)
-    return e.reason
-
-
-async def _finish_one(c: Call, sid: str, offset: int, commit: Commit, batch: bool) -> dict[str, Any]:
-    """Assemble a session and commit it; raises SessionFail / ApiFail-ready dicts via _FinishFail."""
-    sessions = c.emu.sessions
-    s = await blocking(sessions.get, sid)
-    if s.finished:
-        raise SessionFail(tag("closed"))
-    if batch and not s.closed:
-        raise SessionFail(tag("not_closed"))
-    if s.concurrent and s.closed and offset != s.size:
-        raise SessionFail({".tag": "incorrect_offset", "correct_offset": s.size})
-    if not s.concurrent and offset != s.size:
-        raise SessionFail({".tag": "incorrect_offset", "correct_offset": s.size})
-    with sessions.lock:
-        if -1 in s.inflight:
-            raise SessionFail({".tag": "incorrect_offset", "correct_offset": s.size})
-        s.inflight.add(-1)
-    try:
-        data, size, chash = await blocking(sessions.assemble, s)
-        if batch:
-            if c.emu.faults.roll("lock_contention"):
-                raise _EntryFail(tag("too_many_write_operations"))
-        else:
-            check_lock(c, tag("too_many_write_operations"))
-        try:
-            md = await commit.commit(c, data, size, chash)
-        except StoreError as e:
-            raise _EntryFail(tag("path", e.reason)) from None
-        await blocking(sessions.mark_finished, s)
-        return md
-    finally:
-        sessions.release(s, -1)
-
-
-class _EntryFail(Exception):
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-async def finish(c: Call) -> Response:
-    sid, offset = _cursor(c.args)
-    commit_args = c.args.obj("commit", required=True)
-    assert commit_args is not None
-    commit = Commit(commit_args)
-    want_hash = _content_hash_arg(c.args)
-    length = _content_length(c)
-    try:
-        s = await blocking(c.emu.sessions.get, sid)
-        if length != 0 and s.concurrent:
-            body = await receive_body(c.request, None, 0, _throttle(c))
-            if body.size:
-                raise api_error(tag("concurrent_session_data_not_allowed"))
-        elif length != 0:
-            s = await _append_data(c, sid, offset, True, want_hash)
-            offset = s.size
-        elif want_hash is not None and want_hash != _EMPTY_HASH:
-            raise api_error(tag("content_hash_mismatch"))
-        md = await _finish_one(c, sid, offset, commit, batch=False)
-    except SessionFail as e:
-        raise api_error(_finish_error(e)) from None
-    except _EntryFail as e:
-        raise api_error(e.error) from None
-    return json_response(md)
-
-
-_EMPTY_HASH = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
-async def _finish_entries(c: Call) -> list[dict[str, Any]]:
-    raw = c.args.value.get("entries")
-    if not isinstance(raw, list):
-        raise bad_input(c.func, "request body: missing required field 'entries'")
-    if len(raw) > 1000:
-        raise bad_input(c.func, f"request body: entries: list has {len(raw)} items, more than 1000")
-    parsed = []
-    for i, item in enumerate(raw):
-        a = Args(c.func, item, f"request body: entries: [{i}]")
-        sid, offset = _cursor(a)
-        commit_args = a.obj("commit", required=True)
-        assert commit_args is not None
-        parsed.append((sid, offset, Commit(commit_args)))
-    results: list[dict[str, Any]] = []
-    for sid, offset, commit in parsed:
-        try:
-            md = await _finish_one(c, sid, offset, commit, batch=True)
-            results.append({".tag": "success", **md})
-        except SessionFail as e:
-            results.append({".tag": "failure", "failure": _finish_error(e)})
-        except _EntryFail as e:
-            results.append({".tag": "failure", "failure": e.error})
-    return results
-
-
-async def finish_batch_v2(c: Call) -> Response:
-    return json_response({"entries": await _finish_entries(c)})
-
-
-async def finish_batch(c: Call) -> Response:
-    """Deprecated async flavour: commits synchronously, then hands out a job id for ``check``."""
-    entries = await _finish_entries(c)
-    job = "dbjid:" + secrets.token_urlsafe(24)
-    c.emu.batch_jobs[job] = entries
-    return json_response({".tag": "async_job_id", "async_job_id": job})
-
-
-async def finish_batch_check(c: Call) -> Response:
-    job = c.args.req_str("async_job_id")
-    entries = c.emu.batch_jobs.get(job)
-    if entries is None:
-        raise api_error(tag("invalid_async_job_id"))
-    return json_response({".tag": "complete", "entries": entries})
-
-
 ROUTES = [
     Route("/2/files/download", "download", download, methods=("GET", "POST")),
     Route("/2/files/upload", "upload", upload, write=True),
-    Route("/2/files/upload_session/start", "upload", start, write=True),
-    Route("/2/files/upload_session/append_v2", "upload", append_v2, write=True),
-    Route("/2/files/upload_session/finish", "upload", finish, write=True),
-    Route("/2/files/upload_session/finish_batch_v2", "rpc", finish_batch_v2, write=True),
-    Route("/2/files/upload_session/finish_batch", "rpc", finish_batch, write=True),
-    Route("/2/files/upload_session/finish_batch/check", "rpc", finish_batch_check),
 ]
-
-__all__ = ["ROUTES", "text_response"]
