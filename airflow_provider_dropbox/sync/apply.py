@@ -38,6 +38,7 @@ from airflow_provider_dropbox.sync.plan import Action, Plan
 from airflow_provider_dropbox.sync.state import Managed, fsync_dir
 
 _COPY_CHUNK = 1024 * 1024
+CHECKPOINT_EVERY = 5.0  # seconds between manifest checkpoints during long transfer phases
 
 
 class Downloader(Protocol):
@@ -75,7 +76,7 @@ class Applier:
         logger: logging.Logger,
         should_stop: Callable[[], bool] = lambda: False,
         checkpoint: Callable[[], None] | None = None,
-        checkpoint_every: float = 5.0,
+        checkpoint_every: float | None = None,
     ) -> None:
         self.client = client
         self.root = root
@@ -88,7 +89,7 @@ class Applier:
         self.log = logger
         self.should_stop = should_stop
         self.checkpoint = checkpoint
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every = CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
         self.result = ApplyResult()
         self.touched_dirs: set[str] = set()
         self._mu = threading.Lock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PLAN_LIMIT = 1000  # actions listed in to_dict(); the counts always cover all of them
+PLAN_LIMIT = 200  # actions listed by to_dict() by default (XCom rows stay small); counts cover all of them
 
 
 @dataclass
@@ -61,7 +61,8 @@ class MirrorReport:
             text += f"; aborted: {self.aborted}"
         return text
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, plan_limit: int = PLAN_LIMIT) -> dict[str, Any]:
+        """JSON-safe summary; lists at most ``plan_limit`` actions (and skipped entries)."""
         return {
             "remote_path": self.remote_path,
             "local_dir": self.local_dir,
@@ -81,12 +82,12 @@ class MirrorReport:
             "errors": list(self.errors),
             "conflicts": list(self.conflicts),
             "collisions": list(self.collisions),
-            "skipped": list(self.skipped[:PLAN_LIMIT]),
+            "skipped": list(self.skipped[:plan_limit]),
             "kept_folders": list(self.kept_folders),
             "deletes_skipped": self.deletes_skipped,
             "deferred_skipped": self.deferred_skipped,
             "aborted": self.aborted,
             "cursor_advanced": self.cursor_advanced,
-            "plan": list(self.plan[:PLAN_LIMIT]),
-            "plan_truncated": max(0, len(self.plan) - PLAN_LIMIT),
+            "plan": list(self.plan[:plan_limit]),
+            "plan_truncated": max(0, len(self.plan) - plan_limit),
         }

@@ -446,3 +446,31 @@ def test_swap_whose_new_child_has_the_old_files_content(dbx: FakeDropbox, tmp_pa
     dbx.put("/Root/a.txt/inner.txt", b"alpha")  # same bytes as the file it replaces
     r = run(dbx, dest)
     assert r.ok and local_tree(dest) == dbx.tree("/Root")
+
+
+def test_checkpoints_record_progress_of_a_long_run(
+    dbx: FakeDropbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_dropbox.sync import apply as apply_mod
+
+    monkeypatch.setattr(apply_mod, "CHECKPOINT_EVERY", 0.0)
+    for i in range(12):
+        dbx.put(f"/Root/bulk/f{i:02d}.txt", f"file {i}".encode())
+    real = dbx.download_file
+    n = {"count": 0}
+
+    def dying(remote: str, local: str) -> dict[str, Any]:
+        n["count"] += 1
+        if n["count"] > 8:
+            raise SystemExit("simulated kill")
+        return real(remote, local)
+
+    dbx.download_file = dying  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        run(dbx, dest := tmp_path / "m")
+    state = load_state(str(dest.resolve()))
+    assert state is not None and state.cursor is None  # progress saved, cursor not advanced
+    assert sum(1 for m in state.manifest.values() if not m.is_dir) >= 7
+    dbx.download_file = real  # type: ignore[method-assign]
+    r = run(dbx, dest)
+    assert r.ok and r.done["download"] <= 15 - 7 and local_tree(dest) == dbx.tree("/Root")
