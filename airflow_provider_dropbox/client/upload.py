@@ -31,9 +31,11 @@ from airflow_provider_dropbox.client.content_hash import (
     parallel_block_digests,
 )
 from airflow_provider_dropbox.client.errors import (
+    AuthError,
     BatchUploadError,
     ContentHashMismatchError,
     DropboxApiError,
+    DropboxConnectionError,
     LocalPathError,
     NotAFileError,
     PathNotFoundError,
@@ -41,6 +43,7 @@ from airflow_provider_dropbox.client.errors import (
     UploadSessionError,
     api_error_from_response,
     has_tag,
+    iter_tags,
 )
 from airflow_provider_dropbox.client.paths import check_local_source, check_remote_path
 from airflow_provider_dropbox.client.progress import Progress, ProgressCallback
@@ -156,11 +159,23 @@ class _LocalFile:
         return combine(digests)
 
     def file_hash(self) -> str:
+        """Whole-file content hash, from the request hashes when they cover every block (the usual case)."""
         starts = range(0, self.size, BLOCK_SIZE)
         with self.lock:
             if all(s in self.digests for s in starts):
                 return combine(self.digests[s] for s in starts)
-        return combine(parallel_block_digests(self.fd, 0, self.size))
+        if self.fd >= 0:
+            return combine(parallel_block_digests(self.fd, 0, self.size))
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return combine(parallel_block_digests(fd, 0, self.size))
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _open_local(local_path: str | os.PathLike[str], remote: str, route: str) -> _LocalFile:
@@ -525,7 +540,7 @@ def upload_file(
         assert meta is not None
         return meta
     finally:
-        os.close(f.fd)
+        f.close()
 
 
 # ------------------------------------------------------------------ many files
@@ -545,7 +560,10 @@ def upload_files(
 
     Data goes up in parallel (each file in its own closed session); commits go through ``finish_batch_v2``, at
     most 1000 entries per call and one call at a time, because parallel commits in one namespace are what
-    triggers lock contention. Entries that fail with a transient error are re-committed after a backoff."""
+    triggers lock contention. Entries that fail with a transient error are re-committed after a backoff.
+    A file is open only while its data is sent, so thousands of files never exhaust file descriptors. A file
+    that fails on its own (changed while read, rejected) is reported in ``BatchUploadError`` while the others
+    carry on; losing the connection or the credentials stops everything."""
     route = "files/upload_session/finish_batch_v2"
     chunk = check_chunk_size(chunk_size)
     write_mode(mode)
@@ -554,48 +572,59 @@ def upload_files(
         (check_local_source(local, route=route), check_remote_path(remote, route=route, allow_id=False))
         for local, remote in pairs
     ]
-    files: list[_LocalFile] = []
-    try:
-        for local, remote in checked:
-            files.append(_open_local(local, remote, route))
-        counter = Progress(sum(f.size for f in files), progress)
-        uploader = _Uploader(client, counter, chunk)
-        results: list[dict[str, Any] | None] = [None] * len(files)
-        failures: dict[str, DropboxApiError] = {}
-        batcher = _BatchCommitter(client, files, mode, autorename, results, failures)
-        with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="dropbox-upload") as pool:
-            futures = {pool.submit(uploader.sequential, f, None): i for i, f in enumerate(files)}
-            pending = set(futures)
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                    for fut in done:
-                        exc = fut.exception()
-                        if exc is not None:
-                            raise exc
-                        session_id, size, _ = fut.result()
-                        batcher.add(futures[fut], session_id, size)
-                    if batcher.ready() >= BATCH_MAX:
-                        batcher.commit_some()
-            except BaseException:
-                uploader.cancel.set()
-                for fut in pending:
-                    fut.cancel()
-                raise
-        batcher.commit_all()
-        if failures:
-            names = ", ".join(sorted(failures)[:5])
-            first = next(iter(failures.values()))
-            raise BatchUploadError(
-                f"{len(failures)} of {len(files)} Dropbox uploads failed ({names}"
-                f"{', ...' if len(failures) > 5 else ''}): {first}",
-                failures=failures,
-                succeeded=[r for r in results if r is not None],
-            )
-        return [r for r in results if r is not None]
-    finally:
-        for f in files:
-            os.close(f.fd)
+    counter = Progress(sum(path.stat().st_size for path, _ in checked), progress)
+    uploader = _Uploader(client, counter, chunk)
+    files: list[_LocalFile | None] = [None] * len(checked)
+    results: list[dict[str, Any] | None] = [None] * len(checked)
+    failures: dict[str, DropboxApiError] = {}
+    batcher = _BatchCommitter(client, files, mode, autorename, results, failures)
+
+    def send_data(index: int) -> tuple[str, int]:
+        local, remote = checked[index]
+        f = _open_local(local, remote, route)
+        files[index] = f
+        try:
+            session_id, size, _ = uploader.sequential(f, None)
+            f.file_hash()  # while the file is open, in case the request hashes did not cover it
+            return session_id, size
+        finally:
+            f.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="dropbox-upload") as pool:
+        futures = {pool.submit(send_data, i): i for i in range(len(checked))}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    index = futures[fut]
+                    exc = fut.exception()
+                    if exc is None:
+                        batcher.add(index, *fut.result())
+                    elif isinstance(exc, DropboxApiError) and not isinstance(
+                        exc, (DropboxConnectionError, AuthError, _Cancelled)
+                    ):
+                        failures[checked[index][1]] = exc
+                    else:
+                        raise exc
+                if batcher.ready() >= BATCH_MAX:
+                    batcher.commit_some()
+        except BaseException:
+            uploader.cancel.set()
+            for fut in pending:
+                fut.cancel()
+            raise
+    batcher.commit_all()
+    if failures:
+        names = ", ".join(sorted(failures)[:5])
+        first = next(iter(failures.values()))
+        raise BatchUploadError(
+            f"{len(failures)} of {len(checked)} Dropbox uploads failed ({names}"
+            f"{', ...' if len(failures) > 5 else ''}): {first}",
+            failures=failures,
+            succeeded=[r for r in results if r is not None],
+        )
+    return [r for r in results if r is not None]
 
 
 class _BatchCommitter:
@@ -604,7 +633,7 @@ class _BatchCommitter:
     def __init__(
         self,
         client: DropboxClient,
-        files: list[_LocalFile],
+        files: list[_LocalFile | None],
         mode: WriteMode,
         autorename: bool,
         results: list[dict[str, Any] | None],
@@ -620,12 +649,17 @@ class _BatchCommitter:
         self.rounds: dict[int, int] = {}
 
     def add(self, index: int, session_id: str, size: int) -> None:
-        f = self.files[index]
+        f = self._file(index)
         entry = {
             "cursor": {"session_id": session_id, "offset": size},
             "commit": _commit_info(f, self.mode, self.autorename),
         }
         self.queue.append((index, entry))
+
+    def _file(self, index: int) -> _LocalFile:
+        f = self.files[index]
+        assert f is not None, "a file is registered before its session is queued"
+        return f
 
     def ready(self) -> int:
         return len(self.queue)
@@ -651,7 +685,7 @@ class _BatchCommitter:
             )
         retry: list[tuple[int, dict[str, Any]]] = []
         for (index, entry), result in zip(batch, entries, strict=True):
-            f = self.files[index]
+            f = self._file(index)
             if result.get(".tag") == "success":
                 try:
                     self.results[index] = _check_result(f, _strip_tag(result), route)
@@ -668,7 +702,7 @@ class _BatchCommitter:
             error = api_error_from_response(
                 route=route,
                 status=409,
-                body={"error_summary": "/".join(_tags(failure)) + "/", "error": failure},
+                body={"error_summary": "/".join(iter_tags(failure)) + "/", "error": failure},
                 text="",
                 request_id=None,
                 path=f.remote,
@@ -690,9 +724,3 @@ class _BatchCommitter:
             )
             self.client.retry.sleep(wait_s)
             self.queue[:0] = retry
-
-
-def _tags(error: Any) -> list[str]:
-    from airflow_provider_dropbox.client.errors import iter_tags
-
-    return list(iter_tags(error))

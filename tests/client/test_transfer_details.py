@@ -170,3 +170,49 @@ def test_memory_stays_flat_for_large_transfers(emulator: EmulatorProcess, tmp_pa
     growth = json.loads(out.stdout.strip().splitlines()[-1])
     print("peak RSS growth MiB", growth)
     assert growth["up"] < 100 and growth["down"] < 100, growth
+
+
+def test_upload_files_keeps_few_files_open(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """300 files under a 64-descriptor limit: each file is open only while its data goes up."""
+    for i in range(300):
+        (tmp_path / f"{i}.txt").write_text(f"{i}")
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        sys.path.insert(0, {str(Path.cwd())!r})
+        from tests.client.conftest import client_for
+        from tests.emulator_process import EmulatorProcess
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        client = client_for(EmulatorProcess(base_url={emulator.base_url!r}, data_dir=None, process=None))
+        pairs = [({str(tmp_path)!r} + f"/{{i}}.txt", f"/fds/{{i}}.txt") for i in range(300)]
+        print(len(client.upload_files(pairs, parallelism=8)))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "300"
+
+
+def test_upload_files_one_bad_file_does_not_stop_the_rest(
+    client: DropboxClient, tmp_path: Path, remote_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_dropbox.client import errors
+
+    real_open = upload_module._open_local
+
+    def flaky_open(local: Path, remote: str, route: str) -> object:
+        if remote.endswith("/2.txt"):
+            raise errors.LocalPathError(
+                f"Cannot read local file '{local}' (Permission denied)", path=str(local)
+            )
+        return real_open(local, remote, route)
+
+    monkeypatch.setattr(upload_module, "_open_local", flaky_open)
+    pairs = []
+    for i in range(5):
+        (tmp_path / f"{i}.txt").write_text(str(i))
+        pairs.append((tmp_path / f"{i}.txt", f"{remote_dir}/{i}.txt"))
+    with pytest.raises(errors.BatchUploadError) as info:
+        client.upload_files(pairs, parallelism=3)
+    assert list(info.value.failures) == [f"{remote_dir}/2.txt"]
+    assert sorted(m["name"] for m in info.value.succeeded) == ["0.txt", "1.txt", "3.txt", "4.txt"]
