@@ -38,6 +38,7 @@ from airflow_provider_dropbox.sync.plan import Action, Plan
 from airflow_provider_dropbox.sync.state import Managed, fsync_dir
 
 _COPY_CHUNK = 1024 * 1024
+_DELETES = ("delete_file", "delete_folder", "set_aside")
 CHECKPOINT_EVERY = 5.0  # seconds between manifest checkpoints during long transfer phases
 
 
@@ -53,6 +54,7 @@ class ApplyResult:
     errors: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     kept_folders: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
     deletes_skipped: int = 0
     deferred_skipped: int = 0
 
@@ -107,6 +109,12 @@ class Applier:
                 self.manifest[path] = value
 
     def _fail(self, a: Action, exc: BaseException) -> None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG and a.op not in _DELETES:
+            # a permanent limit of this file system, not a failed run: skip it (and keep deleting)
+            self.log.warning("Skipping %r: the path is too long for this file system", a.path)
+            with self._mu:
+                self.result.skipped.append({"remote": a.key or a.path, "reason": "path too long locally"})
+            return
         msg = f"{type(exc).__name__}: {exc}"
         self.log.error("Mirror %s %r failed: %s", a.op, a.path, msg)
         with self._mu:

@@ -25,6 +25,7 @@ from airflow_provider_dropbox.sync.errors import (
     MirrorConfigError,
     MirrorFailedError,
     RemoteRootError,
+    UnsafePathError,
 )
 from airflow_provider_dropbox.sync.hashing import file_content_hash
 from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
@@ -250,6 +251,11 @@ def mirror(
     if not dry_run:
         os.makedirs(local, exist_ok=True)
     root = os.path.realpath(local)
+    if os.path.islink(state_dir(root)):
+        raise UnsafePathError(
+            f"{state_dir(root)} is a symlink; the mirror keeps its state and partial downloads there and "
+            "never follows it out of the destination. Replace it with a plain folder (or remove it)"
+        )
     report = MirrorReport(
         remote_path=remote or "/",
         local_dir=local,
@@ -354,7 +360,12 @@ def _run(
 
     # 2. local layout and plan
     excluded = make_exclude(exclude)
-    layout = build_layout(tree, excluded)
+    try:
+        path_max = os.pathconf(root if os.path.isdir(root) else os.path.dirname(root), "PC_PATH_MAX")
+    except (OSError, ValueError):
+        path_max = 4096
+    # room for the destination itself and a temp-name suffix
+    layout = build_layout(tree, excluded, max_path_bytes=path_max - len(os.fsencode(root)) - 2)
     report.collisions = layout.collisions
     report.skipped = [s for s in layout.skipped if s["reason"] != "excluded"]
     for c in layout.collisions:
@@ -444,6 +455,7 @@ def _run(
     report.errors = result.errors
     report.conflicts = result.conflicts
     report.kept_folders = result.kept_folders
+    report.skipped.extend(result.skipped)
     report.deletes_skipped = result.deletes_skipped
     report.deferred_skipped = result.deferred_skipped
 

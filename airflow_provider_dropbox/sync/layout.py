@@ -11,6 +11,7 @@ The mirror's state folder ``.dropbox-mirror`` is a reserved name at the top leve
 from __future__ import annotations
 
 import fnmatch
+import os
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,7 +75,10 @@ def _sort_key(entry: RemoteEntry) -> tuple[str, bool, str, str]:
     return (nfc, entry.name != nfc, entry.name, entry.key)
 
 
-def build_layout(tree: RemoteTree, excluded: Callable[[str], bool] | None = None) -> Layout:
+def build_layout(
+    tree: RemoteTree, excluded: Callable[[str], bool] | None = None, max_path_bytes: int | None = None
+) -> Layout:
+    """``max_path_bytes``: longest relative path the destination can hold (PATH_MAX minus its own path)."""
     layout = Layout()
     stack: list[tuple[str, str]] = [("", "")]  # (remote key, local path) of folders to expand
     while stack:
@@ -107,6 +111,9 @@ def build_layout(tree: RemoteTree, excluded: Callable[[str], bool] | None = None
             path = join(local, name)
             if excluded is not None and excluded(path):
                 layout.skipped.append({"remote": entry.key, "reason": "excluded"})
+                continue
+            if max_path_bytes is not None and len(os.fsencode(path)) > max_path_bytes:
+                layout.skipped.append({"remote": entry.key, "reason": "path too long locally"})
                 continue
             layout.paths[path] = Desired(path, entry)
             layout.by_key[entry.key] = path

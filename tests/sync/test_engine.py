@@ -16,6 +16,7 @@ from airflow_provider_dropbox.sync import (
     MirrorFailedError,
     RemoteRootError,
     TooManyDeletesError,
+    UnsafePathError,
     mirror,
 )
 from airflow_provider_dropbox.sync.state import load_pending, load_state
@@ -474,3 +475,25 @@ def test_checkpoints_record_progress_of_a_long_run(
     dbx.download_file = real  # type: ignore[method-assign]
     r = run(dbx, dest)
     assert r.ok and r.done["download"] <= 15 - 7 and local_tree(dest) == dbx.tree("/Root")
+
+
+def test_state_folder_symlink_is_refused(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest, elsewhere = tmp_path / "m", tmp_path / "elsewhere"
+    dest.mkdir()
+    elsewhere.mkdir()
+    (dest / ".dropbox-mirror").symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError, match="is a symlink"):
+        run(dbx, dest)
+    assert os.listdir(elsewhere) == [] and os.listdir(dest) == [".dropbox-mirror"]
+
+
+def test_too_long_local_path_is_skipped_not_fatal(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    deep = "/".join(["d" * 200] * 22)  # > PATH_MAX (4096) locally, fine as names
+    dbx.put(f"/Root/{deep}/x.txt", b"deep")
+    dbx.delete("/Root/a.txt")
+    r = run(dbx, dest)
+    assert r.ok and any(s["reason"] == "path too long locally" for s in r.skipped)
+    assert "download" not in dbx.calls  # decided at plan time: nothing fetched in vain
+    assert not (dest / "a.txt").exists()  # deletes still happen
