@@ -50,6 +50,7 @@ MAX_PART = 64 * MiB
 per thread balance the tail, and 64 MiB parts keep per-request latency a small share of the transfer time."""
 READ_CHUNK = 1 * MiB
 MAX_RESTARTS = 2
+PIPE_MIN = 8 * MiB
 TEMP_MARKER = ".dropbox-part-"
 
 
@@ -291,11 +292,13 @@ class _Download:
         if first.status_code != 206 or size <= FIRST_PART or self.parallelism == 1:
             # Sequential: the first answer carries the whole file (or the whole file fits its range).
             whole = _Part(0, size)
-            whole.pipe = _HashPipe(whole.hasher)
+            if size > PIPE_MIN:  # a helper thread pays off only when there is a lot to hash
+                whole.pipe = _HashPipe(whole.hasher)
             try:
                 self.fetch(whole, first)
             finally:
-                whole.pipe.close()
+                if whole.pipe is not None:
+                    whole.pipe.close()
             return [whole]
         os.ftruncate(self.fd, size)
         step = part_size_for(size - FIRST_PART, self.parallelism)
