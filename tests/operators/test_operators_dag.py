@@ -52,3 +52,43 @@ def test_every_operator_runs_in_a_dag(run_dag: RunDag, hook: Any, root: str, tmp
     assert hook.exists(f"{root}/moved/copy.csv")
     assert not hook.exists(f"{root}/copy.csv")
     assert not hook.exists(f"{root}/glob")
+
+
+def test_upload_outlet_schedules_the_asset_consumer(run_dag: RunDag, tmp_path: Path) -> None:
+    """A static remote path is a ``dropbox://`` outlet: the upload emits an asset event that queues the
+    DAG scheduled on it; that DAG then reads the file back through ObjectStoragePath."""
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    uri = "dropbox://dropbox_default/ops-published/data.csv"
+    src = tmp_path / "data.csv"
+    src.write_text("published,1\n")
+    # dag.test() registers every DAG of the bundle; the consumer must be unpaused to be queued.
+    run_dag("ops_transfer_dag.py", "ops_publish", {"local": str(src)})
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == "ops_consume").values(is_paused=False))
+    with create_session() as session:
+        before = session.scalar(
+            select(AssetEvent.id)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri)
+            .order_by(AssetEvent.id.desc())
+        )
+    dr = run_dag("ops_transfer_dag.py", "ops_publish", {"local": str(src)})
+    assert str(dr.state) == "success", task_states(dr)
+    with create_session() as session:
+        event = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri)
+            .order_by(AssetEvent.id.desc())
+        ).first()
+        assert event is not None and event.id != before
+        assert event.source_dag_id == "ops_publish"
+        queued = session.scalars(select(AssetDagRunQueue.target_dag_id)).all()
+    assert "ops_consume" in queued
+    consumer = run_dag("ops_transfer_dag.py", "ops_consume")
+    assert str(consumer.state) == "success", task_states(consumer)
+    assert xcom(consumer, "read_published") == "published,1\n"
