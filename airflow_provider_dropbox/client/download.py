@@ -278,8 +278,10 @@ class _Download:
             os.close(self.fd)
             self.fd = -1
             _set_mtime(tmp, meta)
+            # The folder itself is not fsynced (that costs ~6 ms per file, doubling a mirror of small files):
+            # the rename survives a process crash, and after a power cut the worst case is the old file back,
+            # never a torn one.
             os.replace(tmp, self.dest)
-            _fsync_dir(self.dest.parent)
             return meta
         finally:
             if self.fd >= 0:
@@ -352,15 +354,6 @@ def _set_mtime(path: Path, meta: dict[str, Any]) -> None:
         return
     with contextlib.suppress(OSError):
         os.utime(path, (time.time(), mtime))
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def download_file(
