@@ -38,6 +38,7 @@ from airflow_provider_dropbox.sync.plan import Action, Plan
 from airflow_provider_dropbox.sync.state import Managed, fsync_dir
 
 _COPY_CHUNK = 1024 * 1024
+_UNDOWNLOADABLE = {"restricted_content", "unsupported_file", "unsupported_content_type"}
 _DELETES = ("delete_file", "delete_folder", "set_aside")
 CHECKPOINT_EVERY = 5.0  # seconds between manifest checkpoints during long transfer phases
 
@@ -183,7 +184,7 @@ class Applier:
         self._guard_aside(a)
         path = self._abs(a.path)
         try:
-            os.mkdir(path)
+            os.makedirs(path)  # parents too: someone may have removed a folder we still trust
         except FileExistsError:
             if not os.path.isdir(path) or os.path.islink(path):
                 raise
@@ -207,6 +208,9 @@ class Applier:
         target = self._abs(a.path)
         if os.path.isdir(target) and not os.path.islink(target):
             raise IsADirectoryError(errno.EISDIR, "a folder is in the way", a.path)
+        parent = os.path.dirname(target)
+        if not os.path.isdir(parent):  # removed locally while the remote still has it: recreate
+            os.makedirs(parent, exist_ok=True)
         os.replace(tmp, target)
         st = os.lstat(target)
         rev = (meta or {}).get("rev", a.rev)
@@ -224,6 +228,19 @@ class Applier:
                 # deleted or replaced by a folder after we listed: the next run's changes will say so
                 self.log.info("Remote %r changed after listing (%s); leaving it to the next run", a.path, exc)
                 self._done("vanished")
+                return
+            except client_errors.DropboxApiError as exc:
+                tags = set(exc.tags) & _UNDOWNLOADABLE
+                if not tags:
+                    raise
+                # Dropbox will never serve these bytes (DMCA, export-only formats): skip, don't block deletes
+                self.log.warning(
+                    "Skipping %r: Dropbox refuses to serve it (%s)", a.path, ", ".join(sorted(tags))
+                )
+                with self._mu:
+                    self.result.skipped.append(
+                        {"remote": a.key or a.path, "reason": f"not downloadable: {tags}"}
+                    )
                 return
             self._place(tmp, a, meta, meta.get("content_hash", a.content_hash))
         finally:

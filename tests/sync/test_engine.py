@@ -497,3 +497,35 @@ def test_too_long_local_path_is_skipped_not_fatal(dbx: FakeDropbox, tmp_path: Pa
     assert r.ok and any(s["reason"] == "path too long locally" for s in r.skipped)
     assert "download" not in dbx.calls  # decided at plan time: nothing fetched in vain
     assert not (dest / "a.txt").exists()  # deletes still happen
+
+
+def test_folder_removed_locally_is_recreated_for_new_remote_files(dbx: FakeDropbox, tmp_path: Path) -> None:
+    import shutil
+
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    shutil.rmtree(dest / "Docs")  # someone cleans up by hand
+    dbx.put("/Root/Docs/Deep/new.txt", b"new")
+    r = run(dbx, dest)
+    assert r.ok and (dest / "Docs" / "Deep" / "new.txt").read_bytes() == b"new"
+    r = run(dbx, dest, full_rescan=True)  # a full check restores what was removed
+    assert r.ok and local_tree(dest) == dbx.tree("/Root")
+
+
+def test_restricted_content_is_skipped_not_fatal(dbx: FakeDropbox, tmp_path: Path) -> None:
+    from airflow_provider_dropbox.client import errors as client_errors
+
+    dest = tmp_path / "m"
+    real = dbx.download_file
+
+    def refusing(remote: str, local: str) -> dict[str, Any]:
+        if remote.lower().endswith("/a.txt"):
+            raise client_errors.DropboxApiError(
+                "restricted", route="files/download", status=409, error={".tag": "restricted_content"}
+            )
+        return real(remote, local)
+
+    dbx.download_file = refusing  # type: ignore[method-assign]
+    r = run(dbx, dest)
+    assert r.ok and r.skipped and "restricted_content" in r.skipped[0]["reason"]
+    assert not (dest / "a.txt").exists() and (dest / "Docs" / "b.txt").exists()
