@@ -114,11 +114,19 @@ async def serve(ns: argparse.Namespace) -> None:
     await task
 
 
+class _QuietShutdown(logging.Filter):
+    """Idle keep-alive clients (TLS ones especially) always outlive the 1 s grace period; not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "timeout graceful shutdown exceeded" not in record.getMessage()
+
+
 def main(argv: list[str] | None = None) -> None:
     ns = parse_args(argv)
     if bool(ns.certfile) != bool(ns.keyfile):
         sys.exit("--certfile and --keyfile go together")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("uvicorn.error").addFilter(_QuietShutdown())
     try:
         asyncio.run(serve(ns))
     except KeyboardInterrupt:
