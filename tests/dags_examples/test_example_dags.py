@@ -34,6 +34,7 @@ from tests.emulator_process import (
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+EVENT_WATCH_PATH = "/DagsEvents"
 EXPECTED_DAGS = {"dropbox_mirror", "dropbox_upload_on_local_file", "dropbox_event_driven"}
 
 
@@ -109,6 +110,9 @@ class AirflowCli:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_DROPBOX_DEFAULT": conn_json(self.emulator.base_url),
             "DROPBOX_MIRROR_LOCAL_PATH": str(self.home / "dropbox-mirror"),
+            # The same for every run: it sets the event-driven DAG's asset URI, and one asset name moving
+            # to another URI within one metadata DB leaves the new one inactive (its tasks then fail).
+            "DROPBOX_WATCH_PATH": EVENT_WATCH_PATH,
             **(extra or {}),
         }
 
@@ -185,6 +189,27 @@ def test_dagbag_imports_cleanly_with_exactly_the_three_dags(dagbag: Any) -> None
         dag = dagbag.dags[dag_id]
         assert "dropbox" in dag.tags and "example" in dag.tags, dag_id
         assert dag.doc_md, f"{dag_id} has no doc_md for the UI"
+
+
+def test_no_two_assets_share_a_uri_under_different_names(dagbag: Any) -> None:
+    """Airflow keeps one active asset per URI (and per name): a second name for the same URI is inactive,
+    and a task with it in its inlets/outlets fails before it runs (docs/notes/e2e-findings.md #1)."""
+    from airflow.sdk import Asset
+
+    for dag_id in EXPECTED_DAGS:
+        dag = dagbag.dags[dag_id]
+        found: list[Any] = []
+        condition = getattr(dag.timetable, "asset_condition", None)
+        if condition is not None:
+            found.extend(getattr(condition, "objects", ()))
+        for task in dag.tasks:
+            found.extend([*task.inlets, *task.outlets])
+        names: dict[str, set[str]] = {}
+        for asset in found:
+            if isinstance(asset, Asset):
+                names.setdefault(asset.uri, set()).add(asset.name)
+        clashes = {uri: sorted(n) for uri, n in names.items() if len(n) > 1}
+        assert not clashes, f"{dag_id}: one URI, several asset names: {clashes}"
 
 
 def test_mirror_dag_schedule_and_params(dagbag: Any) -> None:
@@ -385,12 +410,12 @@ def test_upload_dag_failed_upload_leaves_the_file_in_the_inbox(
 def test_event_driven_dag_mirrors_the_watched_folder_in_a_synthetic_run(
     cli: AirflowCli, client: DropboxClient, tmp_path: Path
 ) -> None:
-    files = {"/DagsEvents/new.txt": b"arrived\n", "/DagsEvents/nested/x.json": b'{"k": 1}\n'}
+    files = {f"{EVENT_WATCH_PATH}/new.txt": b"arrived\n", f"{EVENT_WATCH_PATH}/nested/x.json": b'{"k": 1}\n'}
     for path, data in files.items():
         put(client, path, data)
     run = cli.dags_test(
         "dropbox_event_driven",
-        extra_env={"DROPBOX_WATCH_PATH": "/DagsEvents", "DROPBOX_MIRROR_LOCAL_PATH": str(tmp_path)},
+        extra_env={"DROPBOX_MIRROR_LOCAL_PATH": str(tmp_path)},
     )
     assert run.returncode == 0, run.tail()
     assert "[DAG TEST] end task task_id=log_changes" in run.output
