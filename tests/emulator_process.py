@@ -60,6 +60,8 @@ class EmulatorProcess:
                 "longpoll_backoff_s": None,
                 "token_lifetime": None,
                 "quota_bytes": None,
+                "truncate_download": 0,
+                "corrupt_download": 0,
             },
         )
 

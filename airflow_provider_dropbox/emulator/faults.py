@@ -7,7 +7,14 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-FRACTIONS = ("rate_limit", "server_error", "lock_contention", "drop_after_commit")
+FRACTIONS = (
+    "rate_limit",
+    "server_error",
+    "lock_contention",
+    "drop_after_commit",
+    "truncate_download",
+    "corrupt_download",
+)
 
 
 @dataclass
@@ -18,6 +25,8 @@ class FaultSettings:
     server_error: float = 0
     lock_contention: float = 0
     drop_after_commit: float = 0
+    truncate_download: float = 0  # downloads cut off half way (connection aborted)
+    corrupt_download: float = 0  # downloads with one flipped byte (content_hash no longer matches)
     retry_after_s: int = 1
     rate_limit_text: bool = False  # answer 429s with a plain-text body instead of JSON
     longpoll_max_s: float | None = None  # cap a longpoll's wait (tests; real minimum is 30 s)

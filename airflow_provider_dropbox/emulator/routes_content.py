@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
-from .core import Call, Route, blocking, lock_429, lock_fault, lookup_error
+from .core import Call, Route, abort_connection, blocking, lock_429, lock_fault, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN
 from .store import LookupFail, StoreError
 from .transfer import FdStream, Throttle, receive_body
@@ -85,8 +85,15 @@ async def download(c: Call) -> Response:
             length, status = end - start + 1, 206
             headers["Content-Range"] = f"bytes {start}-{end}/{node.size}"
     headers["Content-Length"] = str(length)
+    stream = FdStream(fd, start, length, throttle_for(c))
+    faults = c.emu.faults
+    if length and faults.roll("truncate_download"):
+        stream.cut_after = length // 2
+        stream.on_cut = lambda: abort_connection(c.request)
+    if length and faults.roll("corrupt_download"):
+        stream.corrupt = True
     return StreamingResponse(
-        FdStream(fd, start, length, throttle_for(c)),
+        stream,
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",

@@ -131,20 +131,28 @@ class FdStream:
 
     def __init__(self, fd: int, start: int, length: int, throttle: Throttle) -> None:
         self.fd, self.start, self.length, self.throttle = fd, start, length, throttle
+        self.cut_after: int | None = None  # fault: stop after this many bytes, then ``on_cut``
+        self.on_cut: Callable[[], object] | None = None
+        self.corrupt = False  # fault: flip the first byte sent
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         try:
-            pos, end = self.start, self.start + self.length
+            pos = self.start
+            end = self.start + (self.length if self.cut_after is None else min(self.length, self.cut_after))
             while pos < end and self.fd >= 0:
                 data = await run_in_threadpool(os.pread, self.fd, min(READ_CHUNK, end - pos), pos)
                 if not data:
                     break
+                if self.corrupt:
+                    data, self.corrupt = bytes([data[0] ^ 0xFF]) + data[1:], False
                 pos += len(data)
                 await self.throttle.account(len(data))
                 yield data
+            if self.cut_after is not None and self.on_cut is not None:
+                self.on_cut()
         finally:
             self.close()
 

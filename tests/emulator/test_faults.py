@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulator.helpers import Api, summary_ok
+from tests.emulator.helpers import Api, content_hash, summary_ok
 
 
 def test_admin_faults_roundtrip(faulty_api: Api) -> None:
@@ -249,3 +249,18 @@ def test_quota(faulty_api: Api) -> None:
     # overwriting with a smaller file frees room
     api.upload("/q/fits.bin", b"x" * 10, mode="overwrite")
     api.upload("/q/now-fits.bin", b"z" * 60)
+
+
+def test_truncated_and_corrupt_downloads(faulty_api: Api) -> None:
+    api = faulty_api
+    data = bytes(range(256)) * 8192  # 2 MiB
+    md = api.upload("/dl-fault.bin", data)
+    api.emu.set_faults(truncate_download=1)
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+        api.download("/dl-fault.bin")
+    api.emu.set_faults(truncate_download=0, corrupt_download=1)
+    r = api.download("/dl-fault.bin")
+    assert r.status_code == 200 and len(r.content) == len(data)
+    assert r.content != data and content_hash(r.content) != md["content_hash"]
+    api.emu.clear_faults()
+    assert api.download("/dl-fault.bin").content == data
