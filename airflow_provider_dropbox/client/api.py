@@ -31,11 +31,12 @@ from airflow_provider_dropbox.client.errors import (
     ExpiredAccessTokenError,
     PathConflictError,
     PathNotFoundError,
+    RateLimitError,
     api_error_from_response,
 )
 from airflow_provider_dropbox.client.paths import check_remote_path
 from airflow_provider_dropbox.client.progress import ProgressCallback
-from airflow_provider_dropbox.client.retry import RetryPolicy
+from airflow_provider_dropbox.client.retry import RetryPolicy, is_retryable
 
 log = logging.getLogger(__name__)
 
@@ -245,15 +246,46 @@ class DropboxClient:
 
     # ------------------------------------------------------------------ the four call styles
 
-    def rpc(self, route: str, arg: Any = None, *, path: str | None = None) -> Any:
-        """RPC call: JSON in, JSON out; ``arg=None`` is the Void argument (body ``null``)."""
+    def rpc(
+        self,
+        route: str,
+        arg: Any = None,
+        *,
+        path: str | None = None,
+        recover: Callable[[DropboxApiError], Any] | None = None,
+    ) -> Any:
+        """RPC call: JSON in, JSON out; ``arg=None`` is the Void argument (body ``null``).
+
+        ``recover`` serves write routes: when an attempt's answer was lost (connection error, 5xx) and the
+        re-sent request then fails for good (already deleted, already there), ``recover(error)`` may return
+        the result the lost answer carried, after checking the first attempt took effect; None re-raises.
+        """
         body = json.dumps(arg).encode("ascii")
         headers = {"Content-Type": "application/json"}
+        uncertain = False
 
         def attempt() -> Any:
-            resp = self.send(route, host=self.endpoints.api, data=body, headers=headers, arg=arg, path=path)
-            content = resp.content
-            return json.loads(content) if content else None
+            nonlocal uncertain
+            try:
+                resp = self.send(
+                    route, host=self.endpoints.api, data=body, headers=headers, arg=arg, path=path
+                )
+                content = resp.content
+                return json.loads(content) if content else None
+            except BaseException as exc:
+                if (
+                    recover is not None
+                    and uncertain
+                    and isinstance(exc, DropboxApiError)
+                    and not is_retryable(exc)
+                ):
+                    recovered = recover(exc)
+                    if recovered is not None:
+                        log.info("Dropbox %s: the earlier attempt had taken effect; using its outcome", route)
+                        return recovered
+                if is_retryable(exc) and not isinstance(exc, RateLimitError):
+                    uncertain = True
+                raise
 
         return self.call(route, attempt)
 
@@ -404,14 +436,38 @@ class DropboxClient:
 
     # ------------------------------------------------------------------ file operations
 
+    def _metadata_or_none(self, path: str, include_deleted: bool = False) -> dict[str, Any] | None:
+        try:
+            return self.get_metadata(path, include_deleted=include_deleted)
+        except PathNotFoundError:
+            return None
+
     def delete(self, path: str) -> dict[str, Any]:
+        """Delete a file or folder (with its contents); returns the metadata it had."""
         path = check_remote_path(path, route="files/delete_v2")
-        return dict(self.rpc("files/delete_v2", {"path": path})["metadata"])
+
+        def recover(exc: DropboxApiError) -> Any:
+            # Gone now, and Dropbox remembers it as deleted: our lost attempt did it.
+            if isinstance(exc, PathNotFoundError):
+                gone = self._metadata_or_none(path, include_deleted=True)
+                if gone is not None and gone.get(".tag") == "deleted":
+                    return {"metadata": gone}
+            return None
+
+        return dict(self.rpc("files/delete_v2", {"path": path}, recover=recover)["metadata"])
 
     def create_folder(self, path: str, exist_ok: bool = True) -> dict[str, Any]:
+        """Create a folder (and missing parents); with ``exist_ok`` an existing folder is returned as is."""
         path = check_remote_path(path, route="files/create_folder_v2")
+
+        def recover(exc: DropboxApiError) -> Any:
+            if isinstance(exc, PathConflictError) and "folder" in exc.tags:
+                return {"metadata": self.get_metadata(path)}
+            return None
+
         try:
-            return dict(self.rpc("files/create_folder_v2", {"path": path, "autorename": False})["metadata"])
+            arg = {"path": path, "autorename": False}
+            return dict(self.rpc("files/create_folder_v2", arg, recover=recover)["metadata"])
         except PathConflictError as exc:
             if exist_ok and "folder" in exc.tags:
                 return self.get_metadata(path)
@@ -421,8 +477,25 @@ class DropboxClient:
         from_path = check_remote_path(from_path, route=route)
         to_path = check_remote_path(to_path, route=route)
         arg = {"from_path": from_path, "to_path": to_path, "autorename": autorename}
+
+        def recover(exc: DropboxApiError) -> Any:
+            """A lost move shows as 'source gone, target there'; a lost copy as 'target there, same bytes'."""
+            if autorename:
+                return None  # the lost attempt may have landed under another name; do not guess
+            target = self._metadata_or_none(to_path)
+            if target is None:
+                return None
+            if route == "files/move_v2" and exc.tags[:1] == ["from_lookup"] and "not_found" in exc.tags:
+                return {"metadata": target}
+            if route == "files/copy_v2" and exc.tags[:1] == ["to"] and "conflict" in exc.tags:
+                source = self._metadata_or_none(from_path)
+                same = source is not None and source.get(".tag") == target.get(".tag")
+                if same and source is not None and source.get("content_hash") == target.get("content_hash"):
+                    return {"metadata": target}
+            return None
+
         try:
-            return dict(self.rpc(route, arg)["metadata"])
+            return dict(self.rpc(route, arg, recover=recover)["metadata"])
         except DropboxApiError as exc:
             if exc.tags[:1] == ["to"] and exc.path != to_path:
                 exc.path = to_path

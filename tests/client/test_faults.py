@@ -201,3 +201,29 @@ def test_client_timeouts_while_server_still_receiving(
     assert meta["content_hash"] == content_hash_bytes(data)
     client.download_file("/slow.bin", tmp_path / "slow.out")
     assert (tmp_path / "slow.out").read_bytes() == data
+
+
+def test_lost_answers_of_write_rpcs_are_recognised(
+    fresh_emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """Every successful write answer is cut (errors are not): each retry meets the first attempt's effect
+    (already deleted, moved, copied, created), and the client reports the success the lost answer carried."""
+    client = make_client(fresh_emulator)
+    src = tmp_path / "w.txt"
+    src.write_text("content")
+    client.upload_file(src, "/w/a.txt")
+    fresh_emulator.set_faults(drop_after_commit=1.0)
+    assert client.create_folder("/w/dir", exist_ok=False)["name"] == "dir"
+    copied = client.copy("/w/a.txt", "/w/b.txt")
+    assert (
+        copied["name"] == "b.txt"
+        and copied["content_hash"] == client.get_metadata("/w/a.txt")["content_hash"]
+    )
+    assert client.move("/w/b.txt", "/w/dir/c.txt")["path_display"] == "/w/dir/c.txt"
+    assert client.delete("/w/a.txt")[".tag"] == "deleted"
+    assert client.create_shared_link("/w/dir/c.txt").startswith("http")
+    fresh_emulator.clear_faults()
+    listed = {e["path_lower"] for e in client.list_folder("/w", recursive=True)} - {"/w"}
+    assert sorted(listed) == ["/w/dir", "/w/dir/c.txt"]
+    with pytest.raises(errors.PathNotFoundError):
+        client.delete("/w/a.txt")  # without a lost answer, a missing path stays an error
