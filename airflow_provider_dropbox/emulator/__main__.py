@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--refresh-token", default="dev-refresh-token", help="valid from the start")
     p.add_argument("--token-lifetime", type=int, default=14400, help="seconds each access token lives")
     p.add_argument("--autorename-start", type=int, default=1, help="first autorename number ('a (1).txt')")
+    p.add_argument("--team-member-id", help="validate team headers: the one accepted Select-User (dbmid:...)")
+    p.add_argument("--team-root-namespace-id", help="with --team-member-id: a second accepted Path-Root")
     p.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--keyfile", help="private key for --certfile")
     p.add_argument("--access-log", action="store_true", help="log every request")
@@ -66,6 +68,8 @@ def build_config(ns: argparse.Namespace) -> EmulatorConfig:
         refresh_token=ns.refresh_token,
         token_lifetime=ns.token_lifetime,
         autorename_start=ns.autorename_start,
+        team_member_id=ns.team_member_id,
+        team_root_namespace_id=ns.team_root_namespace_id,
         faults=faults,
     )
 

@@ -16,13 +16,14 @@ from starlette.responses import Response
 from .auth import Auth, AuthConfig
 from .faults import Faults, FaultSettings
 from .sessions import Sessions
-from .store import LookupFail, Store, StoreError
+from .store import ROOT_NAMESPACE_ID, LookupFail, Store, StoreError
 from .wire import (
     RPC_CONTENT_TYPES,
     UPLOAD_CONTENT_TYPES,
     ApiFail,
     Args,
     api_error,
+    auth_error,
     bad_input,
     check_content_type,
     header_arg,
@@ -46,6 +47,8 @@ class EmulatorConfig:
     refresh_token: str = "dev-refresh-token"
     token_lifetime: int = 14400
     autorename_start: int = 1
+    team_member_id: str | None = None  # set: team headers are validated (see check_team_headers)
+    team_root_namespace_id: str | None = None
     faults: FaultSettings = field(default_factory=FaultSettings)
 
 
@@ -172,6 +175,35 @@ async def _parse_arg(route: Route, request: Request) -> Any:
     return arg
 
 
+def check_team_headers(emu: Emulator, request: Request, func: str) -> None:
+    """Team headers. By default they are accepted and ignored (one account, one tree). Started with
+    ``--team-member-id``, ``Dropbox-API-Select-User/Admin`` must name that member (else 401
+    ``invalid_select_user/admin``) and ``Dropbox-API-Path-Root`` must name the account's root namespace or
+    ``--team-root-namespace-id`` (else 422 ``invalid_root``)."""
+    cfg = emu.config
+    raw = request.headers.get("dropbox-api-path-root")
+    root = None if raw is None else parse_json_text(func, raw, 'HTTP header "Dropbox-API-Path-Root"')
+    if cfg.team_member_id is None:
+        return
+    for header, tag_name in (
+        ("dropbox-api-select-user", "invalid_select_user"),
+        ("dropbox-api-select-admin", "invalid_select_admin"),
+    ):
+        value = request.headers.get(header)
+        if value is not None and value != cfg.team_member_id:
+            raise auth_error(tag_name)
+    if root is None:
+        return
+    kind = root.get(".tag") if isinstance(root, dict) else root
+    allowed = {ROOT_NAMESPACE_ID, cfg.team_root_namespace_id or ROOT_NAMESPACE_ID}
+    if kind == "home" or (
+        isinstance(root, dict) and kind in ("root", "namespace_id") and root.get(kind) in allowed
+    ):
+        return
+    info = {".tag": "user", "root_namespace_id": ROOT_NAMESPACE_ID, "home_namespace_id": ROOT_NAMESPACE_ID}
+    raise api_error(tag("invalid_root", info), status=422)
+
+
 def lock_fault(c: Call) -> str | None:
     """Lock contention, rolled just before a write commits: None, "429" or "409" (half each)."""
     faults = c.emu.faults
@@ -207,6 +239,7 @@ def endpoint(emu: Emulator, route: Route) -> Callable[[Request], Awaitable[Respo
                     return text_response(LONGPOLL_AUTH_TEXT)
             else:
                 token = emu.auth.check_bearer(request, route.func)
+                check_team_headers(emu, request, route.func)
             arg = await _parse_arg(route, request)
             where = "request body" if route.style in ("rpc", "notify") else 'HTTP header "Dropbox-API-Arg"'
             call = Call(emu, request, route.func, Args(route.func, arg, where), token)

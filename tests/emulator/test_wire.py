@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import requests
 
 from tests.emulator.helpers import Api, summary_ok
+from tests.emulator_process import start_emulator
 
 PREFIX = 'Error in call to API function "{}": '
 
@@ -234,3 +236,43 @@ def test_list_folder_root_as_slash(api: Api) -> None:
     r = api.rpc("files/list_folder", {"path": "/"})
     assert r.status_code == 400
     assert r.text.endswith('path: Specify the root folder as an empty string rather than as "/".')
+
+
+def test_team_headers_ignored_by_default(api: Api) -> None:
+    headers = {
+        "Dropbox-API-Select-User": "dbmid:anyone",
+        "Dropbox-API-Path-Root": '{".tag": "root", "root": "999"}',
+    }
+    assert api.rpc("users/get_current_account", None, headers=headers).status_code == 200
+    r = api.rpc("users/get_current_account", None, headers={"Dropbox-API-Path-Root": "{nope"})
+    assert (
+        r.status_code == 400
+        and 'HTTP header "Dropbox-API-Path-Root": could not decode input as JSON' in r.text
+    )
+
+
+def test_team_headers_validated_in_team_mode(tmp_path: Path) -> None:
+    emu = start_emulator(
+        tmp_path / "data", "--team-member-id", "dbmid:member1", "--team-root-namespace-id", "4242"
+    )
+    try:
+        api = Api(emu)
+        ok = {
+            "Dropbox-API-Select-User": "dbmid:member1",
+            "Dropbox-API-Path-Root": '{".tag": "root", "root": "4242"}',
+        }
+        assert api.rpc("users/get_current_account", None, headers=ok).status_code == 200
+        r = api.rpc("users/get_current_account", None, headers={"Dropbox-API-Select-User": "dbmid:other"})
+        assert r.status_code == 401 and r.json()["error"] == {".tag": "invalid_select_user"}
+        r = api.rpc(
+            "users/get_current_account",
+            None,
+            headers={"Dropbox-API-Path-Root": '{".tag": "namespace_id", "namespace_id": "1"}'},
+        )
+        assert r.status_code == 422
+        assert r.json()["error"][".tag"] == "invalid_root"
+        assert r.json()["error"]["invalid_root"]["root_namespace_id"]
+        home = {"Dropbox-API-Path-Root": '{".tag": "home"}'}
+        assert api.rpc("users/get_current_account", None, headers=home).status_code == 200
+    finally:
+        emu.stop()
