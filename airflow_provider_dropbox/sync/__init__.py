@@ -9,6 +9,7 @@ See docs/mirror.md for the guarantees, the options and the decisions behind them
 
 from airflow_provider_dropbox.sync.engine import MirrorClient, mirror, parse_max_deletes
 from airflow_provider_dropbox.sync.errors import (
+    DestinationError,
     EmptyRemoteError,
     LockHeldError,
     LockLostError,
@@ -24,6 +25,7 @@ from airflow_provider_dropbox.sync.errors import (
 from airflow_provider_dropbox.sync.report import MirrorReport
 
 __all__ = [
+    "DestinationError",
     "EmptyRemoteError",
     "LockHeldError",
     "LockLostError",

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from airflow_provider_dropbox.client import errors as client_errors
 from airflow_provider_dropbox.sync.apply import Applier
 from airflow_provider_dropbox.sync.errors import (
+    DestinationError,
     EmptyRemoteError,
     MirrorAbortedError,
     MirrorConfigError,
@@ -248,14 +249,28 @@ def mirror(
     local = os.path.abspath(os.fspath(local_dir))
     if os.path.lexists(local) and not os.path.isdir(local):
         raise MirrorConfigError(f"local_dir {local!r} exists and is not a directory; pass a folder path")
-    if not dry_run:
-        os.makedirs(local, exist_ok=True)
-    root = os.path.realpath(local)
-    if os.path.islink(state_dir(root)):
-        raise UnsafePathError(
-            f"{state_dir(root)} is a symlink; the mirror keeps its state and partial downloads there and "
-            "never follows it out of the destination. Replace it with a plain folder (or remove it)"
-        )
+    known_root: str | None = None
+    if not dry_run and not os.path.isdir(state_dir(os.path.realpath(local))):
+        # first run: check the remote folder before creating anything locally
+        known_root = _resolve_root(client, remote)
+    try:
+        if not dry_run:
+            os.makedirs(local, exist_ok=True)
+        root = os.path.realpath(local)
+        if os.path.islink(state_dir(root)):
+            raise UnsafePathError(
+                f"{state_dir(root)} is a symlink; the mirror keeps its state and partial downloads there and "
+                "never follows it out of the destination. Replace it with a plain folder (or remove it)"
+            )
+        lock: MirrorLock | None = None
+        if not dry_run:
+            lock = MirrorLock(state_dir(root), stale_after=stale_lock_after, timeout=lock_timeout, logger=log)
+            lock.acquire()
+    except OSError as exc:
+        raise DestinationError(
+            f"Cannot write to the mirror destination {local!r}: {exc.strerror or exc} ({exc.filename}). "
+            "The mirror keeps its lock, state and partial downloads inside it; pass a writable local_dir"
+        ) from exc
     report = MirrorReport(
         remote_path=remote or "/",
         local_dir=local,
@@ -263,16 +278,12 @@ def mirror(
         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     t0 = time.monotonic()
-    lock: MirrorLock | None = None
-    if not dry_run:
-        lock = MirrorLock(state_dir(root), stale_after=stale_lock_after, timeout=lock_timeout, logger=log)
-        lock.acquire()
     try:
         _run(
             client, remote, root, report, lock, log,
             delete_stale=delete_stale, dry_run=dry_run, limit=limit, raw_limit=max_deletes,
             allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=exclude,
-            adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan,
+            adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan, known_root=known_root,
         )  # fmt: skip
     except MirrorAbortedError as exc:
         report.aborted = str(exc)
@@ -280,6 +291,11 @@ def mirror(
         exc.report = report
         log.error("%s", exc)
         raise
+    except OSError as exc:  # state, intents or staging could not be written (apply errors are per action)
+        raise DestinationError(
+            f"Cannot write the mirror's state in {local!r}: {exc.strerror or exc} ({exc.filename}); nothing "
+            "was committed, the next run starts again from the last committed state"
+        ) from exc
     finally:
         if lock is not None:
             lock.release()
@@ -308,6 +324,7 @@ def _run(
     adopt_local: bool,
     conflict: ConflictPolicy,
     full_rescan: bool,
+    known_root: str | None = None,
 ) -> None:
     state = load_state(root) if os.path.isdir(root) else None
     if state is None:
@@ -352,7 +369,7 @@ def _run(
     if tree is None:
         if report.mode != "reset":
             report.mode = "full"
-        root_lower = _resolve_root(client, remote)
+        root_lower = known_root if known_root is not None else _resolve_root(client, remote)
         entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
         tree = RemoteTree.from_listing(entries, root_lower)
         log.info("Listed %d remote entries under %r", len(tree.entries), remote or "/")

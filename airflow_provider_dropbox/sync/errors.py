@@ -44,6 +44,10 @@ class LockLostError(MirrorError):
     """This run's lock was taken over (it looked stale to another run); this run stops applying."""
 
 
+class DestinationError(MirrorError):
+    """The destination cannot be written (read-only, permissions, full) outside of a file transfer."""
+
+
 class StateError(MirrorError):
     """The state file in the destination is unreadable or from an unknown format version."""
 

@@ -17,9 +17,15 @@ STATE_DIR_NAME = ".dropbox-mirror"
 
 
 def normalize_remote_root(path: str) -> str:
-    """``"/"`` and ``""`` mean the Dropbox root (``""``); otherwise ``/a/b`` without a trailing slash."""
-    p = (path or "").strip()
-    if p in ("", "/"):
+    """``"/"`` is the Dropbox root (``""``); else ``/a/b`` without a trailing slash. Blank is an error."""
+    if not isinstance(path, str) or not path.strip():
+        # an empty templated parameter must not silently mean "the whole Dropbox"
+        raise MirrorConfigError(
+            f"remote_path {path!r} is empty or blank; pass '/' to mirror the whole Dropbox (or app folder), "
+            "or a folder path like '/Reports'"
+        )
+    p = path.strip()
+    if p == "/":
         return ""
     if p.startswith(("id:", "ns:", "rev:")):
         raise MirrorConfigError(f"remote_path {path!r}: use a /-rooted path for a mirror, not an id or rev")

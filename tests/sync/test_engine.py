@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dropbox.sync import (
+    DestinationError,
     EmptyRemoteError,
     LockHeldError,
     MirrorConfigError,
@@ -529,3 +530,26 @@ def test_restricted_content_is_skipped_not_fatal(dbx: FakeDropbox, tmp_path: Pat
     r = run(dbx, dest)
     assert r.ok and r.skipped and "restricted_content" in r.skipped[0]["reason"]
     assert not (dest / "a.txt").exists() and (dest / "Docs" / "b.txt").exists()
+
+
+def test_bad_remote_root_creates_nothing_locally(dbx: FakeDropbox, tmp_path: Path) -> None:
+    for remote in ("/Nope", "/Root/a.txt"):
+        with pytest.raises(RemoteRootError):
+            mirror(dbx, remote, tmp_path / "m")
+        assert not (tmp_path / "m").exists()
+    for blank in ("", "   "):
+        with pytest.raises(MirrorConfigError, match="pass '/' to mirror the whole Dropbox"):
+            mirror(dbx, blank, tmp_path / "m")
+
+
+def test_unwritable_destination_is_a_typed_error(
+    dbx: FakeDropbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def read_only(*_a: Any, **_k: Any) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "m"))
+
+    monkeypatch.setattr(os, "makedirs", read_only)
+    with pytest.raises(DestinationError, match=r"Read-only file system.*pass a writable local_dir"):
+        run(dbx, tmp_path / "m")

@@ -182,7 +182,10 @@ def test_safe_local_path(tmp_path: Path) -> None:
 
 
 def test_normalize_remote_root() -> None:
-    assert normalize_remote_root("/") == "" and normalize_remote_root("") == ""
+    assert normalize_remote_root("/") == "" and normalize_remote_root(" / ") == ""
+    for blank in ("", "  ", None):
+        with pytest.raises(ValueError, match="empty or blank"):
+            normalize_remote_root(blank)  # type: ignore[arg-type]
     assert normalize_remote_root("Photos/") == "/Photos"
     with pytest.raises(ValueError, match=r"'\.\.'"):
         normalize_remote_root("/a/../b")
