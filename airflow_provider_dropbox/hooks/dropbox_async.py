@@ -57,9 +57,10 @@ class DropboxAsyncHook(BaseHook):
         """Build the sync client once, from the connection read asynchronously."""
         async with self._client_lock:
             if self._client is None:
-                conn = await BaseHook.aget_connection(self.dropbox_conn_id)
+                conn = await _aget_connection(self.dropbox_conn_id)
                 # Masks the extra's secrets through the async path before anything reads them.
-                await conn.aextra_dejson()
+                if hasattr(conn, "aextra_dejson"):
+                    await conn.aextra_dejson()
                 if conn.password:
                     await _amask(conn.password)
                 loop = asyncio.get_running_loop()
@@ -141,9 +142,22 @@ class DropboxAsyncHook(BaseHook):
             await asyncio.to_thread(client.close)
 
 
-async def _amask(token: str) -> None:
-    from airflow.sdk.log import amask_secret
+async def _aget_connection(conn_id: str) -> Any:
+    """``BaseHook.aget_connection`` where the Task SDK has it; else the sync lookup off the event loop."""
+    aget = getattr(BaseHook, "aget_connection", None)
+    if aget is not None:
+        return await aget(conn_id)
+    return await asyncio.to_thread(BaseHook.get_connection, conn_id)
 
+
+async def _amask(token: str) -> None:
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # older Task SDK: the sync call, off the event loop
+        from airflow.sdk.log import mask_secret
+
+        await asyncio.to_thread(mask_secret, token)
+        return
     await amask_secret(token)
 
 

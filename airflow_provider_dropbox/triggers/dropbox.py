@@ -25,6 +25,7 @@ from airflow_provider_dropbox.triggers.changes import (
     reset_message,
     select_changes,
 )
+from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
 
 # Transient trouble (network, 5xx, 429) is retried with capped exponential backoff; these give up for good.
 _PERMANENT = ("AuthError", "PathNotFoundError", "MalformedPathError", "BadInputError", "NotAFolderError")
@@ -349,6 +350,8 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
     async def load_cursor(self) -> str | None:
         state = self._state()
         if state is None:
+            if not AIRFLOW_V_3_3_PLUS:
+                self.log.info("Airflow < 3.3 has no asset state store: watching from the latest cursor")
             return None
         try:
             saved = await state.aget(CURSOR_STATE_KEY)
