@@ -235,7 +235,16 @@ async def finish_batch_check(c: Call) -> Response:
     return json_response({".tag": "complete", "entries": entries})
 
 
+async def start_batch(c: Call) -> Response:
+    """RPC: open ``num_sessions`` empty sessions at once (1..1000)."""
+    n = c.args.req_int("num_sessions", lo=1, hi=1000)
+    session_type, _ = c.args.union_tag("session_type", "sequential", ("sequential", "concurrent"))
+    ids = [(await blocking(c.emu.sessions.create, session_type == "concurrent")).id for _ in range(n)]
+    return json_response({"session_ids": ids})
+
+
 ROUTES = [
+    Route("/2/files/upload_session/start_batch", "rpc", start_batch, write=True),
     Route("/2/files/upload_session/start", "upload", start, write=True),
     Route("/2/files/upload_session/append_v2", "upload", append_v2, write=True),
     Route("/2/files/upload_session/finish", "upload", finish, write=True),

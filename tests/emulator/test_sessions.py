@@ -205,3 +205,12 @@ def test_finish_batch_async_and_check(api: Api, root: str) -> None:
     assert done[".tag"] == "complete" and done["entries"][0][".tag"] == "success"
     r = api.rpc("files/upload_session/finish_batch/check", {"async_job_id": "nope"})
     assert r.json()["error"] == {".tag": "invalid_async_job_id"}
+
+
+def test_start_batch(api: Api, root: str) -> None:
+    res = api.ok("files/upload_session/start_batch", {"num_sessions": 3, "session_type": "concurrent"})
+    assert len(set(res["session_ids"])) == 3
+    sid = res["session_ids"][0]
+    assert append(api, sid, 0, b"last", close=True).status_code == 200
+    assert finish(api, sid, 4, root + "/sb.bin").json()["size"] == 4
+    assert api.rpc("files/upload_session/start_batch", {"num_sessions": 0}).status_code == 400
