@@ -239,8 +239,7 @@ class DropboxClient:
         ) as exc:
             raise DropboxConnectionError(
                 f"Could not reach Dropbox ({what}) after retries: {type(exc).__name__}; check the host "
-                f"URL and "
-                "the network",
+                "URL and the network",
                 route=what,
             ) from exc
 
@@ -350,8 +349,7 @@ class DropboxClient:
             if "reset" in exc.tags:
                 raise CursorResetError(
                     "The Dropbox cursor was reset by the server (files/list_folder/longpoll); list the "
-                    "folder "
-                    "again to get a new cursor",
+                    "folder again to get a new cursor",
                     route=route,
                     status=exc.status,
                     error_summary=exc.error_summary,

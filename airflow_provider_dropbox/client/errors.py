@@ -229,8 +229,7 @@ def api_error_from_response(
         if "expired_access_token" in tags:
             return ExpiredAccessTokenError(
                 f"Dropbox access token expired ({route}); configure a refresh token so the client can "
-                f"renew it"
-                f"{tail}",
+                f"renew it{tail}",
                 **common,
             )
         if "missing_scope" in tags:
