@@ -176,6 +176,8 @@ class Args:
         self, field: str, default: str | None = None, required: bool = False, pattern: str | None = None
     ) -> str | None:
         if field not in self.value or self.value[field] is None:
+            if required and field in self.value:
+                raise self._fail(field, "'None' expected to be a string, got null")  # the real wording
             if required:
                 raise bad_input(self.func, f"{self.where}: missing required field '{field}'")
             return default

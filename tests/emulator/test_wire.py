@@ -151,6 +151,9 @@ def test_missing_required_field(api: Api) -> None:
 def test_wrong_type_field(api: Api) -> None:
     r = api.rpc("files/get_metadata", {"path": None})
     assert r.status_code == 400
+    assert r.text == PREFIX.format("files/get_metadata") + (
+        "request body: path: 'None' expected to be a string, got null"
+    )
     r = api.rpc("files/get_metadata", {"path": 5})
     assert r.status_code == 400
     assert "path: '5' expected to be a string, got integer" in r.text
