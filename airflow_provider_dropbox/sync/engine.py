@@ -292,6 +292,8 @@ def mirror(
         log.error("%s", exc)
         raise
     except OSError as exc:  # state, intents or staging could not be written (apply errors are per action)
+        if exc.filename is None:  # not a local file (e.g. a network error some library let through)
+            raise
         raise DestinationError(
             f"Cannot write the mirror's state in {local!r}: {exc.strerror or exc} ({exc.filename}); nothing "
             "was committed, the next run starts again from the last committed state"
