@@ -773,6 +773,28 @@ def suite_profile(res: Results, work: Path, cfg: Config, emus: Emulators) -> Non
         emu.latency(0)
     emu.client.delete("/bench/src-prof.bin")
     src.unlink()
+    # and the mirror, on a smaller tree at the mirror suite's latency
+    count = max(1, cfg.mirror_files // 10)
+    _seed_tree(emu.client, work / "seed-prof", "/prof-mirror", count, cfg.mirror_file_size)
+    emu.latency(cfg.mirror_latency_ms)
+    try:
+        table.update(
+            res.interleave(
+                emu,
+                "profile",
+                {
+                    f"client-mirror-{count}-files-p{p}": {
+                        "kind": "client_mirror", "remote": "/prof-mirror", "parallelism": p,
+                        "local": str(work / "prof-mc"), "sample": True},
+                    f"sdk-thread-pool-{count}-files-p{p}": {
+                        "kind": "sdk_mirror_pool", "remote": "/prof-mirror", "parallelism": p,
+                        "local": str(work / "prof-mp"), "sample": True},
+                },
+                repeats=1,
+            )
+        )  # fmt: skip
+    finally:
+        emu.latency(0)
     res.notes["profile"] = {
         name: {"seconds": s["runs"][0].get("seconds"), "stacks": s["runs"][0].get("stacks")}
         for name, s in table.items()
