@@ -51,5 +51,9 @@ with DAG(
             print(f"{change.get('kind')}: {change.get('path')}")
         return changes
 
-    mirror = DropboxMirrorOperator(task_id="mirror_inbox", dropbox_path=WATCH_PATH, local_path=LOCAL_PATH)
+    # The watched asset is the inlet: an operator-made asset with the same URI but another name would be
+    # inactive (Airflow keeps one active asset per URI) and fail the task before it runs.
+    mirror = DropboxMirrorOperator(
+        task_id="mirror_inbox", dropbox_path=WATCH_PATH, local_path=LOCAL_PATH, inlets=[dropbox_inbox]
+    )
     log_changes() >> mirror

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Re-resolve the lock files from their .in files (Python 3.11, Linux x86_64):
-# requirements/lock.txt (Airflow 3.3.2) and requirements/lock-airflow-3.2.txt (the lowest supported).
+# Re-resolve the lock files from their .in files (Python 3.11, Linux x86_64).
+# requirements/lock.txt: Airflow 3.3.2 with current packages.
+# requirements/lock-airflow-3.2.txt: the lowest supported Airflow, resolved as of its release (May 2026)
+# the way Airflow's own constraint files pin it (3.2.2's task runner breaks with later pydantic/fastapi);
+# only the test-only packages are allowed to be newer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-for name in lock lock-airflow-3.2; do
-  .venv/bin/uv pip compile "requirements/$name.in" --python-version 3.11 \
-    --python-platform x86_64-unknown-linux-gnu --no-header -o "requirements/$name.txt"
+common=(--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header)
+.venv/bin/uv pip compile requirements/lock.in "${common[@]}" -o requirements/lock.txt
+test_only=()
+for pkg in dropbox stone playwright pyee greenlet hypothesis; do
+  test_only+=(--exclude-newer-package "$pkg=2026-11-30")
 done
+.venv/bin/uv pip compile requirements/lock-airflow-3.2.in "${common[@]}" --exclude-newer 2026-06-01 \
+  "${test_only[@]}" -o requirements/lock-airflow-3.2.txt
