@@ -52,6 +52,7 @@ class Auth:
         self.access: dict[str, dict[str, Any]] = store.kv_all("access")
         self.refresh: dict[str, dict[str, Any]] = store.kv_all("refresh")
         self.codes: dict[str, dict[str, Any]] = {}
+        self._issued = 0
         dev = self.refresh.get(config.refresh_token)
         if dev is None and store.kv_get("revoked", config.refresh_token) is None:
             self._add_refresh(config.refresh_token, pkce=True)
@@ -67,7 +68,17 @@ class Auth:
         with self.lock:
             self.access[token] = rec
             self.store.kv_put("access", token, rec)
+            self._issued += 1
+            if self._issued % 256 == 0:
+                self._prune()
         return token, lifetime
+
+    def _prune(self) -> None:
+        """Forget tokens expired for a day (until then they still answer ``expired_access_token``)."""
+        horizon = time.time() - 86400
+        for token in [t for t, rec in self.access.items() if rec["expires"] < horizon]:
+            del self.access[token]
+            self.store.kv_del("access", token)
 
     # ------------------------------------------------------------ bearer checks
 
