@@ -136,11 +136,7 @@ class MirrorLock:
                 taken = self._read_file(aside)
                 if taken is not None and taken.get("token") != info.get("token"):
                     # we moved a fresher lock than the one we judged: put it back and keep waiting
-                    try:
-                        os.link(aside, self.path)
-                    except OSError:
-                        pass
-                    os.unlink(aside)
+                    self._put_back(aside)
                 else:
                     os.unlink(aside)
                     self.log.warning("Taking over stale mirror lock %s: %s", self.path, why)
@@ -156,6 +152,23 @@ class MirrorLock:
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat, name="dropbox-mirror-lock", daemon=True)
         self._thread.start()
+
+    def _put_back(self, aside: str) -> None:
+        try:
+            os.link(aside, self.path)  # fails if a new lock appeared meanwhile: never overwrite it
+        except FileExistsError:
+            pass  # that lock's owner notices at its next heartbeat and stops
+        except OSError:
+            try:  # no hard links on this file system
+                if not os.path.lexists(self.path):
+                    os.rename(aside, self.path)
+                    return
+            except OSError:
+                pass
+        try:
+            os.unlink(aside)
+        except FileNotFoundError:
+            pass
 
     @staticmethod
     def _read_file(path: str) -> dict[str, Any] | None:
