@@ -57,6 +57,16 @@ async def _folder_key(c: Call, path: str) -> str:
     return key
 
 
+async def _newer(c: Call, state: dict[str, Any], since: int) -> bool:
+    """Did anything in scope change after ``since``? Then a finished page still says ``has_more``, so a
+    client that pages until ``has_more`` is false is up to date as of its last call."""
+    store = c.emu.store
+    if store.seq <= since:
+        return False
+    items = await blocking(store.changes, state["p"], state["r"], since, store.seq)
+    return items is None or bool(items)
+
+
 async def _listing_page(c: Call, state: dict[str, Any]) -> dict[str, Any]:
     """Next page of a full listing; ``state["a"]`` is the last key already sent."""
     store = c.emu.store
@@ -69,6 +79,8 @@ async def _listing_page(c: Call, state: dict[str, Any]) -> dict[str, Any]:
     page, has_more = entries[:limit], len(entries) > limit
     if has_more:
         state["a"] = page[-1][0]
+    else:
+        has_more = await _newer(c, state, state["s"])
     cursor = cursors.encode(state, store.secret)
     return {"entries": [md for _, md in page], "cursor": cursor, "has_more": has_more}
 
@@ -123,6 +135,7 @@ async def list_folder_continue(c: Call) -> Response:
         state["w"], state["o"] = upto, offset + limit
     else:
         state["s"] = upto
+        has_more = await _newer(c, state, upto)
     return json_response(
         {"entries": entries, "cursor": cursors.encode(state, store.secret), "has_more": has_more}
     )
