@@ -4,7 +4,8 @@ The lock is a file created with ``O_CREAT | O_EXCL`` (atomic on local file syste
 owner (host, pid, random token) and a heartbeat timestamp refreshed by a background thread. Another run
 takes over only when the heartbeat is older than ``stale_after`` seconds (default 120 s, with a 10 s
 heartbeat) or, on the same host, when the owner's pid is gone (a killed run does not block the next one).
-Takeover renames the stale file away first, so of two runs racing for a stale lock only one wins. The
+Takeover is serialised by a second ``O_EXCL`` file and replaces the lock atomically, so of several
+runs racing for a stale lock exactly one wins. The
 holder re-reads the file at every heartbeat and before committing state; if someone else's token is
 there it stops (``LockLostError``) instead of racing the new owner.
 """
@@ -127,20 +128,9 @@ class MirrorLock:
             if info is None:
                 continue  # released between our attempts
             stale, why = self._is_stale(info)
-            if stale:
-                aside = f"{self.path}.stale.{self.token}"
-                try:
-                    os.rename(self.path, aside)
-                except FileNotFoundError:
-                    continue  # another run took it over first; retry (and probably find it held)
-                taken = self._read_file(aside)
-                if taken is not None and taken.get("token") != info.get("token"):
-                    # we moved a fresher lock than the one we judged: put it back and keep waiting
-                    self._put_back(aside)
-                else:
-                    os.unlink(aside)
-                    self.log.warning("Taking over stale mirror lock %s: %s", self.path, why)
-                    continue
+            if stale and self._take_over(info):
+                self.log.warning("Took over stale mirror lock %s: %s", self.path, why)
+                break
             if time.monotonic() >= deadline:
                 raise LockHeldError(
                     f"Another mirror run holds {self.path} ({why}). Wait for it to finish; if that run "
@@ -153,22 +143,32 @@ class MirrorLock:
         self._thread = threading.Thread(target=self._beat, name="dropbox-mirror-lock", daemon=True)
         self._thread.start()
 
-    def _put_back(self, aside: str) -> None:
+    def _take_over(self, judged: dict[str, Any]) -> bool:
+        """Replace a stale lock, serialised by a second O_EXCL file so that exactly one racer wins.
+
+        The lock file itself never disappears during a takeover (it is replaced atomically), so a run
+        that just tries ``O_EXCL`` on it cannot slip in between.
+        """
+        guard = f"{self.path}.takeover"
         try:
-            os.link(aside, self.path)  # fails if a new lock appeared meanwhile: never overwrite it
+            os.close(os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:
-            pass  # that lock's owner notices at its next heartbeat and stops
-        except OSError:
-            try:  # no hard links on this file system
-                if not os.path.lexists(self.path):
-                    os.rename(aside, self.path)
-                    return
+            try:  # a racer that died inside its takeover leaves the guard: it goes stale too
+                if time.time() - os.stat(guard).st_mtime > self.stale_after:
+                    os.unlink(guard)
             except OSError:
                 pass
+            return False
         try:
-            os.unlink(aside)
-        except FileNotFoundError:
-            pass
+            if self._read() != judged:  # refreshed, released or taken over since we judged it
+                return False
+            atomic_write_bytes(self.path, self._payload())
+            return True
+        finally:
+            try:
+                os.unlink(guard)
+            except FileNotFoundError:
+                pass
 
     @staticmethod
     def _read_file(path: str) -> dict[str, Any] | None:

@@ -249,7 +249,8 @@ def test_heartbeat_keeps_a_long_run_fresh_and_takeover_is_noticed(tmp_path: Path
     assert (tmp_path / "lock").exists()  # the new owner's lock is not removed
 
 
-def test_only_one_of_many_racers_takes_over_a_stale_lock(tmp_path: Path) -> None:
+@pytest.mark.parametrize("round_", range(10))
+def test_only_one_of_many_racers_takes_over_a_stale_lock(tmp_path: Path, round_: int) -> None:
     (tmp_path / "lock").write_text(json.dumps({"host": "gone", "pid": 1, "token": "old", "heartbeat": 0}))
     winners: list[MirrorLock] = []
     barrier = threading.Barrier(8)
@@ -269,4 +270,6 @@ def test_only_one_of_many_racers_takes_over_a_stale_lock(tmp_path: Path) -> None
     for t in threads:
         t.join()
     assert len(winners) == 1
+    assert json.loads((tmp_path / "lock").read_text())["token"] == winners[0].token
     winners[0].release()
+    assert sorted(os.listdir(tmp_path)) == []
