@@ -554,3 +554,13 @@ def test_unwritable_destination_is_a_typed_error(
     monkeypatch.setattr(os, "makedirs", read_only)
     with pytest.raises(DestinationError, match=r"Read-only file system.*pass a writable local_dir"):
         run(dbx, tmp_path / "m")
+
+
+def test_dry_run_reports_what_a_guard_would_stop(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    run(dbx, dest)
+    dbx.delete("/Root/Docs")
+    r = run(dbx, dest, dry_run=True, max_deletes=1)
+    assert r.aborted and "over max_deletes=1" in r.aborted and not r.ok
+    assert r.to_dict()["planned"]["delete_file"] == 2
+    assert (dest / "Docs" / "b.txt").exists()
