@@ -407,6 +407,7 @@ def test_upload_dag_failed_upload_leaves_the_file_in_the_inbox(
     assert run.output.count("new_state=up_for_retry") == 2, run.tail()
 
 
+@pytest.mark.slow  # ~30-60 s here; the real watcher path is covered by tests/e2e/test_stack_dags.py
 def test_event_driven_dag_mirrors_the_watched_folder_in_a_synthetic_run(
     cli: AirflowCli, client: DropboxClient, tmp_path: Path
 ) -> None:
