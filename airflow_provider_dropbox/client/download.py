@@ -370,7 +370,7 @@ def download_file(
     counter = Progress(0, progress)
     last: _RestartDownload | None = None
     for attempt in range(MAX_RESTARTS + 1):
-        counter.set(0)
+        counter.reset()
         try:
             return _Download(client, remote, dest, max(1, parallelism), counter).run()
         except _RestartDownload as exc:

@@ -32,6 +32,11 @@ class Progress:
         if self._callback is not None:
             self._callback(done, self.total)
 
+    def reset(self) -> None:
+        """Start over (a restarted transfer) without reporting: the total may not be known yet."""
+        with self._lock:
+            self.done = 0
+
     def set(self, done: int) -> None:
         with self._lock:
             self.done = max(0, min(self.total, done))

@@ -63,6 +63,22 @@ def test_progress_logger_in_a_real_upload(
     assert lines and "9.0 MiB of 9.0 MiB (100.0%)" in lines[-1] and "ETA done" in lines[-1]
 
 
+def test_progress_logger_in_a_real_download(
+    client: DropboxClient, tmp_path: Path, remote_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The size is unknown until the first response: no premature "0 B of 0 B (100%)" line."""
+    src = tmp_path / "d.bin"
+    write_random(src, 9 * MiB)
+    client.upload_file(src, f"{remote_dir}/d.bin")
+    with caplog.at_level(logging.INFO, logger="airflow_provider_dropbox.client.progress"):
+        client.download_file(
+            f"{remote_dir}/d.bin", tmp_path / "d.out", progress=ProgressLogger("get d.bin", interval=0.0)
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_dropbox.client.progress"]
+    assert lines and not any("0 B of 0 B" in line for line in lines), lines
+    assert "9.0 MiB of 9.0 MiB (100.0%)" in lines[-1]
+
+
 def test_file_changed_mid_download_restarts_with_new_content(
     emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path, remote_dir: str
 ) -> None:
