@@ -57,7 +57,7 @@ class DropboxMirrorOperator(_DropboxBaseOperator):
         self.dropbox_path = dropbox_path
         self.local_path = local_path
         self.delete_stale = delete_stale
-        self.dry_run = dry_run
+        self.mirror_dry_run = dry_run  # BaseOperator.dry_run is a method
         self.max_deletes = max_deletes
         self.allow_empty_remote = allow_empty_remote
         self.parallelism = parallelism
@@ -75,7 +75,7 @@ class DropboxMirrorOperator(_DropboxBaseOperator):
             self.dropbox_path,
             self.local_path,
             delete_stale=self.delete_stale,
-            dry_run=self.dry_run,
+            dry_run=self.mirror_dry_run,
             max_deletes=self.max_deletes,
             allow_empty_remote=self.allow_empty_remote,
             parallelism=self.parallelism,
