@@ -28,6 +28,7 @@ MiB = 1024 * 1024
 WRITE_MODES = ("add", "overwrite", "update")
 OVERWRITE_POLICIES = ("if_changed", "never", "error")
 _GLOB_CHARS = ("*", "?", "[")
+_METADATA_LOOKUPS_PER_FOLDER = 16
 
 
 def _templated(value: Any) -> bool:
@@ -210,9 +211,23 @@ class DropboxUploadOperator(_DropboxBaseOperator):
         from airflow_provider_dropbox.client.content_hash import content_hash_file
 
         remote_meta: dict[str, dict[str, Any]] = {}
-        parents = sorted({r.rsplit("/", 1)[0] for _, r in pairs})
-        for parent in parents:
+        by_parent: dict[str, list[str]] = {}
+        for _, remote in pairs:
+            by_parent.setdefault(remote.rsplit("/", 1)[0], []).append(remote)
+        for parent, remotes in sorted(by_parent.items()):
             try:
+                if len(remotes) <= _METADATA_LOOKUPS_PER_FOLDER:
+                    # A few files into a possibly huge folder: ask for them, don't list the folder.
+                    for remote in remotes:
+                        try:
+                            entry = client.get_metadata(remote)
+                        except Exception as exc:
+                            if _is_error(exc, "PathNotFoundError"):
+                                continue
+                            raise
+                        if entry.get(".tag", "file") == "file" and entry.get("path_lower"):
+                            remote_meta[entry["path_lower"]] = entry
+                    continue
                 for entry in client.list_folder(parent, recursive=False):
                     if entry.get(".tag") == "file" and entry.get("path_lower"):
                         remote_meta[entry["path_lower"]] = entry

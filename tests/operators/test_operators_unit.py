@@ -114,6 +114,7 @@ def test_chunked_upload_forces_a_session_with_explicit_chunking(tmp_path: Any) -
     )
     client = mock.MagicMock()
     client.list_folder.return_value = []
+    client.get_metadata.side_effect = type("PathNotFoundError", (Exception,), {})()
     client.upload_file.return_value = {"path_display": "/f.bin"}
     op._hook = mock.MagicMock(get_conn=mock.MagicMock(return_value=client))
     assert op.execute({}) == [{"path_display": "/f.bin"}]  # type: ignore[arg-type]
