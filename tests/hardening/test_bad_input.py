@@ -504,7 +504,6 @@ ROWS: list[Row] = [
         sync_errors.RemoteRootError,
         r"is a file, not a folder",
         r"mirror a folder",
-        xfail="#9 mirror() creates local_dir and its state folder before checking the remote root",
     ),
     Row(
         "mirror-remote-missing",
@@ -512,7 +511,6 @@ ROWS: list[Row] = [
         sync_errors.RemoteRootError,
         r"does not exist",
         r"check remote_path",
-        xfail="#9 mirror() creates local_dir and its state folder before checking the remote root",
     ),
     Row(
         "mirror-remote-dotdot",
@@ -532,16 +530,16 @@ ROWS: list[Row] = [
         "mirror-whitespace-remote-path",
         lambda c: lambda: mirror(c.client, "   ", c.work / "m"),
         sync_errors.MirrorConfigError,
-        r"remote_path",
-        xfail="#6 a whitespace-only remote_path is stripped to '' and mirrors the whole Dropbox",
+        r"remote_path .* is empty or blank",
+        r"pass '/' to mirror the whole Dropbox",
     ),
     Row(
         "mirror-readonly-destination",
         lambda c: c.mount("ro", read_only=True) and (lambda: mirror(c.client, "/data", _ro(c))),
-        sync_errors.MirrorError,
-        r"Read-only file system",
+        sync_errors.DestinationError,
+        r"Cannot write to the mirror destination .*Read-only file system",
+        r"pass a writable local_dir",
         mount=True,
-        xfail="#1 mirror into a read-only destination raises a raw OSError from the lock/state directory",
     ),
     Row(
         "mirror-full-filesystem",
@@ -740,9 +738,6 @@ OP_ROWS = [
         {"remote": "/file.txt"},
         "RemoteRootError",
         r"is a file, not a folder",
-        marks=pytest.mark.xfail(
-            strict=True, reason="#9 the mirror creates local_dir before checking the remote"
-        ),
         id="mirror-remote-is-a-file",
     ),
     (
@@ -779,10 +774,7 @@ OP_ROWS = [
         "mirror_dag",
         {"remote": ""},
         "MirrorConfigError",
-        r"remote",
-        marks=pytest.mark.xfail(
-            strict=True, reason="#6 an empty rendered dropbox_path mirrors the whole Dropbox"
-        ),
+        r"is empty or blank; pass '/' to mirror the whole Dropbox",
         id="mirror-empty-remote-from-missing-param",
     ),
     pytest.param(
