@@ -45,6 +45,10 @@ def _is_reset(exc: BaseException) -> bool:
     return any(cls.__name__ == "CursorResetError" for cls in type(exc).__mro__)
 
 
+def _is_missing(exc: BaseException) -> bool:
+    return any(cls.__name__ in ("PathNotFoundError", "NotAFolderError") for cls in type(exc).__mro__)
+
+
 def _retry_after(exc: BaseException) -> float | None:
     value = getattr(exc, "retry_after", None)
     return float(value) if value else None
@@ -306,7 +310,14 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
     (neither replaying nor skipping changes, except for a crash in the sub-second window between handing an
     event to the triggerer and saving the cursor). On Airflow 3.2 there is no state store: every (re)start
     begins at the latest cursor, so changes made while the triggerer was down are not reported.
+
+    Errors never end the watcher nor produce an event: a missing folder is logged and looked for again
+    every ``missing_retry_s`` (the DAG may be deployed before the folder exists), other errors that
+    retrying cannot fix (credentials) every ``error_retry_s``; transient ones are retried with backoff.
     """
+
+    missing_retry_s: float = 60.0
+    error_retry_s: float = 300.0
 
     def __init__(
         self,
@@ -380,16 +391,34 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
             kw = {k: v for k, v in self.kw.items() if k != "dropbox_conn_id"}
             waiter = _ChangeWaiter(hook=hook, log=self.log, **kw)
             waiter.on_cursor = self.save_cursor  # type: ignore[method-assign]
-            cursor = await self.load_cursor()
-            if cursor is None:
-                cursor = await hook.get_latest_cursor(path, recursive=self.kw["recursive"])
-                await self.save_cursor(cursor)
-                self.log.info("Watching Dropbox %s from the latest cursor", path or "/")
-            else:
+            cursor: str | None = await self.load_cursor()
+            if cursor is not None:
                 self.log.info("Watching Dropbox %s from the saved cursor", path or "/")
             while True:
-                await waiter.honour_pending_backoff()
-                changes, cursor, reset = await waiter.next_batch(cursor)
+                try:
+                    if cursor is None:
+                        cursor = await hook.get_latest_cursor(path, recursive=self.kw["recursive"])
+                        await self.save_cursor(cursor)
+                        self.log.info("Watching Dropbox %s from the latest cursor", path or "/")
+                    await waiter.honour_pending_backoff()
+                    changes, cursor, reset = await waiter.next_batch(cursor)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # A watcher must not end (the triggerer would restart it every ~2 s) nor fire: say
+                    # what is wrong and look again later; the folder may be created, a token fixed.
+                    if _is_reset(exc):
+                        cursor = None
+                    delay = self.missing_retry_s if _is_missing(exc) else self.error_retry_s
+                    self.log.error(
+                        "Dropbox watcher on %s cannot proceed: %s: %s; trying again in %.0f s",
+                        path or "/",
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
                 self.log.info(
                     "Dropbox %s: %d change(s)%s", path or "/", len(changes), " after reset" if reset else ""
                 )

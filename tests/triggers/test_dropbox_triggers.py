@@ -323,3 +323,30 @@ def test_event_trigger_honours_backoff_even_without_changes(quick_emulator: Emul
     polls = asyncio.run(scenario())
     # Without honouring backoff=2 s it would longpoll ~20 times in 4 s (0.2 s each).
     assert polls <= 3, polls
+
+
+def test_event_trigger_waits_for_a_missing_folder_without_firing(
+    quick_emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    """A watcher deployed before its folder exists logs the problem, neither fires nor ends, and starts
+    reporting once the folder appears."""
+    from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+
+    hook = DropboxHook(dropbox_conn_id="dbx_quick")
+    trigger = DropboxChangeEventTrigger(path="/later", dropbox_conn_id="dbx_quick")
+    trigger.missing_retry_s = 0.5
+
+    async def scenario() -> dict[str, Any]:
+        gen = trigger.run()
+        pending = asyncio.ensure_future(_next_event(gen, 60))
+        await asyncio.sleep(2.0)
+        assert not pending.done(), "fired (or ended) on a missing folder"
+        await asyncio.to_thread(hook.create_folder, "/later")
+        await asyncio.sleep(1.5)  # the next look takes a cursor
+        await asyncio.to_thread(_upload, hook, tmp_path, "/later/a.csv")
+        payload = (await pending).payload
+        await gen.aclose()
+        return payload  # type: ignore[no-any-return]
+
+    payload = asyncio.run(scenario())
+    assert [c["path"] for c in payload["changes"]] == ["/later/a.csv"]
