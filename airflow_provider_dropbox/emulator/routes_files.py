@@ -70,13 +70,8 @@ async def _newer(c: Call, state: dict[str, Any], since: int) -> bool:
 async def _listing_page(c: Call, state: dict[str, Any]) -> dict[str, Any]:
     """Next page of a full listing; ``state["a"]`` is the last key already sent."""
     store = c.emu.store
-    entries = await blocking(store.listing, state["p"], state["r"], state["d"])
     after = state.pop("a", None)
-    if after is not None:
-        after_key = after.split("/")
-        entries = [(k, md) for k, md in entries if k.split("/") > after_key]
-    limit = state["l"]
-    page, has_more = entries[:limit], len(entries) > limit
+    page, has_more = await blocking(store.listing_page, state["p"], state["r"], state["d"], after, state["l"])
     if has_more:
         state["a"] = page[-1][0]
     else:

@@ -7,6 +7,7 @@ are blocking and take ``self.lock``: call them from a thread pool.
 
 from __future__ import annotations
 
+import bisect
 import os
 import secrets
 import threading
@@ -277,8 +278,13 @@ class Store:
             stack.extend(kids)
         return sorted(out, key=sort_key)
 
-    def listing(self, root: str, recursive: bool, include_deleted: bool) -> list[tuple[str, dict[str, Any]]]:
-        """(key, metadata) of everything in scope, parents before children."""
+    def listing_page(
+        self, root: str, recursive: bool, include_deleted: bool, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+        """One page of (key, metadata) in scope after key ``after``, parents before children; and has_more.
+
+        Only the page's items are rendered, so paging a big tree costs a sort per page, not a full render.
+        """
         with self.lock:
             if recursive:
                 keys = self._subtree(root)
@@ -286,13 +292,20 @@ class Store:
                     keys = keys[1:]
             else:
                 keys = sorted(self.children.get(root, ()), key=sort_key)
-            out = [(k, self.nodes[k].metadata(tagged=True)) for k in keys]
             if include_deleted:
-                for k, disp in self.deleted.items():
+                for k in self.deleted:
                     if (recursive and k.startswith(root + "/")) or (not recursive and parent_key(k) == root):
-                        out.append((k, deleted_metadata(disp)))
-                out.sort(key=lambda item: sort_key(item[0]))
-            return out
+                        keys.append(k)
+                keys.sort(key=sort_key)
+            start = 0 if after is None else bisect.bisect_right(keys, sort_key(after), key=sort_key)
+            chosen = keys[start : start + limit]
+            page = []
+            for k in chosen:
+                node = self.nodes.get(k)
+                page.append(
+                    (k, node.metadata(tagged=True) if node is not None else deleted_metadata(self.deleted[k]))
+                )
+            return page, start + limit < len(keys)
 
     def changes(self, root: str, recursive: bool, since: int, upto: int) -> list[tuple[str, str]] | None:
         """Ordered (op, display) items changed in the window ``(since, upto]``; None means reset.
