@@ -56,6 +56,7 @@ def test_first_run_then_incremental_is_cheap(dbx: FakeDropbox, tmp_path: Path) -
     assert r.done == {"download": 1}
     assert local_tree(dest) == dbx.tree("/Root")
     assert json.dumps(r.to_dict())  # XCom-safe
+    assert r.to_dict()["downloaded"] == 1 and r.to_dict()["deleted"] == 0
 
 
 def test_move_and_rename_do_not_download(dbx: FakeDropbox, tmp_path: Path) -> None:
