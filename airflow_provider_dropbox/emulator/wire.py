@@ -75,7 +75,7 @@ def error_summary(error: Any) -> str:
             continue
         tags.append(tag)
         inner = node.get(tag)
-        if isinstance(inner, (dict, str)) and tag in node:
+        if isinstance(inner, dict):  # a nested union; primitive values (malformed_path's text) end the chain
             node = inner
         elif isinstance(node.get("reason"), dict):
             node = node["reason"]

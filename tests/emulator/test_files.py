@@ -229,6 +229,7 @@ def test_malformed_paths(api: Api, root: str, bad: str) -> None:
     r = api.rpc("files/get_metadata", {"path": root + bad})
     assert r.status_code == 409
     assert r.json()["error"]["path"][".tag"] == "malformed_path"
+    assert summary_ok(r.json(), "path/malformed_path")
 
 
 def test_disallowed_name(api: Api, root: str) -> None:
