@@ -234,3 +234,19 @@ def test_guards_stop_destructive_plans_on_the_emulator(emu_client: EmuClient, tm
     assert local_hash_tree(dest) == before
     mirror(client, ROOT, dest)
     assert_converged(client, dest, chaos)
+
+
+@pytest.mark.parametrize("root", ["/", "/Donn\u00e9es \u03a9"])
+def test_whole_dropbox_and_unicode_roots(emu_client: EmuClient, tmp_path: Path, root: str) -> None:
+    emu, client = emu_client
+    base = "" if root == "/" else root
+    chaos = Chaos(client, base or "", seed=4, workdir=str(tmp_path))
+    for name in ("a.txt", "Sub/B.bin", "caf\u00e9/\u65e5\u672c.txt"):
+        chaos.upload(name)
+    dest = tmp_path / "m"
+    assert mirror(client, root, dest).ok
+    chaos.upload("Sub/new.bin", b"bytes no other file has")
+    emu.reset_stats()
+    report = mirror(client, root, dest)
+    assert report.mode == "incremental" and report.done == {"download": 1}
+    assert local_hash_tree(dest) == remote_tree(client, base)
