@@ -565,3 +565,25 @@ def test_dry_run_reports_what_a_guard_would_stop(dbx: FakeDropbox, tmp_path: Pat
     assert r.aborted and "over max_deletes=1" in r.aborted and not r.ok
     assert r.to_dict()["planned"]["delete_file"] == 2
     assert (dest / "Docs" / "b.txt").exists()
+
+
+def test_incremental_disk_work_grows_with_changes_not_tree_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_dropbox.sync import engine
+
+    dbx = FakeDropbox()
+    for i in range(500):
+        dbx.put(f"/R/d{i % 10}/f{i}.txt", f"file {i}".encode())
+    dest = tmp_path / "m"
+    mirror(dbx, "/R", dest)
+    probes: list[str] = []
+    hashes: list[str] = []
+    real_probe, real_hash = engine._probe, engine._hash
+    monkeypatch.setattr(engine, "_probe", lambda root, rel: probes.append(rel) or real_probe(root, rel))
+    monkeypatch.setattr(engine, "_hash", lambda root, rel: hashes.append(rel) or real_hash(root, rel))
+    dbx.put("/R/d3/f3.txt", b"changed")
+    dbx.delete("/R/d4/f4.txt")
+    r = mirror(dbx, "/R", dest)
+    assert r.done == {"download": 1, "delete_file": 1}
+    assert sorted(probes) == ["d3/f3.txt", "d4/f4.txt"] and hashes == []
