@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from airflow_provider_dropbox.sync.layout import Desired, Layout
@@ -174,11 +174,12 @@ def make_plan(
             hashes[p] = hasher(p)
         return hashes[p]
 
-    sources: dict[str, str] = {}
+    all_sources: dict[str, list[str]] = {}
     for p in sorted(manifest):
         rec = manifest[p]
-        if not rec.is_dir and rec.content_hash and rec.content_hash not in sources:
-            sources[rec.content_hash] = p
+        if not rec.is_dir and rec.content_hash:
+            all_sources.setdefault(rec.content_hash, []).append(p)
+    sources = {h: paths[0] for h, paths in all_sources.items()}
 
     def fetch(d: Desired, deferred: bool, reason: str) -> Action:
         e = d.entry
@@ -336,4 +337,23 @@ def make_plan(
                 continue
             op2: Op = "delete_folder" if is_dir else "delete_file"
             acts.append(Action(op2, p, is_dir=is_dir, reason="adopt_local: not in the remote folder"))
+    _reroute_local_copies(acts, all_sources)
     return plan
+
+
+def _reroute_local_copies(acts: list[Action], all_sources: Mapping[str, list[str]]) -> None:
+    """A local copy must read a source that still exists when it runs: set-asides happen before every
+    copy, deletes before the deferred ones. Pick another managed file with the same content, else download."""
+    early = {a.path for a in acts if a.op == "set_aside"}
+    late = early | {a.path for a in acts if a.op in ("delete_file", "delete_folder")}
+    for i, a in enumerate(acts):
+        if a.op != "copy_local" or a.source is None:
+            continue
+        gone = late if a.deferred else early
+        if not _under_any(a.source, gone):
+            continue
+        alt = next(
+            (p for p in all_sources.get(a.content_hash or "", ()) if p != a.path and not _under_any(p, gone)),
+            None,
+        )
+        acts[i] = replace(a, source=alt) if alt else replace(a, op="download", source=None, reason=a.reason)

@@ -292,3 +292,22 @@ def test_plan_never_destroys_local_data_it_does_not_own(
             assert conflict == "skip"
     if conflict == "skip":
         assert not set_aside
+
+
+def test_local_copies_never_read_a_source_that_is_gone_by_then() -> None:
+    # a file becomes a folder holding the same bytes: its only source is deleted before the deferred copy
+    m = managed(**{"a.txt": "h1", "keep.txt": "h2"})
+    disk = {"a.txt": ("file", "h1"), "keep.txt": ("file", "h2")}
+    plan, _ = plan_for(listing(("a.txt", None), ("a.txt/inner", "h1"), ("keep.txt", "h2")), m, disk)
+    inner = next(a for a in plan.actions if a.path == "a.txt/inner")
+    assert inner.op == "download" and inner.deferred
+    # with a second managed copy of the bytes, that one is used instead
+    m2 = managed(**{"a.txt": "h1", "b.txt": "h1"})
+    disk2 = {"a.txt": ("file", "h1"), "b.txt": ("file", "h1")}
+    plan, _ = plan_for(listing(("a.txt", None), ("a.txt/inner", "h1"), ("b.txt", "h1")), m2, disk2)
+    inner = next(a for a in plan.actions if a.path == "a.txt/inner")
+    assert (inner.op, inner.source) == ("copy_local", "b.txt")
+    # a modified source is set aside first: not a source at all
+    m3 = managed(**{"old.txt": "h1"})
+    plan, _ = plan_for(listing(("new.txt", "h1")), m3, {"old.txt": ("file", "edited")})
+    assert ops(plan)[0] == ("download", "new.txt")
