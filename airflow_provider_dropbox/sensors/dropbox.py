@@ -48,10 +48,10 @@ class DropboxChangeSensor(BaseSensorOperator):
     ``added``, so the first run succeeds at once when the folder is not empty).
 
     Modes: ``poke`` and ``reschedule`` call ``list_folder/continue`` every ``poke_interval``; in
-    reschedule mode a first-run cursor is kept in an Airflow Variable between pokes (so changes between
-    reschedules are not lost) and deleted on success. ``deferrable=True`` (default
-    ``[operators] default_deferrable``) pokes once, then waits in the triggerer on
-    ``list_folder/longpoll`` (honouring its ``backoff``) and reacts within about a second.
+    reschedule mode the cursor reached so far is kept in an Airflow Variable between pokes (so a first-run
+    cursor survives and no change is lost between reschedules) and deleted on success.
+    ``deferrable=True`` (default ``[operators] default_deferrable``) pokes once, then waits in the
+    triggerer on ``list_folder/longpoll`` (honouring its ``backoff``) and reacts within about a second.
 
     Cursor reset (Dropbox expired or rebuilt the cursor; 409 ``reset``), per ``on_cursor_reset``:
     ``relist`` (default) lists the folder again and reports every current entry as ``added`` with
@@ -149,7 +149,16 @@ class DropboxChangeSensor(BaseSensorOperator):
         )
 
     def _initial_cursor(self, context: Context) -> str | None:
-        """Explicit > previous successful run > reschedule baseline > first run; None means 'beginning'."""
+        """This run's progress (reschedule) > explicit > previous successful run > first run.
+
+        ``None`` means "list from the beginning".
+        """
+        if self.reschedule:
+            from airflow.sdk import Variable
+
+            saved = Variable.get(self._variable_key(context), default=None)
+            if saved:
+                return str(saved)
         if self.cursor:
             self.log.info("Starting from the cursor given to the sensor")
             return self.cursor
@@ -162,12 +171,6 @@ class DropboxChangeSensor(BaseSensorOperator):
                     self.log.info("Continuing from the cursor of the previous successful run")
                     return str(previous["cursor"])
                 self.log.info("The previous run watched another folder; not reusing its cursor")
-        if self.reschedule:
-            from airflow.sdk import Variable
-
-            saved = Variable.get(self._variable_key(context), default=None)
-            if saved:
-                return str(saved)
         if self.start_from == "beginning":
             return None
         try:

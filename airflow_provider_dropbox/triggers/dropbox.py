@@ -8,7 +8,7 @@ exactly like the poke-mode sensor (``triggers/changes.py``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -69,8 +69,11 @@ class _ChangeWaiter:
         longpoll_timeout: int,
         on_cursor_reset: str,
         log: Any,
+        on_cursor: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.hook = hook
+        self._on_cursor = on_cursor
+        self.pending_backoff: float | None = None
         self.path = path
         self.recursive = recursive
         self.file_pattern = file_pattern
@@ -183,15 +186,15 @@ class _ChangeWaiter:
                 )
                 await asyncio.sleep(jittered(delay))
 
-    pending_backoff: float | None = None
-
     async def honour_pending_backoff(self) -> None:
         if self.pending_backoff:
             delay, self.pending_backoff = self.pending_backoff, None
             await asyncio.sleep(delay)
 
     async def on_cursor(self, cursor: str) -> None:
-        """Hook for callers that persist the cursor as it advances (the event trigger)."""
+        """Let the caller persist the cursor as it advances (the event trigger's state store)."""
+        if self._on_cursor is not None:
+            await self._on_cursor(cursor)
 
 
 def _common_kwargs(
@@ -389,8 +392,7 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
         path = self.kw["path"]
         try:
             kw = {k: v for k, v in self.kw.items() if k != "dropbox_conn_id"}
-            waiter = _ChangeWaiter(hook=hook, log=self.log, **kw)
-            waiter.on_cursor = self.save_cursor  # type: ignore[method-assign]
+            waiter = _ChangeWaiter(hook=hook, log=self.log, on_cursor=self.save_cursor, **kw)
             cursor: str | None = await self.load_cursor()
             if cursor is not None:
                 self.log.info("Watching Dropbox %s from the saved cursor", path or "/")
