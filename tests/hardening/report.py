@@ -28,8 +28,8 @@ class FaultRow:
     note: str = ""
 
     @property
-    def retries(self) -> int:
-        return max(0, self.requests - self.minimum)
+    def retries(self) -> int | None:
+        return None if self.minimum < 0 else max(0, self.requests - self.minimum)
 
 
 @dataclass
@@ -120,8 +120,9 @@ def render(command: str) -> str:
     ]
     for r in FAULT_ROWS:
         lines.append(
-            f"| {r.case} | {r.op} | {r.faults} | {_cell(r.completed)} | {r.requests} | {r.minimum} | "
-            f"{r.retries} | {_cell(r.bytes_ok)} | {r.seconds:.1f} | {r.note} |"
+            f"| {r.case} | {r.op} | {r.faults} | {_cell(r.completed)} | {r.requests} | "
+            f"{_cell(r.minimum if r.minimum >= 0 else None)} | {_cell(r.retries)} | {_cell(r.bytes_ok)} | "
+            f"{r.seconds:.1f} | {r.note} |"
         )
     return "\n".join(lines) + "\n"
 
