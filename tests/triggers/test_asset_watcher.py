@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dropbox.triggers.dropbox import DropboxChangeEventTrigger
-from tests.emulator_process import EmulatorProcess
+from tests.emulator_process import DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
 from tests.ops_fixtures import DAGS, conn_env, load_dag
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -147,6 +147,10 @@ def test_real_triggerer_runs_dag_on_change_not_on_quiet_folder(
         (extra,) = [json.loads(r[0]) for r in _rows(airflow_home, "select extra from asset_event")]
         assert extra["from_trigger"] is True
         assert [c["path"] for c in extra["payload"]["changes"]] == ["/ops-watch/Inbox/data.csv"]
+        triggerer_log = (logs / "triggerer.log").read_text()
+        assert "DropboxChangeEventTrigger" in triggerer_log
+        for secret in (DEV_APP_SECRET, DEV_REFRESH_TOKEN, "Bearer "):
+            assert secret not in triggerer_log, f"{secret!r} leaked into the triggerer log"
     finally:
         for proc in procs:
             proc.terminate()
