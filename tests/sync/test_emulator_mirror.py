@@ -150,9 +150,15 @@ def _visible_files(dest: Path) -> dict[str, str | None]:
     return {k: v for k, v in local_hash_tree(dest).items() if v is not None}
 
 
-@pytest.mark.parametrize(("seed", "kills"), [(21, 6)])
+@pytest.mark.parametrize(
+    ("seed", "kills", "faults"),
+    [
+        pytest.param(21, 6, False, id="kills"),
+        pytest.param(22, 12, True, id="kills-under-faults", marks=pytest.mark.slow),
+    ],
+)
 def test_killed_mid_run_converges_without_partial_files(
-    emu_client: EmuClient, tmp_path: Path, seed: int, kills: int
+    emu_client: EmuClient, tmp_path: Path, seed: int, kills: int, faults: bool
 ) -> None:
     emu, client = emu_client
     chaos = Chaos(client, ROOT, seed=seed, workdir=str(tmp_path))
@@ -165,7 +171,8 @@ def test_killed_mid_run_converges_without_partial_files(
         for i in range(6):  # a batch with a few multi-MiB files, so kills land mid-transfer
             big = i < 2
             chaos.upload(f"batch{rnd}/g{i}.bin", rng.randbytes(3_000_000 if big else 2_000))
-        emu.set_faults(latency_ms=10, bandwidth_mbps=100)
+        extra = {**FAULTS, "seed": seed * 100 + rnd} if faults else {}
+        emu.set_faults(latency_ms=10, bandwidth_mbps=100, **extra)
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(dest)],
@@ -193,7 +200,7 @@ def test_killed_mid_run_converges_without_partial_files(
         # nothing half-written under a real name: every visible file holds content that was uploaded
         for rel, h in _visible_files(dest).items():
             assert h in chaos.hashes, f"{rel} holds bytes that were never uploaded (a partial file?)"
-        report = mirror(client, ROOT, dest, parallelism=4)
+        report = mirror_until_ok(client, dest)
         assert report.ok
         assert_converged(client, dest, chaos)
         assert not os.listdir(dest / ".dropbox-mirror" / "staging")
