@@ -7,6 +7,7 @@ asset scheduling and lineage work; templated paths are reported through hook lin
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from collections.abc import Sequence
@@ -186,8 +187,6 @@ class DropboxUploadOperator(_DropboxBaseOperator):
             return [(p, _join(remote, p.name)) for p in matches]
         path = Path(local)
         if path.is_dir():
-            import fnmatch
-
             files = sorted(path.rglob("*") if self.recursive else path.glob("*"))
             pairs = []
             for f in files:
@@ -403,8 +402,6 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
 
     def _check_no_conflicts(self) -> None:
         """``overwrite='error'``: refuse before writing anything if a differing local file is in the way."""
-        import fnmatch
-
         root = str(self.remote_path).rstrip("/")
         prefix = root.lower() + "/"
         conflicts = []
