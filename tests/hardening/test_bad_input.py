@@ -86,6 +86,13 @@ class Ctx:
     inputs: dict[str, bytes] = field(default_factory=dict)
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
+    def chdir(self) -> Path:
+        """Make ``work/cwd`` the current directory, so writes to a relative or empty path are seen."""
+        cwd = self.work / "cwd"
+        cwd.mkdir(exist_ok=True)
+        self.monkeypatch.chdir(cwd)
+        return cwd
+
     def mount(self, name: str, *, size: str = "1m", read_only: bool = False) -> Path:
         """A tmpfs at ``work/name`` for the rest of the test (read-only, or tiny to fill up)."""
         return self.stack.enter_context(tmpfs(self.work / name, size=size, read_only=read_only))
@@ -547,6 +554,20 @@ ROWS: list[Row] = [
         r"pass '/' to mirror the whole Dropbox",
     ),
     Row(
+        "mirror-empty-local-dir",
+        lambda c: c.chdir() and (lambda: mirror(c.client, "/data", "")),
+        sync_errors.MirrorConfigError,
+        r"local_dir",
+        xfail="#17 an empty local_dir means the worker's current directory: the mirror writes there",
+    ),
+    Row(
+        "client-download-folder-empty-local-dir",
+        lambda c: c.chdir() and (lambda: folders.download_folder(c.client, "/data", "")),
+        errors.LocalPathError,
+        r"empty",
+        xfail="#17 an empty local_dir means the worker's current directory: files land there",
+    ),
+    Row(
         "mirror-readonly-destination",
         lambda c: c.mount("ro", read_only=True) and (lambda: mirror(c.client, "/data", _ro(c))),
         sync_errors.DestinationError,
@@ -791,6 +812,17 @@ OP_ROWS = [
         id="mirror-empty-remote-from-missing-param",
     ),
     pytest.param(
+        "download-to-empty-local-path",
+        "download_dag",
+        {"remote": "/data/a.csv", "local": ""},
+        "",
+        r"local_path",
+        marks=pytest.mark.xfail(
+            strict=True, reason="#17 an empty local_path downloads into the worker's cwd"
+        ),
+        id="download-to-empty-local-path",
+    ),
+    pytest.param(
         "upload-glob-of-the-whole-filesystem",
         "upload_dag",
         {"local": "/**", "remote": "/everything"},
@@ -824,6 +856,8 @@ def test_operator_bad_input(
     src = ctx.src("in.csv")
     conf = dict(conf)
     conf.setdefault("local", str(src) if dag_attr == "upload_dag" else str(ctx.work / "out"))
+    if conf["local"] == "":
+        ctx.chdir()  # an empty path means the current directory: make it one we snapshot
     if conf.get("conn") == "@noauth":
         conf["conn"] = ctx.conn(extra={"refresh_token": None})
     if "**" in str(conf.get("local")):
