@@ -422,3 +422,87 @@ def test_connection_test_names_the_tls_problem(
     ok, message = DropboxHook("hsec_tls2").test_connection()
     assert not ok
     assert re.search(r"TLS|certificate", message) and "CA bundle" in message, message
+
+
+# ---------------------------------------------------------------------- a hostile or broken server
+
+
+class _HostileClient:
+    """Answers listings with entries whose names or paths try to climb out of the destination, and serves
+    ``download_file`` by writing a marker (so any write that got through is visible)."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+        self.written: list[str] = []
+
+    def get_metadata(self, path: str, include_deleted: bool = False) -> dict[str, Any]:
+        return {
+            ".tag": "folder",
+            "name": "data",
+            "path_lower": "/data",
+            "path_display": "/data",
+            "id": "id:d",
+        }
+
+    def list_folder(
+        self, path: str, recursive: bool = False, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        yield from self.entries
+
+    def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]:
+        return list(self.entries), "cursor-1"
+
+    def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
+        return [], cursor
+
+    def download_file(self, remote_path: str, local_path: Any, **kwargs: Any) -> dict[str, Any]:
+        Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(local_path).write_bytes(b"EVIL")
+        self.written.append(str(local_path))
+        return {"name": Path(str(local_path)).name, "size": 4, "content_hash": "x"}
+
+
+def _file(path_lower: str, name: str) -> dict[str, Any]:
+    return {
+        ".tag": "file",
+        "name": name,
+        "path_lower": path_lower,
+        "path_display": path_lower,
+        "id": f"id:{abs(hash(path_lower))}",
+        "rev": "0123456789abcdef0",
+        "size": 4,
+        "content_hash": "x",
+    }
+
+
+HOSTILE = {
+    "dotdot-in-path": [_file("/data/../evil.txt", "evil.txt")],
+    "dotdot-as-name": [{**_file("/data/x", "x"), "name": "../../evil.txt"}],
+    "slash-in-name": [{**_file("/data/y", "y"), "name": "sub/../../../evil.txt"}],
+    "backslash-name": [_file("/data/..\\..\\evil.txt", "..\\..\\evil.txt")],
+    "nul-in-name": [_file("/data/evil\x00.txt", "evil\x00.txt")],
+    "outside-root": [_file("/elsewhere/evil.txt", "evil.txt")],
+}
+
+
+@pytest.mark.parametrize("layer", ["download_folder", "mirror"])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_listing_cannot_escape_the_destination(tmp_path: Path, layer: str, case: str) -> None:
+    """A compromised proxy or a buggy server must not make the client write outside the destination."""
+    from airflow_provider_dropbox.client import folders
+    from airflow_provider_dropbox.sync import MirrorError, mirror
+
+    base = tmp_path / "a" / "b" / "dest"
+    base.mkdir(parents=True)
+    fake = _HostileClient(HOSTILE[case])
+    try:
+        if layer == "download_folder":
+            folders.download_folder(fake, "/data", base, parallelism=1)  # type: ignore[arg-type]
+        else:
+            mirror(fake, "/data", base, parallelism=1)  # type: ignore[arg-type]
+    except (DropboxApiError, MirrorError) as exc:
+        assert "evil" in str(exc) or "outside" in str(exc) or "cannot be written safely" in str(exc), exc
+    outside = [p for p in tmp_path.rglob("*") if "evil" in p.name and base not in p.parents]
+    assert outside == [], outside
+    for written in fake.written:
+        assert Path(written).resolve().is_relative_to(base.resolve()), written
