@@ -40,6 +40,10 @@ class Op:
     name: str
     run: Callable[[DropboxClient, Path, str], Verify]
     writes: bool
+    setup: Callable[[DropboxClient, str], Any] | None = None  # runs before the faults are switched on
+
+
+_SETUP: dict[str, Any] = {}
 
 
 def _blob(path: Path, size: int, seed: str) -> Path:
@@ -119,6 +123,24 @@ def op_mirror(client: DropboxClient, work: Path, tag: str) -> Verify:
     return verify
 
 
+def setup_changes(client: DropboxClient, tag: str) -> str:
+    folder = f"/changes/{tag}"
+    client.create_folder(folder)
+    cursor = client.get_latest_cursor(folder)
+    for i in range(3):
+        client.rpc("files/create_folder_v2", {"path": f"{folder}/new{i}"})
+    return cursor
+
+
+def op_changes(client: DropboxClient, work: Path, tag: str) -> Verify:
+    """What the change sensor and trigger do: longpoll on a cursor, then list_folder/continue."""
+    cursor = _SETUP[tag]
+    poll = client.longpoll(cursor, timeout=30)
+    entries, _ = client.list_changes(cursor)
+    names = sorted(e["name"] for e in entries)
+    return lambda: poll["changes"] is True and names == ["new0", "new1", "new2"]
+
+
 OPS = {
     op.name: op
     for op in (
@@ -128,6 +150,7 @@ OPS = {
         Op("upload batch", op_upload_batch, True),
         Op("download", op_download, False),
         Op("list (paged)", op_list, False),
+        Op("changes (longpoll + continue)", op_changes, False, setup_changes),
         Op("mirror", op_mirror, False),
     )
 }
@@ -195,6 +218,9 @@ def _run_op(
     emu: EmulatorProcess, op: Op, work: Path, tag: str, faults: dict[str, Any]
 ) -> tuple[bool, bool, int, str]:
     emu.clear_faults()
+    if op.setup is not None:
+        with fast_client(emu) as c:
+            _SETUP[tag] = op.setup(c, tag)
     emu.reset_stats()
     if faults:
         emu.set_faults(**faults, retry_after_s=0, seed=zlib.crc32(tag.encode()))
