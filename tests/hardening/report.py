@@ -111,10 +111,12 @@ def render(command: str) -> str:
         "Columns: `requests` is every request the emulator counted for the operation (its "
         "`/_emulator/stats`, token refreshes included), `minimum` the same operation's count with no "
         "faults, `retries` the difference. `bytes correct` compares content hashes of what arrived with "
-        "what was sent (the whole tree for the mirror). Fault rates are the share of requests the "
-        "emulator answers with that fault; `mixed@p` splits p evenly over rate_limit, server_error, "
-        "lock_contention and drop_after_commit. `lock_contention` and `drop_after_commit` only hit "
-        "writes (the emulator never applies them to reads), so read cases run the kinds that reach them.",
+        "what was sent (the whole tree for the mirror); for uploads the case folder must also hold "
+        "exactly the expected files, so a retried commit that left an autorenamed duplicate (`x "
+        "(1).bin`) counts as wrong. Fault rates are the share of requests the emulator answers with that"
+        " fault; `mixed@p` splits p evenly over rate_limit, server_error, lock_contention and "
+        "drop_after_commit. `lock_contention` and `drop_after_commit` only hit writes (the emulator "
+        "never applies them to reads), so read cases run the kinds that reach them.",
         "",
         "| case | operation | faults | completed | requests | minimum | retries | bytes correct | s | note |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -58,6 +58,12 @@ def _blob(path: Path, size: int, seed: str) -> Path:
     return path
 
 
+def _only(client: DropboxClient, tag: str, names: set[str]) -> bool:
+    """The case's folder holds exactly these files: no autorenamed duplicate ('x (1).bin') from a retry."""
+    files = {e["name"] for e in client.list_folder(f"/faults/{tag}", recursive=True) if e[".tag"] == "file"}
+    return files == names
+
+
 def _remote_matches(client: DropboxClient, remote: str, local: Path) -> bool:
     meta = client.get_metadata(remote)
     return bool(meta.get("content_hash") == content_hash_file(local) and meta["size"] == local.stat().st_size)
@@ -70,21 +76,24 @@ def op_upload_single(client: DropboxClient, work: Path, tag: str) -> Verify:
         src = _blob(work / f"single{i}.bin", 1 * MiB + 3 + i, f"{tag}{i}")
         meta = client.upload_file(src, f"/faults/{tag}/single{i}.bin", parallelism=1)
         done.append((meta, src))
-    return lambda: all(meta["content_hash"] == content_hash_file(src) for meta, src in done)
+    return lambda: (
+        all(meta["content_hash"] == content_hash_file(src) for meta, src in done)
+        and _only(client, tag, {f"single{i}.bin" for i in range(4)})
+    )
 
 
 def op_upload_session(client: DropboxClient, work: Path, tag: str) -> Verify:
     src = _blob(work / "session.bin", 9 * MiB + 5, tag)
     remote = f"/faults/{tag}/session.bin"
     client.upload_file(src, remote, parallelism=1, single_request_limit=4 * MiB, chunk_size=4 * MiB)
-    return lambda: _remote_matches(client, remote, src)
+    return lambda: _remote_matches(client, remote, src) and _only(client, tag, {"session.bin"})
 
 
 def op_upload_concurrent(client: DropboxClient, work: Path, tag: str) -> Verify:
     src = _blob(work / "conc.bin", 13 * MiB + 7, tag)
     remote = f"/faults/{tag}/conc.bin"
     client.upload_file(src, remote, parallelism=3, single_request_limit=4 * MiB, chunk_size=4 * MiB)
-    return lambda: _remote_matches(client, remote, src)
+    return lambda: _remote_matches(client, remote, src) and _only(client, tag, {"conc.bin"})
 
 
 def op_upload_batch(client: DropboxClient, work: Path, tag: str) -> Verify:
@@ -93,7 +102,10 @@ def op_upload_batch(client: DropboxClient, work: Path, tag: str) -> Verify:
         for i in range(6)
     ]
     client.upload_files([(str(p), r) for p, r in pairs], parallelism=3)
-    return lambda: all(_remote_matches(client, r, p) for p, r in pairs)
+    return lambda: (
+        all(_remote_matches(client, r, p) for p, r in pairs)
+        and _only(client, tag, {f"{i}.bin" for i in range(6)})
+    )
 
 
 SEED_DIR = "/seed"
