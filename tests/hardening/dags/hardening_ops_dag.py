@@ -60,3 +60,24 @@ with DAG("hardening_mirror", schedule=None, start_date=START, catchup=False, par
         parallelism=2,
         retries=0,
     )
+
+with DAG(
+    "hardening_sensor",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={**DEFAULTS, "cursor": ""},
+) as sensor_dag:
+    from airflow_provider_dropbox.sensors.dropbox import DropboxChangeSensor
+
+    DropboxChangeSensor(
+        task_id="sensor",
+        path=REMOTE,
+        cursor="{{ params.cursor }}",
+        dropbox_conn_id=CONN,
+        mode="poke",
+        poke_interval=1,
+        timeout=6,
+        deferrable=False,
+        retries=0,
+    )
