@@ -547,3 +547,46 @@ def test_large_transfers_under_faults(seeded: EmulatorProcess, tmp_path: Path, l
         )
     )
     assert ok
+
+
+def test_access_token_expiring_mid_transfer(seeded: EmulatorProcess, tmp_path: Path) -> None:
+    """Access tokens that live 2 s while a throttled session upload and download take several seconds: the
+    client refreshes (ahead of expiry, or after a 401 ``expired_access_token``) and the bytes still match."""
+    src = _blob(tmp_path / "tok.bin", 12 * MiB + 1, "token-expiry")
+    remote = "/faults/token-expiry/tok.bin"
+    seeded.clear_faults()
+    seeded.set_faults(token_lifetime=2, bandwidth_mbps=40)  # ~5 MB/s: about 2.5 s each way
+    seeded.reset_stats()
+    t0 = time.monotonic()
+    client = fast_client(seeded)
+    completed, note = True, ""
+    try:
+        client.upload_file(src, remote, parallelism=1, single_request_limit=4 * MiB, chunk_size=4 * MiB)
+        out = tmp_path / "back.bin"
+        client.download_file(remote, out, parallelism=1)
+    except Exception as exc:
+        completed, note = False, f"{type(exc).__name__}: {exc}"
+    finally:
+        stats = seeded.stats()
+        seeded.clear_faults()
+        seeded.set_faults(token_lifetime=14400)
+        refreshes = client.auth.refresh_count
+        client.close()
+    bytes_ok = completed and out.read_bytes() == src.read_bytes()
+    record_fault(
+        FaultRow(
+            "token-expiry-mid-transfer",
+            "upload session + download",
+            "token_lifetime=2 s, bandwidth 40 Mbit/s",
+            completed,
+            sum(stats.values()),
+            5,
+            bytes_ok,
+            time.monotonic() - t0,
+            (note or "completed")
+            + f"; {refreshes} token refreshes, {stats.get('/oauth2/token', 0)} token calls",
+        )
+    )
+    assert completed, note
+    assert bytes_ok
+    assert refreshes >= 2, "a 2 s token lifetime over a multi-second transfer needs more than one token"
