@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import glob as globmod
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -809,6 +810,24 @@ OP_ROWS = [
         "BadInputError",
         r"cursor",
     ),
+    (
+        "connection-id-not-defined",
+        "mkdir_dag",
+        {"remote": "/newdir", "conn": "no_such_dropbox_conn"},
+        "",
+        r"no_such_dropbox_conn.*(isn't defined|not defined|not found)",
+    ),
+    pytest.param(
+        "connection-of-another-type",
+        "mkdir_dag",
+        {"remote": "/newdir", "conn": "@http"},
+        "DropboxConnectionConfigError",
+        r"type 'http'|of type http|not a Dropbox connection",
+        marks=pytest.mark.xfail(
+            strict=True, reason="#18 a non-dropbox connection is read as one: misleading error"
+        ),
+        id="connection-of-another-type",
+    ),
     pytest.param(
         "unrendered-template-upload",
         "upload_dag",
@@ -886,6 +905,12 @@ def test_operator_bad_input(
     conf.setdefault("local", str(src) if dag_attr == "upload_dag" else str(ctx.work / "out"))
     if conf["local"] == "":
         ctx.chdir()  # an empty path means the current directory: make it one we snapshot
+    if conf.get("conn") == "@http":
+        conn_id = f"hard_http_{uuid.uuid4().hex[:6]}"
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "http", "host": "example.com"})
+        )
+        conf["conn"] = conn_id
     if conf.get("conn") == "@noauth":
         conf["conn"] = ctx.conn(extra={"refresh_token": None})
     if "**" in str(conf.get("local")):
