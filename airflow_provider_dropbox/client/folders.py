@@ -70,10 +70,7 @@ def download_folder(
         elif entry.get(".tag") == "file":
             plan.append((entry, target))
 
-    base.mkdir(parents=True, exist_ok=True)
-    if pattern is None:
-        for folder in dirs:  # empty folders too, so the copy has the same shape
-            folder.mkdir(parents=True, exist_ok=True)
+    _make_dirs([base] if pattern is not None else [base, *dirs])  # empty folders too: same shape
     todo = [(entry, target) for entry, target in plan if _needs_download(entry, target, overwrite)]
     log.info(
         "Downloading %d of %d files from Dropbox '%s' to %s", len(todo), len(plan), remote_dir or "/", base
@@ -81,7 +78,7 @@ def download_folder(
 
     def fetch(item: tuple[dict[str, Any], Path]) -> str:
         entry, target = item
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs([target.parent])
         client.download_file(entry.get("path_display") or entry["path_lower"], target, parallelism=1)
         return str(target)
 
@@ -176,6 +173,20 @@ def _local_target(base: Path, rel: str) -> Path:
             path=str(target),
         )
     return target
+
+
+def _make_dirs(folders: Iterable[Path]) -> None:
+    """Create local folders; a failure (read-only or full file system, permissions) is a LocalPathError."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocalPathError(
+                f"Cannot create the local folder '{folder}': {exc.strerror or exc}; "
+                "pass a writable local_dir",
+                route="download_folder",
+                path=str(folder),
+            ) from exc
 
 
 def _needs_download(entry: Mapping[str, Any], target: Path, overwrite: bool) -> bool:

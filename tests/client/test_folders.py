@@ -183,3 +183,22 @@ def test_bad_inputs(client: DropboxClient, remote_dir: str, tmp_path: Path) -> N
     a_file.write_bytes(b"x")
     with pytest.raises(errors.LocalPathError, match="is a file"):
         download_folder(client, remote_dir, a_file)
+
+
+def test_unwritable_destination_is_a_local_path_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing mkdir (read-only file system) is a LocalPathError naming the folder, not a raw OSError."""
+    import errno
+
+    fake = _Listing(
+        [{".tag": "file", "name": "a.txt", "path_lower": "/r/a.txt", "path_display": "/r/a.txt", "size": 1}]
+    )
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(errors.LocalPathError, match=r"Cannot create the local folder .*Read-only file"):
+        download_folder(fake, "/r", tmp_path / "dest")  # type: ignore[arg-type]
+    assert fake.downloads == []

@@ -374,7 +374,6 @@ ROWS: list[Row] = [
         errors.LocalPathError,
         r"Read-only file system",
         mount=True,
-        xfail="#1 download_folder on a read-only destination raises a raw OSError from mkdir",
     ),
     Row(
         "client-download-folder-symlink-escape",
