@@ -833,6 +833,19 @@ def _files(s: dict[str, Any]) -> str:
     return f"{ok[0]['files']} files" if ok else "?"
 
 
+def product_version() -> dict[str, Any]:
+    """The commit measured, and which product files differed from it (others edit the tree meanwhile)."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "airflow_provider_dropbox").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "dirty_product_files": dirty}
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -844,6 +857,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         mem_kib = 0
     return {
+        **product_version(),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
@@ -912,6 +926,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in suites:
             print(f"== {name}", flush=True)
+            res.notes.setdefault("product_at_start", {})[name] = product_version()
             t0 = time.monotonic()
             try:
                 SUITE_FUNCS[name](res, work, cfg, emus)
