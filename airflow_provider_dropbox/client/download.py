@@ -261,9 +261,11 @@ class _Download:
         except BaseException:
             resp.close()
             raise
+        created = False
         try:
             try:
                 self.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                created = True
             except OSError as exc:
                 resp.close()
                 raise LocalPathError(
@@ -287,8 +289,11 @@ class _Download:
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            # Only the temp file this call created: on a read-only mount, unlinking a name that was never
+            # created fails with EROFS (not FileNotFoundError) and would hide the LocalPathError above.
+            if created:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
     def _transfer(self, first: requests.Response, size: int) -> list[_Part]:
         if first.status_code != 206 or size <= FIRST_PART or self.parallelism == 1:

@@ -343,7 +343,6 @@ ROWS: list[Row] = [
         errors.LocalPathError,
         r"Read-only file system",
         mount=True,
-        xfail="#1 cleanup unlink in download.py's finally raises EROFS and hides the LocalPathError",
     ),
     Row(
         "client-download-readonly-fs-new-subdir",
