@@ -12,6 +12,7 @@ answer still reports the same ``rev``; if the file changed on Dropbox the downlo
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -182,6 +183,21 @@ class _Download:
             raise
         return resp, meta
 
+    def write_error(self, exc: OSError) -> LocalPathError:
+        """A local write failed (disk full, quota, I/O error): say where and what to do, not a bare OSError.
+
+        The temp file is removed by ``run`` and the old target is untouched."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free space on that file system or choose another local path"
+        else:
+            fix = "check that the local folder is writable, or choose another local path"
+        return LocalPathError(
+            f"Cannot write '{self.dest}' for {self.remote}: {exc.strerror or exc}; {fix}. The existing local "
+            "file (if any) was left untouched",
+            route=ROUTE,
+            path=str(self.dest),
+        )
+
     def _open_retrying(
         self, byte_range: tuple[int, int | None] | None
     ) -> tuple[requests.Response, dict[str, Any]]:
@@ -207,8 +223,11 @@ class _Download:
             offset += len(chunk)
             view = view[: part.end - part.pos]
             written = 0
-            while written < len(view):
-                written += os.pwrite(self.fd, view[written:], part.pos + written)
+            try:
+                while written < len(view):
+                    written += os.pwrite(self.fd, view[written:], part.pos + written)
+            except OSError as exc:
+                raise self.write_error(exc) from exc
             part.feed(view)
             part.pos += len(view)
             self.progress.add(len(view))
@@ -276,14 +295,17 @@ class _Download:
                 ) from exc
             parts = self._transfer(resp, size)
             self._verify(parts, size, meta)
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            _set_mtime(tmp, meta)
-            # The folder itself is not fsynced (that costs ~6 ms per file, doubling a mirror of small files):
-            # the rename survives a process crash, and after a power cut the worst case is the old file back,
-            # never a torn one.
-            os.replace(tmp, self.dest)
+            try:
+                os.fsync(self.fd)
+                fd, self.fd = self.fd, -1
+                os.close(fd)
+                _set_mtime(tmp, meta)
+                # The folder itself is not fsynced (that costs ~6 ms per file, doubling a mirror of small
+                # files): the rename survives a process crash, and after a power cut the worst case is the
+                # old file back, never a torn one.
+                os.replace(tmp, self.dest)
+            except OSError as exc:
+                raise self.write_error(exc) from exc
             return meta
         finally:
             if self.fd >= 0:
@@ -307,7 +329,10 @@ class _Download:
                 if whole.pipe is not None:
                     whole.pipe.close()
             return [whole]
-        os.ftruncate(self.fd, size)
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise self.write_error(exc) from exc
         step = part_size_for(size - FIRST_PART, self.parallelism)
         parts = [_Part(0, FIRST_PART)]
         parts += [_Part(s, min(s + step, size)) for s in range(FIRST_PART, size, step)]

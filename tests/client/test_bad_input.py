@@ -153,3 +153,31 @@ def test_batch_reports_each_file_that_did_not_fit(
     assert isinstance(error, errors.InsufficientSpaceError) and error.path == failed_path
     assert [m["path_display"] for m in info.value.succeeded] == [p for _, p in pairs if p != failed_path]
     assert not client.exists(failed_path)
+
+
+@pytest.mark.parametrize("parallelism", [1, 4])
+def test_disk_full_while_downloading_is_a_local_path_error(
+    client: DropboxClient, tmp_path: Path, remote_dir: str, monkeypatch: pytest.MonkeyPatch, parallelism: int
+) -> None:
+    """ENOSPC from a local write (finding #2) names the path and the fix; the old file stays, no temp left."""
+    import errno
+    import os
+
+    from airflow_provider_dropbox.client import download
+
+    src = tmp_path / "big.bin"
+    write_random(src, 20 * MiB)
+    client.upload_file(src, f"{remote_dir}/big.bin")
+    dest = tmp_path / "out" / "big.bin"
+    dest.parent.mkdir()
+    dest.write_bytes(b"old")
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(download.os, "pwrite", full)
+    with pytest.raises(errors.LocalPathError, match=r"No space left on device; free space") as info:
+        client.download_file(f"{remote_dir}/big.bin", dest, parallelism=parallelism)
+    assert str(dest) in str(info.value)
+    assert dest.read_bytes() == b"old"
+    assert leftovers(dest.parent) == []

@@ -362,7 +362,6 @@ ROWS: list[Row] = [
         errors.LocalPathError,
         r"No space left",
         mount=True,
-        xfail="#2 ENOSPC while writing a download escapes as a raw OSError, not LocalPathError",
     ),
     Row(
         "client-download-folder-readonly-fs",
