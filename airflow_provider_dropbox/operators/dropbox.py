@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
@@ -44,8 +44,13 @@ def _join(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}" if folder not in ("", "/") else f"/{name}"
 
 
+class UnrenderedTemplateError(AirflowFailException):
+    """A template field still holds ``{{ ... }}`` or ``{% ... %}`` at run time (a retry would not help)."""
+
+
 class _DropboxBaseOperator(BaseOperator):
-    """Shared plumbing: the hook (built lazily in ``execute``), asset declaration, lineage reporting."""
+    """Shared plumbing: the hook (built lazily in ``execute``), asset declaration, lineage reporting,
+    and the run-time check of the rendered fields (``_check_inputs``, first thing in every ``execute``)."""
 
     ui_color = "#0061fe"
 
@@ -62,6 +67,23 @@ class _DropboxBaseOperator(BaseOperator):
 
     def _hook_kwargs(self) -> dict[str, Any]:
         return {}
+
+    def _check_inputs(self) -> None:
+        """Refuse rendered template fields that still hold Jinja, before any request or local write.
+
+        Airflow renders a field once, so a value that itself holds a template (from ``dag_run.conf``,
+        ``params`` or XCom) arrives here as ``/reports/{{ ds }}.csv`` and would name a file literally.
+        """
+        for name in self.template_fields:
+            value = getattr(self, name, None)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if _templated(item):
+                    raise UnrenderedTemplateError(
+                        f"{type(self).__name__}: {name}={item!r} still holds a Jinja template at run time; "
+                        "it was not rendered (Airflow renders a field once: values from dag_run.conf, params "
+                        "or XCom are not rendered again). Render the value upstream or pass a plain path; "
+                        "nothing was sent to Dropbox"
+                    )
 
     def _declare_assets(self, *, inlets: Sequence[Any] = (), outlets: Sequence[Any] = ()) -> None:
         """Add ``dropbox://`` assets for static Dropbox paths unless the user set inlets/outlets."""
@@ -245,6 +267,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
         return todo, skipped
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        self._check_inputs()
         pairs = self._plan()
         if not pairs:
             message = f"Nothing to upload: '{self.local_path}'"
@@ -426,6 +449,7 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
             )
 
     def execute(self, context: Context) -> list[str]:
+        self._check_inputs()
         try:
             meta = self.hook.get_metadata(str(self.remote_path))
         except Exception as exc:
@@ -476,6 +500,7 @@ class DropboxDeleteOperator(_DropboxBaseOperator):
         self._declare_assets(outlets=[path] if isinstance(path, str) else list(path))
 
     def execute(self, context: Context) -> list[dict[str, Any] | None]:
+        self._check_inputs()
         paths = [self.path] if isinstance(self.path, str) else list(self.path)
         results: list[dict[str, Any] | None] = []
         for path in paths:
@@ -511,6 +536,7 @@ class DropboxCreateFolderOperator(_DropboxBaseOperator):
         self._declare_assets(outlets=[path])
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._check_inputs()
         meta = self.hook.create_folder(self.path, exist_ok=self.exist_ok)
         self._lineage(outputs=[self.path])
         self.log.info("Dropbox folder %s ready", self.path)
@@ -531,6 +557,7 @@ class _DropboxRelocateOperator(_DropboxBaseOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._check_inputs()
         meta = self._relocate()
         self._lineage(inputs=[self.from_path], outputs=[self.to_path])
         self.log.info(
@@ -598,6 +625,7 @@ class DropboxCreateSharedLinkOperator(_DropboxBaseOperator):
         self._declare_assets(inlets=[path])
 
     def execute(self, context: Context) -> str:
+        self._check_inputs()
         url = self.hook.create_shared_link(self.path)
         self._lineage(inputs=[self.path])
         self.log.info("Shared link for Dropbox %s: %s", self.path, url)

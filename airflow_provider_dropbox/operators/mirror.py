@@ -71,6 +71,7 @@ class DropboxMirrorOperator(_DropboxBaseOperator):
         return {"parallelism": self.parallelism}
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._check_inputs()
         report = self.hook.sync_to_local_dir(
             self.dropbox_path,
             self.local_path,

@@ -289,7 +289,6 @@ ROWS: list[Row] = [
         lambda c: lambda: c.client.download_file("/data/a.csv", str(c.work / "a\x00b.csv")),
         errors.LocalPathError,
         r"NUL|null",
-        xfail="#15 a NUL in the local path fails with a raw ValueError, after the download request",
     ),
     Row(
         "client-list-changes-garbage-cursor",
@@ -831,9 +830,6 @@ OP_ROWS = [
         {"remote": "/reports/{{ ds }}.csv"},
         "",
         r"template",
-        marks=pytest.mark.xfail(
-            strict=True, reason="#7 operators send paths still holding '{{ ... }}' to Dropbox"
-        ),
         id="unrendered-template-upload",
     ),
     pytest.param(
@@ -842,9 +838,6 @@ OP_ROWS = [
         {"remote": "/reports/{{ ds }}"},
         "",
         r"template",
-        marks=pytest.mark.xfail(
-            strict=True, reason="#7 operators send paths still holding '{{ ... }}' to Dropbox"
-        ),
         id="unrendered-template-mkdir",
     ),
     pytest.param(

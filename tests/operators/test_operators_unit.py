@@ -121,3 +121,26 @@ def test_chunked_upload_forces_a_session_with_explicit_chunking(tmp_path: Any) -
     kwargs = client.upload_file.call_args.kwargs
     assert kwargs["single_request_limit"] == 0
     assert kwargs["chunk_size"] == 8 * 1024 * 1024 and kwargs["parallelism"] == 2
+
+
+def _mirror_case() -> tuple[type[Any], dict[str, Any], set[str]]:
+    from airflow_provider_dropbox.operators.mirror import DropboxMirrorOperator
+
+    return DropboxMirrorOperator, {"dropbox_path": "/r", "local_path": "/l"}, {"dropbox_path", "local_path"}
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "paths"), [*CASES, _mirror_case()], ids=[*IDS, "Mirror"])
+def test_unrendered_template_in_any_path_field_is_refused(
+    cls: type[Any], kwargs: dict[str, Any], paths: set[str]
+) -> None:
+    """#7: a field still holding Jinja at run time fails naming the field, before the hook is built."""
+    from airflow_provider_dropbox.operators.dropbox import UnrenderedTemplateError
+
+    for field in sorted(paths - {"rev"}):
+        for raw in ("/x/{{ ds }}.csv", "/x/{% if x %}a{% endif %}"):
+            op = cls(task_id="t", **kwargs)
+            setattr(op, field, [raw] if field == "path" and cls is DropboxDeleteOperator else raw)
+            op._hook = mock.MagicMock()
+            with pytest.raises(UnrenderedTemplateError, match=rf"{field}=.*still holds a Jinja template"):
+                op.execute({})
+            assert op._hook.mock_calls == []
