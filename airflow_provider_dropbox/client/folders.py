@@ -27,6 +27,31 @@ WriteMode: TypeAlias = Literal["add", "overwrite"] | Mapping[str, str]
 """``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}`` (Dropbox WriteMode)."""
 
 
+def check_local_path_arg(
+    local_path: str | os.PathLike[str], *, field: str, route: str, allow_root: bool = True
+) -> None:
+    """Refuse a blank local path (what a blank template renders to) and, unless ``allow_root``, ``/``.
+
+    ``""`` silently means the worker's current directory, which differs between executors and is usually
+    not where anyone wants files; ``/`` as an upload source is the whole file system.
+    """
+    raw = os.fspath(local_path)
+    if not raw.strip():
+        raise LocalPathError(
+            f"{field} {raw!r} is empty or blank, which would mean the worker's current directory; a blank "
+            "template (e.g. '{{ params.dest }}' with the param unset)? Pass an absolute local path",
+            route=route,
+            path=raw,
+        )
+    if not allow_root and os.path.normpath(raw).lstrip("/") == "" and raw.startswith("/"):
+        raise LocalPathError(
+            f"{field} {raw!r} is the root of the file system; refusing to read all of it (a template such as "
+            "'{{ params.dir }}/' with an empty value?). Pass the folder you mean",
+            route=route,
+            path=raw,
+        )
+
+
 def download_folder(
     client: DropboxClient,
     remote_dir: str,
@@ -41,13 +66,14 @@ def download_folder(
 
     :param client: The Dropbox client.
     :param remote_dir: Dropbox folder (``""`` or ``"/"`` for the root).
-    :param local_dir: Local folder (created); no file is written outside it.
+    :param local_dir: Local folder (created; not blank); no file is written outside it.
     :param recursive: Include subfolders.
     :param pattern: ``fnmatch`` glob on the relative path, case-insensitive as Dropbox (``*`` crosses ``/``).
     :param overwrite: Replace local files whose content differs; False keeps every existing local file.
     :param parallelism: Files downloaded at once.
     :return: Local paths written (files already identical, or kept because ``overwrite`` is False, are not).
     """
+    check_local_path_arg(local_dir, field="local_dir", route="download_folder")
     root = check_remote_path(remote_dir, route="download_folder", allow_root=True)
     base = Path(local_dir)
     if base.exists() and not base.is_dir():

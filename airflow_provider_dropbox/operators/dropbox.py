@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
+from airflow_provider_dropbox.client.folders import check_local_path_arg
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class _DropboxBaseOperator(BaseOperator):
     and the run-time check of the rendered fields (``_check_inputs``, first thing in every ``execute``)."""
 
     ui_color = "#0061fe"
+    _local_path_fields: tuple[str, ...] = ()
+    """Fields holding a local path: refused when blank (``""`` would mean the worker's cwd)."""
 
     def __init__(self, *, dropbox_conn_id: str = DropboxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -69,10 +72,11 @@ class _DropboxBaseOperator(BaseOperator):
         return {}
 
     def _check_inputs(self) -> None:
-        """Refuse rendered template fields that still hold Jinja, before any request or local write.
+        """Refuse bad rendered fields before any request or local write.
 
         Airflow renders a field once, so a value that itself holds a template (from ``dag_run.conf``,
-        ``params`` or XCom) arrives here as ``/reports/{{ ds }}.csv`` and would name a file literally.
+        ``params`` or XCom) arrives here as ``/reports/{{ ds }}.csv`` and would name a file literally; a
+        blank template renders a local path to ``""``, the worker's current directory.
         """
         for name in self.template_fields:
             value = getattr(self, name, None)
@@ -84,6 +88,8 @@ class _DropboxBaseOperator(BaseOperator):
                         "or XCom are not rendered again). Render the value upstream or pass a plain path; "
                         "nothing was sent to Dropbox"
                     )
+        for name in self._local_path_fields:
+            check_local_path_arg(getattr(self, name), field=name, route=type(self).__name__)
 
     def _declare_assets(self, *, inlets: Sequence[Any] = (), outlets: Sequence[Any] = ()) -> None:
         """Add ``dropbox://`` assets for static Dropbox paths unless the user set inlets/outlets."""
@@ -151,6 +157,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
     """
 
     template_fields: Sequence[str] = ("local_path", "remote_path", "pattern", "rev", "dropbox_conn_id")
+    _local_path_fields = ("local_path",)
 
     _force_session = False
 
@@ -361,6 +368,7 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
     """
 
     template_fields: Sequence[str] = ("remote_path", "local_path", "pattern", "dropbox_conn_id")
+    _local_path_fields = ("local_path",)
 
     def __init__(
         self,

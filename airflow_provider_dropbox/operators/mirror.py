@@ -36,6 +36,7 @@ class DropboxMirrorOperator(_DropboxBaseOperator):
     """
 
     template_fields: Sequence[str] = ("dropbox_path", "local_path", "max_deletes", "dropbox_conn_id")
+    _local_path_fields = ("local_path",)
 
     def __init__(
         self,

@@ -246,6 +246,12 @@ def mirror(
         raise MirrorConfigError(f"parallelism={parallelism!r}: use a positive integer")
     if isinstance(exclude, str):
         exclude = (exclude,)
+    if not os.fspath(local_dir).strip():
+        raise MirrorConfigError(
+            f"local_dir {os.fspath(local_dir)!r} is empty or blank, which would mean the worker's current "
+            "directory; a blank template (e.g. '{{ params.dest }}' with the param unset)? Pass an absolute "
+            "folder path"
+        )
     local = os.path.abspath(os.fspath(local_dir))
     if os.path.lexists(local) and not os.path.isdir(local):
         raise MirrorConfigError(f"local_dir {local!r} exists and is not a directory; pass a folder path")

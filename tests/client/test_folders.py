@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -202,3 +203,16 @@ def test_unwritable_destination_is_a_local_path_error(
     with pytest.raises(errors.LocalPathError, match=r"Cannot create the local folder .*Read-only file"):
         download_folder(fake, "/r", tmp_path / "dest")  # type: ignore[arg-type]
     assert fake.downloads == []
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_blank_local_dir_is_refused_before_any_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    """#17: '' (a blank template) would mean the current directory; refused before listing anything."""
+    monkeypatch.chdir(tmp_path)
+    fake = mock.MagicMock()
+    with pytest.raises(errors.LocalPathError, match=r"local_dir .* is empty or blank"):
+        download_folder(fake, "/r", blank)
+    assert fake.mock_calls == []
+    assert list(tmp_path.iterdir()) == []

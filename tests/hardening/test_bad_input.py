@@ -555,14 +555,12 @@ ROWS: list[Row] = [
         lambda c: c.chdir() and (lambda: mirror(c.client, "/data", "")),
         sync_errors.MirrorConfigError,
         r"local_dir",
-        xfail="#17 an empty local_dir means the worker's current directory: the mirror writes there",
     ),
     Row(
         "client-download-folder-empty-local-dir",
         lambda c: c.chdir() and (lambda: folders.download_folder(c.client, "/data", "")),
         errors.LocalPathError,
         r"empty",
-        xfail="#17 an empty local_dir means the worker's current directory: files land there",
     ),
     Row(
         "mirror-readonly-destination",
@@ -854,9 +852,6 @@ OP_ROWS = [
         {"remote": "/data/a.csv", "local": ""},
         "",
         r"local_path",
-        marks=pytest.mark.xfail(
-            strict=True, reason="#17 an empty local_path downloads into the worker's cwd"
-        ),
         id="download-to-empty-local-path",
     ),
     pytest.param(

@@ -144,3 +144,28 @@ def test_unrendered_template_in_any_path_field_is_refused(
             with pytest.raises(UnrenderedTemplateError, match=rf"{field}=.*still holds a Jinja template"):
                 op.execute({})
             assert op._hook.mock_calls == []
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (DropboxUploadOperator, {"remote_path": "/r"}),
+        (DropboxDownloadOperator, {"remote_path": "/r"}),
+        (_mirror_case()[0], {"dropbox_path": "/r"}),
+    ],
+    ids=["Upload", "Download", "Mirror"],
+)
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_blank_local_path_is_refused(
+    cls: type[Any], kwargs: dict[str, Any], blank: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#17: a blank template renders local_path to '' (the worker's cwd): refused, the hook untouched."""
+    from airflow_provider_dropbox.client.errors import LocalPathError
+
+    monkeypatch.chdir(tmp_path)
+    op = cls(task_id="t", local_path=blank, **kwargs)
+    op._hook = mock.MagicMock()
+    with pytest.raises(LocalPathError, match=r"local_path .* is empty or blank.*absolute local path"):
+        op.execute({})
+    assert op._hook.mock_calls == []
+    assert list(tmp_path.iterdir()) == []

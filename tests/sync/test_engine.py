@@ -133,6 +133,19 @@ def test_remote_root_errors(dbx: FakeDropbox, tmp_path: Path) -> None:
         mirror(dbx, "/Root/a.txt", tmp_path / "m")
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_blank_local_dir_is_refused_before_anything(
+    dbx: FakeDropbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    """#17: a blank template renders local_dir to '' (the worker's cwd); refused, nothing listed or made."""
+    monkeypatch.chdir(tmp_path)
+    dbx.calls.clear()
+    with pytest.raises(MirrorConfigError, match=r"local_dir .* is empty or blank.*absolute folder path"):
+        mirror(dbx, "/Root", blank)
+    assert dbx.calls == {}
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_whole_dropbox_root(dbx: FakeDropbox, tmp_path: Path) -> None:
     mirror(dbx, "/", tmp_path / "m")
     assert local_tree(tmp_path / "m") == dbx.tree("")
