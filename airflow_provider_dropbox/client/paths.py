@@ -63,8 +63,20 @@ def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, a
     return path
 
 
+def _check_no_nul(local_path: str | os.PathLike[str], route: str) -> None:
+    """No OS accepts a NUL in a file name; ``Path.exists()``/``is_dir()`` swallow the ValueError and say False."""
+    raw = os.fspath(local_path)
+    if "\x00" in raw:
+        raise LocalPathError(
+            f"Local path {raw!r} contains a NUL character ({route}); check how local_path is built",
+            route=route,
+            path=raw.replace("\x00", "\\x00"),
+        )
+
+
 def check_local_source(local_path: str | os.PathLike[str], *, route: str = "upload") -> Path:
     """A local file to read: must exist and be a regular file (not a directory)."""
+    _check_no_nul(local_path, route)
     p = Path(local_path)
     if not p.exists():
         raise LocalPathError(
@@ -88,6 +100,7 @@ def check_local_source(local_path: str | os.PathLike[str], *, route: str = "uplo
 
 def check_local_destination(local_path: str | os.PathLike[str], *, route: str = "download") -> Path:
     """A local file to (over)write: must not be an existing directory, and its parent must not be a file."""
+    _check_no_nul(local_path, route)
     p = Path(local_path)
     if p.is_dir():
         raise LocalPathError(

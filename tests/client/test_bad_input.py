@@ -181,3 +181,18 @@ def test_disk_full_while_downloading_is_a_local_path_error(
     assert str(dest) in str(info.value)
     assert dest.read_bytes() == b"old"
     assert leftovers(dest.parent) == []
+
+
+def test_nul_in_a_local_path_fails_before_any_request(
+    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote_dir: str
+) -> None:
+    """Finding #15: a NUL is refused up front, for reads and writes, instead of a raw ValueError later."""
+    emulator.reset_stats()
+    with pytest.raises(errors.LocalPathError, match="NUL character"):
+        client.download_file(f"{remote_dir}/a.csv", str(tmp_path / "a\x00b.csv"))
+    with pytest.raises(errors.LocalPathError, match="NUL character"):
+        client.upload_file(str(tmp_path / "a\x00b.csv"), f"{remote_dir}/a.csv")
+    with pytest.raises(errors.LocalPathError, match="NUL character"):
+        client.upload_files([(str(tmp_path / "a\x00b.csv"), f"{remote_dir}/a.csv")])
+    assert _api_requests(emulator) == {}
+    assert list(tmp_path.iterdir()) == []
