@@ -64,7 +64,7 @@ def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, a
 
 
 def _check_no_nul(local_path: str | os.PathLike[str], route: str) -> None:
-    """No OS accepts a NUL in a file name; ``Path.exists()``/``is_dir()`` swallow the ValueError and say False."""
+    """No OS accepts a NUL in a file name, and ``Path.exists()``/``is_dir()`` hide it (they answer False)."""
     raw = os.fspath(local_path)
     if "\x00" in raw:
         raise LocalPathError(
