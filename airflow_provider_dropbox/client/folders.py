@@ -124,7 +124,7 @@ def upload_folder(
     """Upload the files under ``local_dir`` to ``remote_dir``, keeping the relative layout.
 
     :param client: The Dropbox client.
-    :param local_dir: Local folder to read.
+    :param local_dir: Local folder to read (not blank, not ``/``).
     :param remote_dir: Dropbox folder (``""`` or ``"/"`` for the root).
     :param recursive: Include subfolders.
     :param pattern: ``fnmatch`` glob on the relative path, case-insensitive (``*`` crosses ``/``).
@@ -132,6 +132,7 @@ def upload_folder(
     :param parallelism: Files uploaded at once.
     :return: Metadata of each uploaded file.
     """
+    check_local_path_arg(local_dir, field="local_dir", route="upload_folder", allow_root=False)
     root = check_remote_path(remote_dir, route="upload_folder", allow_root=True)
     base = Path(local_dir)
     if not base.is_dir():

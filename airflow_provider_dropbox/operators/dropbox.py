@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
+from airflow_provider_dropbox.client.errors import LocalPathError
 from airflow_provider_dropbox.client.folders import check_local_path_arg
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
@@ -35,6 +36,15 @@ _METADATA_LOOKUPS_PER_FOLDER = 16
 
 def _templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _rooted_glob(pattern: str) -> bool:
+    """True for an absolute glob whose first component is a wildcard (``/**``, ``/*/x.csv``, ``//*``)."""
+    norm = os.path.normpath(pattern)
+    if not norm.startswith("/"):
+        return False
+    first = norm.lstrip("/").split("/", 1)[0]
+    return first == "" or any(ch in first for ch in _GLOB_CHARS)
 
 
 def _is_error(exc: BaseException, name: str) -> bool:
@@ -56,6 +66,8 @@ class _DropboxBaseOperator(BaseOperator):
     ui_color = "#0061fe"
     _local_path_fields: tuple[str, ...] = ()
     """Fields holding a local path: refused when blank (``""`` would mean the worker's cwd)."""
+    _local_root_ok = True
+    """False for local sources: ``/`` (the whole file system) is refused too."""
 
     def __init__(self, *, dropbox_conn_id: str = DropboxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -89,7 +101,9 @@ class _DropboxBaseOperator(BaseOperator):
                         "nothing was sent to Dropbox"
                     )
         for name in self._local_path_fields:
-            check_local_path_arg(getattr(self, name), field=name, route=type(self).__name__)
+            check_local_path_arg(
+                getattr(self, name), field=name, route=type(self).__name__, allow_root=self._local_root_ok
+            )
 
     def _declare_assets(self, *, inlets: Sequence[Any] = (), outlets: Sequence[Any] = ()) -> None:
         """Add ``dropbox://`` assets for static Dropbox paths unless the user set inlets/outlets."""
@@ -140,7 +154,8 @@ class DropboxUploadOperator(_DropboxBaseOperator):
     warning and returns ``[]``, or fails when ``fail_on_empty=True``. For a single file, a ``remote_path``
     ending in ``/`` means "into this folder, same name".
 
-    :param local_path: Local file, folder or glob. Templated.
+    :param local_path: Local file, folder or glob. Templated. Not blank, not ``/`` and not a glob starting
+        at the root (``/**``, ``/*/x``): those would read the whole file system.
     :param remote_path: Dropbox file path (single file) or folder. Templated.
     :param pattern: fnmatch glob on the path relative to a local folder (``*`` crosses ``/``). Templated.
     :param recursive: Include subfolders of a local folder.
@@ -158,6 +173,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
 
     template_fields: Sequence[str] = ("local_path", "remote_path", "pattern", "rev", "dropbox_conn_id")
     _local_path_fields = ("local_path",)
+    _local_root_ok = False
 
     _force_session = False
 
@@ -212,6 +228,15 @@ class DropboxUploadOperator(_DropboxBaseOperator):
         local = str(self.local_path)
         remote = str(self.remote_path)
         if any(ch in local for ch in _GLOB_CHARS) and not os.path.exists(local):
+            if _rooted_glob(local):
+                raise LocalPathError(
+                    f"local_path {local!r} is a glob rooted at '/': expanding it would walk the whole file "
+                    "system (every mount, /proc, network shares) and upload whatever matches; refusing. "
+                    "A template such as '{{ params.dir }}/**' with an empty value? Start the glob at the "
+                    "folder you mean, e.g. '/data/**/*.csv'",
+                    route=type(self).__name__,
+                    path=local,
+                )
             matches = sorted(Path(p) for p in glob.glob(local, recursive=True) if os.path.isfile(p))
             return [(p, _join(remote, p.name)) for p in matches]
         path = Path(local)

@@ -216,3 +216,12 @@ def test_blank_local_dir_is_refused_before_any_request(
         download_folder(fake, "/r", blank)
     assert fake.mock_calls == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("local", ["", " ", "/", "//", "/tmp/.."])
+def test_upload_folder_refuses_blank_and_root(local: str) -> None:
+    """#8/#17: '' (the cwd) and '/' (the whole file system) are refused before any walk or request."""
+    fake = mock.MagicMock()
+    with pytest.raises(errors.LocalPathError, match=r"empty or blank|root of the file system"):
+        upload_folder(fake, local, "/r")
+    assert fake.mock_calls == []

@@ -860,9 +860,6 @@ OP_ROWS = [
         {"local": "/**", "remote": "/everything"},
         "",
         r"matches everything|whole file ?system|refus",
-        marks=pytest.mark.xfail(
-            strict=True, reason="#8 a local glob rooted at '/' is expanded over the filesystem"
-        ),
         id="upload-glob-of-the-whole-filesystem",
     ),
 ]

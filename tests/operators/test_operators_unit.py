@@ -169,3 +169,28 @@ def test_blank_local_path_is_refused(
         op.execute({})
     assert op._hook.mock_calls == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "local", ["/", "//", "/tmp/..", "/**", "/*/*", "/*.csv", "//**/x.csv", "/tmp/../**", "/[a-z]*/x"]
+)
+def test_upload_of_the_whole_filesystem_is_refused(local: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#8: '/' or a glob rooted at '/' (e.g. '{{ params.dir }}/**' with an empty dir) is never expanded."""
+    import glob
+
+    from airflow_provider_dropbox.client.errors import LocalPathError
+
+    monkeypatch.setattr(glob, "glob", mock.MagicMock(side_effect=AssertionError("glob expanded")))
+    monkeypatch.setattr("pathlib.Path.rglob", mock.MagicMock(side_effect=AssertionError("walked")))
+    op = DropboxUploadOperator(task_id="u", local_path=local, remote_path="/r")
+    op._hook = mock.MagicMock()
+    with pytest.raises(LocalPathError, match=r"root of the file system|whole file system"):
+        op.execute({})
+    assert op._hook.mock_calls == []
+
+
+def test_upload_glob_below_a_top_level_folder_still_works(tmp_path: Any) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.csv").write_bytes(b"a")
+    op = DropboxUploadOperator(task_id="u", local_path=f"{tmp_path}/**/*.csv", remote_path="/r")
+    assert [(p.name, r) for p, r in op._plan()] == [("a.csv", "/r/a.csv")]
