@@ -17,4 +17,6 @@ python -m pytest "${quick[@]}" "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then echo "pytest collected no tests" >&2; exit 1; fi
-exit $rc
+if [[ $rc -ne 0 ]]; then exit $rc; fi
+echo "== Airflow 3.2.2 compatibility (Airflow-facing suites)"
+exec scripts/test-airflow-3.2.sh "$@"
