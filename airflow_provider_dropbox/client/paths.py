@@ -8,6 +8,8 @@ from pathlib import Path
 from airflow_provider_dropbox.client.errors import LocalPathError, MalformedPathError
 
 _ID_PREFIXES = ("id:", "rev:", "ns:")
+MAX_NAME_LENGTH = 255
+"""Dropbox refuses a file or folder name longer than this (answering only ``malformed_path``)."""
 
 
 def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, allow_id: bool = True) -> str:
@@ -60,6 +62,14 @@ def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, a
         )
     if "\x00" in path:
         raise MalformedPathError(f"Dropbox path {path!r} contains a NUL character", route=route, path=path)
+    for part in parts:
+        if len(part) > MAX_NAME_LENGTH:
+            raise MalformedPathError(
+                f"Dropbox path '{path}' has a name of {len(part)} characters ('{part[:40]}...'); Dropbox "
+                f"allows at most {MAX_NAME_LENGTH} per file or folder name ({route or 'client'}); shorten it",
+                route=route,
+                path=path,
+            )
     return path
 
 

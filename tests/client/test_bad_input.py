@@ -49,7 +49,12 @@ def test_local_directory_where_a_file_is_expected(
 
 @pytest.mark.parametrize(
     ("remote", "hint"),
-    [("data/x.csv", "must start with '/'"), ("/data/x.csv/", "must not end with '/'"), ("/", "root folder")],
+    [
+        ("data/x.csv", "must start with '/'"),
+        ("/data/x.csv/", "must not end with '/'"),
+        ("/", "root folder"),
+        ("/data/" + "n" * 256 + ".csv", "name of 260 characters .*allows at most 255"),  # finding #5
+    ],
 )
 def test_bad_remote_paths_fail_before_any_request(
     emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote: str, hint: str

@@ -201,7 +201,6 @@ ROWS: list[Row] = [
         lambda c: lambda: c.client.upload_file(c.src(), "/data/" + "n" * 256 + ".csv"),
         errors.MalformedPathError,
         r"255",
-        xfail="#5 a name over 255 characters gets a generic 'malformed' message that does not say why",
     ),
     Row(
         "client-upload-reserved-desktop.ini",
