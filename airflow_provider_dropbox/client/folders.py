@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -25,6 +26,46 @@ log = logging.getLogger(__name__)
 
 WriteMode: TypeAlias = Literal["add", "overwrite"] | Mapping[str, str]
 """``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}`` (Dropbox WriteMode)."""
+
+
+def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *, route: str) -> None:
+    """Refuse, before any request, a set of uploads that Dropbox would accept only in part.
+
+    Two local files whose Dropbox paths differ only in case or Unicode normalization (``Report.csv`` and
+    ``report.csv``; the NFC and NFD spellings of ``café.csv``) are one Dropbox path: the first commit wins and
+    the second fails, leaving a partial upload. The same goes for a file whose path is a folder of another
+    upload. Grouping uses the key Dropbox uses, ``NFC(path).lower()``.
+    """
+    by_key: dict[str, list[tuple[str, str]]] = {}
+    folder_keys: dict[str, str] = {}
+    for local, remote in pairs:
+        key = unicodedata.normalize("NFC", remote).lower()
+        by_key.setdefault(key, []).append((os.fspath(local), remote))
+        parent = key
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            if not parent or parent in folder_keys:
+                break
+            folder_keys[parent] = os.fspath(local)
+    clashes = [
+        " and ".join(f"'{local}'" for local, _ in group) + f" -> '{group[0][1]}'"
+        for group in by_key.values()
+        if len(group) > 1
+    ]
+    clashes += [
+        f"'{group[0][0]}' -> '{group[0][1]}' is also a folder of '{folder_keys[key]}'"
+        for key, group in by_key.items()
+        if key in folder_keys
+    ]
+    if clashes:
+        shown = "; ".join(clashes[:10]) + (f"; and {len(clashes) - 10} more" if len(clashes) > 10 else "")
+        raise LocalPathError(
+            f"{len(clashes)} Dropbox path(s) would receive more than one local file: Dropbox treats names "
+            f"that differ only in case or Unicode normalization (NFC/NFD) as the same name: {shown}; rename "
+            "one of them or leave it out (pattern=, or a narrower glob); nothing was uploaded",
+            route=route,
+            path=clashes[0],
+        )
 
 
 def check_local_path_arg(
@@ -148,6 +189,7 @@ def upload_folder(
     ]
     for _, remote in pairs:
         check_remote_path(remote, route="upload_folder")
+    check_upload_targets(pairs, route="upload_folder")
     if not pairs:
         log.info("No files to upload from %s", base)
         return []

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
 from airflow_provider_dropbox.client.errors import LocalPathError
-from airflow_provider_dropbox.client.folders import check_local_path_arg
+from airflow_provider_dropbox.client.folders import check_local_path_arg, check_upload_targets
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
 if TYPE_CHECKING:
@@ -301,6 +301,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         self._check_inputs()
         pairs = self._plan()
+        check_upload_targets(pairs, route=type(self).__name__)  # before any request: nothing partial
         if not pairs:
             message = f"Nothing to upload: '{self.local_path}'"
             if self.pattern:

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 from airflow_provider_dropbox.client import DropboxClient, errors
-from airflow_provider_dropbox.client.folders import download_folder, upload_folder
+from airflow_provider_dropbox.client.folders import check_upload_targets, download_folder, upload_folder
 from tests.emulator_process import EmulatorProcess
 
 TREE = {
@@ -225,3 +225,31 @@ def test_upload_folder_refuses_blank_and_root(local: str) -> None:
     with pytest.raises(errors.LocalPathError, match=r"empty or blank|root of the file system"):
         upload_folder(fake, local, "/r")
     assert fake.mock_calls == []
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        pytest.param(
+            [("a/R.csv", "/r/R.csv"), ("a/r.csv", "/r/r.csv")], r"'a/R.csv' and 'a/r.csv'", id="case"
+        ),
+        pytest.param(
+            [("nfc", "/r/caf\u00e9.csv"), ("nfd", "/r/cafe\u0301.csv")], r"'nfc' and 'nfd'", id="nfc-nfd"
+        ),
+        pytest.param(
+            [("f", "/r/Data"), ("g", "/r/data/x.csv")], r"'f' -> '/r/Data' is also a folder", id="dir"
+        ),
+    ],
+)
+def test_upload_targets_that_dropbox_folds_together_are_refused(
+    pairs: list[tuple[str, str]], message: str
+) -> None:
+    """#3: names equal under NFC + lower-case are one Dropbox path; refused up front, naming both files."""
+    with pytest.raises(errors.LocalPathError, match=rf"{message}.*rename one of them"):
+        check_upload_targets(pairs, route="t")
+
+
+def test_distinct_upload_targets_pass() -> None:
+    check_upload_targets(
+        [("a", "/r/a.csv"), ("b", "/r/sub/a.csv"), ("c", "/R/Sub/b.csv"), ("d", "no-slash.csv")], route="t"
+    )

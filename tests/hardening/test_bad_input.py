@@ -306,7 +306,6 @@ ROWS: list[Row] = [
         errors.LocalPathError,
         r"Report\.csv.*report\.csv|report\.csv.*Report\.csv",
         r"rename",
-        xfail="#3 upload_folder uploads one of two names Dropbox folds together, then fails: partial write",
     ),
     Row(
         "client-upload-folder-nfc-nfd-collision",
@@ -317,7 +316,6 @@ ROWS: list[Row] = [
         ),
         errors.LocalPathError,
         r"normali[sz]|same name",
-        xfail="#3 upload_folder uploads one of two names Dropbox folds together, then fails: partial write",
     ),
     Row(
         "client-upload-folder-holding-desktop.ini",

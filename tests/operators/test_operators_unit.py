@@ -194,3 +194,17 @@ def test_upload_glob_below_a_top_level_folder_still_works(tmp_path: Any) -> None
     (tmp_path / "d" / "a.csv").write_bytes(b"a")
     op = DropboxUploadOperator(task_id="u", local_path=f"{tmp_path}/**/*.csv", remote_path="/r")
     assert [(p.name, r) for p, r in op._plan()] == [("a.csv", "/r/a.csv")]
+
+
+def test_upload_glob_collecting_one_name_twice_is_refused_before_any_request(tmp_path: Any) -> None:
+    """#3: a glob flattens matches into one folder; 'x/A.csv' and 'y/a.csv' would both be '/r/a.csv'."""
+    from airflow_provider_dropbox.client.errors import LocalPathError
+
+    for sub, name in (("x", "A.csv"), ("y", "a.csv")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / name).write_bytes(b"1")
+    op = DropboxUploadOperator(task_id="u", local_path=f"{tmp_path}/*/*.csv", remote_path="/r")
+    op._hook = mock.MagicMock()
+    with pytest.raises(LocalPathError, match=r"x/A\.csv' and '.*y/a\.csv' -> '/r/A\.csv'"):
+        op.execute({})
+    assert op._hook.mock_calls == []
