@@ -61,6 +61,10 @@ class MalformedPathError(DropboxApiError):
     """The remote path is not a valid Dropbox path (checked locally before any request, or by the server)."""
 
 
+class DisallowedNameError(MalformedPathError):
+    """Dropbox refuses to store an item with this name (``desktop.ini``, ``thumbs.db``, ``.dropbox``, ...)."""
+
+
 class InsufficientSpaceError(DropboxApiError):
     """The Dropbox account is out of quota."""
 
@@ -297,6 +301,13 @@ def _endpoint_error(
         return InsufficientSpaceError(
             f"Not enough space in the Dropbox account to write {where} ({route}); free "
             f"space or upgrade the plan{tail}",
+            **common,
+        )
+    if "disallowed_name" in tags:
+        name = common["path"].rsplit("/", 1)[-1] if common.get("path") else "this name"
+        return DisallowedNameError(
+            f"{where}: Dropbox does not store files or folders named '{name}' ({route}); rename it or "
+            f"leave it out{tail}",
             **common,
         )
     if "malformed_path" in tags:

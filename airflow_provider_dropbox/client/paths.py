@@ -5,11 +5,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from airflow_provider_dropbox.client.errors import LocalPathError, MalformedPathError
+from airflow_provider_dropbox.client.errors import DisallowedNameError, LocalPathError, MalformedPathError
 
 _ID_PREFIXES = ("id:", "rev:", "ns:")
 MAX_NAME_LENGTH = 255
 """Dropbox refuses a file or folder name longer than this (answering only ``malformed_path``)."""
+DISALLOWED_NAMES = frozenset({"desktop.ini", "thumbs.db", ".ds_store", "icon\r", ".dropbox", ".dropbox.attr"})
+"""Names Dropbox refuses to store (``disallowed_name``), compared case-insensitively."""
+
+
+def disallowed_name(path: str) -> str | None:
+    """The first name in ``path`` that Dropbox refuses to store (``desktop.ini``, ...), or None."""
+    return next((part for part in path.split("/") if part.lower() in DISALLOWED_NAMES), None)
+
+
+def check_allowed_name(path: str, *, route: str = "") -> str:
+    """Raise ``DisallowedNameError`` before any request when Dropbox would refuse a name in ``path``."""
+    name = disallowed_name(path)
+    if name is not None:
+        raise DisallowedNameError(
+            f"Dropbox does not store files or folders named {name!r} ({route or 'client'}: '{path}'); "
+            "rename it or leave it out",
+            route=route,
+            path=path,
+        )
+    return path
 
 
 def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, allow_id: bool = True) -> str:

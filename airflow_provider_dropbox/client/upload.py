@@ -45,7 +45,7 @@ from airflow_provider_dropbox.client.errors import (
     has_tag,
     iter_tags,
 )
-from airflow_provider_dropbox.client.paths import check_local_source, check_remote_path
+from airflow_provider_dropbox.client.paths import check_allowed_name, check_local_source, check_remote_path
 from airflow_provider_dropbox.client.progress import Progress, ProgressCallback
 from airflow_provider_dropbox.client.retry import is_retryable
 
@@ -502,7 +502,7 @@ def upload_file(
 ) -> dict[str, Any]:
     """See ``DropboxClient.upload_file``."""
     route = "files/upload"
-    remote = check_remote_path(remote_path, route=route, allow_id=False)
+    remote = check_allowed_name(check_remote_path(remote_path, route=route, allow_id=False), route=route)
     chunk = check_chunk_size(chunk_size)
     write_mode(mode)
     limit = min(int(single_request_limit), MAX_REQUEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.error
 from pathlib import Path
 
@@ -201,3 +202,25 @@ def test_nul_in_a_local_path_fails_before_any_request(
         client.upload_files([(str(tmp_path / "a\x00b.csv"), f"{remote_dir}/a.csv")])
     assert _api_requests(emulator) == {}
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["desktop.ini", "Thumbs.db", ".DS_Store", ".dropbox", ".dropbox.attr"])
+def test_disallowed_names_fail_before_any_request(
+    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote_dir: str, name: str
+) -> None:
+    """Finding #4: names Dropbox refuses are a typed error with the fix, found locally for upload_file."""
+    src = tmp_path / "x"
+    src.write_text("x")
+    emulator.reset_stats()
+    with pytest.raises(errors.DisallowedNameError, match=rf"{re.escape(name)}.*rename it or leave it out"):
+        client.upload_file(src, f"{remote_dir}/{name}")
+    assert _api_requests(emulator) == {}
+
+
+def test_disallowed_name_from_the_server_is_typed(client: DropboxClient, remote_dir: str) -> None:
+    """Routes checked only by Dropbox (create_folder, move, ...) map ``disallowed_name`` to the same class."""
+    expected = r"'desktop\.ini'.*rename it or leave it out"
+    with pytest.raises(errors.DisallowedNameError, match=expected) as info:
+        client.create_folder(f"{remote_dir}/desktop.ini")
+    assert isinstance(info.value, errors.MalformedPathError)
+    assert "disallowed_name" in info.value.tags

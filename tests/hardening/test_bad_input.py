@@ -208,7 +208,6 @@ ROWS: list[Row] = [
         errors.MalformedPathError,
         r"desktop\.ini",
         r"rename|exclude",
-        xfail="#4 disallowed names give the untyped base DropboxApiError 'path/disallowed_name', no fix",
     ),
     Row(
         "client-mkdir-reserved-.dropbox",
@@ -216,7 +215,6 @@ ROWS: list[Row] = [
         errors.MalformedPathError,
         r"\.dropbox",
         r"rename|another name",
-        xfail="#4 disallowed names give the untyped base DropboxApiError 'path/disallowed_name', no fix",
     ),
     Row(
         "client-upload-nfd-onto-nfc-name",
