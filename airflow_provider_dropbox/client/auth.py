@@ -29,6 +29,7 @@ from airflow_provider_dropbox.client.errors import (
     InvalidRefreshTokenError,
     RateLimitError,
     ServerError,
+    redact,
 )
 from airflow_provider_dropbox.client.retry import RetryPolicy
 
@@ -178,6 +179,7 @@ def token_request(
             description = str(body.get("error_description") or "")
     except ValueError:
         description = resp.text.strip()[:200]
+    description = redact(description)
     common["error_summary"] = code
     common["error"] = {".tag": code} if code else None
     grant = form.get("grant_type")

@@ -5,6 +5,7 @@ known, and what to do about it. Messages never contain tokens or secrets (only p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -171,6 +172,30 @@ def find_key(error: Any, key: str) -> Any:
     return None
 
 
+_SECRET_PATTERNS = (
+    # An Authorization header quoted back by Dropbox ("Invalid authorization value ...") or by a proxy.
+    (re.compile(r"\b(Bearer|Basic)\s+(?!<)[^\s\"',;]+", re.IGNORECASE), r"\1 ***"),
+    # Token-endpoint form fields or JSON members echoed in an error page.
+    (
+        re.compile(
+            r"\b(access_token|refresh_token|client_secret|code_verifier)(\"?\s*[=:]\s*\"?)[^\s\"'&,;}]+",
+            re.IGNORECASE,
+        ),
+        r"\1\2***",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """Text from a server (error bodies) with credentials it may quote replaced by ``***``.
+
+    Every message built from response text goes through here: the Airflow masker only hides secrets it was
+    told about, and a proxy may echo a mangled or foreign token."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 _ROOT_HINT = "paths are relative to the app folder (or the Dropbox root for full-access apps)"
 
 
@@ -195,8 +220,9 @@ def api_error_from_response(
     marks write-a-file routes, where a folder conflict means "a folder is in the way"."""
     summary = ""
     error: Any = None
+    text = redact(text)
     if isinstance(body, Mapping):
-        summary = str(body.get("error_summary") or "")
+        summary = redact(str(body.get("error_summary") or ""))
         error = body.get("error")
     tail = f" (request id {request_id})" if request_id else ""
     common: dict[str, Any] = {

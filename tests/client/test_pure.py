@@ -421,3 +421,26 @@ def test_streaming_hash_matches_reference_for_any_split(size: int, cuts: list[in
     for lo, hi in itertools.pairwise(bounds):
         hasher.update(data[lo:hi])
     assert hasher.hexdigest() == _reference_hash(data)
+
+
+@pytest.mark.parametrize(
+    ("status", "text"),
+    [
+        (400, 'Invalid authorization value in HTTP header "Authorization": "Bearer sl.u.SECRET-1_x".'),
+        (400, "proxy: bad request; request headers: authorization: basic U0VDUkVUOnNlY3JldA=="),
+        (502, "upstream failed for body refresh_token=SECRET&client_secret=SECRET2&grant_type=refresh_token"),
+        (503, '{"access_token": "sl.SECRET3"}'),
+    ],
+)
+def test_credentials_quoted_by_a_server_are_redacted(status: int, text: str) -> None:
+    """Finding #10: error messages built from server text never carry the credentials it quotes."""
+    exc = api_error_from_response(
+        route="files/x", status=status, body=None, text=text, request_id=None, path=None
+    )
+    assert "SECRET" not in str(exc) and "U0VDUkVU" not in str(exc)
+    assert "***" in str(exc)
+
+
+def test_redaction_keeps_ordinary_text() -> None:
+    text = 'Expecting "Bearer <oauth2-access-token>"; path/not_found/.. in the app folder'
+    assert errors.redact(text) == text
