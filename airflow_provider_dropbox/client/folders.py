@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from airflow_provider_dropbox.client.content_hash import content_hash_file
-from airflow_provider_dropbox.client.errors import LocalPathError
-from airflow_provider_dropbox.client.paths import check_remote_path
+from airflow_provider_dropbox.client.errors import DisallowedNameError, LocalPathError
+from airflow_provider_dropbox.client.paths import check_remote_path, disallowed_name
 
 if TYPE_CHECKING:
     from airflow_provider_dropbox.client import DropboxClient
@@ -31,11 +31,27 @@ WriteMode: TypeAlias = Literal["add", "overwrite"] | Mapping[str, str]
 def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *, route: str) -> None:
     """Refuse, before any request, a set of uploads that Dropbox would accept only in part.
 
+    A name Dropbox refuses to store (``desktop.ini``, ``thumbs.db``, ``.ds_store``, ``Icon\\r``, ``.dropbox``,
+    ``.dropbox.attr``: ``paths.DISALLOWED_NAMES``) fails the whole call with ``DisallowedNameError`` listing
+    the files; they are not skipped silently (there is no ``exclude``), so remove them or narrow ``pattern``.
+
     Two local files whose Dropbox paths differ only in case or Unicode normalization (``Report.csv`` and
     ``report.csv``; the NFC and NFD spellings of ``café.csv``) are one Dropbox path: the first commit wins and
     the second fails, leaving a partial upload. The same goes for a file whose path is a folder of another
     upload. Grouping uses the key Dropbox uses, ``NFC(path).lower()``.
     """
+    pairs = list(pairs)
+    refused = [(os.fspath(local), name) for local, remote in pairs if (name := disallowed_name(remote))]
+    if refused:
+        shown = ", ".join(f"'{local}'" for local, _ in refused[:10])
+        more = f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
+        raise DisallowedNameError(
+            f"{len(refused)} file(s) have a name Dropbox does not store (desktop.ini, thumbs.db, .ds_store, "
+            f"Icon\\r, .dropbox, .dropbox.attr): {shown}{more}; rename or delete them, or leave them out "
+            "(pattern=, or a narrower glob); nothing was uploaded",
+            route=route,
+            path=refused[0][0],
+        )
     by_key: dict[str, list[tuple[str, str]]] = {}
     folder_keys: dict[str, str] = {}
     for local, remote in pairs:
@@ -172,6 +188,9 @@ def upload_folder(
     :param mode: Dropbox write mode for every file.
     :param parallelism: Files uploaded at once.
     :return: Metadata of each uploaded file.
+
+    Nothing is sent when a file has a name Dropbox refuses (``desktop.ini``, ``.ds_store``, ...) or two
+    local names would be one Dropbox name (case, Unicode normalization): see ``check_upload_targets``.
     """
     check_local_path_arg(local_dir, field="local_dir", route="upload_folder", allow_root=False)
     root = check_remote_path(remote_dir, route="upload_folder", allow_root=True)
@@ -187,9 +206,9 @@ def upload_folder(
         for path, rel in _local_files(base, recursive)
         if pattern is None or _matches(rel, pattern)
     ]
+    check_upload_targets(pairs, route="upload_folder")
     for _, remote in pairs:
         check_remote_path(remote, route="upload_folder")
-    check_upload_targets(pairs, route="upload_folder")
     if not pairs:
         log.info("No files to upload from %s", base)
         return []

@@ -253,3 +253,17 @@ def test_distinct_upload_targets_pass() -> None:
     check_upload_targets(
         [("a", "/r/a.csv"), ("b", "/r/sub/a.csv"), ("c", "/R/Sub/b.csv"), ("d", "no-slash.csv")], route="t"
     )
+
+
+@pytest.mark.parametrize(
+    "name", ["desktop.ini", "Thumbs.db", ".DS_Store", "Icon\r", ".dropbox", ".dropbox.attr"]
+)
+def test_upload_folder_holding_a_name_dropbox_refuses_sends_nothing(tmp_path: Path, name: str) -> None:
+    """#4: refused before any request (not half uploaded), naming the file and the way out."""
+    _write_tree(tmp_path / "src", {"a.csv": b"a", f"sub/{name}": b"x"})
+    fake = mock.MagicMock()
+    with pytest.raises(errors.DisallowedNameError, match=r"name Dropbox does not store.*rename or delete"):
+        upload_folder(fake, tmp_path / "src", "/r")
+    assert fake.mock_calls == []
+    upload_folder(fake, tmp_path / "src", "/r", pattern="*.csv")  # leaving it out works
+    assert [p for p, _ in fake.upload_files.call_args.args[0]] == [str(tmp_path / "src" / "a.csv")]

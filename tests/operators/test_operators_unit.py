@@ -208,3 +208,16 @@ def test_upload_glob_collecting_one_name_twice_is_refused_before_any_request(tmp
     with pytest.raises(LocalPathError, match=r"x/A\.csv' and '.*y/a\.csv' -> '/r/A\.csv'"):
         op.execute({})
     assert op._hook.mock_calls == []
+
+
+def test_upload_folder_holding_desktop_ini_is_refused_before_any_request(tmp_path: Any) -> None:
+    """#4: a Windows-synced folder with desktop.ini is refused whole, not half uploaded."""
+    from airflow_provider_dropbox.client.errors import DisallowedNameError
+
+    (tmp_path / "a.csv").write_bytes(b"1")
+    (tmp_path / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
+    op = DropboxUploadOperator(task_id="u", local_path=str(tmp_path), remote_path="/r")
+    op._hook = mock.MagicMock()
+    with pytest.raises(DisallowedNameError, match=r"desktop\.ini'.*nothing was uploaded"):
+        op.execute({})
+    assert op._hook.mock_calls == []
