@@ -429,6 +429,13 @@ def connection_options(conn: Connection) -> dict[str, Any]:
 
     :param conn: A ``dropbox`` connection (login = app key, password = app secret, extra = conn-fields).
     """
+    conn_type = (conn.conn_type or "").strip()
+    if conn_type and conn_type.lower() != DropboxHook.conn_type:
+        # Checked first: the credential checks below would send the user to re-authorize instead.
+        raise DropboxConnectionConfigError(
+            f"Connection '{conn.conn_id}' is of type {conn_type!r}, not 'dropbox'; check dropbox_conn_id, or "
+            "create a connection of type dropbox"
+        )
     extra = conn.extra_dejson
     refresh_token = _extra_value(extra, "refresh_token")
     access_token = _extra_value(extra, "access_token")

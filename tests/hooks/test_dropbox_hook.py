@@ -153,6 +153,14 @@ class TestConnectionToClient:
         with pytest.raises(DropboxConnectionConfigError, match="no refresh token or access token"):
             hook.get_conn()
 
+    def test_connection_of_another_type_is_refused(self, make_conn: MakeConn) -> None:
+        """Finding #18: named as the wrong type before any credential check or request."""
+        hook = DropboxHook(make_conn(conn_type="http", extra={"refresh_token": None}))
+        with pytest.raises(DropboxConnectionConfigError, match=r"is of type 'http', not 'dropbox'"):
+            hook.get_conn()
+        ok, message = hook.test_connection()
+        assert not ok and "check dropbox_conn_id" in message
+
 
 # ----------------------------------------------------------------------------------------- test_connection
 
