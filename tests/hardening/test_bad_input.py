@@ -325,7 +325,6 @@ ROWS: list[Row] = [
         errors.DropboxApiError,
         r"desktop\.ini",
         r"exclude|rename|skip",
-        xfail="#4 a local folder holding desktop.ini uploads the other files and then fails: partial write",
     ),
     # ------------------------------------------------------------------ local filesystem
     Row(
