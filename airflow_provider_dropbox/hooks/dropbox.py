@@ -464,15 +464,42 @@ def connection_options(conn: Connection) -> dict[str, Any]:
     if timeout <= 0:
         raise DropboxConnectionConfigError(f"{where}: timeout must be positive, got {timeout:g}")
     host = (conn.host or "").strip()
+    base_url = base_url_from_host(host, conn.port) if host else None
+    if base_url is not None:
+        _check_cleartext(base_url, _as_bool(_extra_value(extra, "allow_insecure_http")), where)
     return {
         "credentials": Credentials(
             app_key=app_key, app_secret=app_secret, refresh_token=refresh_token, access_token=access_token
         ),
-        "endpoints": Endpoints.single_host(base_url_from_host(host, conn.port)) if host else Endpoints(),
+        "endpoints": Endpoints.single_host(base_url) if base_url else Endpoints(),
         "timeout": timeout,
         "team_member_id": _as_str(_extra_value(extra, "team_member_id")),
         "root_namespace_id": _as_str(_extra_value(extra, "root_namespace_id")),
     }
+
+
+def _check_cleartext(base_url: str, allowed: bool, where: str) -> None:
+    """``http://`` only to loopback (the local emulator), unless the connection opts in explicitly."""
+    parts = urlsplit(base_url)
+    name = parts.hostname or ""
+    if parts.scheme.lower() != "http" or name == "localhost" or _is_loopback(name):
+        return
+    if not allowed:
+        raise DropboxConnectionConfigError(
+            f"{where}: host {base_url!r} uses http:// to a host that is not loopback, which would send the "
+            f"app secret and tokens unencrypted; use https://{parts.netloc}, or set the extra "
+            '"allow_insecure_http": true if this really is a private test network (e.g. the emulator in '
+            "docker compose)"
+        )
+    log.warning(
+        "%s: allow_insecure_http is set; the app secret and tokens go to %s unencrypted", where, base_url
+    )
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return value is True or value == 1
 
 
 def _as_str(value: Any) -> str | None:

@@ -99,4 +99,5 @@ def test_connection_points_at_the_emulator_service(compose: dict[str, Any]) -> N
     port = emulator["command"][emulator["command"].index("--port") + 1]
     assert conn["conn_type"] == "dropbox"
     assert conn["host"] == f"http://dropbox-emulator:{port}"
+    assert conn["extra"]["allow_insecure_http"] is True  # http to a non-loopback host is refused otherwise
     assert conn["extra"]["refresh_token"]

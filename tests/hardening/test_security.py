@@ -327,9 +327,6 @@ def test_hook_accepts_a_ca_bundle_from_the_connection(
     assert ok, message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="#12 an http:// host that is not loopback sends tokens in clear text silently"
-)
 def test_cleartext_http_to_a_remote_host_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_provider_dropbox.hooks.dropbox import DropboxConnectionConfigError, DropboxHook
 

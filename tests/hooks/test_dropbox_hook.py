@@ -153,6 +153,18 @@ class TestConnectionToClient:
         with pytest.raises(DropboxConnectionConfigError, match="no refresh token or access token"):
             hook.get_conn()
 
+    @pytest.mark.parametrize("host", ["http://dropbox-proxy.example.com", "http://10.1.2.3:8765"])
+    def test_cleartext_http_to_a_remote_host_needs_an_explicit_opt_in(
+        self, make_conn: MakeConn, host: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Finding #12: refused before any request, with the fix; allowed only with allow_insecure_http."""
+        with pytest.raises(DropboxConnectionConfigError, match=r"use https://.*allow_insecure_http"):
+            DropboxHook(make_conn(base_url=host)).get_conn()
+        hook = DropboxHook(make_conn(base_url=host, extra={"allow_insecure_http": "true"}))
+        with caplog.at_level("WARNING"):
+            assert hook.get_conn().endpoints.api == host
+        assert "unencrypted" in caplog.text
+
     def test_connection_of_another_type_is_refused(self, make_conn: MakeConn) -> None:
         """Finding #18: named as the wrong type before any credential check or request."""
         hook = DropboxHook(make_conn(conn_type="http", extra={"refresh_token": None}))
