@@ -564,7 +564,7 @@ def suite_chunks(res: Results, work: Path, cfg: Config, emus: Emulators) -> None
                 "local": str(work / "down" / "sweep.bin"), "parallelism": p, "part_size": part}
             for p in cfg.sweep_part_parallelism for part in cfg.sweep_parts
         }  # fmt: skip
-        table = res.interleave(emu, "chunks", tasks)
+        table = res.interleave(emu, "chunks", tasks) if tasks else {}
         for name, s in table.items():
             sweep["download"][name] = s.get("mib_s")
     emu.latency(0)
@@ -909,8 +909,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="mirror: skip the sequential SDK baseline (about 11 min a round at 10,000 files)",
     )
+    sweep = ap.add_argument_group("chunks suite overrides (comma-separated lists)")
+    sweep.add_argument("--sweep-chunks-mib", help="upload chunk sizes, e.g. 32,48")
+    sweep.add_argument("--sweep-parallelism", help="upload parallelism values, e.g. 8")
+    sweep.add_argument("--sweep-parts-mib", help="download part sizes ('' skips the download sweep)")
+    sweep.add_argument("--sweep-latencies-ms", help="latencies, e.g. 0,50")
+    sweep.add_argument("--sweep-size-mib", type=int, help="file size")
     ns = ap.parse_args(argv)
     cfg = Config.make(ns.quick, ns.repeats)
+    if ns.sweep_chunks_mib:
+        cfg.sweep_chunks = [int(x) * MiB for x in ns.sweep_chunks_mib.split(",")]
+    if ns.sweep_parallelism:
+        cfg.sweep_parallelism = [int(x) for x in ns.sweep_parallelism.split(",")]
+    if ns.sweep_parts_mib is not None:
+        cfg.sweep_parts = [int(x) * MiB for x in ns.sweep_parts_mib.split(",") if x]
+    if ns.sweep_latencies_ms:
+        cfg.sweep_latencies = [float(x) for x in ns.sweep_latencies_ms.split(",")]
+    if ns.sweep_size_mib:
+        cfg.sweep_size = ns.sweep_size_mib * MiB
     cfg.mirror_sequential = not ns.no_sequential_mirror
     suites = ns.only or list(SUITES)
     res = Results(cfg)
