@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -934,7 +935,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dropbox-bench-", dir=ns.workdir))
     failed: list[str] = []
     emus = Emulators(work)
-    command = " ".join([".venv/bin/python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
+    args = argv if argv is not None else sys.argv[1:]
+    command = " ".join([".venv/bin/python -m benchmarks.run", shlex.join(args)]).rstrip()
 
     def save() -> None:  # after every suite, so a long run keeps what it measured so far
         if ns.out:
