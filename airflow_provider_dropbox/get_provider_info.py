@@ -49,6 +49,12 @@ def _connection_type() -> dict[str, Any]:
                 "description": "Optional: act as this team member (Dropbox-API-Select-User, dbmid:...).",
                 "schema": {"type": ["string", "null"]},
             },
+            "ca_bundle": {
+                "label": "CA bundle",
+                "description": "Optional: path on the workers to a PEM file of CA certificates to trust (a "
+                "TLS-inspecting company proxy, a private CA). Default: the certifi store.",
+                "schema": {"type": ["string", "null"]},
+            },
             "timeout": {
                 "label": "Timeout (s)",
                 "description": "Per-request socket timeout in seconds.",

@@ -94,6 +94,7 @@ class DropboxHook(BaseHook):
             root_namespace_id=options["root_namespace_id"],
             on_new_token=_mask_token,
             retry_deadline=retry_deadline,
+            ca_bundle=options["ca_bundle"],
         )
 
     def test_connection(self) -> tuple[bool, str]:
@@ -425,7 +426,8 @@ def connection_options(conn: Connection) -> dict[str, Any]:
     """
     Read the client settings from an Airflow connection, validating them before any request.
 
-    Also used by the async hook; keys: credentials, endpoints, timeout, team_member_id, root_namespace_id.
+    Also used by the async hook; keys: credentials, endpoints, timeout, team_member_id, root_namespace_id,
+    ca_bundle.
 
     :param conn: A ``dropbox`` connection (login = app key, password = app secret, extra = conn-fields).
     """
@@ -475,7 +477,21 @@ def connection_options(conn: Connection) -> dict[str, Any]:
         "timeout": timeout,
         "team_member_id": _as_str(_extra_value(extra, "team_member_id")),
         "root_namespace_id": _as_str(_extra_value(extra, "root_namespace_id")),
+        "ca_bundle": _ca_bundle(_extra_value(extra, "ca_bundle"), where),
     }
+
+
+def _ca_bundle(value: Any, where: str) -> str | None:
+    """The connection's CA bundle: a PEM file that must exist on this worker (checked before any request)."""
+    if value is None:
+        return None
+    path = os.path.expanduser(str(value))
+    if not os.path.isfile(path):
+        raise DropboxConnectionConfigError(
+            f"{where}: CA bundle {path!r} is not a file on this worker; give the path of a PEM file with the "
+            "CA certificates to trust, readable by the worker (or leave the field empty)"
+        )
+    return path
 
 
 def _check_cleartext(base_url: str, allowed: bool, where: str) -> None:

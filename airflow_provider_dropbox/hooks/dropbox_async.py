@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -50,6 +51,7 @@ class DropboxAsyncHook(BaseHook):
         self.dropbox_conn_id = dropbox_conn_id
         self._client: DropboxClient | None = None
         self._notify_base: str | None = None
+        self._ca_bundle: str | None = None
         self._http: httpx.AsyncClient | None = None
         self._client_lock = asyncio.Lock()
 
@@ -71,6 +73,8 @@ class DropboxAsyncHook(BaseHook):
 
                 self._client = await asyncio.to_thread(_client_for, conn, on_new_token)
                 self._notify_base = str(self._client.endpoints.notify).rstrip("/")
+                verify = self._client.session.verify
+                self._ca_bundle = verify if isinstance(verify, str) else None
             return self._client
 
     async def get_latest_cursor(self, path: str, recursive: bool = True) -> str:
@@ -106,6 +110,8 @@ class DropboxAsyncHook(BaseHook):
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0, read=timeout + LONGPOLL_JITTER + 10),
                 headers={"User-Agent": "airflow-provider-dropbox"},
+                # the connection's CA bundle, like the sync client; else httpx's default (certifi)
+                verify=ssl.create_default_context(cafile=self._ca_bundle) if self._ca_bundle else True,
             )
         url = f"{self._notify_base}/2/{LONGPOLL_ROUTE}"
         try:
@@ -175,6 +181,7 @@ def _client_for(conn: Any, on_new_token: Any) -> DropboxClient:
         team_member_id=options["team_member_id"],
         root_namespace_id=options["root_namespace_id"],
         on_new_token=on_new_token,
+        ca_bundle=options["ca_bundle"],
     )
 
 

@@ -53,7 +53,14 @@ def test_add_dropbox_connection_test_and_save(
         screenshot(page, "connection-form-standard")
 
         dialog.get_by_role("button", name="Extra Fields", exact=True).click()  # the accordion swaps sections
-        for label in ("Refresh token", "Access token", "Root namespace id", "Team member id", "Timeout (s)"):
+        for label in (
+            "Refresh token",
+            "Access token",
+            "Root namespace id",
+            "Team member id",
+            "CA bundle",
+            "Timeout (s)",
+        ):
             assert dialog.get_by_text(label).first.is_visible(), label
         page.locator("#element_refresh_token").fill(DEV_REFRESH_TOKEN)
         screenshot(page, "connection-form-extra")

@@ -311,9 +311,6 @@ def test_tls_verified_by_default_with_a_ca_bundle_option(
         assert trusted.get_current_account()["account_id"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="#11 the hook cannot pass a CA bundle: no connection field reaches ca_bundle"
-)
 def test_hook_accepts_a_ca_bundle_from_the_connection(
     tls_emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -325,6 +322,43 @@ def test_hook_accepts_a_ca_bundle_from_the_connection(
     )
     ok, message = DropboxHook("hsec_tls").test_connection()
     assert ok, message
+
+
+def test_async_hook_longpolls_with_the_connection_ca_bundle(
+    tls_emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Triggers: the sync client (cursor) and the httpx longpoll both trust the connection's CA bundle."""
+    import asyncio
+
+    from airflow_provider_dropbox.hooks.dropbox_async import DropboxAsyncHook
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HSEC_TLS_ASYNC", conn_json(tls_emu.base_url, extra={"ca_bundle": str(tls_emu.cafile)})
+    )
+
+    async def run() -> dict[str, Any]:
+        hook = DropboxAsyncHook("hsec_tls_async")
+        try:
+            cursor = await hook.get_latest_cursor("")
+            return await hook.longpoll(cursor, timeout=30)
+        finally:
+            await hook.aclose()
+
+    tls_emu.set_faults(longpoll_max_s=0.5)
+    try:
+        assert asyncio.run(run()) == {"changes": False, "backoff": None}
+    finally:
+        tls_emu.clear_faults()
+
+
+def test_hook_refuses_a_ca_bundle_that_is_not_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from airflow_provider_dropbox.hooks.dropbox import DropboxConnectionConfigError, DropboxHook
+
+    missing = tmp_path / "nope.pem"
+    monkeypatch.setenv("AIRFLOW_CONN_HSEC_TLS_MISSING", conn_json(None, extra={"ca_bundle": str(missing)}))
+    with pytest.raises(DropboxConnectionConfigError, match=r"CA bundle .*nope\.pem.* is not a file"):
+        DropboxHook("hsec_tls_missing").get_conn()
 
 
 def test_cleartext_http_to_a_remote_host_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,14 @@ from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
 from tests.hooks.conftest import MakeConn, conn_json, free_port
 
-EXTRA_FIELDS = {"refresh_token", "access_token", "root_namespace_id", "team_member_id", "timeout"}
+EXTRA_FIELDS = {
+    "refresh_token",
+    "access_token",
+    "root_namespace_id",
+    "team_member_id",
+    "ca_bundle",
+    "timeout",
+}
 
 
 def _access_token(base_url: str, refresh_token: str = DEV_REFRESH_TOKEN) -> str:
