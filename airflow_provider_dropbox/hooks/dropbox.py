@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -110,6 +111,12 @@ class DropboxHook(BaseHook):
         except errors.AuthError as e:
             return False, str(e)  # the client's message names the field to check
         except (errors.DropboxConnectionError, requests.RequestException) as e:
+            if _is_tls_failure(e):
+                return False, (
+                    f"TLS certificate verification failed for {_api_base(client)}: the server's certificate "
+                    "is not trusted. If a company proxy or a private CA signs it, set the connection's CA "
+                    "bundle field (ca_bundle) to that CA's PEM file; otherwise check the API base URL (host)"
+                )
             return False, (
                 f"Cannot reach Dropbox at {_api_base(client)} ({_network_reason(e)}); "
                 "check the API base URL (host) and the network"
@@ -388,6 +395,18 @@ def _network_reason(exc: BaseException) -> str:
         if marker in text:
             return marker
     return type(exc.__cause__ or exc).__name__
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """True when a certificate/TLS handshake problem is anywhere in the cause chain (not a network one)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, (requests.exceptions.SSLError, ssl.SSLError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _mask_token(token: str) -> None:

@@ -437,9 +437,6 @@ def test_trigger_serialization_holds_no_secret(
         assert not _leaks(json.dumps(trig.serialize(), default=str), token)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="#13 test_connection turns a TLS failure into 'Cannot reach ... (SSLError)'"
-)
 def test_connection_test_names_the_tls_problem(
     tls_emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
