@@ -60,6 +60,12 @@ def _connection_type() -> dict[str, Any]:
                 "description": "Per-request socket timeout in seconds.",
                 "schema": {"type": ["integer", "null"], "default": 100, "minimum": 1},
             },
+            "retry_deadline": {
+                "label": "Retry deadline (s)",
+                "description": "Seconds after which retries of one call give up (unreachable host, 5xx, "
+                "rate limits). Lower it to fail fast on a dead host.",
+                "schema": {"type": ["integer", "null"], "default": 600, "minimum": 1},
+            },
         },
     }
 

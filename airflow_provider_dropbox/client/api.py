@@ -239,7 +239,8 @@ class DropboxClient:
         ) as exc:
             raise DropboxConnectionError(
                 f"Could not reach Dropbox ({what}) after retries: {type(exc).__name__}; check the host "
-                "URL and the network",
+                f"URL and the network (retries stop after the retry deadline, {self.retry.deadline:g} s: "
+                "retry_deadline)",
                 route=what,
             ) from exc
 

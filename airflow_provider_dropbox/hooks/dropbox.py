@@ -47,7 +47,8 @@ class DropboxHook(BaseHook):
     :param dropbox_conn_id: The Airflow connection to use.
     :param parallelism: Parallel requests for large transfers and folder transfers (also sizes the
         HTTP connection pool).
-    :param retry_deadline: Seconds after which retries of one call give up.
+    :param retry_deadline: Seconds after which retries of one call give up; default: the connection's
+        "Retry deadline (s)" field (extra ``retry_deadline``), else 600.
     """
 
     conn_name_attr = "dropbox_conn_id"
@@ -60,7 +61,7 @@ class DropboxHook(BaseHook):
         dropbox_conn_id: str = default_conn_name,
         *,
         parallelism: int = 8,
-        retry_deadline: float = 600.0,
+        retry_deadline: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,9 +84,11 @@ class DropboxHook(BaseHook):
             self._client.close()
             self._client = None
 
-    def _build_client(self, *, retry_deadline: float, timeout: float | None = None) -> DropboxClient:
+    def _build_client(self, *, retry_deadline: float | None, timeout: float | None = None) -> DropboxClient:
         conn = self.get_connection(self.dropbox_conn_id)
         options = connection_options(conn)
+        if retry_deadline is None:
+            retry_deadline = options["retry_deadline"]
         return DropboxClient(
             options["credentials"],
             endpoints=options["endpoints"],
@@ -445,8 +448,8 @@ def connection_options(conn: Connection) -> dict[str, Any]:
     """
     Read the client settings from an Airflow connection, validating them before any request.
 
-    Also used by the async hook; keys: credentials, endpoints, timeout, team_member_id, root_namespace_id,
-    ca_bundle.
+    Also used by the async hook; keys: credentials, endpoints, timeout, retry_deadline, team_member_id,
+    root_namespace_id, ca_bundle.
 
     :param conn: A ``dropbox`` connection (login = app key, password = app secret, extra = conn-fields).
     """
@@ -475,15 +478,8 @@ def connection_options(conn: Connection) -> dict[str, Any]:
     for secret in (app_secret, refresh_token, access_token):
         if secret:
             mask_secret(secret)
-    raw_timeout = _extra_value(extra, "timeout")
-    try:
-        timeout = float(raw_timeout) if raw_timeout is not None else 100.0
-    except (TypeError, ValueError):
-        raise DropboxConnectionConfigError(
-            f"{where}: timeout must be a number of seconds, got {raw_timeout!r}"
-        ) from None
-    if timeout <= 0:
-        raise DropboxConnectionConfigError(f"{where}: timeout must be positive, got {timeout:g}")
+    timeout = _seconds(extra, "timeout", 100.0, where)
+    retry_deadline = _seconds(extra, "retry_deadline", 600.0, where)
     host = (conn.host or "").strip()
     base_url = base_url_from_host(host, conn.port) if host else None
     if base_url is not None:
@@ -494,10 +490,24 @@ def connection_options(conn: Connection) -> dict[str, Any]:
         ),
         "endpoints": Endpoints.single_host(base_url) if base_url else Endpoints(),
         "timeout": timeout,
+        "retry_deadline": retry_deadline,
         "team_member_id": _as_str(_extra_value(extra, "team_member_id")),
         "root_namespace_id": _as_str(_extra_value(extra, "root_namespace_id")),
         "ca_bundle": _ca_bundle(_extra_value(extra, "ca_bundle"), where),
     }
+
+
+def _seconds(extra: dict[str, Any], name: str, default: float, where: str) -> float:
+    raw = _extra_value(extra, name)
+    try:
+        value = float(raw) if raw is not None else default
+    except (TypeError, ValueError):
+        raise DropboxConnectionConfigError(
+            f"{where}: {name} must be a number of seconds, got {raw!r}"
+        ) from None
+    if value <= 0:
+        raise DropboxConnectionConfigError(f"{where}: {name} must be positive, got {value:g}")
+    return value
 
 
 def _ca_bundle(value: Any, where: str) -> str | None:

@@ -60,6 +60,7 @@ def test_add_dropbox_connection_test_and_save(
             "Team member id",
             "CA bundle",
             "Timeout (s)",
+            "Retry deadline (s)",
         ):
             assert dialog.get_by_text(label).first.is_visible(), label
         page.locator("#element_refresh_token").fill(DEV_REFRESH_TOKEN)

@@ -31,6 +31,7 @@ EXTRA_FIELDS = {
     "team_member_id",
     "ca_bundle",
     "timeout",
+    "retry_deadline",
 }
 
 
@@ -69,6 +70,8 @@ class TestConnectionType:
         assert "format" not in extra["team_member_id"]["schema"]
         assert extra["timeout"]["schema"]["type"] == ["integer", "null"]
         assert extra["timeout"]["value"] == 100
+        assert extra["retry_deadline"]["value"] == 600
+        assert extra["ca_bundle"]["schema"]["title"] == "CA bundle"
 
     def test_providers_manager_knows_the_hook_without_deprecation_warnings(self) -> None:
         from airflow.providers_manager import ProvidersManager
@@ -114,6 +117,15 @@ class TestConnectionToClient:
         assert client.parallelism == 3
         hook.close()
         assert hook.get_conn() is not client
+
+    def test_retry_deadline_from_the_connection(self, make_conn: MakeConn) -> None:
+        """Finding #16: the retry budget is a connection field; an explicit hook argument wins."""
+        assert DropboxHook(make_conn()).get_conn().retry.deadline == 600
+        conn_id = make_conn(extra={"retry_deadline": 20})
+        assert DropboxHook(conn_id).get_conn().retry.deadline == 20
+        assert DropboxHook(conn_id, retry_deadline=2).get_conn().retry.deadline == 2
+        with pytest.raises(DropboxConnectionConfigError, match="retry_deadline must be a number of seconds"):
+            DropboxHook(make_conn(extra={"retry_deadline": "soon"})).get_conn()
 
     def test_empty_host_means_real_dropbox(self, make_conn: MakeConn) -> None:
         hook = DropboxHook(make_conn(base_url=None))
