@@ -58,8 +58,10 @@ def test_transfers_outlive_short_tokens(
     seen: list[str] = []
     client = make_client(short_token_emulator, on_new_token=seen.append, parallelism=2)
     src = tmp_path / "a.bin"
-    data = write_random(src, 8 * MiB)
-    short_token_emulator.set_faults(bandwidth_mbps=24)  # 3 MB/s per request: each 4 MiB chunk ~1.4 s
+    # 16 MiB at 3 MB/s per request: four 4 MiB chunks of ~1.4 s each, so the upload alone spans about three
+    # token lifetimes (8 MiB spanned barely more than one and left the count below to timing).
+    data = write_random(src, 16 * MiB)
+    short_token_emulator.set_faults(bandwidth_mbps=24)
     client.upload_file(src, "/a.bin", single_request_limit=4 * MiB, chunk_size=4 * MiB, parallelism=1)
     short_token_emulator.clear_faults()
     time.sleep(1.6)
