@@ -59,6 +59,20 @@ class UnrenderedTemplateError(AirflowFailException):
     """A template field still holds ``{{ ... }}`` or ``{% ... %}`` at run time (a retry would not help)."""
 
 
+def reject_unrendered_fields(task: BaseOperator) -> None:
+    """Raise ``UnrenderedTemplateError`` if a template field of ``task`` still holds Jinja at run time."""
+    for name in task.template_fields:
+        value = getattr(task, name, None)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if _templated(item):
+                raise UnrenderedTemplateError(
+                    f"{type(task).__name__}: {name}={item!r} still holds a Jinja template at run time; "
+                    "it was not rendered (Airflow renders a field once: values from dag_run.conf, params "
+                    "or XCom are not rendered again). Render the value upstream or pass a plain path; "
+                    "nothing was sent to Dropbox"
+                )
+
+
 class _DropboxBaseOperator(BaseOperator):
     """Shared plumbing: the hook (built lazily in ``execute``), asset declaration, lineage reporting,
     and the run-time check of the rendered fields (``_check_inputs``, first thing in every ``execute``)."""
@@ -90,16 +104,7 @@ class _DropboxBaseOperator(BaseOperator):
         ``params`` or XCom) arrives here as ``/reports/{{ ds }}.csv`` and would name a file literally; a
         blank template renders a local path to ``""``, the worker's current directory.
         """
-        for name in self.template_fields:
-            value = getattr(self, name, None)
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                if _templated(item):
-                    raise UnrenderedTemplateError(
-                        f"{type(self).__name__}: {name}={item!r} still holds a Jinja template at run time; "
-                        "it was not rendered (Airflow renders a field once: values from dag_run.conf, params "
-                        "or XCom are not rendered again). Render the value upstream or pass a plain path; "
-                        "nothing was sent to Dropbox"
-                    )
+        reject_unrendered_fields(self)
         for name in self._local_path_fields:
             check_local_path_arg(
                 getattr(self, name), field=name, route=type(self).__name__, allow_root=self._local_root_ok

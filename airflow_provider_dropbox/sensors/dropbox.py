@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 from airflow_provider_dropbox.hooks.dropbox_async import LONGPOLL_MIN, clamp_longpoll_timeout
+from airflow_provider_dropbox.operators.dropbox import reject_unrendered_fields
 from airflow_provider_dropbox.triggers.changes import (
     CURSOR_RESET_POLICIES,
     make_revision_counter,
@@ -284,6 +285,7 @@ class DropboxChangeSensor(BaseSensorOperator):
     # -- operator API ---------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
+        reject_unrendered_fields(self)  # a literal '{{ ds }}' folder would be watched forever
         self._ready = None
         self._cursor = self._initial_cursor(context)
         if not self.deferrable:

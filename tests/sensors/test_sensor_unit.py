@@ -137,3 +137,14 @@ def test_execute_complete_error_event_fails_clearly() -> None:
     sensor = DropboxChangeSensor(task_id="s", path="/in")
     with pytest.raises(AirflowException, match="Waiting for Dropbox changes under '/in' failed"):
         sensor.execute_complete({"ti": FakeTI()}, {"status": "error", "message": "boom"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["path", "file_pattern"])
+def test_unrendered_template_is_refused_before_any_request(field: str) -> None:
+    """A '{{ ds }}' left in a field (from conf/params/XCom) would watch a literal folder forever."""
+    from airflow_provider_dropbox.operators.dropbox import UnrenderedTemplateError
+
+    kwargs: dict[str, Any] = {"path": "/in", field: "/in/{{ ds }}"}
+    sensor = DropboxChangeSensor(task_id="s", dropbox_conn_id="no_such_connection", **kwargs)
+    with pytest.raises(UnrenderedTemplateError, match=f"{field}=.*still holds a Jinja template"):
+        sensor.execute({"ti": FakeTI()})  # type: ignore[arg-type]
