@@ -30,6 +30,7 @@ from tests.emulator_process import (
     EmulatorProcess,
     start_emulator,
 )
+from tests.trees import local_tree, put
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
@@ -48,23 +49,6 @@ def conn_json(base_url: str, secret: str = DEV_APP_SECRET) -> str:
             "extra": {"refresh_token": DEV_REFRESH_TOKEN},
         }
     )
-
-
-def put(client: DropboxClient, path: str, data: bytes) -> dict[str, Any]:
-    """Write ``data`` to Dropbox at ``path`` (overwrite), as another Dropbox client would."""
-    meta: dict[str, Any] = client.upload_call(
-        "files/upload", {"path": path, "mode": "overwrite"}, lambda: data, path=path
-    )
-    return meta
-
-
-def local_tree(root: Path) -> dict[str, bytes]:
-    """Relative path -> bytes of every file, leaving out the mirror's own state folder."""
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".dropbox-mirror" not in p.relative_to(root).parts
-    }
 
 
 def remote_tree(client: DropboxClient, folder: str) -> dict[str, bytes]:

@@ -27,6 +27,7 @@ import pytest
 from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints, content_hash_file
 from tests.e2e.standalone import AirflowStandalone
 from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
+from tests.trees import local_tree, put
 
 pytestmark = pytest.mark.slow
 
@@ -52,21 +53,6 @@ def dbx(e2e_emulator: EmulatorProcess) -> Iterator[DropboxClient]:
         yield client
     finally:
         client.close()
-
-
-def put(client: DropboxClient, path: str, data: bytes) -> dict[str, Any]:
-    meta: dict[str, Any] = client.upload_call(
-        "files/upload", {"path": path, "mode": "overwrite"}, lambda: data, path=path
-    )
-    return meta
-
-
-def local_tree(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".dropbox-mirror" not in p.relative_to(root).parts
-    }
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 1.0) -> T:
