@@ -539,10 +539,20 @@ class DropboxClient:
         *,
         parallelism: int | None = None,
         progress: ProgressCallback | None = None,
+        fsync: bool = True,
     ) -> dict[str, Any]:
-        """Download to ``local_path`` atomically, verified by size and content_hash; returns FileMetadata."""
+        """Download to ``local_path`` atomically, verified by size and content_hash; returns FileMetadata.
+
+        ``fsync=False`` skips the per-file fsync for callers (the mirror) that make a whole batch durable
+        at once before recording it.
+        """
         return _download.download_file(
-            self, remote_path, local_path, parallelism=self._width(parallelism), progress=progress
+            self,
+            remote_path,
+            local_path,
+            parallelism=self._width(parallelism),
+            progress=progress,
+            fsync=fsync,
         )
 
     def upload_file(

@@ -154,9 +154,16 @@ def _body_start(resp: requests.Response) -> int:
 
 class _Download:
     def __init__(
-        self, client: DropboxClient, remote: str, dest: Path, parallelism: int, progress: Progress
+        self,
+        client: DropboxClient,
+        remote: str,
+        dest: Path,
+        parallelism: int,
+        progress: Progress,
+        fsync: bool = True,
     ) -> None:
         self.client = client
+        self.fsync = fsync
         self.remote = remote
         self.dest = dest
         self.parallelism = parallelism
@@ -296,7 +303,8 @@ class _Download:
             parts = self._transfer(resp, size)
             self._verify(parts, size, meta)
             try:
-                os.fsync(self.fd)
+                if self.fsync:
+                    os.fsync(self.fd)
                 fd, self.fd = self.fd, -1
                 os.close(fd)
                 _set_mtime(tmp, meta)
@@ -393,6 +401,7 @@ def download_file(
     *,
     parallelism: int,
     progress: ProgressCallback | None = None,
+    fsync: bool = True,
 ) -> dict[str, Any]:
     """See ``DropboxClient.download_file``."""
     remote = check_remote_path(remote_path, route=ROUTE)
@@ -402,7 +411,7 @@ def download_file(
     for attempt in range(MAX_RESTARTS + 1):
         counter.reset()
         try:
-            return _Download(client, remote, dest, max(1, parallelism), counter).run()
+            return _Download(client, remote, dest, max(1, parallelism), counter, fsync).run()
         except _RestartDownload as exc:
             last = exc
             if attempt < MAX_RESTARTS:
