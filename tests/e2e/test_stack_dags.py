@@ -7,8 +7,8 @@ Dropbox app would. The tests share one session stack (``tests/e2e/conftest.py``)
 1. the scheduled mirror DAG: a full run, then an incremental run after a remote change;
 2. a DAG with the deferrable change sensor: deferred to the triggerer, resumed by a change (latency
    measured and written to ``$AIRFLOW_HOME/e2e-latency.json`` and the test output);
-3. the AssetWatcher DAG: no run while the folder is quiet, an ``asset_triggered`` run after a change
-   (plus ``e2e_dropbox_event_inlets``, the same pattern with the workaround for findings #1).
+3. the AssetWatcher DAG: no run while the folder is quiet, an ``asset_triggered`` run after a change that
+   mirrors the folder (the DAG passes the watched asset as the mirror's inlet: e2e-findings.md #1).
 
 ``test_stack_secrets.py`` then greps every log the stack wrote for credentials.
 """
@@ -34,8 +34,6 @@ pytestmark = pytest.mark.slow
 MIRROR_DAG = "dropbox_mirror"
 SENSOR_DAG = "e2e_dropbox_change_sensor"
 EVENT_DAG = "dropbox_event_driven"
-INLETS_DAG = "e2e_dropbox_event_inlets"  # tests/e2e/dags: the same pattern with inlets=[asset]
-INLETS_PATH = "/E2E/Watched"
 LONGPOLL = "/2/files/list_folder/longpoll"
 T = TypeVar("T")
 
@@ -224,25 +222,21 @@ def test_asset_watcher_runs_the_dag_on_a_change_and_not_while_quiet(
     mirror_root: Path,
 ) -> None:
     dbx.create_folder("/Inbox")
-    put(dbx, "/Inbox/before-the-watcher.txt", b"existing files do not trigger a run\n")
-    dbx.create_folder(INLETS_PATH)
-    for dag_id in (EVENT_DAG, INLETS_DAG):
-        airflow_stack.wait_for_dag(dag_id, timeout=180)
-        assert airflow_stack.runs(dag_id) == []
+    before = b"existing files do not trigger a run\n"
+    put(dbx, "/Inbox/before-the-watcher.txt", before)
+    airflow_stack.wait_for_dag(EVENT_DAG, timeout=180)
+    assert airflow_stack.runs(EVENT_DAG) == []
     polls = longpolls(e2e_emulator)
-    for dag_id in (EVENT_DAG, INLETS_DAG):
-        airflow_stack.unpause(dag_id)
-    # Only active, unpaused DAGs get their watchers started; wait until both longpoll Dropbox.
-    wait_until(lambda: longpolls(e2e_emulator) >= polls + 2, 180, "both AssetWatchers' first longpolls")
+    airflow_stack.unpause(EVENT_DAG)
+    # Only active, unpaused DAGs get their watchers started; wait until it longpolls Dropbox.
+    wait_until(lambda: longpolls(e2e_emulator) >= polls + 1, 180, "the AssetWatcher's first longpoll")
 
     time.sleep(20)
-    for dag_id in (EVENT_DAG, INLETS_DAG):
-        assert airflow_stack.runs(dag_id) == [], f"{dag_id}: a quiet folder must not schedule runs"
+    assert airflow_stack.runs(EVENT_DAG) == [], "a quiet folder must not schedule runs"
 
     data = b"dropped into the watched folder\n"
     changed_at = time.monotonic()
     put(dbx, "/Inbox/e2e-event.txt", data)
-    put(dbx, f"{INLETS_PATH}/w.txt", data)
     run = wait_until(
         lambda: next(iter(airflow_stack.runs(EVENT_DAG)), None), 180, "an asset-triggered run", 0.5
     )
@@ -251,14 +245,6 @@ def test_asset_watcher_runs_the_dag_on_a_change_and_not_while_quiet(
     assert run["run_type"] == "asset_triggered", run
     run_id = run["dag_run_id"]
 
-    # The same pattern with the watched asset passed as the operator's inlet runs to success.
-    inlets_run = wait_until(
-        lambda: next(iter(airflow_stack.runs(INLETS_DAG)), None), 180, "the inlets DAG's run", 0.5
-    )
-    assert inlets_run["run_type"] == "asset_triggered", inlets_run
-    finished(airflow_stack, INLETS_DAG, inlets_run["dag_run_id"])
-    assert local_tree(mirror_root / "_e2e_watched") == {"w.txt": data}
-
     state = airflow_stack.wait_for_run(EVENT_DAG, quote(run_id, safe=""), timeout=300)
     assert task_states(airflow_stack, EVENT_DAG, run_id)["log_changes"] == "success"
     changes = xcom(airflow_stack, EVENT_DAG, run_id, "log_changes")
@@ -266,24 +252,8 @@ def test_asset_watcher_runs_the_dag_on_a_change_and_not_while_quiet(
     assert changes[0]["kind"] in ("added", "modified"), changes
     time.sleep(3)
     assert len(airflow_stack.runs(EVENT_DAG)) == 1, "one change, one run"
-    assert len(airflow_stack.runs(INLETS_DAG)) == 1, "one change, one run"
-
-    if state != "success" and inactive_inlet_asset(airflow_stack, EVENT_DAG, run_id, "mirror_inbox"):
-        pytest.xfail(
-            "docs/notes/e2e-findings.md #1: mirror_inbox's auto-declared inlet Asset(name=uri) clashes with "
-            "the DAG's watched Asset(name='dropbox_inbox') on the same URI; Airflow keeps it inactive and "
-            "fails the task before it runs"
-        )
     assert state == "success", task_states(airflow_stack, EVENT_DAG, run_id)
-    assert (mirror_root / "_events" / "e2e-event.txt").read_bytes() == data
+    # The mirror brought the whole folder down, the file that was there before the watcher included.
+    assert local_tree(mirror_root / "_events") == {"before-the-watcher.txt": before, "e2e-event.txt": data}
     report = xcom(airflow_stack, EVENT_DAG, run_id, "mirror_inbox")
     assert report["ok"] is True, report
-
-
-def inactive_inlet_asset(stack: AirflowStandalone, dag_id: str, run_id: str, task_id: str) -> bool:
-    """Did the task fail on Airflow's inactive inlet/outlet asset check (not on anything it did)?"""
-    logs = stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-    return any(
-        "AirflowInactiveAssetInInletOrOutletException" in p.read_text(errors="replace")
-        for p in logs.glob("attempt=*.log")
-    )
