@@ -1,4 +1,13 @@
-"""Fault injection settings and the seeded dice that decide which request gets which fault."""
+"""Fault injection settings and the seeded dice that decide which request gets which fault.
+
+Latency and bandwidth model a network path. ``latency_ms`` is paid once per request (one round trip). On
+its own it models a path with an infinite TCP window, where a connection moves bytes at loopback speed
+however far away the server is. ``window_bytes`` adds what a real TCP connection is limited by: at most one
+window of unacknowledged bytes in flight per round trip, so each request's body moves at most
+``window_bytes / latency`` per second in each direction. HTTP/1.1 sends one request at a time per
+keep-alive connection, so a per-request cap is a per-connection cap. ``bandwidth_mbps`` is a plain
+per-request cap; when both are set the lower one applies.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +30,9 @@ FRACTIONS = (
 class FaultSettings:
     latency_ms: float = 0
     bandwidth_mbps: float | None = None  # megabits per second, per request and direction
+    window_bytes: int | None = (
+        None  # TCP window: with latency_ms, caps a request at window/latency per direction
+    )
     rate_limit: float = 0
     server_error: float = 0
     lock_contention: float = 0
@@ -62,6 +74,7 @@ class Faults:
                     raise ValueError(f"{name} must be a non-negative number")
             for name in (
                 "bandwidth_mbps",
+                "window_bytes",
                 "longpoll_max_s",
                 "longpoll_backoff_s",
                 "token_lifetime",
@@ -73,8 +86,9 @@ class Faults:
             if not isinstance(merged["rate_limit_text"], bool):
                 raise ValueError("rate_limit_text must be a boolean")
             merged["retry_after_s"] = int(merged["retry_after_s"])
-            if merged["quota_bytes"] is not None:
-                merged["quota_bytes"] = int(merged["quota_bytes"])
+            for name in ("quota_bytes", "window_bytes"):
+                if merged[name] is not None:
+                    merged[name] = int(merged[name])
             self.settings = FaultSettings(**merged)
             if "seed" in body:
                 self.rng = random.Random(self.settings.seed)
@@ -96,5 +110,13 @@ class Faults:
 
     @property
     def bytes_per_s(self) -> float | None:
-        mbps = self.settings.bandwidth_mbps
-        return None if not mbps else mbps * 1_000_000 / 8
+        """Per-request cap in each direction: the bandwidth cap or window / round trip, whichever is lower.
+
+        None when neither applies (a window without latency is no limit: the round trip is zero)."""
+        s = self.settings
+        caps = []
+        if s.bandwidth_mbps:
+            caps.append(s.bandwidth_mbps * 1_000_000 / 8)
+        if s.window_bytes and s.latency_ms:
+            caps.append(s.window_bytes / (s.latency_ms / 1000))
+        return min(caps) if caps else None
