@@ -1,4 +1,9 @@
-"""A tiny TCP proxy for fault tests the emulator cannot stage: cut a response mid-body, or corrupt a byte."""
+"""Fault-injecting TCP proxies, for faults the emulator cannot stage.
+
+``TcpProxy`` is the one core: a loopback listener that opens an upstream connection per client connection,
+hands the pair to ``_relay`` and closes both when it returns. ``Proxy`` (here) cuts a response mid-body or
+corrupts a byte; ``tests/hardening/stall_proxy.py`` hangs a connection mid-body on the same core.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,43 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
-
-@dataclass
-class ProxyPlan:
-    cut_after: int | None = None  # close a connection after this many bytes went downstream...
-    cuts: int = 0  # ...for this many connections
-    corrupt_body: bool = False  # flip the first byte after the end of each response header
-    cut_count: int = 0
-    corrupt_count: int = 0
+CHUNK = 65536
 
 
-class Proxy:
-    def __init__(self, upstream: str, plan: ProxyPlan) -> None:
+def pump(src: socket.socket, dst: socket.socket) -> None:
+    """Copy ``src`` to ``dst`` until EOF or a socket error (the other side went away)."""
+    try:
+        while data := src.recv(CHUNK):
+            dst.sendall(data)
+    except OSError:
+        pass
+
+
+def shut(*socks: socket.socket) -> None:
+    """Shut both directions down, so a peer blocked in ``recv`` wakes up; errors mean it is already gone."""
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
+class TcpProxy:
+    """Listen on a free loopback port and relay each connection to ``upstream`` through ``_relay``."""
+
+    def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.plan = plan
         self.lock = threading.Lock()
+        self.stopped = threading.Event()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        while not self.stopped:
+        while not self.stopped.is_set():
             try:
                 conn, _ = self.server.accept()
             except OSError:
@@ -45,18 +62,57 @@ class Proxy:
         except OSError:
             down.close()
             return
+        try:
+            self._relay(down, up)
+        finally:
+            shut(down, up)
+            down.close()
+            up.close()
+
+    def _relay(self, down: socket.socket, up: socket.socket) -> None:
+        """Move bytes between the client (``down``) and the server (``up``); the faults live in overrides."""
+        threading.Thread(target=pump, args=(down, up), daemon=True).start()
+        pump(up, down)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@dataclass
+class ProxyPlan:
+    cut_after: int | None = None  # close a connection after this many bytes went downstream...
+    cuts: int = 0  # ...for this many connections
+    corrupt_body: bool = False  # flip the first byte after the end of each response header
+    cut_count: int = 0
+    corrupt_count: int = 0
+
+
+class Proxy(TcpProxy):
+    """Cut a response mid-body or flip its first body byte, as ``plan`` says; requests pass untouched."""
+
+    def __init__(self, upstream: str, plan: ProxyPlan) -> None:
+        self.plan = plan
+        super().__init__(upstream)
+
+    def _relay(self, down: socket.socket, up: socket.socket) -> None:
         with self.lock:
             cut = self.plan.cut_after if self.plan.cuts > 0 and self.plan.cut_after is not None else None
             if cut is not None:
                 self.plan.cuts -= 1
-        threading.Thread(target=self._pump, args=(down, up), daemon=True).start()
+        threading.Thread(target=pump, args=(down, up), daemon=True).start()
         sent = 0
-        state = {"tail": b"", "pending": False}
+        state: dict[str, object] = {"tail": b"", "pending": False}
         try:
-            while True:
-                data = up.recv(65536)
-                if not data:
-                    break
+            while data := up.recv(CHUNK):
                 if self.plan.corrupt_body:
                     data = self._corrupt(data, state)
                 if cut is not None and sent + len(data) >= cut:
@@ -68,11 +124,6 @@ class Proxy:
                 sent += len(data)
         except OSError:
             pass
-        finally:
-            for s in (down, up):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
 
     def _corrupt(self, data: bytes, state: dict[str, object]) -> bytes:
         """Flip the first body byte of every response (the byte after a header's blank line)."""
@@ -107,26 +158,8 @@ class Proxy:
         with self.lock:
             self.plan.corrupt_count += 1
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.server.close()
-
 
 @contextmanager
 def proxy(upstream: str, plan: ProxyPlan) -> Iterator[Proxy]:
-    p = Proxy(upstream, plan)
-    try:
+    with Proxy(upstream, plan) as p:
         yield p
-    finally:
-        p.stop()
