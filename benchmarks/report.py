@@ -37,21 +37,24 @@ def render(data: dict[str, Any]) -> str:
         lines.append(f"| {row['suite']} | {row['metric']} | {value} | {row['goal']} | {met} | {detail} |")
     lines += ["", "Every variant (median of the interleaved runs; RSS = peak growth during the trial):", ""]
     lines += [
-        "| variant | median s | min s | max s | MiB/s | CPU s (median) | RSS growth MiB (max) | errors |"
+        "| variant | median s | min s | max s | MiB/s | CPU s (median) | emulator CPU s (median) "
+        "| RSS growth MiB (max) | errors |"
     ]
-    lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, s in data["variants"].items():
         if "runs" not in s:
             continue
         mib_s = f"{s['mib_s']:.0f}" if "mib_s" in s else "-"
         if "median_s" not in s:
-            lines.append(f"| {name} | - | - | - | - | - | - | {s['errors']} |")
+            lines.append(f"| {name} | - | - | - | - | - | - | - | {s['errors']} |")
             continue
         cpu = [r["cpu_s"] for r in s["runs"] if "cpu_s" in r]
         cpu_s = f"{statistics.median(cpu):.1f}" if cpu else "-"
+        emu = [r["emu_cpu_s"] for r in s["runs"] if "emu_cpu_s" in r]  # older files do not have it
+        emu_s = f"{statistics.median(emu):.1f}" if emu else "-"
         lines.append(
             f"| {name} | {s['median_s']:.2f} | {s['min_s']:.2f} | {s['max_s']:.2f} | {mib_s} | {cpu_s} | "
-            f"{s['rss_growth_mib_max']:.0f} | {s['errors']} |"
+            f"{emu_s} | {s['rss_growth_mib_max']:.0f} | {s['errors']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -4,8 +4,10 @@ Suites (``--only`` takes these names):
 
 - ``throughput``  1 GiB upload and download, client vs a bare ``requests`` client (plain HTTP emulator).
 - ``memory``      peak RSS growth of 2 GiB upload and download through the client.
-- ``parallel``    50 ms latency, 1 GiB: client (parallel) vs the official SDK's sequential session /
-                  ``files_download_to_file`` and its ``dropbox.file_transfer`` Uploader/Downloader (HTTPS).
+- ``parallel``    50 ms round trip with a 4 MiB TCP window (at most 80 MiB/s per connection), 1 GiB: client
+                  (parallel) vs the official SDK's sequential session / ``files_download_to_file`` and its
+                  ``dropbox.file_transfer`` Uploader/Downloader (HTTPS); then the same with latency alone
+                  (an infinite window), as extra rows.
 - ``mirror``      10,000 files under 20 ms latency: ``sync.mirror`` vs an SDK script, sequential and in a
                   thread pool of the same width; then an incremental run after one change (HTTPS).
 - ``chunks``      upload chunk-size and download part-size sweep, with and without latency.
@@ -51,6 +53,10 @@ from tests.sdk.certs import make_cert, sdk_env
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 REPO = Path(__file__).resolve().parent.parent
+WINDOW_BYTES = 4 * MiB
+"""The TCP window of the ``parallel`` suite's 50 ms path: Linux's default ``net.ipv4.tcp_wmem`` maximum
+(4194304), the most a sender's socket buffer, and so its unacknowledged bytes in flight, grows to by
+autotuning. A 50 ms round trip then allows 4 MiB / 0.05 s = 80 MiB/s per connection."""
 SUITES = ("throughput", "memory", "parallel", "chunks", "longpoll", "mirror", "diagnose", "wan", "profile")
 
 
@@ -63,7 +69,8 @@ class Config:
     chunk: int | None  # client chunk size (None = client default)
     single_request_limit: int
     parallelism: int
-    latency_ms: float  # for ``parallel``
+    latency_ms: float  # for ``parallel``: the round trip, paid once per request
+    window_bytes: int  # for ``parallel``: TCP window, so each connection moves <= window / latency per second
     mirror_files: int
     mirror_file_size: int
     mirror_latency_ms: float
@@ -91,6 +98,7 @@ class Config:
                 single_request_limit=4 * MiB,
                 parallelism=3,
                 latency_ms=5,
+                window_bytes=1 * MiB,
                 mirror_files=24,
                 mirror_file_size=1000,
                 mirror_latency_ms=2,
@@ -114,6 +122,7 @@ class Config:
             single_request_limit=150 * MiB,
             parallelism=8,
             latency_ms=50,
+            window_bytes=WINDOW_BYTES,
             mirror_files=10_000,
             mirror_file_size=2048,
             mirror_latency_ms=20,
@@ -144,8 +153,9 @@ class Emu:
     def base_url(self) -> str:
         return self.proc.base_url
 
-    def latency(self, ms: float) -> None:
-        self.proc.set_faults(latency_ms=ms)
+    def latency(self, ms: float, window_bytes: int | None = None) -> None:
+        """Latency per request; with ``window_bytes`` also the TCP-window rate cap (None: infinite window)."""
+        self.proc.set_faults(latency_ms=ms, window_bytes=window_bytes)
 
 
 class Emulators:
@@ -215,7 +225,8 @@ def make_file(path: Path, size: int) -> Path:
 
 def run_trials(emu: Emu, tasks: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
     """Run ``tasks`` one after the other in one child process; one result (or ``{"error": ...}``) each."""
-    full = [{"base_url": emu.base_url, "cafile": emu.cafile, **task} for task in tasks]
+    base = {"base_url": emu.base_url, "cafile": emu.cafile, "emulator_pid": emu.proc.process.pid}
+    full = [{**base, **task} for task in tasks]
     env = {**os.environ, **emu.env, "PYTHONUNBUFFERED": "1"}
     try:
         proc = subprocess.run(
@@ -298,6 +309,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     cpu = [r["cpu_s"] for r in ok if "cpu_s" in r]
     if cpu:
         out["cpu_s_median"] = statistics.median(cpu)
+    emu_cpu = [r["emu_cpu_s"] for r in ok if "emu_cpu_s" in r]
+    if emu_cpu:
+        out["emu_cpu_s_median"] = statistics.median(emu_cpu)
     out["rss_growth_mib_max"] = max(r["rss_growth_mib"] for r in ok)
     out["rss_growth_mib_median"] = statistics.median(r["rss_growth_mib"] for r in ok)
     return out
@@ -398,42 +412,68 @@ def suite_memory(res: Results, work: Path, cfg: Config, emus: Emulators) -> None
 
 
 def suite_parallel(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    """The parallel-vs-SDK goals on a modelled 50 ms path: latency per request plus a TCP window per
+    connection (``WINDOW_BYTES``), so one connection cannot fill the path, which is the condition parallel
+    transfers exist for. The same comparisons with latency alone (an infinite window, the model this suite
+    used before) follow as extra rows, not goals."""
     p = cfg.parallelism
     emu = emus.get("tls")
     src = make_file(work / "src-par.bin", cfg.big)
     emu.client.upload_file(src, "/bench/src-par.bin", mode="overwrite", parallelism=8)
-    emu.latency(cfg.latency_ms)
     chunk = cfg.chunk or _client_default_chunk()
     common = {"local": str(src), "single_request_limit": cfg.single_request_limit}
-    up = res.interleave(
-        emu,
-        "parallel",
-        {
-            f"client-upload-p{p}": {"kind": "client_upload", "remote": "/bench/pc.bin", "parallelism": p,
-                                    "chunk_size": cfg.chunk, **common},
-            "sdk-upload-session-seq": {"kind": "sdk_upload_seq", "remote": "/bench/ps.bin",
-                                       "chunk_size": chunk, **common},
-            f"sdk-file_transfer-upload-p{p}": {"kind": "sdk_upload_ft", "remote": "/bench/pf.bin",
-                                               "parallelism": p, **common},
-        },
-    )  # fmt: skip
     local = str(work / "down" / "par.bin")
-    down = res.interleave(
-        emu,
-        "parallel",
-        {
-            f"client-download-p{p}": {"kind": "client_download", "remote": "/bench/src-par.bin",
-                                      "local": local, "parallelism": p},
-            "sdk-download-seq": {"kind": "sdk_download_seq", "remote": "/bench/src-par.bin", "local": local},
-            f"sdk-file_transfer-download-p{p}": {"kind": "sdk_download_ft", "remote": "/bench/src-par.bin",
-                                                 "local": local, "parallelism": p},
-        },
-    )  # fmt: skip
-    emu.latency(0)
+    cap = cfg.window_bytes / (cfg.latency_ms / 1000) / MiB
+    window = f"{cfg.window_bytes / MiB:g} MiB window ({cap:.0f} MiB/s per connection)"
+    models: list[tuple[str, int | None, str]] = [
+        ("parallel", cfg.window_bytes, f"{cfg.latency_ms:g} ms RTT + {window}"),
+        ("parallel-infinite-window", None, f"{cfg.latency_ms:g} ms latency, infinite window"),
+    ]
+    try:
+        for suite, window, label in models:
+            emu.latency(cfg.latency_ms, window)
+            up = res.interleave(
+                emu,
+                suite,
+                {
+                    f"client-upload-p{p}": {"kind": "client_upload", "remote": "/bench/pc.bin",
+                                            "parallelism": p, "chunk_size": cfg.chunk, **common},
+                    "sdk-upload-session-seq": {"kind": "sdk_upload_seq", "remote": "/bench/ps.bin",
+                                               "chunk_size": chunk, **common},
+                    f"sdk-file_transfer-upload-p{p}": {"kind": "sdk_upload_ft", "remote": "/bench/pf.bin",
+                                                       "parallelism": p, **common},
+                },
+            )  # fmt: skip
+            down = res.interleave(
+                emu,
+                suite,
+                {
+                    f"client-download-p{p}": {"kind": "client_download", "remote": "/bench/src-par.bin",
+                                              "local": local, "parallelism": p},
+                    "sdk-download-seq": {"kind": "sdk_download_seq", "remote": "/bench/src-par.bin",
+                                         "local": local},
+                    f"sdk-file_transfer-download-p{p}": {"kind": "sdk_download_ft",
+                                                         "remote": "/bench/src-par.bin", "local": local,
+                                                         "parallelism": p},
+                },
+            )  # fmt: skip
+            _parallel_rows(res, cfg, label, up, down, goals=window is not None)
+    finally:
+        emu.latency(0)
     emu.client.delete("/bench/src-par.bin")
     src.unlink()
+
+
+def _parallel_rows(
+    res: Results,
+    cfg: Config,
+    label: str,
+    up: dict[str, dict[str, Any]],
+    down: dict[str, dict[str, Any]],
+    goals: bool,
+) -> None:
+    p = cfg.parallelism
     size = _size(cfg.big)
-    lat = f"{cfg.latency_ms:g} ms latency"
     for direction, table, seq in (
         ("upload", up, "sdk-upload-session-seq"),
         ("download", down, "sdk-download-seq"),
@@ -443,28 +483,30 @@ def suite_parallel(res: Results, work: Path, cfg: Config, emus: Emulators) -> No
         r = ratio(table[seq], mine)
         res.compare(
             "parallel",
-            f"{size} {direction}, {lat}: client p={p} vs SDK sequential (x faster)",
+            f"{size} {direction}, {label}: client p={p} vs SDK sequential (x faster)",
             r,
-            ">= 3x",
-            at_least(r, 3),
-            f"client {_speed(mine)}, SDK sequential {_speed(table[seq])}",
+            ">= 3x" if goals else "info (goal: the window model)",
+            at_least(r, 3) if goals else None,
+            f"client {_speed(mine)}, SDK sequential {_speed(table[seq])}; emulator CPU "
+            f"{_emu_cpu(mine)} / {_emu_cpu(table[seq])}",
         )
         r = ratio(ft, mine)
         res.compare(
             "parallel",
-            f"{size} {direction}, {lat}: client p={p} vs SDK file_transfer p={p} (x faster)",
+            f"{size} {direction}, {label}: client p={p} vs SDK file_transfer p={p} (x faster)",
             r,
-            ">= 1.2x",
-            at_least(r, 1.2),
-            f"client {_speed(mine)}, file_transfer {_speed(ft)}",
+            ">= 1.2x" if goals else "info (goal: the window model)",
+            at_least(r, 1.2) if goals else None,
+            f"client {_speed(mine)}, file_transfer {_speed(ft)}; "
+            f"emulator CPU {_emu_cpu(mine)} / {_emu_cpu(ft)}",
         )
         a, b = mine.get("rss_growth_mib_max"), ft.get("rss_growth_mib_max")
         res.compare(
             "parallel",
-            f"{size} {direction}, {lat}: peak RSS growth client vs file_transfer, MiB",
+            f"{size} {direction}, {label}: peak RSS growth client vs file_transfer, MiB",
             a,
-            "lower than file_transfer",
-            None if a is None or b is None else a < b,
+            "lower than file_transfer" if goals else "info",
+            (None if a is None or b is None else a < b) if goals else None,
             f"client {a} MiB, file_transfer {b} MiB",
         )
 
@@ -828,6 +870,14 @@ def _speed(s: dict[str, Any]) -> str:
     if "mib_s" not in s:
         return "error" if s.get("errors") else "n/a"
     return f"{s['mib_s']:.0f} MiB/s ({s['median_s']:.2f} s, {s['rss_growth_mib_max']:.0f} MiB RSS)"
+
+
+def _emu_cpu(s: dict[str, Any]) -> str:
+    """The emulator's CPU during the trial (median) and per wall-clock second: its event loop is one thread
+    (hashing and disk writes go to helper threads), so about 1 s/s or more means the server is the limit."""
+    if "emu_cpu_s_median" not in s or "median_s" not in s:
+        return "n/a"
+    return f"{s['emu_cpu_s_median']:.1f} s ({s['emu_cpu_s_median'] / s['median_s']:.2f} s/s)"
 
 
 def _secs(s: dict[str, Any]) -> str:

@@ -65,13 +65,30 @@ def settle() -> None:
         pass
 
 
+EMULATOR_PID: int | None = None
+"""The emulator's process id (from the task), so a trial can report the server's CPU during its clock."""
+
+
+def emulator_cpu_s() -> float | None:
+    """User + system CPU the emulator process has used so far (all its threads), None if unreadable."""
+    if EMULATOR_PID is None:
+        return None
+    try:
+        with open(f"/proc/{EMULATOR_PID}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Meter:
-    """Wall time and peak RSS growth of one block of work."""
+    """Wall time, CPU (ours and the emulator's) and peak RSS growth of one block of work."""
 
     def __enter__(self) -> Meter:
         settle()
         self.peak_reset = reset_peak()
         self.rss_before = _status_kib("VmRSS")
+        self.emu_cpu0 = emulator_cpu_s()
         self.cpu0 = os.times()
         self.t0 = time.perf_counter()
         StackSampler.active = True
@@ -82,6 +99,8 @@ class Meter:
         StackSampler.active = False
         cpu1 = os.times()
         self.cpu_s = (cpu1.user - self.cpu0.user) + (cpu1.system - self.cpu0.system)
+        emu_cpu1 = emulator_cpu_s()
+        self.emu_cpu_s = None if emu_cpu1 is None or self.emu_cpu0 is None else emu_cpu1 - self.emu_cpu0
         self.hwm_after = _status_kib("VmHWM")
 
     @property
@@ -450,6 +469,7 @@ def _result(m: Meter, nbytes: int, **extra: Any) -> dict[str, Any]:
         "bytes": nbytes,
         "rss_growth_mib": round(m.rss_growth_mib, 1),
         "peak_reset": m.peak_reset,
+        **({} if m.emu_cpu_s is None else {"emu_cpu_s": round(m.emu_cpu_s, 2)}),  # the server's CPU meanwhile
         **extra,
     }
 
@@ -475,8 +495,10 @@ KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 def main(argv: list[str]) -> None:
     """One task (a JSON object), or several run one after the other (a JSON list: ``--quick`` batches them
     to save process start-ups; memory numbers are then only indicative). One ``RESULT`` line per task."""
+    global EMULATOR_PID
     loaded = json.loads(argv[0])
     for task in loaded if isinstance(loaded, list) else [loaded]:
+        EMULATOR_PID = task.get("emulator_pid")
         Path(task.get("local", ".")).parent.mkdir(parents=True, exist_ok=True)
         sampler = StackSampler() if task.get("sample") else None
         if sampler is not None:
