@@ -96,6 +96,7 @@ async def serve(ns: argparse.Namespace) -> None:
         timeout_keep_alive=120,  # longer than client pools keep idle sockets
         lifespan="off",
         server_header=False,
+        date_header=False,  # uvicorn's is refreshed once a second; the middleware stamps each response
         timeout_graceful_shutdown=1,  # idle TLS keep-alives would otherwise hold shutdown for 30 s
     )
     server = uvicorn.Server(config)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,7 +23,8 @@ ADMIN_PREFIX = "/_emulator/"
 
 
 class EmulatorMiddleware:
-    """Per request: count it, tag the response with ``X-Dropbox-Request-Id``, expose a connection cutter."""
+    """Per request: count it, tag the response with ``X-Dropbox-Request-Id`` and ``Date``, expose a connection
+    cutter."""
 
     def __init__(self, app: ASGIApp, emu: Emulator) -> None:
         self.app = app
@@ -40,7 +43,13 @@ class EmulatorMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-dropbox-request-id", request_id)]
+                # An exact Date (the server's clock when the answer left): clients may time a cursor by it.
+                date = formatdate(time.time(), usegmt=True).encode()
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-dropbox-request-id", request_id),
+                    (b"date", date),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_id)

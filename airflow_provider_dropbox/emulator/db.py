@@ -1,4 +1,5 @@
-"""sqlite persistence for the store and auth: items, deleted paths, the journal, and a small key-value table.
+"""sqlite persistence for the store and auth: items, deleted paths, the journal, file revision history
+and a small key-value table.
 
 One connection shared by threads; callers serialise access with the store lock. WAL + synchronous=NORMAL:
 a killed emulator loses nothing that was committed.
@@ -21,7 +22,13 @@ _TABLES = (
     ("deleted", "key TEXT PRIMARY KEY, display TEXT"),
     ("journal", "seq INTEGER PRIMARY KEY, op TEXT, display TEXT"),
     ("kv", "tbl TEXT, key TEXT, data TEXT, PRIMARY KEY (tbl, key)"),
+    # One row per file revision ("u", data = its FileMetadata) or file removal ("d", data = {"ts": ...}) at a
+    # path; ``kept`` = the revision's bytes are hard-linked under revblobs/<seq>.
+    ("revisions", "seq INTEGER PRIMARY KEY, key TEXT, fid TEXT, op TEXT, rev TEXT, kept INTEGER, data TEXT"),
 )
+_INDEXES = ("CREATE INDEX IF NOT EXISTS revisions_key ON revisions (key, seq)",)
+
+RevRow = tuple[int, str, str, bool, dict[str, Any]]  # seq, fid, op, kept, data
 
 
 class Db:
@@ -33,6 +40,8 @@ class Db:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         for table, cols in _TABLES:
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+        for index in _INDEXES:
+            self.conn.execute(index)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -78,3 +87,55 @@ class Db:
 
     def kv_del(self, tbl: str, key: str) -> None:
         self.conn.execute("DELETE FROM kv WHERE tbl=? AND key=?", (tbl, key))
+
+    # ---------------------------------------------------------------- revision history
+
+    def add_revision(self, key: str, fid: str, op: str, rev: str, data: dict[str, Any]) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO revisions (key, fid, op, rev, kept, data) VALUES (?, ?, ?, ?, 0, ?)",
+            (key, fid, op, rev, json.dumps(data)),
+        )
+        seq = cur.lastrowid
+        assert seq is not None
+        return seq
+
+    def set_kept(self, seq: int, kept: bool) -> None:
+        self.conn.execute("UPDATE revisions SET kept=? WHERE seq=?", (int(kept), seq))
+
+    def drop_revision(self, seq: int) -> None:
+        self.conn.execute("DELETE FROM revisions WHERE seq=?", (seq,))
+
+    @staticmethod
+    def _rows(cur: sqlite3.Cursor) -> list[RevRow]:
+        return [(seq, fid, op, bool(kept), json.loads(data)) for seq, fid, op, kept, data in cur]
+
+    def revisions_at(self, key: str) -> list[RevRow]:
+        """History at one path, newest first."""
+        cur = self.conn.execute(
+            "SELECT seq, fid, op, kept, data FROM revisions WHERE key=? ORDER BY seq DESC", (key,)
+        )
+        return self._rows(cur)
+
+    def revisions_of(self, fid: str) -> list[RevRow]:
+        """History of one file id across paths, newest first (a scan: mode=id is rare)."""
+        cur = self.conn.execute(
+            "SELECT seq, fid, op, kept, data FROM revisions WHERE fid=? ORDER BY seq DESC", (fid,)
+        )
+        return self._rows(cur)
+
+    def history_index(self, key: str) -> list[tuple[int, str, str, bool]]:
+        """(seq, fid, op, kept) at one path, newest first, without decoding the metadata."""
+        sql = "SELECT seq, fid, op, kept FROM revisions WHERE key=? ORDER BY seq DESC"
+        cur = self.conn.execute(sql, (key,))
+        return [(seq, fid, op, bool(kept)) for seq, fid, op, kept in cur]
+
+    def kept_revision(self, rev: str) -> tuple[int, dict[str, Any]] | None:
+        """The newest row of ``rev`` whose bytes are kept (a scan: old-rev downloads are rare)."""
+        row = self.conn.execute(
+            "SELECT seq, data FROM revisions WHERE rev=? AND op='u' AND kept=1 ORDER BY seq DESC LIMIT 1",
+            (rev,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), json.loads(row[1]))
+
+    def kept_seqs(self) -> set[int]:
+        return {seq for (seq,) in self.conn.execute("SELECT seq FROM revisions WHERE kept=1")}

@@ -6,6 +6,7 @@ import unicodedata
 
 WRITE_PATH_PATTERN = r"(/(.|[\r\n])*)|(ns:[0-9]+(/(.|[\r\n])*)?)"
 WRITE_PATH_OR_ID_PATTERN = r"(/(.|[\r\n])*)|(ns:[0-9]+(/(.|[\r\n])*)?)|(id:.*)"
+PATH_OR_ID_PATTERN = r"/(.|[\r\n])*|id:.*|(ns:[0-9]+(/(.|[\r\n])*)?)"
 READ_PATH_PATTERN = r"(/(.|[\r\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0-9]+(/(.|[\r\n])*)?)"
 LIST_PATH_PATTERN = r"(/(.|[\r\n])*)?|id:.*|(ns:[0-9]+(/(.|[\r\n])*)?)"
 

@@ -1,4 +1,4 @@
-"""``/2/files/*`` metadata routes: get_metadata, list_folder (+continue, longpoll), writes."""
+"""``/2/files/*`` metadata routes: get_metadata, list_revisions, list_folder (+continue, longpoll), writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from starlette.responses import Response
 
 from . import cursors
 from .core import Call, Route, blocking, check_lock, lookup_error
-from .paths import LIST_PATH_PATTERN, READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN, WRITE_PATH_PATTERN
+from .paths import (
+    LIST_PATH_PATTERN,
+    PATH_OR_ID_PATTERN,
+    READ_PATH_PATTERN,
+    WRITE_PATH_OR_ID_PATTERN,
+    WRITE_PATH_PATTERN,
+)
 from .store import LookupFail, RelocationFail, StoreError, WriteFail
 from .wire import ApiFail, api_error, bad_input, json_response, tag
 
@@ -29,6 +35,30 @@ async def get_metadata(c: Call) -> Response:
     except LookupFail as e:
         raise lookup_error(e) from None
     return json_response(md)
+
+
+async def list_revisions(c: Call) -> Response:
+    """ListRevisionsResult; ``limit`` 1..100 (default 10), ``before_rev`` only in path mode."""
+    path = c.args.req_str("path", pattern=PATH_OR_ID_PATTERN)
+    mode, _ = c.args.union_tag("mode", "path", ("path", "id"))
+    limit = c.args.opt_int("limit", default=10, lo=1, hi=100)
+    assert limit is not None
+    before_rev = c.args.opt_str("before_rev")
+    if before_rev is not None and len(before_rev) < 9:  # stone checks Rev's min_length before its pattern
+        msg = f"'{before_rev}' must be at least 9 characters, got {len(before_rev)}"
+        raise bad_input(c.func, f"request body: before_rev: {msg}")
+    before_rev = c.args.opt_str("before_rev", pattern="[0-9a-f]+")
+    restorable = c.args.flag("include_restorable_info")
+    if before_rev is not None and mode == "id":
+        raise api_error(tag("before_rev_not_supported"))
+    store = c.emu.store
+    try:
+        result = await blocking(store.list_revisions, path, mode == "id", limit, before_rev, restorable)
+    except LookupFail as e:
+        raise lookup_error(e) from None
+    except StoreError as e:
+        raise api_error(e.reason) from None
+    return json_response(result)
 
 
 # ---------------------------------------------------------------- list_folder and cursors
@@ -222,6 +252,7 @@ async def copy_v2(c: Call) -> Response:
 
 ROUTES = [
     Route("/2/files/get_metadata", "rpc", get_metadata),
+    Route("/2/files/list_revisions", "rpc", list_revisions),
     Route("/2/files/list_folder", "rpc", list_folder),
     Route("/2/files/list_folder/continue", "rpc", list_folder_continue),
     Route("/2/files/list_folder/get_latest_cursor", "rpc", get_latest_cursor),

@@ -1,4 +1,5 @@
-"""The namespace: a case-insensitive, case-preserving tree with ids, revs, blobs and a change journal.
+"""The namespace: a case-insensitive, case-preserving tree with ids, revs, blobs, a change journal and a
+bounded revision history per path (``files/list_revisions``, ``rev:`` downloads of recent small revisions).
 
 Reads come from memory; every mutation is written through to sqlite in one transaction so a
 restart with the same ``--data-dir`` sees the same tree, journal and cursors. All public methods
@@ -33,6 +34,11 @@ from .paths import basename, is_disallowed, malformed_reason, norm, numbered_nam
 
 ROOT_NAMESPACE_ID = "3235641"
 MAX_RELOCATION = 10_000
+# History bounds: the newest revisions per path are listed; the bytes of an old revision stay readable with
+# ``rev:`` only for small files and the newest few per path (a hard link, so keeping them costs no copy).
+MAX_REVISIONS_PER_PATH = 100
+KEEP_CONTENT_MAX_BYTES = 1 << 20
+KEEP_CONTENT_PER_PATH = 10
 __all__ = ["LookupFail", "Node", "RelocationFail", "Store", "StoreError", "WriteFail", "deleted_metadata"]
 
 
@@ -48,7 +54,8 @@ class Store:
         self.data_dir = data_dir
         self.blob_dir = data_dir / "blobs"
         self.tmp_dir = data_dir / "tmp"
-        for d in (self.blob_dir, self.tmp_dir):
+        self.rev_dir = data_dir / "revblobs"
+        for d in (self.blob_dir, self.tmp_dir, self.rev_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.autorename_start = autorename_start
         self.lock = threading.RLock()
@@ -64,6 +71,7 @@ class Store:
         self.used = 0  # bytes in all files (copies count again, as on Dropbox)
         self.quota_bytes: int | None = None  # None: no quota (set from the faults)
         self._garbage: set[str] = set()
+        self._rev_garbage: list[Path] = []
         self.db = Db(data_dir / "emulator.sqlite3")
         self._load()
         self._clean_tmp()
@@ -89,6 +97,10 @@ class Store:
             p.unlink(missing_ok=True)
         for p in self.blob_dir.iterdir():
             if p.name not in self.blob_refs:
+                p.unlink(missing_ok=True)
+        kept = {str(seq) for seq in self.db.kept_seqs()}
+        for p in self.rev_dir.iterdir():
+            if p.name not in kept:
                 p.unlink(missing_ok=True)
 
     def kv_get(self, tbl: str, key: str) -> Any:
@@ -118,9 +130,10 @@ class Store:
         self._garbage.clear()
         for blob in dead:
             self.blob_refs.pop(blob, None)
-        if dead:
+        paths = [self.blob_dir / b for b in dead] + self._rev_garbage
+        self._rev_garbage = []
+        if paths:
             # Unlinking a multi-GB file can take a while: not under the tree lock.
-            paths = [self.blob_dir / b for b in dead]
             threading.Thread(target=_unlink_all, args=(paths,), daemon=True).start()
         if len(self.journal) != before:
             for listener in list(self.listeners):
@@ -145,6 +158,8 @@ class Store:
         self._index(node)
         self.deleted.pop(node.key, None)
         self.db.put_node(node)
+        if node.kind == "file" and (old is None or old.rev != node.rev):
+            self._record_revision(node)
 
     def _unindex(self, node: Node) -> None:
         key = node.key
@@ -162,6 +177,29 @@ class Store:
         self._unindex(node)
         self.deleted[node.key] = node.display
         self.db.remove_node(node)
+        if node.kind == "file":  # server_deleted / is_deleted of list_revisions
+            self.db.add_revision(node.key, node.id, "d", "", {"ts": now_ts()})
+
+    def _record_revision(self, node: Node) -> None:
+        """A new revision at ``node.key``: a history row, its bytes linked if small, old rows pruned."""
+        seq = self.db.add_revision(node.key, node.id, "u", node.rev, node.metadata(tagged=False))
+        if node.size <= KEEP_CONTENT_MAX_BYTES:
+            try:
+                os.link(self.blob_dir / node.blob, self.rev_dir / str(seq))
+                self.db.set_kept(seq, True)
+            except OSError:
+                pass  # no hard links here: the history is listed, old bytes are not kept
+        revisions = 0
+        for row_seq, _fid, op, kept in self.db.history_index(node.key):
+            revisions += op == "u"
+            if revisions > MAX_REVISIONS_PER_PATH:
+                self.db.drop_revision(row_seq)
+            elif kept and revisions > KEEP_CONTENT_PER_PATH:
+                self.db.set_kept(row_seq, False)
+            else:
+                continue
+            if kept:
+                self._rev_garbage.append(self.rev_dir / str(row_seq))
 
     def _log(self, op: str, display: str) -> None:
         self.journal.append((op, display))
@@ -262,10 +300,62 @@ class Store:
     def open_file(self, path: str) -> tuple[Node, int]:
         """Metadata plus an open fd of its blob, taken under the lock so no overwrite unlinks it first."""
         with self.lock:
+            if path.startswith("rev:") and path[4:] not in self.by_rev:
+                found = self.db.kept_revision(path[4:])
+                if found is not None:
+                    seq, md = found
+                    fields = ("id", "rev", "size", "content_hash", "client_modified", "server_modified")
+                    old = Node(kind="file", display=md["path_display"], **{f: md[f] for f in fields})
+                    try:
+                        return old, os.open(self.rev_dir / str(seq), os.O_RDONLY)
+                    except FileNotFoundError:
+                        raise LookupFail(tag("not_found")) from None
             node = self.lookup(path)
             if node.kind != "file":
                 raise LookupFail(tag("not_file"))
             return node, os.open(self.blob_dir / node.blob, os.O_RDONLY)
+
+    def list_revisions(
+        self, path: str, by_id: bool, limit: int, before_rev: str | None, restorable: bool
+    ) -> dict[str, Any]:
+        """ListRevisionsResult: revisions at the path (across deletes and re-adds) or of the file's id
+        (across moves), newest first. ``before_rev`` is checked by the route (path mode only)."""
+        with self.lock:
+            key = self._key_of(path)
+            node = self.nodes.get(key)
+            if node is not None and node.kind != "file":
+                raise LookupFail(tag("not_file"))
+            rows = self.db.revisions_at(key)
+            fid = node.id if node is not None else next((r[1] for r in rows if r[2] == "u"), None)
+            if fid is None:
+                raise LookupFail(tag("not_found"))
+            if by_id:
+                rows = self.db.revisions_of(fid)
+                is_deleted = fid not in self.by_id
+            else:
+                is_deleted = node is None
+            entries: list[dict[str, Any]] = []
+            seen: set[str] = set()
+            for _seq, _fid, op, kept, data in rows:
+                if op == "u" and data["rev"] not in seen:
+                    seen.add(data["rev"])
+                    if restorable:
+                        data["is_restorable"] = kept or data["rev"] in self.by_rev
+                    entries.append(data)
+            if node is not None and node.rev not in seen:  # a tree from before histories were kept
+                entries.insert(0, node.metadata(tagged=False))
+            if before_rev is not None:
+                index = next((i for i, e in enumerate(entries) if e["rev"] == before_rev), None)
+                if index is None:
+                    raise StoreError(tag("invalid_before_rev"))
+                entries = entries[index + 1 :]
+            result: dict[str, Any] = {"is_deleted": is_deleted}
+            if is_deleted:
+                deletion = next((r[4] for r in rows if r[2] == "d"), None)
+                if deletion is not None:
+                    result["server_deleted"] = deletion["ts"]
+            result.update(entries=entries[:limit], has_more=len(entries) > limit)
+            return result
 
     def _subtree(self, key: str) -> list[str]:
         """Keys at or under ``key`` (root first, parents before children)."""
@@ -522,9 +612,9 @@ class Store:
                     moved.display = display + n.display[len(src.display) :]
                     if copy:
                         moved.id = new_id()
-                        if n.kind == "file":
-                            moved.rev = self._new_rev()
-                            moved.server_modified = now_ts()
+                    if n.kind == "file":  # a copy or a move is a new revision at its new path
+                        moved.rev = self._new_rev()
+                        moved.server_modified = now_ts()
                     self._put(moved)
                     self.deleted.pop(moved.key, None)
                     self._log("u", moved.display)
