@@ -2,6 +2,8 @@
 
 Everything is checked before the first byte moves: a remote name that would land outside ``local_dir``
 (``..``, absolute, or through a symlink pointing elsewhere) fails the whole call: nothing is left half done.
+A folder upload leaves out what ``exclude`` matches and, by default, the names Dropbox never syncs
+(``desktop.ini``, ``.DS_Store``, ...), logging them, as the Dropbox desktop app and maestral do.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ import fnmatch
 import logging
 import os
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from airflow_provider_dropbox.client.content_hash import content_hash_file
 from airflow_provider_dropbox.client.errors import DisallowedNameError, LocalPathError
-from airflow_provider_dropbox.client.paths import check_remote_path, disallowed_name
+from airflow_provider_dropbox.client.paths import DISALLOWED_NAMES, check_remote_path, disallowed_name
 
 if TYPE_CHECKING:
     from airflow_provider_dropbox.client import DropboxClient
@@ -26,6 +28,101 @@ log = logging.getLogger(__name__)
 
 WriteMode: TypeAlias = Literal["add", "overwrite"] | Mapping[str, str]
 """``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}`` (Dropbox WriteMode)."""
+Exclude: TypeAlias = str | Sequence[str] | None
+"""One glob or several (``"*.tmp"``, ``[".git", "cache/*"]``); see ``exclude_matcher``."""
+_NEVER_SYNCED = "desktop.ini, thumbs.db, .ds_store, Icon\\r, .dropbox, .dropbox.attr"
+
+
+def exclude_matcher(exclude: Exclude) -> Callable[[str], bool]:
+    """A test for relative POSIX paths: True when a glob of ``exclude`` matches the path, one of its folders
+    or one of its names, case-insensitively as Dropbox compares names.
+
+    So ``*.tmp`` leaves out ``a/b.tmp``, ``.git`` leaves out every ``.git`` folder with its files, and
+    ``cache/*`` (or ``cache``) leaves out ``cache`` at the top. The same rule as the mirror's ``exclude``.
+    """
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    if exclude is not None and not all(isinstance(p, str) for p in exclude):
+        raise TypeError(f"exclude must be a glob or a list of globs (strings), got {exclude!r}")
+    patterns = [p.strip("/").lower() for p in exclude or () if p.strip("/")]
+
+    def excluded(rel: str) -> bool:
+        if not patterns:
+            return False
+        parts = rel.lower().split("/")
+        candidates = {"/".join(parts[: i + 1]) for i in range(len(parts))} | set(parts)
+        return any(fnmatch.fnmatchcase(c, p) for p in patterns for c in candidates)
+
+    return excluded
+
+
+class UploadSelection:
+    """Which local files a folder or glob upload sends, and what it left out (for one log line each).
+
+    ``pattern`` keeps matching files; ``exclude`` drops files and whole folders; a name Dropbox never
+    syncs (``paths.DISALLOWED_NAMES``) is skipped when ``skip_disallowed_names`` (the default), since such
+    files are operating-system metadata no one means to upload; with False, ``check_upload_targets``
+    refuses the whole upload instead.
+    """
+
+    def __init__(
+        self, *, pattern: str | None = None, exclude: Exclude = None, skip_disallowed_names: bool = True
+    ) -> None:
+        self.pattern = pattern
+        self.exclude = exclude
+        self._excluded = exclude_matcher(exclude)
+        self.skip_disallowed_names = skip_disallowed_names
+        self.excluded: list[str] = []
+        self.never_synced: list[str] = []
+
+    def keep_folder(self, rel: str) -> bool:
+        """False for a folder to leave out with everything in it (``exclude``, or a never-synced name)."""
+        if self._excluded(rel):
+            self.excluded.append(f"{rel}/")
+            return False
+        if self.skip_disallowed_names and rel.rsplit("/", 1)[-1].lower() in DISALLOWED_NAMES:
+            self.never_synced.append(f"{rel}/")
+            return False
+        return True
+
+    def keep(self, rel: str) -> bool:
+        """True for a file to upload; ``rel`` is its path relative to the folder (or the glob's base)."""
+        if self.pattern is not None and not _matches(rel, self.pattern):
+            return False
+        if self._excluded(rel):
+            self.excluded.append(rel)
+            return False
+        if self.skip_disallowed_names and disallowed_name(rel):
+            self.never_synced.append(rel)
+            return False
+        return True
+
+    def report(self, logger: Any, where: str) -> None:
+        """Log what was left out, so a smaller upload than the folder is never silent.
+
+        ``logger``: a ``logging.Logger`` or an operator's ``self.log`` (structlog in the Task SDK)."""
+        if self.excluded:
+            logger.info(
+                "Left out %d path(s) under %s matching exclude=%r: %s",
+                len(self.excluded),
+                where,
+                self.exclude,
+                _shown(self.excluded),
+            )
+        if self.never_synced:
+            logger.info(
+                "Skipped %d path(s) under %s with a name Dropbox never syncs (%s): %s; "
+                "pass skip_disallowed_names=False to fail instead",
+                len(self.never_synced),
+                where,
+                _NEVER_SYNCED,
+                _shown(self.never_synced),
+            )
+
+
+def _shown(items: Sequence[str], limit: int = 10) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(repr(i) for i in items[:limit]) + more
 
 
 def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *, route: str) -> None:
@@ -33,7 +130,8 @@ def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *,
 
     A name Dropbox refuses to store (``desktop.ini``, ``thumbs.db``, ``.ds_store``, ``Icon\\r``, ``.dropbox``,
     ``.dropbox.attr``: ``paths.DISALLOWED_NAMES``) fails the whole call with ``DisallowedNameError`` listing
-    the files; they are not skipped silently (there is no ``exclude``), so remove them or narrow ``pattern``.
+    the files. Folder and glob uploads skip them earlier (``UploadSelection``) unless told not to, so this
+    catches an explicitly named file, a remote folder with such a name, or ``skip_disallowed_names=False``.
 
     Two local files whose Dropbox paths differ only in case or Unicode normalization (``Report.csv`` and
     ``report.csv``; the NFC and NFD spellings of ``café.csv``) are one Dropbox path: the first commit wins and
@@ -48,7 +146,8 @@ def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *,
         raise DisallowedNameError(
             f"{len(refused)} file(s) have a name Dropbox does not store (desktop.ini, thumbs.db, .ds_store, "
             f"Icon\\r, .dropbox, .dropbox.attr): {shown}{more}; rename or delete them, or leave them out "
-            "(pattern=, or a narrower glob); nothing was uploaded",
+            "(exclude=, pattern=; folder and glob uploads skip them unless skip_disallowed_names=False); "
+            "nothing was uploaded",
             route=route,
             path=refused[0][0],
         )
@@ -85,12 +184,20 @@ def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *,
 
 
 def check_local_path_arg(
-    local_path: str | os.PathLike[str], *, field: str, route: str, allow_root: bool = True
+    local_path: str | os.PathLike[str],
+    *,
+    field: str,
+    route: str,
+    allow_root: bool = False,
+    allow_relative: bool = True,
 ) -> None:
-    """Refuse a blank local path (what a blank template renders to) and, unless ``allow_root``, ``/``.
+    """Refuse a blank local path (what a blank template renders to), ``/`` and, unless ``allow_relative``,
+    a relative path.
 
     ``""`` silently means the worker's current directory, which differs between executors and is usually
-    not where anyone wants files; ``/`` as an upload source is the whole file system.
+    not where anyone wants files; ``/`` is the whole file system, never meant as an upload source nor as a
+    folder to fill. Operators pass ``allow_relative=False``: a task's cwd is arbitrary (a temp folder, the
+    scheduler's home, a pod's workdir), while a library caller chose its own.
     """
     raw = os.fspath(local_path)
     if not raw.strip():
@@ -102,8 +209,17 @@ def check_local_path_arg(
         )
     if not allow_root and os.path.normpath(raw).lstrip("/") == "" and raw.startswith("/"):
         raise LocalPathError(
-            f"{field} {raw!r} is the root of the file system; refusing to read all of it (a template such as "
+            f"{field} {raw!r} is the root of the file system; refusing to read all of it or to fill it "
+            "(a template such as "
             "'{{ params.dir }}/' with an empty value?). Pass the folder you mean",
+            route=route,
+            path=raw,
+        )
+    if not allow_relative and not os.path.isabs(raw):
+        raise LocalPathError(
+            f"{field} {raw!r} is a relative path: it would resolve against the worker's current directory, "
+            "which differs between executors, workers and runs ('~' is not expanded either). Pass an "
+            "absolute path, e.g. '/data/incoming' (a Variable or param can hold the base folder)",
             route=route,
             path=raw,
         )
@@ -123,7 +239,7 @@ def download_folder(
 
     :param client: The Dropbox client.
     :param remote_dir: Dropbox folder (``""`` or ``"/"`` for the root).
-    :param local_dir: Local folder (created; not blank); no file is written outside it.
+    :param local_dir: Local folder (created; not blank, not ``/``); no file is written outside it.
     :param recursive: Include subfolders.
     :param pattern: ``fnmatch`` glob on the relative path, case-insensitive as Dropbox (``*`` crosses ``/``).
     :param overwrite: Replace local files whose content differs; False keeps every existing local file.
@@ -175,6 +291,8 @@ def upload_folder(
     *,
     recursive: bool = True,
     pattern: str | None = None,
+    exclude: Exclude = None,
+    skip_disallowed_names: bool = True,
     mode: WriteMode = "add",
     parallelism: int = 8,
 ) -> list[dict[str, Any]]:
@@ -185,14 +303,18 @@ def upload_folder(
     :param remote_dir: Dropbox folder (``""`` or ``"/"`` for the root).
     :param recursive: Include subfolders.
     :param pattern: ``fnmatch`` glob on the relative path, case-insensitive (``*`` crosses ``/``).
+    :param exclude: Glob(s) to leave out, matched on the relative path, its folders and its names
+        (``"*.tmp"``, ``[".git", "cache/*"]``); excluded folders are not walked.
+    :param skip_disallowed_names: Skip (and log) names Dropbox never syncs (``desktop.ini``,
+        ``.DS_Store``, ...); False refuses the whole upload instead.
     :param mode: Dropbox write mode for every file.
     :param parallelism: Files uploaded at once.
     :return: Metadata of each uploaded file.
 
-    Nothing is sent when a file has a name Dropbox refuses (``desktop.ini``, ``.ds_store``, ...) or two
-    local names would be one Dropbox name (case, Unicode normalization): see ``check_upload_targets``.
+    Nothing is sent when two local names would be one Dropbox name (case, Unicode normalization), or a
+    never-synced name is left with ``skip_disallowed_names=False``: see ``check_upload_targets``.
     """
-    check_local_path_arg(local_dir, field="local_dir", route="upload_folder", allow_root=False)
+    check_local_path_arg(local_dir, field="local_dir", route="upload_folder")
     root = check_remote_path(remote_dir, route="upload_folder", allow_root=True)
     base = Path(local_dir)
     if not base.is_dir():
@@ -201,11 +323,9 @@ def upload_folder(
             route="upload_folder",
             path=str(base),
         )
-    pairs = [
-        (str(path), f"{root}/{rel}")
-        for path, rel in _local_files(base, recursive)
-        if pattern is None or _matches(rel, pattern)
-    ]
+    selection = UploadSelection(pattern=pattern, exclude=exclude, skip_disallowed_names=skip_disallowed_names)
+    pairs = [(str(path), f"{root}/{rel}") for path, rel in local_files(base, recursive, selection)]
+    selection.report(log, str(base))
     check_upload_targets(pairs, route="upload_folder")
     for _, remote in pairs:
         check_remote_path(remote, route="upload_folder")
@@ -293,23 +413,36 @@ def _needs_download(entry: Mapping[str, Any], target: Path, overwrite: bool) -> 
     )
 
 
-def _local_files(base: Path, recursive: bool) -> Iterator[tuple[Path, str]]:
-    """Regular files under ``base`` (sorted, posix relative path); symlinks must stay inside ``base``."""
+def local_files(
+    base: Path, recursive: bool, selection: UploadSelection | None = None, *, route: str = "upload_folder"
+) -> Iterator[tuple[Path, str]]:
+    """Regular files under ``base`` that ``selection`` keeps, sorted, with their POSIX relative path.
+
+    A kept file must stay inside ``base`` (a symlink pointing out of it is refused, naming it); folders the
+    selection leaves out are not walked at all.
+    """
+    selection = selection or UploadSelection()
     real_base = os.path.realpath(base)
     for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
-        if not recursive:
-            dirnames.clear()
+        rel_dir = Path(dirpath).relative_to(base).as_posix()
+        prefix = "" if rel_dir == "." else f"{rel_dir}/"
+        dirnames[:] = (
+            [] if not recursive else [d for d in sorted(dirnames) if selection.keep_folder(prefix + d)]
+        )
         for name in sorted(filenames):
             path = Path(dirpath, name)
+            rel = prefix + name
+            if not selection.keep(rel):
+                continue
             if os.path.commonpath([real_base, os.path.realpath(path)]) != real_base:
                 raise LocalPathError(
-                    f"Local file '{path}' is a symlink to outside '{base}'; refusing to upload it",
-                    route="upload_folder",
+                    f"Local file '{path}' is a symlink to outside '{base}'; refusing to upload it "
+                    "(leave it out with exclude=)",
+                    route=route,
                     path=str(path),
                 )
             if path.is_file():
-                yield path, path.relative_to(base).as_posix()
+                yield path, rel
 
 
 def _matches(rel: str, pattern: str) -> bool:

@@ -21,7 +21,7 @@ from airflow_provider_dropbox.client.progress import ProgressLogger
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_dropbox.client.folders import WriteMode
+    from airflow_provider_dropbox.client.folders import Exclude, WriteMode
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,8 @@ class DropboxHook(BaseHook):
         Download the files of a folder; files whose local content already matches are skipped.
 
         :param remote_dir: Dropbox folder.
-        :param local_dir: Local folder to write into (created); nothing is written outside it.
+        :param local_dir: Local folder to write into (created; not blank, not ``/``); nothing is written
+            outside it.
         :param recursive: Include subfolders.
         :param pattern: Glob on the path relative to ``remote_dir``, e.g. ``*.csv`` (case-insensitive).
         :param overwrite: Replace local files that differ; with False, existing local files are kept.
@@ -282,16 +283,22 @@ class DropboxHook(BaseHook):
         *,
         recursive: bool = True,
         pattern: str | None = None,
+        exclude: Exclude = None,
+        skip_disallowed_names: bool = True,
         mode: WriteMode = "add",
         parallelism: int | None = None,
     ) -> list[dict[str, Any]]:
         """
         Upload the files of a local folder, committing them in batches.
 
-        :param local_dir: Local folder to read.
+        :param local_dir: Local folder to read (not blank, not ``/``).
         :param remote_dir: Dropbox folder to write into.
         :param recursive: Include subfolders.
         :param pattern: Glob on the path relative to ``local_dir``, e.g. ``*.csv`` (case-insensitive).
+        :param exclude: Glob(s) to leave out, matched on the relative path, its folders and its names,
+            e.g. ``["*.tmp", ".git"]`` (case-insensitive).
+        :param skip_disallowed_names: Skip, with a log line, names Dropbox never syncs (``desktop.ini``,
+            ``.DS_Store``, ...); False fails the whole upload instead.
         :param mode: ``"add"`` or ``"overwrite"``.
         :param parallelism: Files uploaded at once (default: the hook's).
         :return: Metadata of every uploaded file.
@@ -302,6 +309,8 @@ class DropboxHook(BaseHook):
             remote_dir,
             recursive=recursive,
             pattern=pattern,
+            exclude=exclude,
+            skip_disallowed_names=skip_disallowed_names,
             mode=mode,
             parallelism=parallelism or self.parallelism,
         )

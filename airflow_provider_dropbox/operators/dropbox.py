@@ -19,7 +19,13 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
 from airflow_provider_dropbox.client.errors import LocalPathError
-from airflow_provider_dropbox.client.folders import check_local_path_arg, check_upload_targets
+from airflow_provider_dropbox.client.folders import (
+    Exclude,
+    UploadSelection,
+    check_local_path_arg,
+    check_upload_targets,
+    local_files,
+)
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
 if TYPE_CHECKING:
@@ -55,6 +61,16 @@ def _join(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}" if folder not in ("", "/") else f"/{name}"
 
 
+def _glob_base(pattern: str) -> str:
+    """The folder a glob starts from (``/data`` for ``/data/**/*.csv``): ``exclude`` sees paths below it."""
+    fixed: list[str] = []
+    for part in pattern.split("/")[:-1]:
+        if any(ch in part for ch in _GLOB_CHARS):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or "/"
+
+
 class UnrenderedTemplateError(AirflowFailException):
     """A template field still holds ``{{ ... }}`` or ``{% ... %}`` at run time (a retry would not help)."""
 
@@ -79,9 +95,8 @@ class _DropboxBaseOperator(BaseOperator):
 
     ui_color = "#0061fe"
     _local_path_fields: tuple[str, ...] = ()
-    """Fields holding a local path: refused when blank (``""`` would mean the worker's cwd)."""
-    _local_root_ok = True
-    """False for local sources: ``/`` (the whole file system) is refused too."""
+    """Fields holding a local path: refused when blank, relative (both would depend on the worker's cwd)
+    or ``/`` (the whole file system), before any request."""
 
     def __init__(self, *, dropbox_conn_id: str = DropboxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -102,12 +117,13 @@ class _DropboxBaseOperator(BaseOperator):
 
         Airflow renders a field once, so a value that itself holds a template (from ``dag_run.conf``,
         ``params`` or XCom) arrives here as ``/reports/{{ ds }}.csv`` and would name a file literally; a
-        blank template renders a local path to ``""``, the worker's current directory.
+        blank template renders a local path to ``""``, the worker's current directory, and a relative
+        path lands wherever the executor started the task.
         """
         reject_unrendered_fields(self)
         for name in self._local_path_fields:
             check_local_path_arg(
-                getattr(self, name), field=name, route=type(self).__name__, allow_root=self._local_root_ok
+                getattr(self, name), field=name, route=type(self).__name__, allow_relative=False
             )
 
     def _declare_assets(self, *, inlets: Sequence[Any] = (), outlets: Sequence[Any] = ()) -> None:
@@ -157,12 +173,20 @@ class DropboxUploadOperator(_DropboxBaseOperator):
     by default, filtered by ``pattern``), or a glob like ``/data/*.csv`` (each match goes into the
     ``remote_path`` folder). A glob or pattern that matches nothing uploads nothing: the task logs a
     warning and returns ``[]``, or fails when ``fail_on_empty=True``. For a single file, a ``remote_path``
-    ending in ``/`` means "into this folder, same name".
+    ending in ``/`` means "into this folder, same name". A folder or glob upload leaves out what
+    ``exclude`` matches and skips, logging them, names Dropbox never syncs (``desktop.ini``,
+    ``.DS_Store``, ``thumbs.db``, ``Icon\\r``, ``.dropbox``, ``.dropbox.attr``).
 
-    :param local_path: Local file, folder or glob. Templated. Not blank, not ``/`` and not a glob starting
-        at the root (``/**``, ``/*/x``): those would read the whole file system.
+    :param local_path: Local file, folder or glob. Templated. Absolute (a relative path would depend on
+        the worker's cwd); not blank, not ``/`` and not a glob starting at the root (``/**``, ``/*/x``):
+        those would read the whole file system.
     :param remote_path: Dropbox file path (single file) or folder. Templated.
     :param pattern: fnmatch glob on the path relative to a local folder (``*`` crosses ``/``). Templated.
+    :param exclude: Glob(s) to leave out of a folder or glob upload, matched case-insensitively on the
+        path relative to the folder (or to the glob's fixed start), on each of its folders and on each
+        name: ``["*.tmp", ".git", "cache/*"]``. Templated.
+    :param skip_disallowed_names: Skip, with a log line, files Dropbox never syncs (default); False fails
+        the task before any request instead. A single file named explicitly is always refused.
     :param recursive: Include subfolders of a local folder.
     :param mode: ``add`` (fail or autorename on conflict), ``overwrite`` or ``update`` (only if the
         Dropbox file still has revision ``rev``; single files only).
@@ -176,9 +200,15 @@ class DropboxUploadOperator(_DropboxBaseOperator):
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     """
 
-    template_fields: Sequence[str] = ("local_path", "remote_path", "pattern", "rev", "dropbox_conn_id")
+    template_fields: Sequence[str] = (
+        "local_path",
+        "remote_path",
+        "pattern",
+        "exclude",
+        "rev",
+        "dropbox_conn_id",
+    )
     _local_path_fields = ("local_path",)
-    _local_root_ok = False
 
     _force_session = False
 
@@ -188,6 +218,8 @@ class DropboxUploadOperator(_DropboxBaseOperator):
         local_path: str,
         remote_path: str,
         pattern: str | None = None,
+        exclude: Exclude = None,
+        skip_disallowed_names: bool = True,
         recursive: bool = True,
         mode: str = "add",
         rev: str | None = None,
@@ -208,9 +240,16 @@ class DropboxUploadOperator(_DropboxBaseOperator):
             raise ValueError(f"chunk_size must be a positive multiple of 4 MiB (4194304), got {chunk_size}")
         if parallelism is not None and parallelism < 1:
             raise ValueError(f"parallelism must be at least 1, got {parallelism}")
+        if exclude is not None and not (
+            isinstance(exclude, str)
+            or (isinstance(exclude, (list, tuple)) and all(isinstance(p, str) for p in exclude))
+        ):
+            raise ValueError(f"exclude must be a glob or a list of globs (strings), got {exclude!r}")
         self.local_path = local_path
         self.remote_path = remote_path
         self.pattern = pattern
+        self.exclude = exclude
+        self.skip_disallowed_names = skip_disallowed_names
         self.recursive = recursive
         self.mode = mode
         self.rev = rev
@@ -242,25 +281,31 @@ class DropboxUploadOperator(_DropboxBaseOperator):
                     route=type(self).__name__,
                     path=local,
                 )
-            matches = sorted(Path(p) for p in glob.glob(local, recursive=True) if os.path.isfile(p))
+            selection = self._selection(pattern=None)
+            base = _glob_base(local)
+            matches = sorted(
+                Path(p)
+                for p in glob.glob(local, recursive=True)
+                if os.path.isfile(p) and selection.keep(Path(os.path.relpath(p, base)).as_posix())
+            )
+            selection.report(self.log, local)
             return [(p, _join(remote, p.name)) for p in matches]
         path = Path(local)
         if path.is_dir():
-            files = sorted(path.rglob("*") if self.recursive else path.glob("*"))
-            pairs = []
-            for f in files:
-                if not f.is_file():
-                    continue
-                rel = f.relative_to(path).as_posix()
-                if self.pattern and not fnmatch.fnmatchcase(rel.lower(), str(self.pattern).lower()):
-                    continue
-                pairs.append((f, _join(remote, rel)))
-            return pairs
+            selection = self._selection(pattern=str(self.pattern) if self.pattern else None)
+            files = sorted(local_files(path, self.recursive, selection, route=type(self).__name__))
+            selection.report(self.log, local)
+            return [(f, _join(remote, rel)) for f, rel in files]
         if not path.exists():
             raise AirflowException(f"Local path '{local}' does not exist (and is not a glob that matched)")
         if remote.endswith("/"):
             remote = _join(remote, path.name)
         return [(path, remote)]
+
+    def _selection(self, *, pattern: str | None) -> UploadSelection:
+        return UploadSelection(
+            pattern=pattern, exclude=self.exclude or None, skip_disallowed_names=self.skip_disallowed_names
+        )
 
     def _skip_identical(
         self, client: DropboxClient, pairs: list[tuple[Path, str]]
@@ -389,7 +434,8 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
 
     :param remote_path: Dropbox file or folder. Templated.
     :param local_path: Local file (for a file) or folder; an existing folder or a path ending in the
-        separator receives a file under its own name. Templated.
+        separator receives a file under its own name. Templated. Absolute, not blank and not ``/``
+        (refused before any request: a relative path would land in the worker's arbitrary cwd).
     :param pattern: fnmatch glob on the path relative to ``remote_path`` (folders). Templated.
     :param recursive: Include subfolders.
     :param overwrite: ``if_changed``, ``never`` or ``error`` (``True``/``False`` mean if_changed/never).

@@ -21,7 +21,8 @@ class DropboxMirrorOperator(_DropboxBaseOperator):
     run report (counts, bytes, duration, errors) through XCom. See docs/mirror.md.
 
     :param dropbox_path: Dropbox folder to mirror (``/`` for the whole app folder). Templated.
-    :param local_path: Local destination directory (put it on a shared volume for Celery/K8s). Templated.
+    :param local_path: Local destination directory, absolute (put it on a shared volume for Celery/K8s).
+        Templated.
     :param delete_stale: Delete local files the mirror created whose Dropbox copy is gone.
     :param dry_run: Plan only: return the plan, change nothing.
     :param max_deletes: Abort before deleting more than this count, or percent such as ``"10%"``.

@@ -259,11 +259,15 @@ def test_distinct_upload_targets_pass() -> None:
     "name", ["desktop.ini", "Thumbs.db", ".DS_Store", "Icon\r", ".dropbox", ".dropbox.attr"]
 )
 def test_upload_folder_holding_a_name_dropbox_refuses_sends_nothing(tmp_path: Path, name: str) -> None:
-    """#4: refused before any request (not half uploaded), naming the file and the way out."""
+    """#4: with skip_disallowed_names=False, refused before any request (not half uploaded), naming the
+    file and the way out; by default the name is skipped (as the Dropbox app does) and the rest is sent."""
     _write_tree(tmp_path / "src", {"a.csv": b"a", f"sub/{name}": b"x"})
     fake = mock.MagicMock()
     with pytest.raises(errors.DisallowedNameError, match=r"name Dropbox does not store.*rename or delete"):
-        upload_folder(fake, tmp_path / "src", "/r")
+        upload_folder(fake, tmp_path / "src", "/r", skip_disallowed_names=False)
     assert fake.mock_calls == []
-    upload_folder(fake, tmp_path / "src", "/r", pattern="*.csv")  # leaving it out works
+    upload_folder(fake, tmp_path / "src", "/r", pattern="*.csv", skip_disallowed_names=False)  # left out
+    assert [p for p, _ in fake.upload_files.call_args.args[0]] == [str(tmp_path / "src" / "a.csv")]
+    fake.reset_mock()
+    upload_folder(fake, tmp_path / "src", "/r")  # the default: skipped
     assert [p for p, _ in fake.upload_files.call_args.args[0]] == [str(tmp_path / "src" / "a.csv")]

@@ -320,7 +320,7 @@ ROWS: list[Row] = [
         lambda c: (
             c.src("win/a.csv", b"A")
             and c.src("win/desktop.ini", b"[.ShellClassInfo]")
-            and (lambda: folders.upload_folder(c.client, c.work / "win", "/win"))
+            and (lambda: folders.upload_folder(c.client, c.work / "win", "/win", skip_disallowed_names=False))
         ),
         errors.DropboxApiError,
         r"desktop\.ini",

@@ -211,13 +211,24 @@ def test_upload_glob_collecting_one_name_twice_is_refused_before_any_request(tmp
 
 
 def test_upload_folder_holding_desktop_ini_is_refused_before_any_request(tmp_path: Any) -> None:
-    """#4: a Windows-synced folder with desktop.ini is refused whole, not half uploaded."""
+    """#4: with skip_disallowed_names=False, a folder holding desktop.ini is refused whole, not half
+    uploaded; by default desktop.ini is left out of the plan and the rest goes."""
     from airflow_provider_dropbox.client.errors import DisallowedNameError
 
     (tmp_path / "a.csv").write_bytes(b"1")
     (tmp_path / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
-    op = DropboxUploadOperator(task_id="u", local_path=str(tmp_path), remote_path="/r")
+    op = DropboxUploadOperator(
+        task_id="u", local_path=str(tmp_path), remote_path="/r", skip_disallowed_names=False
+    )
     op._hook = mock.MagicMock()
     with pytest.raises(DisallowedNameError, match=r"desktop\.ini'.*nothing was uploaded"):
         op.execute({})
     assert op._hook.mock_calls == []
+    default = DropboxUploadOperator(task_id="u", local_path=str(tmp_path), remote_path="/r")
+    assert [(f.name, r) for f, r in default._plan()] == [("a.csv", "/r/a.csv")]
+
+
+def test_exclude_must_be_globs() -> None:
+    with pytest.raises(ValueError, match="exclude must be a glob or a list of globs"):
+        DropboxUploadOperator(task_id="u", local_path="/d", remote_path="/r", exclude=5)  # type: ignore[arg-type]
+    assert "exclude" in DropboxUploadOperator.template_fields
