@@ -37,8 +37,8 @@ def exclude_matcher(exclude: Exclude) -> Callable[[str], bool]:
     """A test for relative POSIX paths: True when a glob of ``exclude`` matches the path, one of its folders
     or one of its names, case-insensitively as Dropbox compares names.
 
-    So ``*.tmp`` leaves out ``a/b.tmp``, ``.git`` leaves out every ``.git`` folder with its files, and
-    ``cache/*`` (or ``cache``) leaves out ``cache`` at the top. The same rule as the mirror's ``exclude``.
+    So ``*.tmp`` leaves out ``a/b.tmp``, a bare name such as ``.git`` every ``.git`` folder with its files,
+    and a path such as ``cache/*`` only ``cache`` at the top: the mirror's ``exclude`` rule, ignoring case.
     """
     if isinstance(exclude, str):
         exclude = [exclude]
