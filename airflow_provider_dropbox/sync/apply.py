@@ -3,7 +3,9 @@
 1. set aside conflicting local files (renames, nothing lost); create folders; record adoptions.
 2. downloads and local copies on a bounded thread pool. Every file is fetched into the staging folder
    (``.dropbox-mirror/staging``, same file system), verified by the client, then ``os.replace``d onto its
-   real name, so a partial file never has a real name, even after kill -9.
+   real name, so a partial file never has a real name, even after kill -9. Files are not fsynced one by
+   one: :meth:`Applier.make_durable` flushes the batch placed since the last checkpoint (files, then their
+   folders) right before each state write, so the state never records a file whose data is not on disk.
 3. deletes (files, then folders deepest first) -- only if phases 1-2 had no error.
 4. deferred work (a file and a folder that swapped places) -- only after the deletes made room.
 
@@ -13,6 +15,7 @@ Every write, rename and delete resolves its path through :func:`safe_local_path`
 from __future__ import annotations
 
 import errno
+import inspect
 import itertools
 import logging
 import os
@@ -20,12 +23,13 @@ import stat
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_dropbox.client import errors as client_errors
+from airflow_provider_dropbox.sync import durable
 from airflow_provider_dropbox.sync.hashing import ContentHasher, file_content_hash
 from airflow_provider_dropbox.sync.paths import (
     conflict_copy_name,
@@ -35,7 +39,7 @@ from airflow_provider_dropbox.sync.paths import (
     safe_local_path,
 )
 from airflow_provider_dropbox.sync.plan import Action, Plan
-from airflow_provider_dropbox.sync.state import Managed, fsync_dir
+from airflow_provider_dropbox.sync.state import Managed
 
 _COPY_CHUNK = 1024 * 1024
 _UNDOWNLOADABLE = {"restricted_content", "unsupported_file", "unsupported_content_type"}
@@ -45,6 +49,18 @@ CHECKPOINT_EVERY = 5.0  # seconds between manifest checkpoints during long trans
 
 class Downloader(Protocol):
     def download_file(self, remote_path: str, local_path: str) -> dict[str, Any]: ...
+
+
+SyncBatch = Callable[[Sequence[str], Sequence[str], int], None]  # (files, folders, width): see durable.py
+
+
+def _takes_fsync(fn: Callable[..., Any]) -> bool:
+    """Whether ``download_file`` takes ``fsync=`` (``DropboxClient`` does; a minimal MirrorClient may not)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "fsync" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 @dataclass
@@ -78,8 +94,9 @@ class Applier:
         adopt_local: bool = False,
         logger: logging.Logger,
         should_stop: Callable[[], bool] = lambda: False,
-        checkpoint: Callable[[], None] | None = None,
+        checkpoint: Callable[[dict[str, Managed]], None] | None = None,
         checkpoint_every: float | None = None,
+        sync_batch: SyncBatch | None = None,
     ) -> None:
         self.client = client
         self.root = root
@@ -93,8 +110,12 @@ class Applier:
         self.should_stop = should_stop
         self.checkpoint = checkpoint
         self.checkpoint_every = CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
+        self.sync_batch: SyncBatch = sync_batch or durable.make_durable
+        # the client's own per-file fsync is skipped: make_durable() flushes each batch before its state
+        self._download_kwargs: dict[str, Any] = {"fsync": False} if _takes_fsync(client.download_file) else {}
         self.result = ApplyResult()
-        self.touched_dirs: set[str] = set()
+        self.touched_dirs: set[str] = set()  # folders whose entries changed since the last make_durable()
+        self._unsynced: list[str] = []  # files placed since the last make_durable()
         self._mu = threading.Lock()
         self._stamp = time.strftime("%Y-%m-%d %H%M%S", time.gmtime())
         self._blocked: set[str] = set()
@@ -141,7 +162,8 @@ class Applier:
 
     def _abs(self, rel: str) -> str:
         path = safe_local_path(self.root, rel)
-        self.touched_dirs.add(os.path.dirname(path))
+        with self._mu:
+            self.touched_dirs.add(os.path.dirname(path))
         return path
 
     def _tmp(self) -> str:
@@ -214,16 +236,20 @@ class Applier:
         os.replace(tmp, target)
         st = os.lstat(target)
         rev = (meta or {}).get("rev", a.rev)
-        self._record(a.path, Managed(False, a.key or "", content_hash, st.st_size, st.st_mtime_ns, rev))
+        with self._mu:  # one step: a checkpoint that sees the manifest entry also syncs the file
+            self._unsynced.append(target)
+            self.touched_dirs.add(parent)
+            self.manifest[a.path] = Managed(False, a.key or "", content_hash, st.st_size, st.st_mtime_ns, rev)
 
     def _download(self, a: Action) -> None:
         self._check_stop()
         self._guard_aside(a)
         tmp = self._tmp()
         try:
-            # the client verifies the content hash, fsyncs and renames into tmp; it also sets the mtime
+            # the client verifies the content hash and renames into tmp; it also sets the mtime
             try:
-                meta = self.client.download_file(self.remote_path_of(a.key or ""), tmp)
+                remote = self.remote_path_of(a.key or "")
+                meta = self.client.download_file(remote, tmp, **self._download_kwargs)
             except (client_errors.PathNotFoundError, client_errors.NotAFileError) as exc:
                 # deleted or replaced by a folder after we listed: the next run's changes will say so
                 self.log.info("Remote %r changed after listing (%s); leaving it to the next run", a.path, exc)
@@ -268,8 +294,6 @@ class Applier:
                     hasher.update(chunk)
                     fout.write(chunk)
                     copied += len(chunk)
-                fout.flush()
-                os.fsync(fout.fileno())
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         return hasher.hexdigest(), copied
 
@@ -343,17 +367,20 @@ class Applier:
         self._done("delete_folder")
 
     # -- phases ---------------------------------------------------------------------------------------
-    def fsync_touched(self) -> None:
-        """Make the new directory entries durable before the state that records them is committed."""
-        folders = sorted(self.touched_dirs)
-        if len(folders) < 4:
-            for folder in folders:
-                fsync_dir(folder)
-            return
-        with ThreadPoolExecutor(
-            max_workers=min(self.parallelism, 16), thread_name_prefix="mirror-fsync"
-        ) as pool:
-            list(pool.map(fsync_dir, folders))
+    def make_durable(self) -> None:
+        """Flush the files placed and the folders changed since the last call: call it before every state
+        write that records them (raises DestinationError if the disk refuses)."""
+        with self._mu:
+            files, self._unsynced = self._unsynced, []
+            folders, self.touched_dirs = sorted(self.touched_dirs), set()
+        self.sync_batch(files, folders, self.parallelism)
+
+    def _checkpoint(self) -> None:
+        assert self.checkpoint is not None
+        with self._mu:  # a consistent view: every placed file in this manifest is in the batch below
+            manifest = dict(self.manifest)
+        self.make_durable()  # outside the lock: the workers keep downloading meanwhile
+        self.checkpoint(manifest)
 
     def _run_serial(self, actions: list[Action], fn: Callable[[Action], None]) -> None:
         for a in actions:
@@ -378,17 +405,21 @@ class Applier:
                 fn = self._copy_local if a.op == "copy_local" else self._download
                 futures[pool.submit(fn, a)] = a
             stopped = False
-            for fut in as_completed(futures):
-                try:
-                    fut.result()
-                except _Stop:
-                    stopped = True
-                except Exception as exc:
-                    self._fail(futures[fut], exc)
-                if self.checkpoint is not None and time.monotonic() - last > self.checkpoint_every:
-                    with self._mu:
-                        self.checkpoint()
-                    last = time.monotonic()
+            try:
+                for fut in as_completed(futures):
+                    try:
+                        fut.result()
+                    except _Stop:
+                        stopped = True
+                    except Exception as exc:
+                        self._fail(futures[fut], exc)
+                    if self.checkpoint is not None and time.monotonic() - last > self.checkpoint_every:
+                        self._checkpoint()
+                        last = time.monotonic()
+            except BaseException:  # e.g. the disk refused an fsync: don't start the queued downloads
+                for fut in futures:
+                    fut.cancel()
+                raise
             if stopped:
                 raise _Stop("the mirror lock was lost")
 

@@ -7,6 +7,7 @@ a cursor ``reset`` falls back to a full re-list) -> layout (local names, collisi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from airflow_provider_dropbox.client import errors as client_errors
 from airflow_provider_dropbox.sync.apply import Applier
+from airflow_provider_dropbox.sync.durable import make_durable
 from airflow_provider_dropbox.sync.errors import (
     DestinationError,
     EmptyRemoteError,
@@ -58,7 +60,7 @@ class MirrorClient(Protocol):
 
     def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]: ...
 
-    def download_file(self, remote_path: str, local_path: str) -> dict[str, Any]: ...
+    def download_file(self, remote_path: str, local_path: str) -> dict[str, Any]: ...  # fsync= optional
 
     def get_metadata(self, path: str) -> dict[str, Any]: ...
 
@@ -456,9 +458,10 @@ def _run(
         save_pending(root, run_id, state.pending)
     _clean_staging(root)
 
-    def checkpoint() -> None:
+    def checkpoint(manifest: dict[str, Managed]) -> None:
+        # the applier made every file in ``manifest`` durable just before calling this
         if not lock.lost.is_set():
-            save_state(root, state)
+            save_state(root, dataclasses.replace(state, manifest=manifest))
 
     applier = Applier(
         client,
@@ -472,6 +475,7 @@ def _run(
         logger=log,
         should_stop=lock.lost.is_set,
         checkpoint=checkpoint,
+        sync_batch=make_durable,  # module-level, so a test can check it runs before every state write
     )
     result = applier.run(plan)
     report.done = dict(sorted(result.done.items()))
@@ -496,7 +500,7 @@ def _run(
                 m.key = d.entry.key
                 m.rev = d.entry.rev if not m.is_dir else None
 
-    applier.fsync_touched()
+    applier.make_durable()  # data and folder entries on disk before the state that records them
     lock.check()
     if not result.errors:
         state.cursor = new_cursor

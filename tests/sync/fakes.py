@@ -40,6 +40,7 @@ class FakeDropbox:
         self.epoch = 0
         self.calls: dict[str, int] = {}
         self.fail_downloads: set[str] = set()  # path_lower of files whose download raises
+        self.fsync_args: list[bool] = []  # the fsync= of every download_file call
         self._n = 0
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -150,8 +151,9 @@ class FakeDropbox:
         ]
         return entries, f"{self.epoch}|{root}|{len(self.journal)}"
 
-    def download_file(self, remote_path: str, local_path: str) -> dict[str, Any]:
+    def download_file(self, remote_path: str, local_path: str, *, fsync: bool = True) -> dict[str, Any]:
         self._count("download")
+        self.fsync_args.append(fsync)
         pl = lower(remote_path)
         if pl in self.fail_downloads:
             raise errors.ServerError(f"injected failure for {remote_path}", route="files/download")
@@ -163,6 +165,9 @@ class FakeDropbox:
         tmp = f"{local_path}.fake-{hashlib.sha1(os.urandom(8)).hexdigest()[:6]}"
         with open(tmp, "wb") as fh:
             fh.write(n.data)
+            if fsync:  # like the client: the mirror passes False and syncs each batch itself
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, local_path)
         return self._meta(pl)
 
