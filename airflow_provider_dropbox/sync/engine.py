@@ -33,7 +33,7 @@ from airflow_provider_dropbox.sync.errors import (
 from airflow_provider_dropbox.sync.hashing import file_content_hash
 from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
-from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME, normalize_remote_root
+from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME, check_local_dir, normalize_remote_root
 from airflow_provider_dropbox.sync.plan import ConflictPolicy, DiskFact, Plan, make_plan
 from airflow_provider_dropbox.sync.remote import RemoteTree
 from airflow_provider_dropbox.sync.report import MirrorReport
@@ -254,7 +254,7 @@ def mirror(
             "directory; a blank template (e.g. '{{ params.dest }}' with the param unset)? Pass an absolute "
             "folder path"
         )
-    local = os.path.abspath(os.fspath(local_dir))
+    local = check_local_dir(os.fspath(local_dir))
     if os.path.lexists(local) and not os.path.isdir(local):
         raise MirrorConfigError(f"local_dir {local!r} exists and is not a directory; pass a folder path")
     known_root: str | None = None

@@ -139,3 +139,61 @@ def safe_local_path(root_real: str, rel: str) -> str:
             f"destination {root_real!r} (a symlink points out of the mirror); remove the symlink"
         )
     return abs_path
+
+
+# Folders that hold the system or other people's files by definition: a mirror writes its files and its
+# state folder there, and with ``adopt_local=True`` would delete everything else. A folder below them is fine.
+_SYSTEM_DIRS = frozenset(
+    {
+        "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+        "/run", "/sbin", "/sys", "/tmp", "/usr", "/var", "/var/tmp",  # noqa: S108 (refused, not used)
+        "/Applications", "/Library", "/System", "/Users", "/Volumes", "/private", "/private/tmp",
+    }
+)  # fmt: skip
+
+
+def _home_dirs() -> set[str]:
+    homes = set()
+    for home in (os.path.expanduser("~"), os.environ.get("HOME", "")):
+        if home and home != "~" and os.path.isabs(home):
+            homes.update({os.path.normpath(home), os.path.realpath(home)})
+    return homes
+
+
+def check_local_dir(local_dir: str) -> str:
+    """The absolute destination, or :class:`MirrorConfigError` for a relative path or a dangerous root.
+
+    Relative paths are refused because a worker's current directory is arbitrary (it differs between
+    Celery workers, Kubernetes pods, the scheduler and ``airflow tasks test``). The file system root, the
+    top-level system folders and the user's home itself are refused (also through a symlink): the mirror
+    would spread files into them, and ``adopt_local=True`` would delete everything else there."""
+    if local_dir.startswith("~"):
+        raise MirrorConfigError(
+            f"local_dir {local_dir!r} starts with '~', which the mirror does not expand (the worker's home "
+            "may not be yours); pass an absolute folder path, e.g. '/data/dropbox/reports'"
+        )
+    if not os.path.isabs(local_dir):
+        raise MirrorConfigError(
+            f"local_dir {local_dir!r} is a relative path, which would land in the worker's current "
+            "directory (it differs between workers, pods and the scheduler); pass an absolute folder "
+            "path, e.g. '/data/dropbox/reports'"
+        )
+    local = os.path.abspath(local_dir)
+    real = os.path.realpath(local)
+    for candidate in dict.fromkeys((local, real)):
+        what = None
+        if os.path.dirname(candidate) == candidate:
+            what = "the root of the file system"
+        elif candidate in _SYSTEM_DIRS:
+            what = "a top-level system folder"
+        elif candidate in _home_dirs():
+            what = "the user's home folder itself"
+        if what:
+            via = "" if candidate == local else f" (it resolves to {candidate!r})"
+            raise MirrorConfigError(
+                f"local_dir {local_dir!r} is {what}{via}; refusing to mirror into it: the mirror writes "
+                "its files and its .dropbox-mirror folder there, and adopt_local=True would delete "
+                "everything else in it. Pass a dedicated folder below it, e.g. "
+                f"{os.path.join(local, 'dropbox-mirror')!r}"
+            )
+    return local

@@ -146,6 +146,65 @@ def test_blank_local_dir_is_refused_before_anything(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("rel", ["mirror", "./mirror", "data/../mirror", "~/mirror", "~"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_relative_local_dir_is_refused_before_anything(
+    dbx: FakeDropbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rel: str, dry_run: bool
+) -> None:
+    """A worker's cwd is arbitrary (and '~' is not expanded): refused, nothing listed or created."""
+    monkeypatch.chdir(tmp_path)
+    dbx.calls.clear()
+    with pytest.raises(MirrorConfigError, match=r"local_dir .*(relative path|starts with '~').*absolute"):
+        mirror(dbx, "/Root", rel, dry_run=dry_run)
+    assert dbx.calls == {}
+    assert list(tmp_path.iterdir()) == []
+
+
+def _dangerous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> tuple[str, str]:
+    home = tmp_path / "home" / "me"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "to-root").symlink_to("/")
+    (tmp_path / "to-home").symlink_to(home)
+    return {
+        "root": ("/", "root of the file system"),
+        "root-via-dotdot": ("/tmp/../", "root of the file system"),
+        "root-via-symlink": (str(tmp_path / "to-root"), "root of the file system.*resolves to '/'"),
+        "system-folder": ("/etc", "top-level system folder"),
+        "tmp-itself": ("/tmp", "top-level system folder"),
+        "home": (str(home), "home folder itself"),
+        "home-trailing-slash": (f"{home}/", "home folder itself"),
+        "home-via-symlink": (str(tmp_path / "to-home"), "home folder itself"),
+    }[case]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["root", "root-via-dotdot", "root-via-symlink", "system-folder", "tmp-itself", "home",
+     "home-trailing-slash", "home-via-symlink"],
+)  # fmt: skip
+def test_dangerous_local_dir_is_refused_before_anything(
+    dbx: FakeDropbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """'/', a top-level system folder or the home folder itself: adopt_local would wipe it; refused."""
+    local, why = _dangerous(tmp_path, monkeypatch, case)
+    before = sorted(os.listdir(local))
+    dbx.calls.clear()
+    for kw in ({}, {"dry_run": True}, {"adopt_local": True}):
+        with pytest.raises(MirrorConfigError, match=rf"{why}.*Pass a dedicated folder below it"):
+            mirror(dbx, "/Root", local, **kw)
+    assert dbx.calls == {}
+    assert sorted(os.listdir(local)) == before
+
+
+def test_a_folder_below_home_is_fine(
+    dbx: FakeDropbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local, _ = _dangerous(tmp_path, monkeypatch, "home")
+    assert mirror(dbx, "/Root", f"{local}/dropbox-mirror").ok
+    assert local_tree(f"{local}/dropbox-mirror") == dbx.tree("/Root")
+
+
 def test_whole_dropbox_root(dbx: FakeDropbox, tmp_path: Path) -> None:
     mirror(dbx, "/", tmp_path / "m")
     assert local_tree(tmp_path / "m") == dbx.tree("")
