@@ -382,6 +382,7 @@ def _run(
         root_lower = known_root if known_root is not None else _resolve_root(client, remote)
         entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
         tree = RemoteTree.from_listing(entries, root_lower)
+        del entries  # the raw listing (about 1 KiB per entry) is not needed past this point
         log.info("Listed %d remote entries under %r", len(tree.entries), remote or "/")
     assert root_lower is not None
 

@@ -137,3 +137,32 @@ def test_a_client_without_the_fsync_argument_still_works(tmp_path: Path) -> None
     d.put("/Root/a.txt", b"alpha")
     assert mirror(d, "/Root", tmp_path / "m").ok
     assert d.fsync_args == [True]
+
+
+def test_transfers_keep_only_a_few_futures_queued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One future per file cost ~20 MiB at 10,000 files; the pool is fed as it drains instead."""
+    import concurrent.futures
+    import threading
+
+    outstanding = {"now": 0, "max": 0}
+    mu = threading.Lock()
+
+    def finished(_: Any) -> None:
+        with mu:
+            outstanding["now"] -= 1
+
+    class Counting(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            with mu:
+                outstanding["now"] += 1
+                outstanding["max"] = max(outstanding["max"], outstanding["now"])
+            fut = super().submit(fn, *args, **kwargs)
+            fut.add_done_callback(finished)
+            return fut
+
+    monkeypatch.setattr(apply_mod, "ThreadPoolExecutor", Counting)
+    d = FakeDropbox()
+    for i in range(400):
+        d.put(f"/Root/f{i:03d}.txt", f"{i}".encode())
+    assert mirror(d, "/Root", tmp_path / "m", parallelism=2).done["download"] == 400
+    assert 2 <= outstanding["max"] <= 2 * apply_mod.QUEUED_PER_WORKER
