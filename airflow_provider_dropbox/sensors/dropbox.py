@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,10 +16,14 @@ from airflow_provider_dropbox.hooks.dropbox_async import LONGPOLL_MIN, clamp_lon
 from airflow_provider_dropbox.operators.dropbox import reject_unrendered_fields
 from airflow_provider_dropbox.triggers.changes import (
     CURSOR_RESET_POLICIES,
-    make_revision_counter,
+    ServerClock,
+    fetch_revisions,
+    kind_lookups,
     normalize_kinds,
     reset_message,
     select_changes,
+    server_clock,
+    state_at_cursor,
 )
 from airflow_provider_dropbox.triggers.dropbox import DropboxChangeTrigger
 
@@ -27,6 +32,18 @@ if TYPE_CHECKING:
 
 CURSOR_XCOM_KEY = "dropbox_cursor"
 START_FROM = ("latest", "beginning")
+
+
+def _unpack_cursor(saved: Any) -> tuple[str, str | None, dict[str, str | None] | None]:
+    """The reschedule Variable: ``{"cursor", "cursor_time", "cursor_paths"}`` as JSON, or a bare cursor
+    (older versions)."""
+    try:
+        value = json.loads(str(saved))
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and value.get("cursor"):
+        return str(value["cursor"]), value.get("cursor_time"), value.get("cursor_paths")
+    return str(saved), None, None
 
 
 def _is_error(exc: BaseException, name: str) -> bool:
@@ -114,6 +131,10 @@ class DropboxChangeSensor(BaseSensorOperator):
         self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
         self.deferrable = deferrable
         self._cursor: str | None = None
+        # What tells added from modified relative to the cursor (``triggers/changes.py``): the server time
+        # it was taken and the state of the paths of the batch that produced it.
+        self._cursor_time: str | None = None
+        self._cursor_paths: dict[str, str | None] | None = None
         self._ready: dict[str, Any] | None = None
         self._hook: DropboxHook | None = None
 
@@ -124,6 +145,10 @@ class DropboxChangeSensor(BaseSensorOperator):
         if self._hook is None:
             self._hook = DropboxHook(dropbox_conn_id=self.dropbox_conn_id)
         return self._hook
+
+    @property
+    def _clock(self) -> ServerClock:
+        return server_clock(self.hook.get_conn().session)
 
     @property
     def _root(self) -> str:
@@ -159,9 +184,11 @@ class DropboxChangeSensor(BaseSensorOperator):
 
             saved = Variable.get(self._variable_key(context), default=None)
             if saved:
-                return str(saved)
+                cursor, self._cursor_time, self._cursor_paths = _unpack_cursor(saved)
+                return cursor
         if self.cursor:
             self.log.info("Starting from the cursor given to the sensor")
+            self._cursor_time = self._cursor_paths = None  # unknown: kinds not exact for the first batch
             return self.cursor
         if self.use_previous_cursor:
             previous = context["ti"].xcom_pull(
@@ -169,28 +196,46 @@ class DropboxChangeSensor(BaseSensorOperator):
             )
             if isinstance(previous, dict) and previous.get("cursor"):
                 if previous.get("watch") == self._watch_marker():
-                    self.log.info("Continuing from the cursor of the previous successful run")
+                    self._cursor_time = previous.get("cursor_time")
+                    self._cursor_paths = previous.get("cursor_paths")
+                    self.log.info(
+                        "Continuing from the cursor of the previous successful run (taken at %s)",
+                        self._cursor_time or "an unknown time",
+                    )
                     return str(previous["cursor"])
                 self.log.info("The previous run watched another folder; not reusing its cursor")
         if self.start_from == "beginning":
             return None
         try:
-            cursor = self.hook.get_latest_cursor(self._root, recursive=self.recursive)
+            cursor, cursor_time = self._latest_cursor()
         except Exception as exc:
             if _is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError"):
                 raise self._missing_folder(exc) from exc
             raise
         self.log.info("First run: watching %s for changes from now on", self.path or "/")
-        self._remember(context, cursor)
+        self._remember(context, cursor, cursor_time)
         return cursor
 
-    def _remember(self, context: Context, cursor: str) -> None:
+    def _latest_cursor(self) -> tuple[str, str | None]:
+        clock = self._clock
+        clock.reset()
+        cursor = self.hook.get_latest_cursor(self._root, recursive=self.recursive)
+        return cursor, clock.now()
+
+    def _remember(
+        self,
+        context: Context,
+        cursor: str,
+        cursor_time: str | None,
+        cursor_paths: dict[str, str | None] | None = None,
+    ) -> None:
         """Reschedule mode starts each poke afresh: keep the advanced cursor in a Variable meanwhile."""
-        self._cursor = cursor
+        self._cursor, self._cursor_time, self._cursor_paths = cursor, cursor_time, cursor_paths
         if self.reschedule:
             from airflow.sdk import Variable
 
-            Variable.set(self._variable_key(context), cursor)
+            saved = {"cursor": cursor, "cursor_time": cursor_time, "cursor_paths": cursor_paths}
+            Variable.set(self._variable_key(context), json.dumps(saved))
 
     def _forget(self, context: Context) -> None:
         if self.reschedule:
@@ -201,7 +246,9 @@ class DropboxChangeSensor(BaseSensorOperator):
             except Exception as exc:
                 self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
 
-    def _relist(self) -> tuple[list[dict[str, Any]], str]:
+    def _relist(self) -> tuple[list[dict[str, Any]], str, str | None]:
+        clock = self._clock
+        clock.reset()
         try:
             entries, cursor = self.hook.get_conn().list_folder_snapshot(self._root, recursive=self.recursive)
         except Exception as exc:
@@ -216,21 +263,26 @@ class DropboxChangeSensor(BaseSensorOperator):
             exact_kinds=False,
         )
         changes = [{**c, "kind": "added"} for c in selected] if "added" in self.kinds else []
-        return changes, cursor
+        return changes, cursor, clock.now()
 
     def _check(self, context: Context) -> dict[str, Any] | None:
         """One look at Dropbox; the result dict when matching changes arrived, else None."""
         if self._ready is not None:
             return self._ready
         if self._cursor is None:
-            changes, cursor = self._relist()
+            changes, cursor, cursor_time = self._relist()
             self.log.info("Listed %s from the beginning: %d matching entries", self.path or "/", len(changes))
-            self._remember(context, cursor)
+            self._remember(context, cursor, cursor_time)
             if changes:
                 self._ready = self._result(changes, cursor, reset=False)
             return self._ready
+        clock = self._clock
+        clock.reset()
         try:
             entries, cursor = self.hook.list_changes(self._cursor)
+            # Nothing in scope changed since the old cursor: what was known at it stays true (fewer ties).
+            cursor_time = clock.now() if entries or self._cursor_time is None else self._cursor_time
+            cursor_paths = state_at_cursor(entries) if entries else self._cursor_paths
         except Exception as exc:
             if not _is_error(exc, "CursorResetError"):
                 raise
@@ -239,21 +291,27 @@ class DropboxChangeSensor(BaseSensorOperator):
             if self.on_cursor_reset == "fail":
                 raise AirflowException(msg) from exc
             if self.on_cursor_reset == "restart":
-                self._remember(context, self.hook.get_latest_cursor(self._root, recursive=self.recursive))
+                self._remember(context, *self._latest_cursor())
                 return None
-            changes, cursor = self._relist()
-            self._remember(context, cursor)
+            changes, cursor, cursor_time = self._relist()
+            self._remember(context, cursor, cursor_time)
             if changes:
                 self._ready = self._result(changes, cursor, reset=True)
             return self._ready
-        counter = make_revision_counter(self.hook.get_conn().rpc)
+        filters: dict[str, Any] = {
+            "root": self._root,
+            "file_pattern": self.file_pattern,
+            "kinds": self.kinds,
+            "include_folders": self.include_folders,
+        }
+        lookups = kind_lookups(entries, cursor_paths=self._cursor_paths, **filters)
+        revisions = fetch_revisions(self.hook.get_conn().rpc, lookups) if lookups else {}
         changes = select_changes(
             entries,
-            root=self._root,
-            file_pattern=self.file_pattern,
-            kinds=self.kinds,
-            include_folders=self.include_folders,
-            revision_count=counter,
+            revisions=revisions,
+            cursor_time=self._cursor_time,
+            cursor_paths=self._cursor_paths,
+            **filters,
         )
         self.log.info(
             "Dropbox %s: %d entr%s since the cursor, %d matching",
@@ -262,7 +320,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             "y" if len(entries) == 1 else "ies",
             len(changes),
         )
-        self._remember(context, cursor)
+        self._remember(context, cursor, cursor_time, cursor_paths)
         if changes:
             self._ready = self._result(changes, cursor, reset=False)
         return self._ready
@@ -273,7 +331,13 @@ class DropboxChangeSensor(BaseSensorOperator):
 
     def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         context["ti"].xcom_push(
-            key=CURSOR_XCOM_KEY, value={"cursor": result["cursor"], "watch": self._watch_marker()}
+            key=CURSOR_XCOM_KEY,
+            value={
+                "cursor": result["cursor"],
+                "watch": self._watch_marker(),
+                "cursor_time": self._cursor_time,
+                "cursor_paths": self._cursor_paths,
+            },
         )
         self._forget(context)
         for change in result["changes"][:20]:
@@ -299,6 +363,8 @@ class DropboxChangeSensor(BaseSensorOperator):
             trigger=DropboxChangeTrigger(
                 path=self._root,
                 cursor=self._cursor,
+                cursor_time=self._cursor_time,
+                cursor_paths=self._cursor_paths,
                 dropbox_conn_id=self.dropbox_conn_id,
                 recursive=self.recursive,
                 file_pattern=self.file_pattern,
@@ -329,6 +395,8 @@ class DropboxChangeSensor(BaseSensorOperator):
             if event.get("reset"):
                 message = f"{reset_message(self.path, 'fail')} ({message})"
             raise AirflowException(f"Waiting for Dropbox changes under '{self.path}' failed: {message}")
+        self._cursor_time = event.get("cursor_time")
+        self._cursor_paths = event.get("cursor_paths")
         result = self._result(
             list(event.get("changes") or []), str(event["cursor"]), bool(event.get("reset"))
         )

@@ -3,16 +3,38 @@
 Shared by the change sensor (poke/reschedule), its deferrable trigger and the AssetWatcher trigger so all
 three report exactly the same thing (peers differ between modes; users file bugs about it).
 
-A change record is a small JSON dict: ``path`` (display case), ``path_lower``, ``kind``
-(``added`` / ``modified`` / ``deleted``), ``type`` (``file`` / ``folder`` / ``deleted``), ``id``, ``rev``,
+A change record is a small JSON dict: ``path`` (display case), ``path_lower``, ``kind`` (``added`` /
+``modified`` / ``deleted``), ``kind_exact``, ``type`` (``file`` / ``folder`` / ``deleted``), ``id``, ``rev``,
 ``size``, ``content_hash`` and ``server_modified`` (``None`` where Dropbox gives none).
 
-``list_folder/continue`` does not say whether a file is new or changed. When the caller asks for the
-distinction (``kinds`` holds one of added/modified but not both), a file whose revision history holds a
-single revision is ``added``, otherwise ``modified`` (one ``files/list_revisions`` call per changed file,
-at most ``MAX_KIND_LOOKUPS`` per batch), and ``kind_exact`` is True. Otherwise, or when the server cannot
-answer, a file is reported as ``modified`` ("this path now has this content") with ``kind_exact`` False,
-and it passes an added-only filter too: a watcher must not miss a new file because the kind is unknown.
+Added or modified is decided relative to the CURSOR the changes were read from, not by counting revisions
+(a file created and then edited twice since the cursor has three revisions and is still new to the watcher):
+
+* a file is ``added`` when no file with its id was at that path when the cursor was taken: new, moved or
+  copied in, or deleted and re-created (a ``deleted`` entry for the path earlier in the same batch is
+  enough; Dropbox gives a re-created file a new id); ``modified`` when the same file (same id) was there.
+* a path that changed in the batch which produced the cursor is known exactly: that batch's last entry for
+  it is the state at the cursor (``cursor_paths``: path -> file id, None for no file; carried next to the
+  cursor when the batch had at most ``MAX_CURSOR_PATHS`` paths). No lookup is needed for it.
+* otherwise "when the cursor was taken" is the server's clock: the HTTP ``Date`` of the response that
+  returned the cursor (``cursor_time``, kept next to the cursor), compared with the ``server_modified`` of
+  the path's revisions from ``files/list_revisions`` (path mode, newest first, ``REVISION_LOOKUP_LIMIT`` per
+  file, at most ``MAX_KIND_LOOKUPS`` files per batch). The newest revision older than ``cursor_time`` decides:
+  same id -> ``modified``, another id -> ``added``; none at all -> ``added``.
+* Dropbox times are whole seconds: a revision in the same second as ``cursor_time`` may be on either side
+  of it, so each possible reading is tried and the kind is exact only when they all agree (a file edited
+  twice in that second is still ``modified``; a file created in it is not exact).
+* A batch with no entries at all keeps the earlier ``cursor_time`` and ``cursor_paths`` for the new cursor:
+  nothing in scope changed in between, so they describe the same state (and leave fewer same-second ties).
+* Nor is it exact when ``cursor_time`` is unknown (a cursor given by hand, or saved by an older version),
+  when the server cannot answer ``list_revisions`` (one failure per path; a 400/404 stops the lookups for
+  the batch), when a file has more revisions since the cursor than one lookup returns, or past
+  ``MAX_KIND_LOOKUPS``.
+
+Kinds are looked up only when the caller's ``kinds`` separates added from modified (one of them without
+the other). An unexact file is reported as ``modified`` ("this path now has this content") with
+``kind_exact`` False and passes an added-only filter too: a watcher must not miss a new file because the
+kind is unknown. Folders are ``added`` and deletions ``deleted``, always exactly.
 """
 
 from __future__ import annotations
@@ -20,12 +42,19 @@ from __future__ import annotations
 import fnmatch
 import logging
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 ChangeKind = Literal["added", "modified", "deleted"]
 ALL_KINDS: tuple[ChangeKind, ...] = ("added", "modified", "deleted")
 MAX_KIND_LOOKUPS = 200
+# Revisions asked for per file: enough for a file edited this often between two looks at Dropbox.
+REVISION_LOOKUP_LIMIT = 20
+# Paths of the batch that produced a cursor kept next to it (XCom, trigger kwargs, asset state): small.
+MAX_CURSOR_PATHS = 100
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # What the sensor does when Dropbox invalidates its cursor (409 ``reset``); see ``DropboxChangeSensor``.
 CursorResetPolicy = Literal["relist", "restart", "fail"]
 CURSOR_RESET_POLICIES: tuple[str, ...] = ("relist", "restart", "fail")
@@ -96,6 +125,163 @@ def _needs_kind_lookup(kinds: Sequence[str]) -> bool:
     return ("added" in kinds) != ("modified" in kinds)
 
 
+def server_time(http_date: str | None) -> str | None:
+    """An HTTP ``Date`` header as a Dropbox timestamp (``2026-01-02T03:04:05Z``); None if absent or bad."""
+    if not http_date:
+        return None
+    try:
+        moment = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+class ServerClock:
+    """A ``requests`` response hook remembering the last ``Date`` the server sent: the time a cursor was
+    taken, by the server's clock (the worker's may be off, and Dropbox's ``server_modified`` is the server's).
+    """
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        date = getattr(response, "headers", {}).get("Date")
+        if date:
+            self.last = date
+
+    def reset(self) -> None:
+        self.last = None
+
+    def now(self) -> str | None:
+        """The ``Date`` of the last response since ``reset``, as a Dropbox timestamp."""
+        return server_time(self.last)
+
+
+def server_clock(session: Any) -> ServerClock:
+    """The ``ServerClock`` on a ``requests.Session`` (attached once; the client's calls then feed it)."""
+    hooks = session.hooks.setdefault("response", [])
+    for hook in hooks:
+        if isinstance(hook, ServerClock):
+            return hook
+    clock = ServerClock()
+    hooks.append(clock)
+    return clock
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(value), TIMESTAMP_FORMAT)
+    except ValueError:
+        return None
+
+
+def kind_since(
+    entry: Mapping[str, Any], revisions: Mapping[str, Any] | None, cursor_time: str | None
+) -> ChangeKind | None:
+    """``added`` / ``modified`` for a changed file relative to a cursor taken at ``cursor_time`` (server
+    clock), from its ``list_revisions`` result (path mode, newest first); None when that cannot be told.
+
+    Revisions in the cursor's own second may be on either side of it: each such revision, or the first
+    older one, could be the one the path held at the cursor. The kind is exact only if all agree.
+    """
+    taken = _parse_ts(cursor_time) if cursor_time else None
+    if revisions is None or taken is None:
+        return None
+    outcomes: set[ChangeKind] = set()
+    for revision in revisions.get("entries") or []:
+        when = _parse_ts(revision.get("server_modified"))
+        if when is None:
+            return None
+        if when > taken:
+            continue
+        outcomes.add("modified" if revision.get("id") == entry.get("id") else "added")
+        if when < taken:
+            break
+    else:
+        if revisions.get("has_more"):
+            return None  # more revisions since the cursor than one lookup returns
+        outcomes.add("added")  # (possibly) nothing at this path when the cursor was taken
+    return outcomes.pop() if len(outcomes) == 1 else None
+
+
+def _under_deleted(path_lower: str, deleted: set[str]) -> bool:
+    """The path or a folder above it was deleted earlier in the batch (a folder delete lists no children)."""
+    while path_lower:
+        if path_lower in deleted:
+            return True
+        path_lower = path_lower.rsplit("/", 1)[0]
+    return False
+
+
+def _latest(
+    entries: Iterable[dict[str, Any]], root: str, file_pattern: str | None, include_folders: bool
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Last event per path (Dropbox can report several in one batch), and the paths deleted (themselves or
+    with a folder above them) then re-created in the batch."""
+    latest: dict[str, dict[str, Any]] = {}
+    deleted: set[str] = set()
+    recreated: set[str] = set()
+    for entry in entries:
+        tag = entry.get(".tag", "file")
+        path_lower = entry.get("path_lower") or _lower(entry.get("path_display") or "")
+        if tag == "deleted":
+            deleted.add(path_lower)
+        elif deleted and _under_deleted(path_lower, deleted):
+            recreated.add(path_lower)
+        if tag == "folder" and not include_folders:
+            continue
+        if not matches_glob(path_lower, root, file_pattern):
+            continue
+        latest.pop(path_lower, None)
+        latest[path_lower] = entry
+    return latest, recreated
+
+
+def state_at_cursor(entries: Iterable[dict[str, Any]]) -> dict[str, str | None] | None:
+    """What each path of a batch held when the batch's new cursor was taken: the file id, or None (deleted,
+    or a folder). None when the batch is too big to carry next to the cursor."""
+    state: dict[str, str | None] = {}
+    for entry in entries:
+        path_lower = entry.get("path_lower") or _lower(entry.get("path_display") or "")
+        state[path_lower] = entry.get("id") if entry.get(".tag", "file") == "file" else None
+        if len(state) > MAX_CURSOR_PATHS:
+            return None
+    return state
+
+
+def kind_lookups(
+    entries: Iterable[dict[str, Any]],
+    *,
+    root: str,
+    file_pattern: str | None = None,
+    kinds: Sequence[str] = ALL_KINDS,
+    include_folders: bool = False,
+    cursor_paths: Mapping[str, str | None] | None = None,
+) -> list[str]:
+    """The ``path_lower`` of files whose kind needs a ``list_revisions`` call (at most ``MAX_KIND_LOOKUPS``).
+
+    Callers fetch those (the sensor directly, the triggers without blocking the event loop) and hand the
+    results to ``select_changes(revisions=...)``.
+    """
+    if not _needs_kind_lookup(kinds):
+        return []
+    latest, recreated = _latest(entries, root, file_pattern, include_folders)
+    known = cursor_paths or {}
+    paths = [
+        p
+        for p, e in latest.items()
+        if e.get(".tag", "file") == "file" and p not in recreated and p not in known
+    ]
+    if len(paths) > MAX_KIND_LOOKUPS:
+        log.warning(
+            "More than %d changed files in one batch: the rest are reported as 'modified' (kind not exact)",
+            MAX_KIND_LOOKUPS,
+        )
+    return paths[:MAX_KIND_LOOKUPS]
+
+
 def select_changes(
     entries: Iterable[dict[str, Any]],
     *,
@@ -103,44 +289,31 @@ def select_changes(
     file_pattern: str | None = None,
     kinds: Sequence[str] = ALL_KINDS,
     include_folders: bool = False,
-    revision_count: Callable[[str], int | None] | None = None,
+    revisions: Mapping[str, Mapping[str, Any] | None] | None = None,
+    cursor_time: str | None = None,
+    cursor_paths: Mapping[str, str | None] | None = None,
     exact_kinds: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Filter raw entries to the changes the user asked for, last event per path winning.
 
-    ``revision_count(path_lower)`` returns how many revisions a file has (``None`` = unknown); it is
-    consulted when ``exact_kinds`` (default: only when ``kinds`` separates added from modified).
+    ``revisions`` maps ``path_lower`` to its ``list_revisions`` result (None: the lookup failed) for the
+    paths ``kind_lookups`` named; ``cursor_time`` is when the cursor these entries were read from was taken
+    and ``cursor_paths`` what the batch that produced it said (``state_at_cursor``).
+    ``exact_kinds=False`` reports files without deciding (the relist after a reset).
     """
-    latest: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        tag = entry.get(".tag", "file")
-        if tag == "folder" and not include_folders:
-            continue
-        path_lower = entry.get("path_lower") or _lower(entry.get("path_display") or "")
-        if not matches_glob(path_lower, root, file_pattern):
-            continue
-        # Dropbox can report several events per path in one batch; the last one is the state now.
-        latest.pop(path_lower, None)
-        latest[path_lower] = entry
-
-    if exact_kinds is None:
-        exact_kinds = _needs_kind_lookup(kinds)
-    lookups = 0
+    latest, recreated = _latest(entries, root, file_pattern, include_folders)
+    decide = exact_kinds is not False
+    lookup = _needs_kind_lookup(kinds) if exact_kinds is None else exact_kinds
     out: list[dict[str, Any]] = []
     for path_lower, entry in latest.items():
         kind: ChangeKind | None = None
-        if entry.get(".tag", "file") == "file" and exact_kinds and revision_count is not None:
-            if lookups < MAX_KIND_LOOKUPS:
-                lookups += 1
-                count = revision_count(path_lower)
-                if count is not None:
-                    kind = "added" if count <= 1 else "modified"
-            elif lookups == MAX_KIND_LOOKUPS:
-                lookups += 1
-                log.warning(
-                    "More than %d changed files in one batch: the rest are reported as 'modified'",
-                    MAX_KIND_LOOKUPS,
-                )
+        if entry.get(".tag", "file") == "file" and decide:
+            if path_lower in recreated:
+                kind = "added"  # needs no lookup, so it is exact whatever ``kinds`` asks for
+            elif cursor_paths is not None and path_lower in cursor_paths:
+                kind = "modified" if cursor_paths[path_lower] == entry.get("id") else "added"
+            elif lookup and revisions is not None and path_lower in revisions:
+                kind = kind_since(entry, revisions[path_lower], cursor_time)
         change = to_change(entry, kind)
         if change["kind"] in kinds:
             out.append(change)
@@ -149,25 +322,31 @@ def select_changes(
     return out
 
 
-def make_revision_counter(rpc: Callable[[str, Any], Any]) -> Callable[[str], int | None]:
-    """``revision_count`` backed by ``files/list_revisions``; answers ``None`` if the server cannot tell."""
-    state = {"supported": True}
+def revisions_arg(path_lower: str) -> dict[str, Any]:
+    return {"path": path_lower, "mode": "path", "limit": REVISION_LOOKUP_LIMIT}
 
-    def count(path_lower: str) -> int | None:
-        if not state["supported"]:
-            return None
+
+def lookup_gave_up(exc: BaseException, logger: Any = log) -> bool:
+    """Log a failed ``list_revisions``; True when the server cannot do it at all (400/404: stop asking)."""
+    status = getattr(exc, "status", None)
+    if status in (400, 404):
+        logger.warning("files/list_revisions unavailable (%s): reporting files as 'modified'", exc)
+        return True
+    logger.info("files/list_revisions failed (%s): that file's kind is not exact", exc)
+    return False
+
+
+def fetch_revisions(rpc: Callable[[str, Any], Any], paths: Sequence[str]) -> dict[str, Any]:
+    """``list_revisions`` of each path via the sync client's ``rpc``; None for a path that failed."""
+    out: dict[str, Any] = {}
+    for path_lower in paths:
         try:
-            result = rpc("files/list_revisions", {"path": path_lower, "mode": "path", "limit": 2})
-        except Exception as exc:  # unsupported route, file gone again, ...: fall back, never fail the batch
-            status = getattr(exc, "status", None)
-            if status in (400, 404):
-                state["supported"] = False
-                log.warning("files/list_revisions unavailable (%s): reporting files as 'modified'", exc)
-            return None
-        entries = (result or {}).get("entries") or []
-        return len(entries)
-
-    return count
+            out[path_lower] = rpc("files/list_revisions", revisions_arg(path_lower))
+        except Exception as exc:  # never fail the batch over a kind: fall back to "not exact"
+            out[path_lower] = None
+            if lookup_gave_up(exc):
+                break
+    return out
 
 
 def reset_message(path: str, policy: str) -> str:

@@ -21,9 +21,15 @@ from airflow_provider_dropbox.hooks.dropbox_async import (
 )
 from airflow_provider_dropbox.triggers.changes import (
     CURSOR_RESET_POLICIES,
+    ServerClock,
+    kind_lookups,
+    lookup_gave_up,
     normalize_kinds,
     reset_message,
+    revisions_arg,
     select_changes,
+    server_clock,
+    state_at_cursor,
 )
 from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
 
@@ -82,42 +88,53 @@ class _ChangeWaiter:
         self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
         self.on_cursor_reset = on_cursor_reset
         self.log = log
-        self._revision_rpc_supported = True
+        # Server time the current cursor was taken (``triggers/changes.py``): set by the owner for the
+        # cursor it starts from, then advanced with every cursor this waiter obtains.
+        self.cursor_time: str | None = None
+        self.cursor_paths: dict[str, str | None] | None = None
 
-    async def _revision_count(self, path_lower: str) -> int | None:
-        if not self._revision_rpc_supported:
-            return None
-        try:
-            result = await self.hook.rpc(
-                "files/list_revisions", {"path": path_lower, "mode": "path", "limit": 2}
-            )
-        except Exception as exc:
-            if getattr(exc, "status", None) in (400, 404):
-                self._revision_rpc_supported = False
-                self.log.warning("files/list_revisions unavailable (%s): reporting files as 'modified'", exc)
-            return None
-        return len((result or {}).get("entries") or [])
+    async def _clock(self) -> ServerClock:
+        client = await self.hook.get_client()
+        clock = server_clock(client.session)
+        clock.reset()
+        return clock
 
-    async def select(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def select(
+        self,
+        entries: list[dict[str, Any]],
+        cursor_time: str | None,
+        cursor_paths: dict[str, str | None] | None,
+    ) -> list[dict[str, Any]]:
         # Kind lookups are sync RPCs; resolve them first (in threads), then filter synchronously.
-        counts: dict[str, int | None] = {}
-        needs = ("added" in self.kinds) != ("modified" in self.kinds)
-        if needs:
-            for entry in entries:
-                if entry.get(".tag") == "file" and entry.get("path_lower") and len(counts) < 200:
-                    counts[entry["path_lower"]] = await self._revision_count(entry["path_lower"])
+        filters: dict[str, Any] = {
+            "root": self.path,
+            "file_pattern": self.file_pattern,
+            "kinds": self.kinds,
+            "include_folders": self.include_folders,
+        }
+        revisions: dict[str, Any] = {}
+        for path_lower in kind_lookups(entries, cursor_paths=cursor_paths, **filters):
+            try:
+                revisions[path_lower] = await self.hook.rpc("files/list_revisions", revisions_arg(path_lower))
+            except Exception as exc:  # never fail the batch over a kind: fall back to "not exact"
+                revisions[path_lower] = None
+                if lookup_gave_up(exc, self.log):
+                    break
         return select_changes(
-            entries,
-            root=self.path,
-            file_pattern=self.file_pattern,
-            kinds=self.kinds,
-            include_folders=self.include_folders,
-            revision_count=counts.get,
+            entries, revisions=revisions, cursor_time=cursor_time, cursor_paths=cursor_paths, **filters
         )
+
+    async def latest_cursor(self) -> str:
+        clock = await self._clock()
+        cursor = await self.hook.get_latest_cursor(self.path, recursive=self.recursive)
+        self.cursor_time, self.cursor_paths = clock.now(), None
+        return cursor
 
     async def relist(self) -> tuple[list[dict[str, Any]], str]:
         """Every current entry as ``added`` plus a fresh cursor: the no-loss answer to a cursor reset."""
+        clock = await self._clock()
         entries, cursor = await self.hook.list_folder_snapshot(self.path, recursive=self.recursive)
+        self.cursor_time, self.cursor_paths = clock.now(), None
         selected = select_changes(
             entries,
             root=self.path,
@@ -143,9 +160,13 @@ class _ChangeWaiter:
                 result = await self.hook.longpoll(cursor, self.longpoll_timeout)
                 backoff = result.get("backoff")
                 if result.get("changes"):
+                    clock = await self._clock()
                     entries, new_cursor = await self.hook.list_changes(cursor)
-                    changes = await self.select(entries)
-                    cursor = new_cursor
+                    # Nothing in scope changed since the old cursor: what was known at it stays true.
+                    new_time = clock.now() if entries or self.cursor_time is None else self.cursor_time
+                    new_paths = state_at_cursor(entries) if entries else self.cursor_paths
+                    changes = await self.select(entries, self.cursor_time, self.cursor_paths)
+                    cursor, self.cursor_time, self.cursor_paths = new_cursor, new_time, new_paths
                     if changes:
                         if backoff:
                             # Honour it on the next longpoll even though we return now.
@@ -165,7 +186,7 @@ class _ChangeWaiter:
                     if self.on_cursor_reset == "fail":
                         raise
                     if self.on_cursor_reset == "restart":
-                        cursor = await self.hook.get_latest_cursor(self.path, recursive=self.recursive)
+                        cursor = await self.latest_cursor()
                         await self.on_cursor(cursor)
                         continue
                     changes, cursor = await self.relist()
@@ -233,6 +254,8 @@ class DropboxChangeTrigger(BaseTrigger):
 
     :param path: Dropbox folder to watch (``""`` or ``"/"`` for everything the app can see).
     :param cursor: ``list_folder`` cursor to wait from.
+    :param cursor_time: server time that cursor was taken (tells added from modified; None: not exact).
+    :param cursor_paths: what the batch that produced the cursor said about its paths (path -> file id).
     :param dropbox_conn_id: connection id of type ``dropbox``.
     :param recursive: the cursor's recursion (used only when a reset forces a re-list).
     :param file_pattern: fnmatch pattern on the path relative to ``path`` or on the name.
@@ -247,6 +270,8 @@ class DropboxChangeTrigger(BaseTrigger):
         *,
         path: str,
         cursor: str,
+        cursor_time: str | None = None,
+        cursor_paths: dict[str, str | None] | None = None,
         dropbox_conn_id: str = "dropbox_default",
         recursive: bool = True,
         file_pattern: str | None = None,
@@ -257,6 +282,8 @@ class DropboxChangeTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.cursor = cursor
+        self.cursor_time = cursor_time
+        self.cursor_paths = cursor_paths
         self.kw = _common_kwargs(
             path=path,
             dropbox_conn_id=dropbox_conn_id,
@@ -269,24 +296,32 @@ class DropboxChangeTrigger(BaseTrigger):
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "airflow_provider_dropbox.triggers.dropbox.DropboxChangeTrigger",
-            {**self.kw, "cursor": self.cursor},
-        )
+        kwargs = {**self.kw, "cursor": self.cursor}
+        # Absent in triggers serialized before they existed, which still load (kinds then not exact).
+        if self.cursor_time is not None:
+            kwargs["cursor_time"] = self.cursor_time
+        if self.cursor_paths is not None:
+            kwargs["cursor_paths"] = self.cursor_paths
+        return "airflow_provider_dropbox.triggers.dropbox.DropboxChangeTrigger", kwargs
 
     def _waiter(self, hook: DropboxAsyncHook) -> _ChangeWaiter:
         kw = {k: v for k, v in self.kw.items() if k != "dropbox_conn_id"}
-        return _ChangeWaiter(hook=hook, log=self.log, **kw)
+        waiter = _ChangeWaiter(hook=hook, log=self.log, **kw)
+        waiter.cursor_time, waiter.cursor_paths = self.cursor_time, self.cursor_paths
+        return waiter
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DropboxAsyncHook(dropbox_conn_id=self.kw["dropbox_conn_id"])
         self.log.info("Waiting for Dropbox changes under %s (longpoll)", self.kw["path"] or "/")
         try:
-            changes, cursor, reset = await self._waiter(hook).next_batch(self.cursor)
+            waiter = self._waiter(hook)
+            changes, cursor, reset = await waiter.next_batch(self.cursor)
             payload = {
                 "status": "success",
                 "changes": changes,
                 "cursor": cursor,
+                "cursor_time": waiter.cursor_time,
+                "cursor_paths": waiter.cursor_paths,
                 "reset": reset,
                 "count": len(changes),
             }
@@ -347,6 +382,8 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
             on_cursor_reset=on_cursor_reset,
         )
         self.max_changes_in_event = int(max_changes_in_event)
+        self._waiter: _ChangeWaiter | None = None
+        self._loaded: dict[str, Any] = {}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -374,6 +411,7 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
             return None
         if isinstance(saved, dict) and saved.get("cursor"):
             if {k: saved.get(k) for k in ("path", "recursive")} == self._state_marker():
+                self._loaded = saved  # cursor_time/cursor_paths are absent when saved by older versions
                 return str(saved["cursor"])
             self.log.info("Saved Dropbox cursor belongs to another path/recursion; starting from the latest")
         return None
@@ -382,8 +420,13 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
         state = self._state()
         if state is None:
             return
+        waiter = self._waiter
+        known = {
+            "cursor_time": waiter.cursor_time if waiter else None,
+            "cursor_paths": waiter.cursor_paths if waiter else None,
+        }
         try:
-            await state.aset(CURSOR_STATE_KEY, {**self._state_marker(), "cursor": cursor})
+            await state.aset(CURSOR_STATE_KEY, {**self._state_marker(), "cursor": cursor, **known})
         except Exception as exc:
             self.log.warning("Cannot save the Dropbox cursor in the asset state store: %s", exc)
 
@@ -392,14 +435,16 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
         path = self.kw["path"]
         try:
             kw = {k: v for k, v in self.kw.items() if k != "dropbox_conn_id"}
-            waiter = _ChangeWaiter(hook=hook, log=self.log, on_cursor=self.save_cursor, **kw)
+            waiter = self._waiter = _ChangeWaiter(hook=hook, log=self.log, on_cursor=self.save_cursor, **kw)
             cursor: str | None = await self.load_cursor()
+            waiter.cursor_time = self._loaded.get("cursor_time")
+            waiter.cursor_paths = self._loaded.get("cursor_paths")
             if cursor is not None:
                 self.log.info("Watching Dropbox %s from the saved cursor", path or "/")
             while True:
                 try:
                     if cursor is None:
-                        cursor = await hook.get_latest_cursor(path, recursive=self.kw["recursive"])
+                        cursor = await waiter.latest_cursor()
                         await self.save_cursor(cursor)
                         self.log.info("Watching Dropbox %s from the latest cursor", path or "/")
                     await waiter.honour_pending_backoff()
