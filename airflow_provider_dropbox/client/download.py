@@ -1,18 +1,28 @@
-"""Verified, atomic, resumable downloads, in parallel ``Range`` parts for large files.
+"""Verified, atomic, resumable downloads; ranged parallel parts only when one stream is slow.
 
 The bytes go to ``.<name>.dropbox-part-<random>`` in the destination folder (same filesystem, so the final
 ``os.replace`` is atomic), are checked against the size and ``content_hash`` from ``Dropbox-API-Result``,
 fsynced, then renamed over the target. Any failure removes the temp file and leaves the old target untouched.
 
-Hashing costs no extra pass: parts start on 4 MiB boundaries, each part hashes its own blocks as they arrive
-(hashlib releases the GIL, so parts hash in parallel), and the block digests are joined in file order at the
-end. A connection that drops mid-body resumes with ``Range`` from the last byte written, as long as every
-answer still reports the same ``rev``; if the file changed on Dropbox the download starts over."""
+Every download starts as one stream of the whole file. With ``parallelism > 1`` the client measures that
+stream over its first bytes; if it is slow (a per-connection limit, a long round trip), the rest of the file
+is split into ``Range`` parts fetched by parallel connections while the first stream finishes its own part.
+A fast stream is left alone: there, extra connections only add CPU work (rclone's multi-thread cutoff idea,
+decided by measured speed instead of size alone).
+
+The body is read with ``readinto`` into a few reused buffers (no allocation per piece, so memory stays flat),
+hashed as it arrives (parts start on 4 MiB boundaries and hash their own blocks; the block digests are joined
+at the end, so there is no second pass), and, when the file will be fsynced, handed to the kernel's writeback
+as it is written so the final fsync has little left to do. A connection that drops mid-body resumes with
+``Range`` from the last byte written, as long as every answer still reports the same ``rev``; if the file
+changed on Dropbox the download starts over."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import http.client
 import json
 import logging
 import os
@@ -20,7 +30,8 @@ import queue
 import secrets
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,15 +54,27 @@ log = logging.getLogger(__name__)
 
 ROUTE = "files/download"
 MiB = 1024 * 1024
-FIRST_PART = 8 * MiB
-"""Size of the first ranged request when downloading in parallel; smaller files need only that request."""
 MIN_PART = 8 * MiB
-MAX_PART = 64 * MiB
-"""Parallel part size is total / (2 x parallelism), rounded up to 4 MiB and clamped to these bounds: two parts
-per thread balance the tail, and 64 MiB parts keep per-request latency a small share of the transfer time."""
-READ_CHUNK = 1 * MiB
-MAX_RESTARTS = 2
+MAX_PART = 32 * MiB
+"""Parallel part size is remaining / (2 x parallelism), rounded up to 4 MiB and clamped to these bounds: two
+parts per thread balance the tail; 32 MiB was the best cap in the part-size sweep (BENCHMARKS.md)."""
+READ_CHUNK = 256 * 1024
+"""Size of each ``readinto``: big enough that per-piece Python work is noise, small enough that the buffers of
+eight streams stay around 2 MiB."""
+PIPE_DEPTH = 8
+"""Buffers in flight between a single stream and its hashing thread (memory: PIPE_DEPTH x READ_CHUNK)."""
 PIPE_MIN = 8 * MiB
+"""A hashing thread pays off only when there is a lot to hash."""
+PROBE_BYTES = 4 * MiB
+PROBE_SECONDS = 0.15
+"""The first stream is measured until it has PROBE_BYTES or has run PROBE_SECONDS, whichever comes first."""
+FAST_STREAM = 128 * MiB
+"""Bytes/s at or above which one stream is left alone: splitting would only add CPU and round trips."""
+MIN_SPLIT = 2 * MIN_PART
+"""Never split when less than this is left: the extra requests cannot pay for themselves."""
+WRITE_BEHIND = 32 * MiB
+"""When the file will be fsynced, start the kernel's writeback every WRITE_BEHIND bytes a stream writes."""
+MAX_RESTARTS = 2
 TEMP_MARKER = ".dropbox-part-"
 
 
@@ -67,47 +90,116 @@ class _ShortBody(ConnectionError):
     """The server closed the body early; retryable like any dropped connection (resumes from what we have)."""
 
 
+def _writeback_starter() -> Callable[[int, int, int], None] | None:
+    """``sync_file_range(fd, offset, n, SYNC_FILE_RANGE_WRITE)`` from libc: it queues the range for writing
+    without waiting, so the disk works while the network does. None where it does not exist (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    func.restype = ctypes.c_int
+
+    def start(fd: int, offset: int, length: int) -> None:
+        func(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; failures only mean the final fsync does it all
+
+    return start
+
+
+start_writeback = _writeback_starter()
+
+
+class _Body:
+    """Reads a response body into caller buffers.
+
+    The fast path reads from the ``http.client`` response under requests/urllib3 with ``readinto``: no bytes
+    object per piece and no copy between buffers (the per-piece allocation is what made memory grow with
+    the number of streams). Any content encoding, or an unexpected urllib3 layout, uses ``iter_content``."""
+
+    def __init__(self, resp: requests.Response) -> None:
+        self.resp = resp
+        fp = getattr(resp.raw, "_fp", None)
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        self.fp = fp if isinstance(fp, http.client.HTTPResponse) and encoding in ("", "identity") else None
+        self.pieces = None if self.fp is not None else resp.iter_content(READ_CHUNK)
+        self.left = memoryview(b"")
+
+    def readinto(self, buf: memoryview) -> int:
+        """Bytes read into ``buf`` (0 at the end of the body); a broken connection raises retryable errors."""
+        if self.fp is not None:
+            try:
+                return self.fp.readinto(buf)
+            except TimeoutError as exc:
+                raise requests.exceptions.ReadTimeout(f"reading the body: {exc}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise _ShortBody(f"reading the body: {type(exc).__name__}: {exc}") from exc
+        if not self.left:
+            assert self.pieces is not None
+            self.left = memoryview(next(self.pieces, b""))
+        n = min(len(buf), len(self.left))
+        buf[:n] = self.left[:n]
+        self.left = self.left[n:]
+        return n
+
+    def done(self) -> None:
+        """The body was read to its end: give the connection back to the pool for the next request."""
+        if self.fp is not None and not self.fp.isclosed() and self.fp.length == 0:
+            self.fp.read()  # an empty body is never read, so http.client has not marked it finished yet
+        if self.fp is not None and self.fp.isclosed():
+            release = getattr(self.resp.raw, "release_conn", None)
+            if callable(release):
+                release()
+
+
 class _HashPipe:
-    """Hashes in a helper thread so a single-stream download receives, writes and hashes at the same time.
+    """Hashes on a helper thread so a single stream receives, writes and hashes at the same time.
 
-    At most ``depth`` chunks wait in the queue, so memory stays bounded (depth x READ_CHUNK).
-    """
+    ``PIPE_DEPTH`` buffers circulate between the receiver and the hasher; the receiver waits for a free one
+    when hashing falls behind, so memory is fixed (PIPE_DEPTH x READ_CHUNK) whatever the file size."""
 
-    def __init__(self, hasher: ContentHasher, depth: int = 8) -> None:
+    def __init__(self, hasher: ContentHasher, depth: int = PIPE_DEPTH) -> None:
         self._hasher = hasher
-        self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=depth)
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for _ in range(depth):
+            self._free.put(bytearray(READ_CHUNK))
+        self._work: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="dropbox-download-hash", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            self._hasher.update(item)
+        while (item := self._work.get()) is not None:
+            buf, n = item
+            self._hasher.update(memoryview(buf)[:n])
+            self._free.put(buf)
 
-    def update(self, data: memoryview) -> None:
-        self._queue.put(data)
+    def buffer(self) -> bytearray:
+        return self._free.get()
+
+    def give_back(self, buf: bytearray) -> None:
+        self._free.put(buf)
+
+    def submit(self, buf: bytearray, n: int) -> None:
+        self._work.put((buf, n))
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._work.put(None)
             self._thread.join()
 
 
 @dataclass
 class _Part:
     start: int
-    end: int  # exclusive
+    end: int  # exclusive; the first stream's end shrinks when the rest is split off
     pos: int = 0
     hasher: ContentHasher = field(default_factory=ContentHasher)
     pipe: _HashPipe | None = None
+    flushed: int = 0  # bytes from start already handed to writeback
 
     def __post_init__(self) -> None:
         self.pos = self.start
-
-    def feed(self, data: memoryview) -> None:
-        if self.pipe is not None:
-            self.pipe.update(data)
-        else:
-            self.hasher.update(data)
+        self.flushed = self.start
 
     def digests(self) -> list[bytes]:
         if self.pipe is not None:
@@ -172,6 +264,13 @@ class _Download:
         self.rev: str | None = None
         self.fd = -1
         self.cancel = threading.Event()
+        self.size = 0
+        self.parts: list[_Part] = []
+        self.pool: ThreadPoolExecutor | None = None
+        self.futures: list[Future[None]] = []
+        self.todo: list[_Part] = []
+        self.todo_lock = threading.Lock()
+        self.probe_at: float | None = None  # monotonic time the first body started; None once decided
 
     def open(self, byte_range: tuple[int, int | None] | None) -> tuple[requests.Response, dict[str, Any]]:
         resp = self.client.download_response(ROUTE, self.arg, byte_range=byte_range, path=self.remote)
@@ -205,12 +304,8 @@ class _Download:
             path=str(self.dest),
         )
 
-    def _open_retrying(
-        self, byte_range: tuple[int, int | None] | None
-    ) -> tuple[requests.Response, dict[str, Any]]:
-        opened: tuple[requests.Response, dict[str, Any]] = self.client.call(
-            ROUTE, lambda: self.open(byte_range)
-        )
+    def _open_retrying(self) -> tuple[requests.Response, dict[str, Any]]:
+        opened: tuple[requests.Response, dict[str, Any]] = self.client.call(ROUTE, lambda: self.open(None))
         return opened
 
     def fill(self, part: _Part, resp: requests.Response) -> None:
@@ -220,35 +315,98 @@ class _Download:
             raise DropboxApiError(
                 f"Dropbox sent bytes from {offset}, but {part.pos} was requested", route=ROUTE, status=206
             )
-        for chunk in resp.iter_content(READ_CHUNK):
+        body = _Body(resp)
+        pipe = part.pipe
+        own = None if pipe is not None else bytearray(READ_CHUNK)
+        while part.pos < part.end:
             if self.cancel.is_set():
                 raise _Cancelled()
-            if offset + len(chunk) <= part.pos:  # bytes before what we need (server ignored Range)
-                offset += len(chunk)
-                continue
-            view = memoryview(chunk)[max(0, part.pos - offset) :]
-            offset += len(chunk)
-            view = view[: part.end - part.pos]
-            written = 0
+            buf = own if own is not None else pipe.buffer()  # type: ignore[union-attr]
+            submitted = False
             try:
-                while written < len(view):
-                    written += os.pwrite(self.fd, view[written:], part.pos + written)
-            except OSError as exc:
-                raise self.write_error(exc) from exc
-            part.feed(view)
-            part.pos += len(view)
-            self.progress.add(len(view))
-            if part.pos >= part.end:
-                return
+                view = memoryview(buf)
+                if offset < part.pos:  # bytes before what we need (the server ignored Range): skip them
+                    n = body.readinto(view[: min(len(view), part.pos - offset)])
+                    if not n:
+                        break
+                    offset += n
+                    continue
+                n = body.readinto(view[: min(len(view), part.end - part.pos)])
+                if not n:
+                    break
+                offset += n
+                written = 0
+                try:
+                    while written < n:
+                        written += os.pwrite(self.fd, view[written:n], part.pos + written)
+                except OSError as exc:
+                    raise self.write_error(exc) from exc
+                if pipe is not None:
+                    pipe.submit(buf, n)
+                    submitted = True
+                else:
+                    part.hasher.update(view[:n])
+            finally:
+                if pipe is not None and not submitted:
+                    pipe.give_back(buf)
+            part.pos += n
+            self.progress.add(n)
+            if self.fsync and start_writeback is not None and part.pos - part.flushed >= WRITE_BEHIND:
+                start_writeback(self.fd, part.flushed, part.pos - part.flushed)
+                part.flushed = part.pos
+            if self.probe_at is not None:
+                self._maybe_split(part)
         if part.pos < part.end:
             raise _ShortBody(f"body ended at byte {part.pos} of part ending at {part.end}")
+        body.done()
+
+    def _maybe_split(self, first: _Part) -> None:
+        """Called as the first stream makes progress: once measured, leave it alone or split off the rest."""
+        assert self.probe_at is not None
+        elapsed = time.monotonic() - self.probe_at
+        if first.pos < PROBE_BYTES and elapsed < PROBE_SECONDS:
+            return
+        self.probe_at = None
+        rate = first.pos / max(elapsed, 1e-6)
+        left = self.size - first.pos
+        if rate >= FAST_STREAM or left < MIN_SPLIT:
+            log.debug(
+                "Dropbox download of %s: one stream at %.0f MiB/s, not splitting", self.remote, rate / MiB
+            )
+            return
+        step = part_size_for(left, self.parallelism)
+        boundary = min(self.size, -(-first.pos // BLOCK_SIZE) * BLOCK_SIZE + step)
+        if self.size - boundary < MIN_PART:
+            return
+        first.end = boundary
+        self.todo = [_Part(s, min(s + step, self.size)) for s in range(boundary, self.size, step)]
+        self.parts += self.todo
+        self.todo.reverse()  # popped from the end: in file order
+        log.debug(
+            "Dropbox download of %s: one stream at %.0f MiB/s, fetching the rest in %d parts",
+            self.remote,
+            rate / MiB,
+            len(self.todo),
+        )
+        workers = min(self.parallelism - 1, len(self.todo))
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dropbox-download")
+        self.futures = [self.pool.submit(self._work_guarded) for _ in range(workers)]
+
+    def _next(self) -> _Part | None:
+        with self.todo_lock:
+            return self.todo.pop() if self.todo and not self.cancel.is_set() else None
+
+    def _work(self) -> None:
+        """A part thread: fetch parts in file order until none is left."""
+        while (part := self._next()) is not None:
+            self.fetch(part)
 
     def fetch(self, part: _Part, first: requests.Response | None = None) -> None:
         """Complete ``part``, retrying and resuming with Range from what is already written."""
         pending = [first] if first is not None else []
 
         def attempt() -> None:
-            if part.pos >= part.end:
+            if part.pos >= part.end and not pending:  # (an empty file still reads its empty body)
                 return
             resp = pending.pop() if pending else self.open((part.pos, part.end - 1))[0]
             try:
@@ -263,17 +421,10 @@ class _Download:
                 resp.close()
 
     def run(self) -> dict[str, Any]:
-        ranged = self.parallelism > 1
-        try:
-            resp, meta = self._open_retrying((0, FIRST_PART - 1) if ranged else None)
-        except DropboxApiError as exc:
-            if exc.status != 416:
-                raise
-            # An empty file has no satisfiable range; ask again for the whole (empty) body.
-            resp, meta = self._open_retrying(None)
+        resp, meta = self._open_retrying()
         try:
             self.rev = meta.get("rev")
-            size = int(meta["size"])
+            self.size = size = int(meta["size"])
             self.progress.total = size
             try:
                 self.dest.parent.mkdir(parents=True, exist_ok=True)
@@ -326,40 +477,38 @@ class _Download:
                     os.unlink(tmp)
 
     def _transfer(self, first: requests.Response, size: int) -> list[_Part]:
-        if first.status_code != 206 or size <= FIRST_PART or self.parallelism == 1:
-            # Sequential: the first answer carries the whole file (or the whole file fits its range).
-            whole = _Part(0, size)
-            if size > PIPE_MIN:  # a helper thread pays off only when there is a lot to hash
-                whole.pipe = _HashPipe(whole.hasher)
-            try:
-                self.fetch(whole, first)
-            finally:
-                if whole.pipe is not None:
-                    whole.pipe.close()
-            return [whole]
+        """One stream for the whole file; ``_maybe_split`` may hand the rest to part threads on the way."""
+        whole = _Part(0, size)
+        self.parts = [whole]
+        if size > PIPE_MIN:
+            whole.pipe = _HashPipe(whole.hasher)
+        if self.parallelism > 1 and size >= MIN_SPLIT + PROBE_BYTES:
+            self.probe_at = time.monotonic()
+        error: BaseException | None = None
         try:
-            os.ftruncate(self.fd, size)
-        except OSError as exc:
-            raise self.write_error(exc) from exc
-        step = part_size_for(size - FIRST_PART, self.parallelism)
-        parts = [_Part(0, FIRST_PART)]
-        parts += [_Part(s, min(s + step, size)) for s in range(FIRST_PART, size, step)]
-        with ThreadPoolExecutor(
-            max_workers=min(self.parallelism, len(parts)), thread_name_prefix="dropbox-download"
-        ) as pool:
-            futures = [pool.submit(self.fetch, parts[0], first)]
-            futures += [pool.submit(self.fetch, p) for p in parts[1:]]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                self.cancel.set()
-                for f in futures:
-                    f.cancel()
-                wait(futures)
-                errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
-                real = [e for e in errors if not isinstance(e, _Cancelled)]
-                raise (real or errors)[0]  # type: ignore[misc]
-        return parts
+            self.fetch(whole, first)
+            if self.pool is not None:
+                self._work()  # this thread helps with the parts once its own is done
+        except BaseException as exc:
+            error = exc
+            self.cancel.set()
+        finally:
+            if whole.pipe is not None:
+                whole.pipe.close()
+            if self.pool is not None:
+                wait(self.futures)
+                self.pool.shutdown()
+        failures = [e for e in [error, *(f.exception() for f in self.futures)] if e is not None]
+        if failures:  # the first real failure, not the _Cancelled it caused in the other threads
+            raise next((e for e in failures if not isinstance(e, _Cancelled)), failures[0])
+        return self.parts
+
+    def _work_guarded(self) -> None:
+        try:
+            self._work()
+        except BaseException:
+            self.cancel.set()
+            raise
 
     def _verify(self, parts: list[_Part], size: int, meta: dict[str, Any]) -> None:
         got = sum(p.pos - p.start for p in parts)
