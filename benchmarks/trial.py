@@ -226,8 +226,36 @@ class Raw:
 # ---------------------------------------------------------------------------------------------- trials
 
 
+def _record_timeline(client: Any) -> list[tuple[str, str, float, float]]:
+    """Wrap the client's upload requests and chunk hashing to record (thread, what, start, end), seconds from
+    the first event: where a parallel upload's wall time goes (diagnostic, ``timeline`` tasks only)."""
+    from airflow_provider_dropbox.client import upload
+
+    events: list[tuple[str, str, float, float]] = []
+    send, hash_ = client.upload_call, upload._LocalFile.request_hash
+
+    def timed(what: str, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            events.append((threading.current_thread().name, what, t0, time.perf_counter()))
+
+    def upload_call(route: str, arg: Any, body: Any, **kw: Any) -> Any:
+        at = arg.get("cursor", {}).get("offset", 0) if isinstance(arg, dict) else 0
+        return timed(f"{route.rsplit('/', 1)[-1]} @{at // MiB}M", send, route, arg, body, **kw)
+
+    def request_hash(self: Any, offset: int, length: int, workers: int = 1) -> str:
+        return str(timed(f"hash @{offset // MiB}M", hash_, self, offset, length, workers))
+
+    client.upload_call = upload_call
+    upload._LocalFile.request_hash = request_hash  # type: ignore[method-assign]
+    return events
+
+
 def client_upload(task: dict[str, Any]) -> dict[str, Any]:
     client = make_client(task)
+    events = _record_timeline(client) if task.get("timeline") else None
     with Meter() as m:
         meta = client.upload_file(
             task["local"],
@@ -240,7 +268,10 @@ def client_upload(task: dict[str, Any]) -> dict[str, Any]:
         )
     client.delete(task["remote"])
     client.close()
-    return _result(m, int(meta["size"]))
+    extra: dict[str, Any] = {}
+    if events is not None:
+        extra["timeline"] = [(who, what, round(a - m.t0, 4), round(b - m.t0, 4)) for who, what, a, b in events]
+    return _result(m, int(meta["size"]), **extra)
 
 
 def raw_upload(task: dict[str, Any]) -> dict[str, Any]:
