@@ -270,7 +270,8 @@ def client_upload(task: dict[str, Any]) -> dict[str, Any]:
     client.close()
     extra: dict[str, Any] = {}
     if events is not None:
-        extra["timeline"] = [(who, what, round(a - m.t0, 4), round(b - m.t0, 4)) for who, what, a, b in events]
+        t0 = m.t0
+        extra["timeline"] = [(who, what, round(a - t0, 4), round(b - t0, 4)) for who, what, a, b in events]
     return _result(m, int(meta["size"]), **extra)
 
 
