@@ -343,7 +343,10 @@ class Store:
                         data["is_restorable"] = kept or data["rev"] in self.by_rev
                     entries.append(data)
             if node is not None and node.rev not in seen:  # a tree from before histories were kept
-                entries.insert(0, node.metadata(tagged=False))
+                current = node.metadata(tagged=False)
+                if restorable:
+                    current["is_restorable"] = True
+                entries.insert(0, current)
             if before_rev is not None:
                 index = next((i for i, e in enumerate(entries) if e["rev"] == before_rev), None)
                 if index is None:

@@ -4,6 +4,7 @@ and copy; ``rev:`` downloads of old revisions; the exact ``Date`` header a clien
 from __future__ import annotations
 
 import re
+import sqlite3
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,25 @@ def test_date_header_is_exact_and_single(api: Api, root: str) -> None:
 def test_bad_arguments_are_400(api: Api, arg: Any) -> None:
     r = api.rpc(ROUTE, arg)
     assert r.status_code == 400
+
+
+def test_data_dir_from_before_histories_still_answers(tmp_path: Path) -> None:
+    """A data dir written by an emulator without revision history (no rows): the current file is listed."""
+    data_dir = tmp_path / "data"
+    emu = start_emulator(data_dir)
+    try:
+        api = Api(emu)
+        up = api.upload("/old.txt", b"old")
+        token = api.token
+    finally:
+        emu.stop()
+    with sqlite3.connect(data_dir / "emulator.sqlite3") as db:
+        db.execute("DROP TABLE revisions")
+    emu = start_emulator(data_dir)
+    try:
+        api = Api(emu, token=token)
+        res = revs(api, "/old.txt", include_restorable_info=True)
+        assert res["is_deleted"] is False
+        assert res["entries"] == [{**up, "is_restorable": True}]
+    finally:
+        emu.stop()
