@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_dropbox.sync import DestinationError, engine, mirror
+from airflow_provider_dropbox.sync import DestinationError, durable, engine, mirror
 from airflow_provider_dropbox.sync import apply as apply_mod
 from airflow_provider_dropbox.sync.durable import fsync_path, make_durable
 from airflow_provider_dropbox.sync.state import MirrorState, load_state
@@ -116,14 +116,70 @@ def test_fsync_path_skips_what_is_no_longer_a_plain_file(tmp_path: Path) -> None
     fsync_path(str(tmp_path / "fifo"))  # replaced by a FIFO: does not block
 
 
-def test_make_durable_names_the_path_it_could_not_sync(tmp_path: Path) -> None:
-    bad = str(tmp_path / ("x" * 300))  # ENAMETOOLONG: a real error that is not "gone"
-    files = [str(tmp_path / f"f{i}") for i in range(6)]
+def _files(tmp_path: Path, n: int = 6) -> list[str]:
+    files = [str(tmp_path / f"f{i}") for i in range(n)]
     for f in files:
         Path(f).write_bytes(b"x")
+    return files
+
+
+def test_fsync_fallback_names_the_path_it_could_not_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(durable, "_syncfs", lambda: None)  # not Linux: fsync each file, then the folders
+    synced: list[str] = []
+    real = durable.fsync_path
+
+    def counting(path: str, *, is_dir: bool = False) -> None:
+        real(path, is_dir=is_dir)
+        synced.append(path)
+
+    monkeypatch.setattr(durable, "fsync_path", counting)
+    files = _files(tmp_path)
     make_durable(files, [str(tmp_path)], 4)
-    with pytest.raises(DestinationError, match=r"fsync of .*xxxx.* failed.*state was not written"):
+    assert sorted(synced) == sorted([*files, str(tmp_path)])
+    bad = str(tmp_path / ("x" * 300))  # ENAMETOOLONG: a real error that is not "gone"
+    with pytest.raises(DestinationError, match=r"sync of .*xxxx.* failed.*state was not written"):
         make_durable([*files, bad], [], 4)
+
+
+@pytest.mark.skipif(durable._syncfs() is None, reason="syncfs is Linux-only")
+def test_syncfs_once_per_file_system_and_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import errno
+
+    real = durable._syncfs()
+    assert real is not None
+    calls: list[int] = []
+
+    def counting(fd: int) -> int:
+        calls.append(os.fstat(fd).st_dev)
+        return real(fd)
+
+    monkeypatch.setattr(durable, "_syncfs", lambda: counting)
+    (tmp_path / "sub").mkdir()
+    files = _files(tmp_path) + _files(tmp_path / "sub")
+    make_durable(files, [str(tmp_path), str(tmp_path / "sub")], 4)
+    assert calls == [os.stat(tmp_path).st_dev]  # one file system: one call for the whole batch
+
+    def failing(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(durable, "_syncfs", lambda: failing)
+    with pytest.raises(DestinationError, match=r"sync of .* failed \(Input/output error\).*not written"):
+        make_durable(files, [], 4)
+
+    fsynced: list[str] = []
+
+    def no_syncfs(fd: int) -> int:
+        ctypes.set_errno(errno.ENOSYS)
+        return -1
+
+    monkeypatch.setattr(durable, "_syncfs", lambda: no_syncfs)
+    monkeypatch.setattr(durable, "fsync_path", lambda p, is_dir=False: fsynced.append(p))
+    make_durable(files, [str(tmp_path)], 4)
+    assert sorted(fsynced) == sorted([*files, str(tmp_path)])  # old kernel: falls back to fsync
 
 
 def test_a_client_without_the_fsync_argument_still_works(tmp_path: Path) -> None:
