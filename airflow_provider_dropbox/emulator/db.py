@@ -23,7 +23,7 @@ _TABLES = (
     ("journal", "seq INTEGER PRIMARY KEY, op TEXT, display TEXT"),
     ("kv", "tbl TEXT, key TEXT, data TEXT, PRIMARY KEY (tbl, key)"),
     # One row per file revision ("u", data = its FileMetadata) or file removal ("d", data = {"ts": ...}) at a
-    # path; ``kept`` = the revision's bytes are hard-linked under revblobs/<seq>.
+    # path; ``kept`` = the revision's bytes are hard-linked under revblobs/<rev>.
     ("revisions", "seq INTEGER PRIMARY KEY, key TEXT, fid TEXT, op TEXT, rev TEXT, kept INTEGER, data TEXT"),
 )
 _INDEXES = ("CREATE INDEX IF NOT EXISTS revisions_key ON revisions (key, seq)",)
@@ -90,20 +90,20 @@ class Db:
 
     # ---------------------------------------------------------------- revision history
 
-    def add_revision(self, key: str, fid: str, op: str, rev: str, data: dict[str, Any]) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO revisions (key, fid, op, rev, kept, data) VALUES (?, ?, ?, ?, 0, ?)",
-            (key, fid, op, rev, json.dumps(data)),
+    def add_revision(
+        self, key: str, fid: str, op: str, rev: str, data: dict[str, Any], kept: bool = False
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO revisions (key, fid, op, rev, kept, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (key, fid, op, rev, int(kept), json.dumps(data)),
         )
-        seq = cur.lastrowid
-        assert seq is not None
-        return seq
 
     def set_kept(self, seq: int, kept: bool) -> None:
         self.conn.execute("UPDATE revisions SET kept=? WHERE seq=?", (int(kept), seq))
 
-    def drop_revision(self, seq: int) -> None:
-        self.conn.execute("DELETE FROM revisions WHERE seq=?", (seq,))
+    def drop_history(self, key: str, seq: int) -> None:
+        """Forget the row ``seq`` and every older row at ``key``."""
+        self.conn.execute("DELETE FROM revisions WHERE key=? AND seq<=?", (key, seq))
 
     @staticmethod
     def _rows(cur: sqlite3.Cursor) -> list[RevRow]:
@@ -123,19 +123,19 @@ class Db:
         )
         return self._rows(cur)
 
-    def history_index(self, key: str) -> list[tuple[int, str, str, bool]]:
-        """(seq, fid, op, kept) at one path, newest first, without decoding the metadata."""
-        sql = "SELECT seq, fid, op, kept FROM revisions WHERE key=? ORDER BY seq DESC"
-        cur = self.conn.execute(sql, (key,))
-        return [(seq, fid, op, bool(kept)) for seq, fid, op, kept in cur]
+    def older_revisions(self, key: str, skip: int) -> list[tuple[int, str, bool]]:
+        """(seq, rev, kept) of the revisions at ``key`` after the ``skip`` newest, newest first."""
+        sql = (
+            "SELECT seq, rev, kept FROM revisions WHERE key=? AND op='u' ORDER BY seq DESC LIMIT -1 OFFSET ?"
+        )
+        return [(seq, rev, bool(kept)) for seq, rev, kept in self.conn.execute(sql, (key, skip))]
 
-    def kept_revision(self, rev: str) -> tuple[int, dict[str, Any]] | None:
-        """The newest row of ``rev`` whose bytes are kept (a scan: old-rev downloads are rare)."""
+    def kept_revision(self, rev: str) -> dict[str, Any] | None:
+        """The metadata of ``rev`` if its bytes are kept (a scan: old-rev downloads are rare)."""
         row = self.conn.execute(
-            "SELECT seq, data FROM revisions WHERE rev=? AND op='u' AND kept=1 ORDER BY seq DESC LIMIT 1",
-            (rev,),
+            "SELECT data FROM revisions WHERE rev=? AND op='u' AND kept=1 ORDER BY seq DESC LIMIT 1", (rev,)
         ).fetchone()
-        return None if row is None else (int(row[0]), json.loads(row[1]))
+        return None if row is None else dict(json.loads(row[0]))
 
-    def kept_seqs(self) -> set[int]:
-        return {seq for (seq,) in self.conn.execute("SELECT seq FROM revisions WHERE kept=1")}
+    def kept_revs(self) -> set[str]:
+        return {rev for (rev,) in self.conn.execute("SELECT rev FROM revisions WHERE kept=1")}

@@ -98,7 +98,7 @@ class Store:
         for p in self.blob_dir.iterdir():
             if p.name not in self.blob_refs:
                 p.unlink(missing_ok=True)
-        kept = {str(seq) for seq in self.db.kept_seqs()}
+        kept = self.db.kept_revs()
         for p in self.rev_dir.iterdir():
             if p.name not in kept:
                 p.unlink(missing_ok=True)
@@ -181,25 +181,30 @@ class Store:
             self.db.add_revision(node.key, node.id, "d", "", {"ts": now_ts()})
 
     def _record_revision(self, node: Node) -> None:
-        """A new revision at ``node.key``: a history row, its bytes linked if small, old rows pruned."""
-        seq = self.db.add_revision(node.key, node.id, "u", node.rev, node.metadata(tagged=False))
+        """A new revision at ``node.key``: a history row, its bytes linked if small, old rows pruned.
+
+        Every revision row has its own rev (identical re-uploads make none; copies and moves make new ones),
+        so kept bytes are ``revblobs/<rev>``. The pruning query returns no row until a path has more than
+        ``KEEP_CONTENT_PER_PATH`` revisions, so a typical write pays one insert and one empty select.
+        """
+        kept = False
         if node.size <= KEEP_CONTENT_MAX_BYTES:
             try:
-                os.link(self.blob_dir / node.blob, self.rev_dir / str(seq))
-                self.db.set_kept(seq, True)
+                os.link(self.blob_dir / node.blob, self.rev_dir / node.rev)
+                kept = True
             except OSError:
                 pass  # no hard links here: the history is listed, old bytes are not kept
-        revisions = 0
-        for row_seq, _fid, op, kept in self.db.history_index(node.key):
-            revisions += op == "u"
-            if revisions > MAX_REVISIONS_PER_PATH:
-                self.db.drop_revision(row_seq)
-            elif kept and revisions > KEEP_CONTENT_PER_PATH:
+        self.db.add_revision(node.key, node.id, "u", node.rev, node.metadata(tagged=False), kept)
+        older = self.db.older_revisions(node.key, KEEP_CONTENT_PER_PATH)
+        for position, (row_seq, rev, row_kept) in enumerate(older, start=KEEP_CONTENT_PER_PATH):
+            if position >= MAX_REVISIONS_PER_PATH:
+                self.db.drop_history(node.key, row_seq)  # this row and everything older at the path
+            elif row_kept:
                 self.db.set_kept(row_seq, False)
-            else:
-                continue
-            if kept:
-                self._rev_garbage.append(self.rev_dir / str(row_seq))
+            if row_kept:
+                self._rev_garbage.append(self.rev_dir / rev)
+            if position >= MAX_REVISIONS_PER_PATH:
+                break
 
     def _log(self, op: str, display: str) -> None:
         self.journal.append((op, display))
@@ -301,13 +306,12 @@ class Store:
         """Metadata plus an open fd of its blob, taken under the lock so no overwrite unlinks it first."""
         with self.lock:
             if path.startswith("rev:") and path[4:] not in self.by_rev:
-                found = self.db.kept_revision(path[4:])
-                if found is not None:
-                    seq, md = found
+                md = self.db.kept_revision(path[4:])
+                if md is not None:
                     fields = ("id", "rev", "size", "content_hash", "client_modified", "server_modified")
                     old = Node(kind="file", display=md["path_display"], **{f: md[f] for f in fields})
                     try:
-                        return old, os.open(self.rev_dir / str(seq), os.O_RDONLY)
+                        return old, os.open(self.rev_dir / old.rev, os.O_RDONLY)
                     except FileNotFoundError:
                         raise LookupFail(tag("not_found")) from None
             node = self.lookup(path)
