@@ -54,11 +54,12 @@ class DropboxChangeSensor(BaseSensorOperator):
     """
     Wait for files under a Dropbox folder to be added, modified or deleted; return what changed.
 
-    The result (XCom ``return_value``) is ``{"path", "changes": [{path, kind, type, rev, size,
+    The result (XCom ``return_value``) is ``{"path", "changes": [{path, kind, kind_exact, type, rev, size,
     content_hash, ...}], "count", "cursor", "reset"}``; the new cursor is also pushed as XCom
-    ``dropbox_cursor`` (``{"cursor", "watch"}``), and the next run of the same task continues from it
-    when it watches the same folder, so every change is reported once across DAG runs (at least once if
-    a run fails after the sensor succeeded).
+    ``dropbox_cursor`` (``{"cursor", "watch", "cursor_time", "cursor_paths"}``: the last two tell added from
+    modified relative to the cursor, see ``triggers/changes.py``), and the next run of the same task
+    continues from it when it watches the same folder, so every change is reported once across DAG runs (at
+    least once if a run fails after the sensor succeeded).
 
     Where the cursor comes from: ``cursor`` when given (templated); else the ``dropbox_cursor`` XCom of
     the latest earlier successful run of this task; else, on the very first run, ``start_from="latest"``
@@ -82,7 +83,9 @@ class DropboxChangeSensor(BaseSensorOperator):
     :param recursive: Watch subfolders too (default True).
     :param file_pattern: fnmatch glob on the path relative to ``path`` or on the name, case-insensitive;
         changes that don't match are skipped (the sensor keeps waiting). Templated.
-    :param kinds: Which changes count: any of ``added``, ``modified``, ``deleted`` (default all).
+    :param kinds: Which changes count: any of ``added``, ``modified``, ``deleted`` (default all). Added vs
+        modified is relative to the cursor; with only one of them a changed file may cost a
+        ``files/list_revisions`` call, and a file whose kind cannot be told (``kind_exact`` False) passes.
     :param include_folders: Report folder entries too (default: files and deletions only).
     :param start_from: First-run cursor: ``latest`` or ``beginning``.
     :param use_previous_cursor: Continue from the previous successful run's cursor (default True).
