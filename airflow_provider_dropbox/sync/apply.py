@@ -19,12 +19,13 @@ import inspect
 import itertools
 import logging
 import os
+import queue
 import stat
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -405,31 +406,33 @@ class Applier:
         stopped = False
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="mirror") as pool:
             running: dict[Future[None], Action] = {}
+            finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion
 
             def submit_next() -> None:
                 a = next(todo, None)
                 if a is not None:
                     fn = self._copy_local if a.op == "copy_local" else self._download
-                    running[pool.submit(fn, a)] = a
+                    fut = pool.submit(fn, a)
+                    running[fut] = a
+                    fut.add_done_callback(finished.put)
 
             for _ in range(width * QUEUED_PER_WORKER):  # enough queued to cover a checkpoint's pause
                 submit_next()
             try:
                 while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        a = running.pop(fut)
-                        try:
-                            fut.result()
-                        except _Stop:
-                            stopped = True
-                        except Exception as exc:
-                            self._fail(a, exc)
-                        if not stopped:
-                            submit_next()
-                        if self.checkpoint is not None and time.monotonic() - last > self.checkpoint_every:
-                            self._checkpoint()
-                            last = time.monotonic()
+                    fut = finished.get()
+                    a = running.pop(fut)
+                    try:
+                        fut.result()
+                    except _Stop:
+                        stopped = True
+                    except Exception as exc:
+                        self._fail(a, exc)
+                    if not stopped:
+                        submit_next()
+                    if self.checkpoint is not None and time.monotonic() - last > self.checkpoint_every:
+                        self._checkpoint()
+                        last = time.monotonic()
             except BaseException:  # e.g. the disk refused an fsync: don't start the queued downloads
                 for fut in running:
                     fut.cancel()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import stat
 import unicodedata
 
 from airflow_provider_dropbox.sync.errors import MirrorConfigError, UnsafePathError
@@ -132,6 +133,18 @@ def safe_local_path(root_real: str, rel: str) -> str:
     if parts[0] == STATE_DIR_NAME:
         raise UnsafePathError(f"refusing to touch {rel!r}: {STATE_DIR_NAME} holds the mirror's own state")
     abs_path = os.path.join(root_real, *parts)
+    # Fast path (one lstat per folder below the root instead of realpath's walk from "/"): if every folder
+    # between the already-real root and the last component is a plain folder, the parent is inside.
+    folder = root_real
+    for part in parts[:-1]:
+        folder = os.path.join(folder, part)
+        try:
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                break  # a symlink (or a file): resolve it below
+        except OSError:
+            break
+    else:
+        return abs_path
     parent_real = os.path.realpath(os.path.dirname(abs_path))
     if not _inside(parent_real, root_real):
         raise UnsafePathError(

@@ -179,6 +179,13 @@ def test_safe_local_path(tmp_path: Path) -> None:
     (tmp_path / "inner").mkdir()
     (tmp_path / "link2").symlink_to(tmp_path / "inner")
     assert safe_local_path(root, "link2/x.txt")  # a link that stays inside is fine
+    (tmp_path / "deep" / "er").mkdir(parents=True)  # plain folders first, then a link out
+    (tmp_path / "deep" / "er" / "out").symlink_to(outside)
+    for escaping in ("deep/er/out/x.txt", "deep/er/out/sub/x.txt", "link/sub/x.txt"):
+        with pytest.raises(UnsafePathError, match="outside the destination"):
+            safe_local_path(root, escaping)
+    assert safe_local_path(root, "deep/er/x.txt") == os.path.join(root, "deep", "er", "x.txt")
+    assert safe_local_path(root, "new/folder/x.txt")  # not created yet: inside
 
 
 def test_normalize_remote_root() -> None:
