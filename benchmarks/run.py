@@ -791,13 +791,13 @@ def suite_wan(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
 
 
 def suite_profile(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
-    """One sampled run each of the client and file_transfer, up and down, at the ``parallel`` setting;
-    the hottest lines of all threads go to the notes (``profile``)."""
+    """One sampled run each of the client and file_transfer, up and down, at the ``parallel`` setting (RTT
+    + window); the hottest lines of all threads go to the notes (``profile``)."""
     p = cfg.parallelism
     emu = emus.get("tls")
     src = make_file(work / "src-prof.bin", cfg.big)
     emu.client.upload_file(src, "/bench/src-prof.bin", mode="overwrite", parallelism=8)
-    emu.latency(cfg.latency_ms)
+    emu.latency(cfg.latency_ms, cfg.window_bytes)  # the parallel suite's path: 50 ms RTT + TCP window
     common = {"local": str(src), "single_request_limit": cfg.single_request_limit, "sample": True}
     local = str(work / "down" / "prof.bin")
     try:
