@@ -230,12 +230,17 @@ class Applier:
         # resolve again right before exposing the file: a symlink may have appeared during the transfer
         self._guard_aside(a)
         target = self._abs(a.path)
-        if os.path.isdir(target) and not os.path.islink(target):
-            raise IsADirectoryError(errno.EISDIR, "a folder is in the way", a.path)
         parent = os.path.dirname(target)
-        if not os.path.isdir(parent):  # removed locally while the remote still has it: recreate
+        # No isdir() checks first: rename(2) itself refuses a folder in the way (a link is replaced, not
+        # followed) and reports a missing parent. Each syscall is a GIL hand-off, which costs more than the
+        # call itself at 8 threads (docs/mirror.md, Transfers), so the common case makes only this one.
+        try:
+            os.replace(tmp, target)
+        except IsADirectoryError:
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way", a.path) from None
+        except FileNotFoundError:  # parent removed locally while the remote still has it: recreate
             os.makedirs(parent, exist_ok=True)
-        os.replace(tmp, target)
+            os.replace(tmp, target)
         st = os.lstat(target)
         rev = (meta or {}).get("rev", a.rev)
         with self._mu:  # one step: a checkpoint that sees the manifest entry also syncs the file
@@ -247,6 +252,7 @@ class Applier:
         self._check_stop()
         self._guard_aside(a)
         tmp = self._tmp()
+        placed = False
         try:
             # the client verifies the content hash and renames into tmp; it also sets the mtime
             try:
@@ -271,8 +277,9 @@ class Applier:
                     )
                 return
             self._place(tmp, a, meta, meta.get("content_hash", a.content_hash))
+            placed = True
         finally:
-            if os.path.lexists(tmp):
+            if not placed and os.path.lexists(tmp):
                 os.unlink(tmp)
         with self._mu:
             self.result.bytes_downloaded += int(meta.get("size", a.size) or 0)
