@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "raw": {"kind": "raw_download"},
+    "raw-again": {"kind": "raw_download"},
     "old-p1": {"parallelism": 1, "commit": "5eab6cf"},
     "old-p8": {"parallelism": 8, "commit": "5eab6cf"},
     "new-p1": {"parallelism": 1},

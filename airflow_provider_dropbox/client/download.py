@@ -90,24 +90,28 @@ class _ShortBody(ConnectionError):
     """The server closed the body early; retryable like any dropped connection (resumes from what we have)."""
 
 
-def _writeback_starter() -> Callable[[int, int, int], None] | None:
-    """``sync_file_range(fd, offset, n, SYNC_FILE_RANGE_WRITE)`` from libc: it queues the range for writing
-    without waiting, so the disk works while the network does. None where it does not exist (not Linux)."""
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range(fd, offset, n, flags)``; None where it does not exist (not Linux)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        func = libc.sync_file_range
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
         return None
     func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     func.restype = ctypes.c_int
-
-    def start(fd: int, offset: int, length: int) -> None:
-        func(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; failures only mean the final fsync does it all
-
-    return start
+    return func
 
 
-start_writeback = _writeback_starter()
+_sync_range = _sync_file_range()
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Queue the range for writing without waiting (SYNC_FILE_RANGE_WRITE), so the disk works while the
+    network does; a failure only means the final fsync does it all."""
+    assert _sync_range is not None
+    _sync_range(fd, offset, length, 2)
+
+
+start_writeback = _start_writeback if _sync_range is not None else None
 
 
 class _Body:
