@@ -10,13 +10,13 @@ The mirror's state folder ``.dropbox-mirror`` is a reserved name at the top leve
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_dropbox.client.folders import exclude_matcher
 from airflow_provider_dropbox.sync.paths import (
     STATE_DIR_NAME,
     collision_key,
@@ -51,23 +51,9 @@ class Layout:
 
 
 def make_exclude(patterns: Sequence[str]) -> Callable[[str], bool]:
-    """Glob excludes matched against the relative path and each of its names (``*.tmp``, ``cache/*``)."""
-    pats = tuple(p.strip("/") for p in patterns if p and p.strip("/"))
-
-    def excluded(rel: str) -> bool:
-        if not pats:
-            return False
-        parts = rel.split("/")
-        for pat in pats:
-            if fnmatch.fnmatchcase(rel, pat) or any(fnmatch.fnmatchcase(p, pat) for p in parts):
-                return True
-            # "dir/*" and "dir" also exclude everything below dir
-            for i in range(1, len(parts)):
-                if fnmatch.fnmatchcase("/".join(parts[:i]), pat):
-                    return True
-        return False
-
-    return excluded
+    """Glob excludes matched against the relative path, its folders and each name (``*.tmp``, ``cache/*``),
+    ignoring case as Dropbox compares names: the same rule as folder uploads' ``exclude``."""
+    return exclude_matcher(patterns)
 
 
 def _sort_key(entry: RemoteEntry) -> tuple[str, bool, str, str]:

@@ -164,6 +164,15 @@ def test_bad_names_and_state_dir_and_excludes() -> None:
     assert "not a valid file name" in reasons[".."] and "not downloadable" in reasons["paper.paper"]
 
 
+def test_excludes_ignore_case_like_dropbox_and_folder_uploads() -> None:
+    # Dropbox names are case-insensitive: "*.TMP" must leave out "x.tmp", and "Cache" the folder "cache".
+    excluded = make_exclude(["*.TMP", "Cache", "docs/*.Bak"])
+    assert excluded("x.tmp") and excluded("A/B/Y.Tmp")
+    assert excluded("cache") and excluded("cache/deep/a.txt") and excluded("sub/CACHE/a")
+    assert excluded("Docs/old.bak") and not excluded("sub/docs/old.bak")
+    assert not excluded("x.tmpl") and not excluded("cachet/a")
+
+
 # -- paths ----------------------------------------------------------------------------------------------
 def test_safe_local_path(tmp_path: Path) -> None:
     root = str(tmp_path.resolve())
