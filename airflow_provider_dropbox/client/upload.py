@@ -151,14 +151,7 @@ class _LocalFile:
 
     def request_hash(self, offset: int, length: int, workers: int = HASH_WORKERS) -> str:
         """content_hash of the bytes [offset, offset+length); remembers block digests for the file hash."""
-        try:
-            digests = parallel_block_digests(self.fd, offset, length, workers)
-        except EOFError as exc:
-            raise LocalPathError(
-                f"The local file '{self.path}' shrank while it was being uploaded; upload it again when it "
-                "is stable",
-                path=str(self.path),
-            ) from exc
+        digests = self._digests(self.fd, offset, length, workers)
         if offset % BLOCK_SIZE == 0:
             with self.lock:
                 for i, digest in enumerate(digests):
@@ -172,12 +165,23 @@ class _LocalFile:
             if all(s in self.digests for s in starts):
                 return combine(self.digests[s] for s in starts)
         if self.fd >= 0:
-            return combine(parallel_block_digests(self.fd, 0, self.size))
+            return combine(self._digests(self.fd, 0, self.size))
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            return combine(parallel_block_digests(fd, 0, self.size))
+            return combine(self._digests(fd, 0, self.size))
         finally:
             os.close(fd)
+
+    def _digests(self, fd: int, offset: int, length: int, workers: int = HASH_WORKERS) -> list[bytes]:
+        """Block digests of a range; a file that shrank under us is the caller's input error, not EOFError."""
+        try:
+            return parallel_block_digests(fd, offset, length, workers)
+        except EOFError as exc:
+            raise LocalPathError(
+                f"The local file '{self.path}' shrank while it was being uploaded; upload it again when it "
+                "is stable",
+                path=str(self.path),
+            ) from exc
 
     def close(self) -> None:
         if self.fd >= 0:
