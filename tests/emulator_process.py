@@ -50,6 +50,7 @@ class EmulatorProcess:
             {
                 "latency_ms": 0,
                 "bandwidth_mbps": None,
+                "window_bytes": None,
                 "rate_limit": 0,
                 "server_error": 0,
                 "lock_contention": 0,

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from airflow_provider_dropbox.client.errors import LocalPathError
+
 BLOCK_SIZE = 4 * 1024 * 1024
 READ_SIZE = 1024 * 1024
 """File reads while hashing: 1 MiB keeps each hashing thread's buffer small."""
@@ -104,9 +106,17 @@ def parallel_block_digests(fd: int, offset: int, length: int, workers: int = HAS
 
 
 def content_hash_file(path: str | os.PathLike[str]) -> str:
-    """Content hash of a whole local file (hashed by a few threads when it is large)."""
+    """Content hash of a whole local file (hashed by a few threads when it is large).
+
+    A file that shrinks while it is read is the caller's input error (``LocalPathError``), not EOFError."""
     fd = os.open(path, os.O_RDONLY)
     try:
         return combine(parallel_block_digests(fd, 0, os.fstat(fd).st_size))
+    except EOFError as exc:
+        raise LocalPathError(
+            f"The local file '{os.fspath(path)}' shrank while it was being hashed; try again when it is "
+            "stable",
+            path=os.fspath(path),
+        ) from exc
     finally:
         os.close(fd)

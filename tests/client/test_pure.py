@@ -70,6 +70,25 @@ def test_official_block_vector_combines() -> None:
     assert combine(blocks) == hashlib.sha256(b"".join(blocks)).hexdigest()
 
 
+def test_content_hash_file_of_a_file_that_shrinks_is_a_local_path_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The size is read once, then the bytes: a file truncated in between ends early. The stat is made to
+    # report one byte more than the file holds, so the real read path hits that end of file.
+    path = tmp_path / "growing.csv"
+    path.write_bytes(b"x" * 1000)
+    real_fstat = os.fstat
+
+    def fstat_one_byte_more(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        return os.stat_result((*st[:6], st.st_size + 1, *st[7:10]))
+
+    monkeypatch.setattr("airflow_provider_dropbox.client.content_hash.os.fstat", fstat_one_byte_more)
+    with pytest.raises(errors.LocalPathError, match="shrank while it was being hashed") as info:
+        content_hash_file(path)
+    assert info.value.path == str(path)
+
+
 def test_block_digests_of_file_ranges_add_up(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"A" * 8388609)
