@@ -14,10 +14,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_CA_BUNDLE_PATH, HTTPAdapter
+from requests.utils import get_environ_proxies
 
 from airflow_provider_dropbox import __version__
 from airflow_provider_dropbox.client import download as _download
@@ -38,6 +40,10 @@ from airflow_provider_dropbox.client.paths import check_remote_path
 from airflow_provider_dropbox.client.progress import ProgressCallback
 from airflow_provider_dropbox.client.retry import RetryPolicy, is_retryable
 
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
+    from requests.sessions import _Settings
+
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
@@ -53,13 +59,100 @@ _UPLOAD_ROUTES = ("files/upload", "files/upload_session/finish", "files/upload_s
 
 
 class _Adapter(HTTPAdapter):
-    """HTTPAdapter with large socket writes; urllib3's own retries stay off (tenacity decides)."""
+    """HTTPAdapter with large socket writes; urllib3's own retries stay off (tenacity decides).
+
+    requests stats the CA bundle (exists, isdir, isdir) on every request; at 8 threads each stat is a GIL
+    hand-off, so a bundle is checked once, when first used, and trusted from then on. A missing bundle is
+    not remembered: requests raises its usual error for it on every attempt."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._bundle_is_dir: dict[str, bool] = {}
+        """CA bundle path -> is a directory; holds only paths seen to exist."""
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
         pool_kwargs.setdefault("blocksize", SEND_BLOCKSIZE)
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+    def _bundle_kind(self, location: str) -> bool | None:
+        """True for a CA directory, False for a file, None when the path does not exist (not cached)."""
+        is_dir = self._bundle_is_dir.get(location)
+        if is_dir is None and os.path.exists(location):
+            is_dir = self._bundle_is_dir[location] = os.path.isdir(location)
+        return is_dir
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        if not isinstance(verify, str):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
+        if self._bundle_kind(verify):
+            pool_kwargs["ca_cert_dir"] = verify
+        else:
+            pool_kwargs["ca_certs"] = verify
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        if verify and cert is None and url[:5].lower() == "https":
+            location = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+            is_dir = self._bundle_kind(location) if location else None
+            if is_dir is not None:  # the same settings requests makes, without its stats
+                conn.cert_reqs = "CERT_REQUIRED"
+                if is_dir:
+                    conn.ca_cert_dir = location
+                else:
+                    conn.ca_certs = location
+                return
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+
+
+class _Session(requests.Session):
+    """A Session that reads the proxy environment once per (scheme, host), not on every request.
+
+    With ``trust_env`` on, requests walks ``os.environ`` twice per request for proxies and looks for a
+    ``~/.netrc`` (whose entry for a Dropbox host would even replace the Bearer token with Basic auth). Here
+    ``trust_env`` is off and the environment's proxies (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY, resolved by
+    requests' own ``get_environ_proxies``) are looked up once per scheme and host and passed explicitly.
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE still apply when no CA bundle is configured, as before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+        self._env_proxies: dict[tuple[str, str], dict[str, str]] = {}
+
+    def env_proxies(self, url: str) -> dict[str, str]:
+        """The environment's proxies for ``url`` (empty when NO_PROXY matches), resolved once per host."""
+        parts = urlsplit(url)
+        key = (parts.scheme.lower(), parts.netloc.lower())
+        found = self._env_proxies.get(key)
+        if found is None:
+            found = self._env_proxies[key] = dict(get_environ_proxies(url))
+        return found
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> _Settings:
+        merged = dict(self.env_proxies(str(url)))
+        if proxies:
+            merged.update(proxies)
+        if verify is True or verify is None:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or verify
+        return super().merge_environment_settings(url, merged, stream, verify, cert)
+
+    def rebuild_proxies(self, prepared_request: Any, proxies: Any) -> dict[str, str]:
+        """On a redirect: the new host's environment proxy, as ``trust_env`` would add it."""
+        url = str(prepared_request.url)
+        scheme = urlsplit(url).scheme
+        env = self.env_proxies(url)
+        merged = dict(proxies or {})
+        proxy = env.get(scheme, env.get("all"))
+        if proxy:
+            merged.setdefault(scheme, proxy)
+        rebuilt: dict[str, str] = super().rebuild_proxies(prepared_request, merged)  # type: ignore[no-untyped-call]
+        return rebuilt
 
 
 def encode_arg(arg: Any) -> str:
@@ -101,7 +194,7 @@ class DropboxClient:
         self.retry = retry_policy or RetryPolicy(deadline=retry_deadline)
         self.commit_lock = threading.Lock()
         """Serialises finish_batch_v2 commits made through this client."""
-        self.session = requests.Session()
+        self.session: requests.Session = _Session()
         self.pool_size = self.parallelism * 2 + 4
         adapter = _Adapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
         self.session.mount("https://", adapter)
