@@ -6,7 +6,8 @@ emulator, every trial in a fresh child process measured by ``benchmarks.trial.Me
 RSS as ``benchmarks.run``). For tuning ``client/download.py``; the goals are judged by ``benchmarks.run``.
 
 Conditions (``--condition``): ``plain`` (loopback HTTP, no latency: the ``throughput`` setting), ``tls50``
-(HTTPS + 50 ms per request: ``parallel``), ``wan`` (HTTPS + 50 ms + 200 Mbit/s per request: ``wan``).
+(HTTPS + 50 ms per request), ``window`` (HTTPS + 50 ms +
+4 MiB TCP window: ``parallel``), ``wan`` (HTTPS + 50 ms + 200 Mbit/s per request: ``wan``).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--condition", choices=("plain", "tls50", "wan"), default="plain")
+    ap.add_argument("--condition", choices=("plain", "tls50", "wan", "window"), default="plain")
     ap.add_argument("--variants", default="raw,old-p1,old-p8,new-p1,new-p8", help="comma-separated")
     ap.add_argument("--out", type=Path)
     ns = ap.parse_args(argv)
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         src.unlink()
         if ns.condition == "tls50":
             emu.proc.set_faults(latency_ms=50)
+        elif ns.condition == "window":
+            emu.proc.set_faults(latency_ms=50, window_bytes=4 * MiB)
         elif ns.condition == "wan":
             emu.proc.set_faults(latency_ms=50, bandwidth_mbps=200)
         local = str(work / "down" / "probe.bin")
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(res)
                 shown = f"{res['seconds']:.2f} s cpu {res.get('cpu_s')} rss {res.get('rss_growth_mib')}"
                 print(f"  #{r + 1} {name}: {shown if 'seconds' in res else res['error'][-300:]}", flush=True)
-        emu.proc.set_faults(latency_ms=0, bandwidth_mbps=None)
+        emu.proc.set_faults(latency_ms=0, bandwidth_mbps=None, window_bytes=None)
     finally:
         emus.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -61,15 +61,18 @@ parts per thread balance the tail; 32 MiB was the best cap in the part-size swee
 READ_CHUNK = 256 * 1024
 """Size of each ``readinto``: big enough that per-piece Python work is noise, small enough that the buffers of
 eight streams stay around 2 MiB."""
-PIPE_DEPTH = 8
+PIPE_DEPTH = 4
 """Buffers in flight between a single stream and its hashing thread (memory: PIPE_DEPTH x READ_CHUNK)."""
 PIPE_MIN = 8 * MiB
 """A hashing thread pays off only when there is a lot to hash."""
-PROBE_BYTES = 4 * MiB
-PROBE_SECONDS = 0.15
-"""The first stream is measured until it has PROBE_BYTES or has run PROBE_SECONDS, whichever comes first."""
-FAST_STREAM = 128 * MiB
-"""Bytes/s at or above which one stream is left alone: splitting would only add CPU and round trips."""
+PROBE_BYTES = 16 * MiB
+PROBE_SECONDS = 0.25
+"""The first stream is measured until it has PROBE_BYTES or has run PROBE_SECONDS, whichever comes first:
+more than one TCP window (4 MiB by default on Linux), whose first burst would make any path look fast."""
+FAST_STREAM = 256 * MiB
+"""Bytes/s at or above which one stream is left alone: splitting would only add CPU and round trips. A 50 ms
+path with a 4 MiB window moves at most 80 MiB/s per connection (the ``parallel`` benchmark), loopback
+500-900 MiB/s."""
 MIN_SPLIT = 2 * MIN_PART
 """Never split when less than this is left: the extra requests cannot pay for themselves."""
 WRITE_BEHIND = 32 * MiB
