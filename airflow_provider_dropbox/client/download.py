@@ -26,7 +26,6 @@ import http.client
 import json
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
@@ -61,10 +60,6 @@ parts per thread balance the tail; 32 MiB was the best cap in the part-size swee
 READ_CHUNK = 256 * 1024
 """Size of each ``readinto``: big enough that per-piece Python work is noise, small enough that the buffers of
 eight streams stay around 2 MiB."""
-PIPE_DEPTH = 4
-"""Buffers in flight between a single stream and its hashing thread (memory: PIPE_DEPTH x READ_CHUNK)."""
-PIPE_MIN = 8 * MiB
-"""A hashing thread pays off only when there is a lot to hash."""
 PROBE_BYTES = 16 * MiB
 PROBE_SECONDS = 0.25
 """The first stream is measured until it has PROBE_BYTES or has run PROBE_SECONDS, whichever comes first:
@@ -159,49 +154,12 @@ class _Body:
                 release()
 
 
-class _HashPipe:
-    """Hashes on a helper thread so a single stream receives, writes and hashes at the same time.
-
-    ``PIPE_DEPTH`` buffers circulate between the receiver and the hasher; the receiver waits for a free one
-    when hashing falls behind, so memory is fixed (PIPE_DEPTH x READ_CHUNK) whatever the file size."""
-
-    def __init__(self, hasher: ContentHasher, depth: int = PIPE_DEPTH) -> None:
-        self._hasher = hasher
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        for _ in range(depth):
-            self._free.put(bytearray(READ_CHUNK))
-        self._work: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="dropbox-download-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._work.get()) is not None:
-            buf, n = item
-            self._hasher.update(memoryview(buf)[:n])
-            self._free.put(buf)
-
-    def buffer(self) -> bytearray:
-        return self._free.get()
-
-    def give_back(self, buf: bytearray) -> None:
-        self._free.put(buf)
-
-    def submit(self, buf: bytearray, n: int) -> None:
-        self._work.put((buf, n))
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._work.put(None)
-            self._thread.join()
-
-
 @dataclass
 class _Part:
     start: int
     end: int  # exclusive; the first stream's end shrinks when the rest is split off
     pos: int = 0
     hasher: ContentHasher = field(default_factory=ContentHasher)
-    pipe: _HashPipe | None = None
     flushed: int = 0  # bytes from start already handed to writeback
 
     def __post_init__(self) -> None:
@@ -209,8 +167,6 @@ class _Part:
         self.flushed = self.start
 
     def digests(self) -> list[bytes]:
-        if self.pipe is not None:
-            self.pipe.close()
         return self.hasher.finish_blocks()
 
 
@@ -323,39 +279,29 @@ class _Download:
                 f"Dropbox sent bytes from {offset}, but {part.pos} was requested", route=ROUTE, status=206
             )
         body = _Body(resp)
-        pipe = part.pipe
-        own = None if pipe is not None else bytearray(READ_CHUNK)
+        # Hashed inline by the receiving thread: a hashing thread fed 256 KiB buffers cost more CPU than it
+        # saved over TLS (GIL hand-offs per buffer; download_probe-5-tls50.json), and holds more memory.
+        view = memoryview(bytearray(READ_CHUNK))
         while part.pos < part.end:
             if self.cancel.is_set():
                 raise _Cancelled()
-            buf = own if own is not None else pipe.buffer()  # type: ignore[union-attr]
-            submitted = False
-            try:
-                view = memoryview(buf)
-                if offset < part.pos:  # bytes before what we need (the server ignored Range): skip them
-                    n = body.readinto(view[: min(len(view), part.pos - offset)])
-                    if not n:
-                        break
-                    offset += n
-                    continue
-                n = body.readinto(view[: min(len(view), part.end - part.pos)])
+            if offset < part.pos:  # bytes before what we need (the server ignored Range): skip them
+                n = body.readinto(view[: min(len(view), part.pos - offset)])
                 if not n:
                     break
                 offset += n
-                written = 0
-                try:
-                    while written < n:
-                        written += os.pwrite(self.fd, view[written:n], part.pos + written)
-                except OSError as exc:
-                    raise self.write_error(exc) from exc
-                if pipe is not None:
-                    pipe.submit(buf, n)
-                    submitted = True
-                else:
-                    part.hasher.update(view[:n])
-            finally:
-                if pipe is not None and not submitted:
-                    pipe.give_back(buf)
+                continue
+            n = body.readinto(view[: min(len(view), part.end - part.pos)])
+            if not n:
+                break
+            offset += n
+            written = 0
+            try:
+                while written < n:
+                    written += os.pwrite(self.fd, view[written:n], part.pos + written)
+            except OSError as exc:
+                raise self.write_error(exc) from exc
+            part.hasher.update(view[:n])
             part.pos += n
             self.progress.add(n)
             if self.fsync and start_writeback is not None and part.pos - part.flushed >= WRITE_BEHIND:
@@ -487,8 +433,6 @@ class _Download:
         """One stream for the whole file; ``_maybe_split`` may hand the rest to part threads on the way."""
         whole = _Part(0, size)
         self.parts = [whole]
-        if size > PIPE_MIN:
-            whole.pipe = _HashPipe(whole.hasher)
         if self.parallelism > 1 and size >= MIN_SPLIT + PROBE_BYTES:
             self.probe_at = time.monotonic()
         error: BaseException | None = None
@@ -500,8 +444,6 @@ class _Download:
             error = exc
             self.cancel.set()
         finally:
-            if whole.pipe is not None:
-                whole.pipe.close()
             if self.pool is not None:
                 wait(self.futures)
                 self.pool.shutdown()
