@@ -68,10 +68,10 @@ def hook(dropbox_default: EmulatorProcess) -> Any:
     h.close()
 
 
-def load_dag(file_name: str, dag_id: str) -> Any:
-    """Import a DAG file from tests/dags (so its fileloc is inside the dags folder, as dag.test needs)."""
-    path = DAGS / file_name
-    name = f"_ops_dag_{path.stem}"
+def load_dag_module(path: Path) -> Any:
+    """Import a test DAG file once, under a name of its own (its fileloc stays inside its dags folder, as
+    dag.test needs)."""
+    name = f"_test_dags_{path.parent.parent.name}_{path.stem}"
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -79,6 +79,12 @@ def load_dag(file_name: str, dag_id: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
+    return module
+
+
+def load_dag(file_name: str, dag_id: str) -> Any:
+    """A DAG from a file in tests/dags."""
+    module = load_dag_module(DAGS / file_name)
     for value in vars(module).values():
         if getattr(value, "dag_id", None) == dag_id and hasattr(value, "test"):
             return value

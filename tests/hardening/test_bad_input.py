@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import glob as globmod
-import importlib.util
 import json
 import os
 import re
-import sys
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,6 +46,7 @@ from tests.hardening.helpers import (
     tmpfs,
 )
 from tests.hooks.conftest import conn_json
+from tests.ops_fixtures import load_dag_module
 
 MOUNT = can_mount()
 needs_mount = pytest.mark.skipif(
@@ -692,15 +691,7 @@ def test_revoked_refresh_token(
 
 
 def _load_dags() -> Any:
-    name = "_hardening_ops_dags"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, DAGS / "hardening_ops_dag.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
+    return load_dag_module(DAGS / "hardening_ops_dag.py")
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ paths an operator refuses before any request: ``/`` (never meant as a folder to 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 
 from airflow_provider_dropbox.client import errors
 from tests.emulator_process import EmulatorProcess
+from tests.ops_fixtures import load_dag_module
 
 DAGS = Path(__file__).parent / "dags"
 
@@ -38,15 +37,7 @@ SENT = {"data.csv", "sub/more.csv", "sub/build/keep.log"}
 
 
 def _load() -> Any:
-    name = "_ops_folder_options_dags"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, DAGS / "ops_folder_options_dag.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
+    return load_dag_module(DAGS / "ops_folder_options_dag.py")
 
 
 @pytest.fixture
