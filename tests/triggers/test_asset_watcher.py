@@ -24,7 +24,7 @@ import pytest
 
 from airflow_provider_dropbox.triggers.dropbox import DropboxChangeEventTrigger
 from tests.emulator_process import DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
-from tests.ops_fixtures import DAGS, conn_env, load_dag
+from tests.ops_fixtures import DAGS, conn_env, load_dag, load_dag_module
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 CLASSPATH = "airflow_provider_dropbox.triggers.dropbox.DropboxChangeEventTrigger"
@@ -34,7 +34,7 @@ def test_watcher_dag_parses_and_serializes() -> None:
     from airflow.serialization.serialized_objects import DagSerialization
 
     dag = load_dag("ops_watch_dag.py", "ops_on_dropbox_change")
-    module = sys.modules["_ops_dag_ops_watch_dag"]
+    module = load_dag_module(DAGS / "ops_watch_dag.py")
     inbox = module.inbox
     assert inbox.uri == "dropbox://dropbox_watch/ops-watch/inbox"  # normalised by our asset-uris handler
     (watcher,) = inbox.watchers
