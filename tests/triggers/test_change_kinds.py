@@ -27,6 +27,7 @@ from airflow_provider_dropbox.triggers.changes import (
 from airflow_provider_dropbox.triggers.dropbox import DropboxChangeEventTrigger, DropboxChangeTrigger
 from tests.emulator_process import EmulatorProcess
 from tests.ops_fixtures import conn_env
+from tests.triggers.test_dropbox_triggers import MemoryStateStore
 
 ADDED_ONLY = ["added"]
 MODIFIED_ONLY = ["modified"]
@@ -253,18 +254,8 @@ def test_triggers_report_like_the_kind_function(
     put(hook, tmp_path, "/w/existing.csv", "1")
     next_second()
 
-    class Store:
-        def __init__(self) -> None:
-            self.data: dict[str, Any] = {}
-
-        async def aget(self, key: str, default: Any = None) -> Any:
-            return self.data.get(key, default)
-
-        async def aset(self, key: str, value: Any) -> None:
-            self.data[key] = value
-
     watcher = DropboxChangeEventTrigger(path="/w", dropbox_conn_id="dbx_kinds", kinds=ADDED_ONLY)
-    watcher.asset_state_store = Store()
+    watcher.asset_state_store = MemoryStateStore()
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         cursor, cursor_time = await asyncio.to_thread(take_cursor, hook, "/w")
