@@ -13,11 +13,32 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
+import requests
+
 CHUNK = 65536
+
+
+def read_request(handler: BaseHTTPRequestHandler) -> tuple[bytes, dict[str, str]]:
+    """The body and the headers worth forwarding of a request an HTTP-level test proxy received."""
+    body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length")}
+    return body, headers
+
+
+def write_response(handler: BaseHTTPRequestHandler, resp: requests.Response) -> None:
+    """Send the upstream's answer back through ``handler`` (hop-by-hop headers dropped, body re-framed)."""
+    handler.send_response(resp.status_code)
+    for key, value in resp.headers.items():
+        if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+            handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(resp.content)))
+    handler.end_headers()
+    handler.wfile.write(resp.content)
 
 
 def pump(src: socket.socket, dst: socket.socket) -> None:

@@ -20,6 +20,7 @@ import requests
 
 from airflow_provider_dropbox.client import DropboxClient
 from tests.client.conftest import client_for
+from tests.client.proxy import read_request, write_response
 from tests.emulator_process import EmulatorProcess, start_emulator
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -33,17 +34,10 @@ class _Proxy(BaseHTTPRequestHandler):
     upstream: requests.Session
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        body, headers = read_request(self)
         self.seen.append(("POST", self.path, headers))
         resp = self.upstream.post(self.path, data=body, headers=headers, timeout=30)
-        self.send_response(resp.status_code)
-        for key, value in resp.headers.items():
-            if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(resp.content)))
-        self.end_headers()
-        self.wfile.write(resp.content)
+        write_response(self, resp)
 
     def do_CONNECT(self) -> None:
         self.seen.append(("CONNECT", self.path, dict(self.headers.items())))

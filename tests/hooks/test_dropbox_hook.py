@@ -21,6 +21,7 @@ import requests
 from airflow_provider_dropbox.client import Endpoints, errors
 from airflow_provider_dropbox.hooks.dropbox import DropboxConnectionConfigError, DropboxHook
 from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
+from tests.client.proxy import read_request, write_response
 from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
 from tests.hooks.conftest import MakeConn, conn_json, free_port
 
@@ -414,17 +415,10 @@ class _RecordingProxy(BaseHTTPRequestHandler):
     seen: list[tuple[str, dict[str, str]]] = []
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        body, headers = read_request(self)
         self.seen.append((self.path, headers))
         resp = requests.post(self.upstream + self.path, data=body, headers=headers, timeout=30)
-        self.send_response(resp.status_code)
-        for key, value in resp.headers.items():
-            if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(resp.content)))
-        self.end_headers()
-        self.wfile.write(resp.content)
+        write_response(self, resp)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
