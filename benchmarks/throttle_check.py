@@ -24,7 +24,8 @@ from typing import Any
 import requests
 
 from benchmarks.run import WINDOW_BYTES, MiB, machine
-from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, start_emulator
+from benchmarks.trial import Raw
+from tests.emulator_process import start_emulator
 
 SIZE = 128 * MiB
 LATENCY_MS = 50
@@ -37,20 +38,8 @@ def _cpu_s(pid: int) -> float:
 
 
 def _session(base: str) -> requests.Session:
-    s = requests.Session()
-    r = s.post(
-        f"{base}/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": DEV_REFRESH_TOKEN,
-            "client_id": DEV_APP_KEY,
-            "client_secret": DEV_APP_SECRET,
-        },
-        timeout=30,
-    )
-    r.raise_for_status()
-    s.headers["Authorization"] = "Bearer " + r.json()["access_token"]
-    return s
+    """An authorised bare session: the throughput baseline's own (``trial.Raw``)."""
+    return Raw({"base_url": base}).session
 
 
 def _download(s: requests.Session, base: str) -> int:
