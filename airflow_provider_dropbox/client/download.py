@@ -29,7 +29,6 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from airflow_provider_dropbox.client.errors import (
     DropboxApiError,
     LocalPathError,
 )
+from airflow_provider_dropbox.client.libc import libc_function
 from airflow_provider_dropbox.client.paths import check_local_destination, check_remote_path
 from airflow_provider_dropbox.client.progress import Progress, ProgressCallback
 
@@ -88,18 +88,8 @@ class _ShortBody(ConnectionError):
     """The server closed the body early; retryable like any dropped connection (resumes from what we have)."""
 
 
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """libc's ``sync_file_range(fd, offset, n, flags)``; None where it does not exist (not Linux)."""
-    try:
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_sync_range = _sync_file_range()
+_sync_range = libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
+"""libc's ``sync_file_range(fd, offset, n, flags)``; None where it does not exist (not Linux)."""
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from airflow_provider_dropbox.client.libc import libc_function
 from airflow_provider_dropbox.sync.errors import DestinationError
 
 MAX_WIDTH = 16  # concurrent fsyncs; more does not shorten a journal commit
@@ -60,13 +61,7 @@ def _syncfs() -> Callable[[int], int] | None:
     """libc's ``syncfs`` (Linux), or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
+    return libc_function("syncfs", [ctypes.c_int])
 
 
 def _syncfs_each(syncfs: Callable[[int], int], folders: set[str]) -> bool:
