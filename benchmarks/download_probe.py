@@ -30,11 +30,14 @@ REPO = Path(__file__).resolve().parent.parent
 VARIANTS: dict[str, dict[str, Any]] = {
     "raw": {"kind": "raw_download"},
     "raw-again": {"kind": "raw_download"},
+    "raw-readinto": {"kind": "raw_download_readinto"},
     "old-p1": {"parallelism": 1, "commit": "5eab6cf"},
     "old-p8": {"parallelism": 8, "commit": "5eab6cf"},
     "new-p1": {"parallelism": 1},
     "new-p8": {"parallelism": 8},
     "new-p8-split": {"parallelism": 8, "set": {"FAST_STREAM": 1 << 62}},
+    "new-p1-inline-hash": {"parallelism": 1, "set": {"HASH_BEHIND_MIN": 1 << 62}},
+    "new-p8-inline-hash": {"parallelism": 8, "set": {"HASH_BEHIND_MIN": 1 << 62}},
     "new-p1-no-writebehind": {"parallelism": 1, "set": {"start_writeback": None}},
     # 8877c9a hashed single streams on a helper thread (a "pipe" of 256 KiB buffers); since then inline.
     "pipe-p1": {"parallelism": 1, "commit": "8877c9a"},
@@ -54,6 +57,7 @@ def child(task: dict[str, Any]) -> None:
     """Apply the variant's overrides to the download module, then run the trial the suites use."""
     from benchmarks import trial
 
+    trial.EMULATOR_PID = task.get("emulator_pid")
     if task.get("commit"):
         import importlib.util
 
@@ -126,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(ns.repeats):
             for name in names:
                 task = {"base_url": emu.base_url, "cafile": emu.cafile, "remote": "/probe/src.bin",
+                        "emulator_pid": emu.proc.process.pid,
                         "local": local, "kind": "client_download", **VARIANTS[name]}  # fmt: skip
                 proc = subprocess.run(
                     [sys.executable, "-m", "benchmarks.download_probe", "--child", json.dumps(task)],
@@ -134,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 res = json.loads(lines[-1][7:]) if lines else {"error": proc.stderr[-2000:]}
                 runs[name].append(res)
-                shown = f"{res['seconds']:.2f} s cpu {res.get('cpu_s')} rss {res.get('rss_growth_mib')}"
+                shown = (
+                    f"{res.get('seconds', 0):.2f} s cpu {res.get('cpu_s')} (sys {res.get('sys_s')}) "
+                    f"faults {res.get('minor_faults')} steal {res.get('steal_s')} "
+                    f"emu {res.get('emu_cpu_s')} rss {res.get('rss_growth_mib')}"
+                )
                 print(f"  #{r + 1} {name}: {shown if 'seconds' in res else res['error'][-300:]}", flush=True)
         emu.proc.set_faults(latency_ms=0, bandwidth_mbps=None, window_bytes=None)
     finally:
