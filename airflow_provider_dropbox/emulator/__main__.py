@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     f = p.add_argument_group("fault injection (also settable at run time: POST /_emulator/faults)")
     f.add_argument("--latency-ms", type=float, default=0)
     f.add_argument("--bandwidth-mbps", type=float, default=None, help="megabits/s per request and direction")
+    f.add_argument(
+        "--window-bytes", type=int, default=None, help="with --latency-ms: each request <= window/latency B/s"
+    )
     f.add_argument("--rate-limit", type=float, default=0, help="fraction answered 429")
     f.add_argument("--server-error", type=float, default=0, help="fraction answered 5xx")
     f.add_argument("--lock-contention", type=float, default=0, help="fraction of writes: lock contention")
@@ -53,6 +56,7 @@ def build_config(ns: argparse.Namespace) -> EmulatorConfig:
     faults = FaultSettings(
         latency_ms=ns.latency_ms,
         bandwidth_mbps=ns.bandwidth_mbps,
+        window_bytes=ns.window_bytes,
         rate_limit=ns.rate_limit,
         server_error=ns.server_error,
         lock_contention=ns.lock_contention,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.emulator.helpers import Api
-from tests.emulator_process import EmulatorProcess
+from tests.emulator_process import EmulatorProcess, start_emulator
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -47,6 +48,17 @@ def test_settings_roundtrip_and_validation(windowed: Api) -> None:
         r = requests.post(f"{emu.base_url}/_emulator/faults", json={"window_bytes": bad}, timeout=10)
         assert r.status_code == 400, bad
     assert emu.admin("faults", method="GET")["window_bytes"] == 4 * MiB
+
+
+def test_window_is_settable_at_start_up(tmp_path: Path) -> None:
+    """``--window-bytes`` on the command line, like the other network knobs (the docker-compose emulator has
+    no admin client to set it later)."""
+    proc = start_emulator(tmp_path / "data", "--latency-ms", "50", "--window-bytes", str(4 * MiB))
+    try:
+        faults = requests.get(f"{proc.base_url}/_emulator/faults", timeout=10).json()
+        assert (faults["latency_ms"], faults["window_bytes"]) == (50, 4 * MiB)
+    finally:
+        proc.stop()
 
 
 def test_one_download_and_one_upload_move_at_window_per_latency(windowed: Api) -> None:
