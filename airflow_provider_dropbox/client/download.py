@@ -10,12 +10,13 @@ is split into ``Range`` parts fetched by parallel connections while the first st
 A fast stream is left alone: there, extra connections only add CPU work (rclone's multi-thread cutoff idea,
 decided by measured speed instead of size alone).
 
-The body is read with ``readinto`` into a few reused buffers (no allocation per piece, so memory stays flat),
-hashed as it arrives (parts start on 4 MiB boundaries and hash their own blocks; the block digests are joined
-at the end, so there is no second pass), and, when the file will be fsynced, handed to the kernel's writeback
-as it is written so the final fsync has little left to do. A connection that drops mid-body resumes with
-``Range`` from the last byte written, as long as every answer still reports the same ``rev``; if the file
-changed on Dropbox the download starts over."""
+The body is read with ``readinto`` into a few reused buffers (no allocation per piece, so memory stays flat)
+and written; each finished 4 MiB block of a big file is hashed by a helper thread reading it back from the
+page cache, so hashing overlaps the network and checks what was written (parts start on 4 MiB boundaries; the
+block digests are joined at the end). Small files are hashed inline as they arrive. When the file will be
+fsynced, written ranges are handed to the kernel's writeback as they go, so the final fsync has little left.
+A connection that drops mid-body resumes with ``Range`` from the last byte written, as long as every answer
+still reports the same ``rev``; if the file changed on Dropbox the download starts over."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from airflow_provider_dropbox.client.content_hash import BLOCK_SIZE, ContentHasher, combine
+from airflow_provider_dropbox.client.content_hash import BLOCK_SIZE, BlockHashBehind, ContentHasher, combine
 from airflow_provider_dropbox.client.errors import (
     ContentHashMismatchError,
     DropboxApiError,
@@ -72,6 +73,10 @@ MIN_SPLIT = 2 * MIN_PART
 """Never split when less than this is left: the extra requests cannot pay for themselves."""
 WRITE_BEHIND = 32 * MiB
 """When the file will be fsynced, start the kernel's writeback every WRITE_BEHIND bytes a stream writes."""
+HASH_BEHIND_MIN = 16 * MiB
+"""Files at least this big are hashed by a helper thread reading back each finished 4 MiB block
+(``BlockHashBehind``), so hashing overlaps receiving; smaller ones inline, where a thread per file would cost
+more than it saves (the mirror's many small files)."""
 MAX_RESTARTS = 2
 TEMP_MARKER = ".dropbox-part-"
 
@@ -151,10 +156,12 @@ class _Part:
     pos: int = 0
     hasher: ContentHasher = field(default_factory=ContentHasher)
     flushed: int = 0  # bytes from start already handed to writeback
+    hashed: int = 0  # start of the first block not yet handed to the hash-behind thread
 
     def __post_init__(self) -> None:
         self.pos = self.start
         self.flushed = self.start
+        self.hashed = self.start
 
     def digests(self) -> list[bytes]:
         return self.hasher.finish_blocks()
@@ -221,6 +228,7 @@ class _Download:
         self.cancel = threading.Event()
         self.size = 0
         self.parts: list[_Part] = []
+        self.blocks: BlockHashBehind | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.futures: list[Future[None]] = []
         self.todo: list[_Part] = []
@@ -271,8 +279,8 @@ class _Download:
                 f"Dropbox sent bytes from {offset}, but {part.pos} was requested", route=ROUTE, status=206
             )
         body = _Body(resp)
-        # Hashed inline by the receiving thread: a hashing thread fed 256 KiB buffers cost more CPU than it
-        # saved over TLS (GIL hand-offs per buffer; download_probe-5-tls50.json), and holds more memory.
+        # Big files are hashed behind the writer, one hand-off per finished 4 MiB block (a thread fed each
+        # 256 KiB buffer cost more CPU than it saved over TLS: download_probe-5-tls50.json).
         view = memoryview(bytearray(READ_CHUNK))
         while part.pos < part.end:
             if self.cancel.is_set():
@@ -293,8 +301,13 @@ class _Download:
                     written += os.pwrite(self.fd, view[written:n], part.pos + written)
             except OSError as exc:
                 raise self.write_error(exc) from exc
-            part.hasher.update(view[:n])
             part.pos += n
+            if self.blocks is None:
+                part.hasher.update(view[:n])
+            else:  # parts start on block boundaries, so a part's blocks are its own
+                while part.pos - part.hashed >= BLOCK_SIZE or part.hashed < part.pos == self.size:
+                    self.blocks.done(part.hashed // BLOCK_SIZE)
+                    part.hashed = min(part.hashed + BLOCK_SIZE, self.size)
             self.progress.add(n)
             if self.fsync and start_writeback is not None and part.pos - part.flushed >= WRITE_BEHIND:
                 start_writeback(self.fd, part.flushed, part.pos - part.flushed)
@@ -391,6 +404,8 @@ class _Download:
                     route=ROUTE,
                     path=str(self.dest),
                 ) from exc
+            if size >= HASH_BEHIND_MIN:
+                self.blocks = BlockHashBehind(self.fd, size)
             parts = self._transfer(resp, size)
             self._verify(parts, size, meta)
             try:
@@ -408,6 +423,8 @@ class _Download:
                 raise self.write_error(exc) from exc
             return meta
         finally:
+            if self.blocks is not None:  # it reads self.fd: stop it before the fd is closed
+                self.blocks.close(abandon=True)
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
@@ -420,7 +437,7 @@ class _Download:
     def _create_temp(self, tmp: Path) -> int:
         """Open the temp file, creating the folder only when the open says it is missing: at 8 threads each
         syscall is a GIL hand-off, and a mkdir + stat per file in an existing folder cost wall time."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL  # read too: BlockHashBehind reads back what was written
         try:
             return os.open(tmp, flags, 0o666)
         except FileNotFoundError:
@@ -472,7 +489,14 @@ class _Download:
             raise _RestartDownload()
         expected = meta.get("content_hash")
         if expected:
-            actual = combine(d for p in parts for d in p.digests())
+            if self.blocks is not None:
+                try:
+                    digests = self.blocks.digests()
+                except OSError as exc:
+                    raise self.write_error(exc) from exc
+            else:
+                digests = [d for p in parts for d in p.digests()]
+            actual = combine(digests)
             if actual != expected:
                 log.warning(
                     "Dropbox download of %s failed verification: content_hash %s, expected %s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import threading
 from pathlib import Path
@@ -180,3 +181,37 @@ def test_write_behind_only_when_fsyncing(
     assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(calls))  # contiguous
     assert all(n >= download_module.WRITE_BEHIND for _, n in calls)
     assert size - (calls[-1][0] + calls[-1][1]) < download_module.WRITE_BEHIND
+
+
+def test_big_files_are_verified_from_what_was_written(
+    emulator: EmulatorProcess,
+    make_client: MakeClient,
+    tmp_path: Path,
+    remote_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Blocks of big files are hashed by reading them back from the temp file, so a write that stored the
+    wrong bytes fails verification like a corrupt body would: the download starts over and ends correct."""
+    size = download_module.HASH_BEHIND_MIN + 5
+    data = write_random(tmp_path / "big.bin", size)
+    make_client(emulator).upload_file(tmp_path / "big.bin", f"{remote_dir}/big.bin")
+    real_pwrite = os.pwrite
+    damaged: list[int] = []
+
+    def pwrite_damaging_once(fd: int, buf: bytes | memoryview, offset: int) -> int:
+        if not damaged and offset >= 5 * MiB:
+            damaged.append(offset)
+            bad = bytearray(buf)
+            bad[0] ^= 0xFF
+            return real_pwrite(fd, bad, offset)
+        return real_pwrite(fd, buf, offset)
+
+    monkeypatch.setattr(download_module.os, "pwrite", pwrite_damaging_once)
+    client = make_client(emulator)
+    emulator.reset_stats()
+    dst = tmp_path / "out" / "big.bin"
+    client.download_file(f"{remote_dir}/big.bin", dst, parallelism=1)
+    assert damaged, "the damaging write never happened"
+    assert dst.read_bytes() == data
+    assert emulator.stats()["/2/files/download"] == 2  # the damaged attempt, then a clean one
+    assert leftovers(dst.parent) == []

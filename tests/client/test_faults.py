@@ -153,12 +153,13 @@ def test_download_resumes_after_connection_cut_mid_body(
         assert emulator.stats()["/2/files/download"] <= (1 if parallelism == 1 else 5) + 3
 
 
+@pytest.mark.parametrize("size", [2 * MiB, 20 * MiB + 1], ids=["hashed-inline", "hashed-behind"])
 def test_corrupt_download_leaves_old_file_and_no_temp(
-    emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path, remote_dir: str
+    emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path, remote_dir: str, size: int
 ) -> None:
     uploader = make_client(emulator)
     src = tmp_path / "c.bin"
-    write_random(src, 2 * MiB)
+    write_random(src, size)
     uploader.upload_file(src, f"{remote_dir}/c.bin")
     dst = tmp_path / "dst" / "c.bin"
     dst.parent.mkdir()

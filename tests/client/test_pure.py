@@ -18,6 +18,7 @@ from airflow_provider_dropbox.client import Credentials, Endpoints, RetryPolicy,
 from airflow_provider_dropbox.client.auth import build_authorize_url, generate_pkce_pair, pkce_challenge
 from airflow_provider_dropbox.client.content_hash import (
     BLOCK_SIZE,
+    BlockHashBehind,
     ContentHasher,
     block_digests_of_range,
     combine,
@@ -99,6 +100,49 @@ def test_block_digests_of_file_ranges_add_up(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert combine(parts) == VECTORS[8388609]
+
+
+def test_hash_behind_returns_blocks_in_file_order_whatever_order_they_finish(tmp_path: Path) -> None:
+    """Parts finish their blocks in any order; the digests come back in file order, so the content hash is
+    the file's."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"A" * 8388609)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        behind = BlockHashBehind(fd, 8388609)
+        for index in (2, 0, 1):
+            behind.done(index)
+        assert combine(behind.digests()) == VECTORS[8388609]
+    finally:
+        os.close(fd)
+
+
+def test_hash_behind_refuses_to_answer_with_a_block_missing(tmp_path: Path) -> None:
+    """A block no writer reported is a bug to surface, never a content hash computed without it."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"A" * 8388609)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        behind = BlockHashBehind(fd, 8388609)
+        behind.done(0)
+        behind.done(2)
+        with pytest.raises(RuntimeError, match=r"blocks \[1\] of 3 were never hashed"):
+            behind.digests()
+    finally:
+        os.close(fd)
+
+
+def test_hash_behind_reports_a_file_shorter_than_promised(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"A" * 100)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        behind = BlockHashBehind(fd, 200)
+        behind.done(0)
+        with pytest.raises(EOFError, match="ended at byte 100"):
+            behind.digests()
+    finally:
+        os.close(fd)
 
 
 def test_encode_arg_is_header_safe() -> None:
