@@ -5,9 +5,10 @@ module of another git commit loaded in its place) with the raw ``requests`` base
 emulator, every trial in a fresh child process measured by ``benchmarks.trial.Meter`` (same clock, CPU and
 RSS as ``benchmarks.run``). For tuning ``client/download.py``; the goals are judged by ``benchmarks.run``.
 
-Conditions (``--condition``): ``plain`` (loopback HTTP, no latency: the ``throughput`` setting), ``tls50``
-(HTTPS + 50 ms per request), ``window`` (HTTPS + 50 ms +
-4 MiB TCP window: ``parallel``), ``wan`` (HTTPS + 50 ms + 200 Mbit/s per request: ``wan``).
+Conditions (``--condition``): ``plain`` (loopback HTTP, no latency: the ``throughput`` setting), ``tls``
+(loopback HTTPS, no latency), ``tls50`` (HTTPS + 50 ms per request), ``window`` (HTTPS + 50 ms +
+4 MiB TCP window: ``parallel``), ``wan`` (HTTPS + 50 ms + 200 Mbit/s per request: ``wan``);
+``--bandwidth-mbps`` caps every request on top of any of them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "new-p1-no-fsync": {"parallelism": 1, "no_fsync": True},
     "new-p1-no-verify": {"parallelism": 1, "no_verify": True},
     "new-p1-no-verify-no-fsync": {"parallelism": 1, "no_verify": True, "no_fsync": True},
+    "new-p1-bare": {"parallelism": 1, "no_verify": True, "no_fsync": True, "set": {"start_writeback": None}},
+    "new-p1-chunk1m-behind": {"parallelism": 1, "set": {"READ_CHUNK": MiB}},
     "sdk-seq": {"kind": "sdk_download_seq"},
     "sdk-ft-p8": {"kind": "sdk_download_ft", "parallelism": 8},
 }
@@ -76,6 +79,10 @@ def child(task: dict[str, Any]) -> None:
         sys.modules["old_download"] = module
         exec(compile(source, "old_download.py", "exec"), module.__dict__)
         api._download = module  # type: ignore[attr-defined]
+    if task.get("no_verify"):  # with hash-behind on, trial's no_verify patches would leave its thread hashing
+        from airflow_provider_dropbox.client import download
+
+        download.HASH_BEHIND_MIN = 1 << 62
     if task.get("set"):
         from airflow_provider_dropbox.client import download
 
@@ -95,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--condition", choices=("plain", "tls50", "wan", "window"), default="plain")
+    ap.add_argument("--condition", choices=("plain", "tls", "tls50", "wan", "window"), default="plain")
+    ap.add_argument("--bandwidth-mbps", type=float, help="also cap each request at this many Mbit/s")
     ap.add_argument("--variants", default="raw,old-p1,old-p8,new-p1,new-p8", help="comma-separated")
     ap.add_argument("--out", type=Path)
     ns = ap.parse_args(argv)
@@ -124,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             emu.proc.set_faults(latency_ms=50, window_bytes=4 * MiB)
         elif ns.condition == "wan":
             emu.proc.set_faults(latency_ms=50, bandwidth_mbps=200)
+        if ns.bandwidth_mbps:
+            emu.proc.set_faults(bandwidth_mbps=ns.bandwidth_mbps)
         local = str(work / "down" / "probe.bin")
         (work / "down").mkdir()
         env = {**os.environ, **emu.env, "PYTHONUNBUFFERED": "1"}
