@@ -25,7 +25,13 @@ def render(data: dict[str, Any]) -> str:
     lines = [
         f"Run: `{data['command']}` on {m['date_utc']}, {data['seconds'] / 60:.0f} min.",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}." + (f" Product commit `{m['commit']}`." if m.get("commit") else ""),
+        f"Python {m['python']}."
+        + (f" Product commit `{m['commit']}`." if m.get("commit") else "")
+        + (
+            f" Free page reporting `min_free_ms` {m['page_reporting_min_free_ms']}."
+            if "page_reporting_min_free_ms" in m
+            else ""
+        ),
         "",
         "| suite | measurement | value | goal | met | detail |",
         "| --- | --- | ---: | --- | --- | --- |",

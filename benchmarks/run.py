@@ -926,7 +926,23 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **page_reporting(),
     }
+
+
+PAGE_REPORTING = Path("/sys/module/page_reporting/parameters/min_free_ms")
+
+
+def page_reporting() -> dict[str, Any]:
+    """This VM's free page reporting, when it has one (see BENCHMARKS.md, "Memory of a VM").
+
+    With ``min_free_ms`` 0 the guest hands freed pages back to the host at once, and the next process to
+    write 1 GiB pays a host fault per page as system CPU: a trial then takes 2-4x as long, at random. Every
+    trial writes a fresh 1 GiB file, so the results are only comparable with the value recorded here."""
+    try:
+        return {"page_reporting_min_free_ms": int(PAGE_REPORTING.read_text())}
+    except (OSError, ValueError):
+        return {}
 
 
 def print_table(res: Results) -> None:
