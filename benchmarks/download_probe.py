@@ -39,6 +39,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "new-p8-split": {"parallelism": 8, "set": {"FAST_STREAM": 1 << 62}},
     "new-p1-inline-hash": {"parallelism": 1, "set": {"HASH_BEHIND_MIN": 1 << 62}},
     "new-p8-inline-hash": {"parallelism": 8, "set": {"HASH_BEHIND_MIN": 1 << 62}},
+    "new-p1-hash2": {"parallelism": 1, "set_hash": {"HASH_BEHIND_THREADS": 2}},
     "new-p1-no-writebehind": {"parallelism": 1, "set": {"start_writeback": None}},
     # 8877c9a hashed single streams on a helper thread (a "pipe" of 256 KiB buffers); since then inline.
     "pipe-p1": {"parallelism": 1, "commit": "8877c9a"},
@@ -88,6 +89,11 @@ def child(task: dict[str, Any]) -> None:
 
         for name, value in task["set"].items():
             setattr(download, name, value)
+    if task.get("set_hash"):
+        from airflow_provider_dropbox.client import content_hash
+
+        for name, value in task["set_hash"].items():
+            setattr(content_hash, name, value)
     kind = task.get("kind", "client_download")
     try:
         result = trial.KINDS[kind](task)

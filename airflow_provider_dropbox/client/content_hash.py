@@ -96,23 +96,34 @@ BEHIND_READ_SIZE = 256 * 1024
 buffer adds a quarter of a MiB to a download's memory."""
 
 
+HASH_BEHIND_THREADS = 2 if (os.cpu_count() or 1) >= 4 else 1
+"""Threads per ``BlockHashBehind``. SHA-256 runs at about 1.7 GB/s per core, slower than loopback or a
+fast LAN delivers; with 4 cores or more a second thread keeps it off the critical path. On fewer cores the
+receiving thread and the server (or other work) need the rest, so one. Only the 1-thread case is measured
+(BENCHMARKS.md: this box has 2 cores)."""
+
+
 class BlockHashBehind:
-    """Hashes the 4 MiB blocks of a file being written, on one helper thread, as writers report them done.
+    """Hashes the 4 MiB blocks of a file being written, on helper threads, as writers report them done.
 
     Why: inline hashing costs the receiving thread about 0.6 s of CPU per GiB, more than receiving and writing
     the bytes; behind the writer it overlaps the network, and because it reads back what landed in the file
     (still in the page cache) the check covers the writes too. Writers call ``done(index)`` once per block
     (a hand-off per 4 MiB, not per buffer); ``digests()`` waits and returns them in file order."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int, threads: int | None = None) -> None:
         self.fd = fd
         self.size = size
         self._digests: list[bytes | None] = [None] * -(-size // BLOCK_SIZE)
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="dropbox-hash-behind", daemon=True)
-        self._thread.start()
+        count = max(1, min(threads or HASH_BEHIND_THREADS, len(self._digests)))
+        self._threads = [
+            threading.Thread(target=self._run, name="dropbox-hash-behind", daemon=True) for _ in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def done(self, index: int) -> None:
         self._queue.put(index)
@@ -139,12 +150,14 @@ class BlockHashBehind:
         return [d for d in self._digests if d is not None]
 
     def close(self, abandon: bool = False) -> None:
-        """Stop the thread (after the queued blocks, or at once with ``abandon``); the fd must stay open
+        """Stop the threads (after the queued blocks, or at once with ``abandon``); the fd must stay open
         until this returns."""
-        if self._thread.is_alive():
+        if any(thread.is_alive() for thread in self._threads):
             self._stop = abandon
-            self._queue.put(None)
-            self._thread.join()
+            for _ in self._threads:
+                self._queue.put(None)
+            for thread in self._threads:
+                thread.join()
 
 
 HASH_WORKERS = min(4, os.cpu_count() or 1)

@@ -102,14 +102,17 @@ def test_block_digests_of_file_ranges_add_up(tmp_path: Path) -> None:
     assert combine(parts) == VECTORS[8388609]
 
 
-def test_hash_behind_returns_blocks_in_file_order_whatever_order_they_finish(tmp_path: Path) -> None:
-    """Parts finish their blocks in any order; the digests come back in file order, so the content hash is
-    the file's."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_hash_behind_returns_blocks_in_file_order_whatever_order_they_finish(
+    tmp_path: Path, threads: int
+) -> None:
+    """Parts finish their blocks in any order (and two threads hash them in any order); the digests come back
+    in file order, so the content hash is the file's."""
     path = tmp_path / "f.bin"
     path.write_bytes(b"A" * 8388609)
     fd = os.open(path, os.O_RDONLY)
     try:
-        behind = BlockHashBehind(fd, 8388609)
+        behind = BlockHashBehind(fd, 8388609, threads=threads)
         for index in (2, 0, 1):
             behind.done(index)
         assert combine(behind.digests()) == VECTORS[8388609]
