@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,50 +104,47 @@ def test_block_digests_of_file_ranges_add_up(tmp_path: Path) -> None:
     assert combine(parts) == VECTORS[8388609]
 
 
+@contextlib.contextmanager
+def _fd_of(tmp_path: Path, data: bytes) -> Iterator[int]:
+    """A read-only fd of a file holding ``data``."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_hash_behind_returns_blocks_in_file_order_whatever_order_they_finish(
     tmp_path: Path, threads: int
 ) -> None:
     """Parts finish their blocks in any order (and two threads hash them in any order); the digests come back
     in file order, so the content hash is the file's."""
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"A" * 8388609)
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    with _fd_of(tmp_path, b"A" * 8388609) as fd:
         behind = BlockHashBehind(fd, 8388609, threads=threads)
         for index in (2, 0, 1):
             behind.done(index)
         assert combine(behind.digests()) == VECTORS[8388609]
-    finally:
-        os.close(fd)
 
 
 def test_hash_behind_refuses_to_answer_with_a_block_missing(tmp_path: Path) -> None:
     """A block no writer reported is a bug to surface, never a content hash computed without it."""
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"A" * 8388609)
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    with _fd_of(tmp_path, b"A" * 8388609) as fd:
         behind = BlockHashBehind(fd, 8388609)
         behind.done(0)
         behind.done(2)
         with pytest.raises(RuntimeError, match=r"blocks \[1\] of 3 were never hashed"):
             behind.digests()
-    finally:
-        os.close(fd)
 
 
 def test_hash_behind_reports_a_file_shorter_than_promised(tmp_path: Path) -> None:
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"A" * 100)
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    with _fd_of(tmp_path, b"A" * 100) as fd:
         behind = BlockHashBehind(fd, 200)
         behind.done(0)
         with pytest.raises(EOFError, match="ended at byte 100"):
             behind.digests()
-    finally:
-        os.close(fd)
 
 
 def test_encode_arg_is_header_safe() -> None:
