@@ -492,6 +492,8 @@ class _Download:
             if self.blocks is not None:
                 try:
                     digests = self.blocks.digests()
+                except EOFError:  # the temp file shrank under us after the size check: start over
+                    raise _RestartDownload() from None
                 except OSError as exc:
                     raise self.write_error(exc) from exc
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import socket
@@ -218,4 +219,30 @@ def test_big_files_are_verified_from_what_was_written(
     assert damaged, "the damaging write never happened"
     assert dst.read_bytes() == data
     assert emulator.stats()["/2/files/download"] == 2  # the damaged attempt, then a clean one
+    assert leftovers(dst.parent) == []
+
+
+def test_a_failed_read_back_is_a_local_error_and_keeps_the_old_file(
+    emulator: EmulatorProcess,
+    make_client: MakeClient,
+    tmp_path: Path,
+    remote_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An I/O error while hash-behind reads the temp file back (a failing disk) is the local side's problem:
+    a typed LocalPathError naming the target, the old file untouched, no temp file left."""
+    write_random(tmp_path / "big.bin", download_module.HASH_BEHIND_MIN)
+    make_client(emulator).upload_file(tmp_path / "big.bin", f"{remote_dir}/big.bin")
+
+    def failing_preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(content_hash.os, "preadv", failing_preadv)
+    dst = tmp_path / "out" / "big.bin"
+    dst.parent.mkdir()
+    dst.write_bytes(b"precious old content")
+    with pytest.raises(errors.LocalPathError, match="Input/output error") as info:
+        make_client(emulator).download_file(f"{remote_dir}/big.bin", dst, parallelism=1)
+    assert info.value.path == str(dst)
+    assert dst.read_bytes() == b"precious old content"
     assert leftovers(dst.parent) == []
