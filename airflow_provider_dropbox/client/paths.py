@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from airflow_provider_dropbox.client.errors import DisallowedNameError, LocalPathError, MalformedPathError
@@ -129,23 +130,29 @@ def check_local_source(local_path: str | os.PathLike[str], *, route: str = "uplo
 
 
 def check_local_destination(local_path: str | os.PathLike[str], *, route: str = "download") -> Path:
-    """A local file to (over)write: must not be an existing directory, and its parent must not be a file."""
+    """A local file to (over)write: must not be an existing directory, and no parent may be a file.
+
+    One ``stat`` in the common case (a mirror calls this per file): path lookup itself fails with ENOTDIR
+    at the first parent that is not a folder, whatever follows it; only then are the parents walked to
+    name it."""
     _check_no_nul(local_path, route)
     p = Path(local_path)
-    if p.is_dir():
+    try:
+        is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+    except NotADirectoryError:
+        parent = next((q for q in reversed(p.parents) if q.exists() and not q.is_dir()), p.parent)
+        raise LocalPathError(
+            f"Local path '{parent}' is a file, so '{p}' cannot be created under it ({route})",
+            route=route,
+            path=str(p),
+        ) from None
+    except OSError:  # missing folders are created; anything else is reported by the write itself
+        return p
+    if is_dir:
         raise LocalPathError(
             f"Local path '{p}' is a directory, but a file path is expected ({route}); name the file, e.g. "
             f"'{p / 'name.ext'}'",
             route=route,
             path=str(p),
         )
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise LocalPathError(
-                    f"Local path '{parent}' is a file, so '{p}' cannot be created under it ({route})",
-                    route=route,
-                    path=str(p),
-                )
-            break
     return p

@@ -412,7 +412,10 @@ def test_local_path_checks(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(errors.LocalPathError, match="is a file"):
         check_local_destination(tmp_path / "file" / "child.txt")
+    with pytest.raises(errors.LocalPathError, match=f"'{tmp_path / 'file'}' is a file"):
+        check_local_destination(tmp_path / "file" / "missing" / "child.txt")  # named even when deeper
     assert check_local_destination(tmp_path / "new" / "child.txt") == tmp_path / "new" / "child.txt"
+    assert check_local_destination(tmp_path / "file") == tmp_path / "file"  # an existing file is replaced
 
 
 def test_credentials_repr_hides_secrets() -> None:
