@@ -246,3 +246,18 @@ def test_a_failed_read_back_is_a_local_error_and_keeps_the_old_file(
     assert info.value.path == str(dst)
     assert dst.read_bytes() == b"precious old content"
     assert leftovers(dst.parent) == []
+
+
+def test_downloaded_file_gets_the_dropbox_client_modified_time(
+    emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path, remote_dir: str
+) -> None:
+    """The upload sends the local mtime as client_modified; the download puts it back on the new file, so
+    mtime-comparing tools (rsync, make) see the file as unchanged."""
+    src = tmp_path / "m.txt"
+    src.write_bytes(b"dated")
+    os.utime(src, (1_700_000_000, 1_600_000_007))  # 2020-09-13T12:26:47Z
+    client = make_client(emulator)
+    client.upload_file(src, f"{remote_dir}/m.txt")
+    meta = client.download_file(f"{remote_dir}/m.txt", tmp_path / "m.out", parallelism=1)
+    assert meta["client_modified"] == "2020-09-13T12:26:47Z"
+    assert os.stat(tmp_path / "m.out").st_mtime == 1_600_000_007
