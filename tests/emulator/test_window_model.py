@@ -51,8 +51,8 @@ def test_settings_roundtrip_and_validation(windowed: Api) -> None:
 
 
 def test_window_is_settable_at_start_up(tmp_path: Path) -> None:
-    """``--window-bytes`` on the command line, like the other network knobs (the docker-compose emulator has
-    no admin client to set it later)."""
+    """``--window-bytes`` on the command line, like the other network knobs, for set-ups where nothing POSTs
+    to the admin API (docker-compose, the demo)."""
     proc = start_emulator(tmp_path / "data", "--latency-ms", "50", "--window-bytes", str(4 * MiB))
     try:
         faults = requests.get(f"{proc.base_url}/_emulator/faults", timeout=10).json()
