@@ -80,10 +80,6 @@ def child(task: dict[str, Any]) -> None:
         sys.modules["old_download"] = module
         exec(compile(source, "old_download.py", "exec"), module.__dict__)
         api._download = module  # type: ignore[attr-defined]
-    if task.get("no_verify"):  # with hash-behind on, trial's no_verify patches would leave its thread hashing
-        from airflow_provider_dropbox.client import download
-
-        download.HASH_BEHIND_MIN = 1 << 62
     if task.get("set"):
         from airflow_provider_dropbox.client import download
 

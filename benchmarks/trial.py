@@ -338,6 +338,7 @@ def client_download(task: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_dropbox.client import download
 
         download.ContentHasher.update = lambda self, data: None  # type: ignore[method-assign]
+        download.HASH_BEHIND_MIN = 1 << 62  # no hash-behind thread either: every file takes the path above
         download._Download._verify = lambda self, parts, size, meta: None  # type: ignore[method-assign]
     if task.get("no_fsync"):  # diagnostic only: what the fsync before the rename costs
         os.fsync = lambda fd: None
