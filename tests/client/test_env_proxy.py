@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import select
 import socket
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import requests
 
 from airflow_provider_dropbox.client import DropboxClient
 from tests.client.conftest import client_for
-from tests.client.proxy import read_request, write_response
+from tests.client.proxy import read_request, serve_http, write_response
 from tests.emulator_process import EmulatorProcess, start_emulator
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -68,15 +67,10 @@ def proxy() -> Iterator[tuple[str, list[tuple[str, str, dict[str, str]]]]]:
     upstream = requests.Session()
     upstream.trust_env = False  # the proxy itself goes straight to the emulator
     handler = type("Proxy", (_Proxy,), {"seen": seen, "upstream": upstream})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        with serve_http(handler) as url:
+            yield url, seen
     finally:
-        server.shutdown()
-        server.server_close()
         upstream.close()
 
 

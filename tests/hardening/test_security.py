@@ -12,9 +12,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 
 from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints, RetryPolicy, errors
 from airflow_provider_dropbox.client.errors import DropboxApiError
+from tests.client.proxy import serve_http
 from tests.emulator_process import DEV_APP_KEY, EmulatorProcess, start_emulator
 from tests.hardening.helpers import fast_client, free_port
 from tests.hooks.conftest import conn_json
@@ -166,19 +166,15 @@ class _EchoingHandler(BaseHTTPRequestHandler):
 
 
 def test_server_echo_of_the_token_is_redacted_from_errors() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     token = "sl.u." + secrets.token_urlsafe(48)[:64]
-    try:
+    with serve_http(_EchoingHandler) as url:
         client = DropboxClient(
             Credentials(access_token=token),
-            endpoints=Endpoints.single_host(f"http://127.0.0.1:{server.server_address[1]}"),
+            endpoints=Endpoints.single_host(url),
             retry_policy=RetryPolicy(max_attempts=1),
         )
         with pytest.raises(errors.BadInputError) as info:
             client.get_metadata("/x")
-    finally:
-        server.shutdown()
     assert "Invalid authorization value" in str(info.value)
     assert token not in str(info.value) + repr(info.value.args)
 

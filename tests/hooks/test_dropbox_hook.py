@@ -7,12 +7,11 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import warnings
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import requests
 from airflow_provider_dropbox.client import Endpoints, errors
 from airflow_provider_dropbox.hooks.dropbox import DropboxConnectionConfigError, DropboxHook
 from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
-from tests.client.proxy import read_request, write_response
+from tests.client.proxy import read_request, serve_http, write_response
 from tests.emulator_process import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, EmulatorProcess
 from tests.hooks.conftest import MakeConn, conn_json, free_port
 
@@ -428,14 +427,8 @@ class _RecordingProxy(BaseHTTPRequestHandler):
 def recording_proxy(emulator: EmulatorProcess) -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
     seen: list[tuple[str, dict[str, str]]] = []
     handler = type("Proxy", (_RecordingProxy,), {"upstream": emulator.base_url, "seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(handler) as url:
+        yield url, seen
 
 
 def test_team_headers_are_sent(
