@@ -515,7 +515,7 @@ def _set_mtime(path: Path, meta: dict[str, Any]) -> None:
     stamp = meta.get("client_modified")
     if not isinstance(stamp, str) or not stamp.endswith("Z"):
         return
-    try:  # fromisoformat: 2 us against strptime's 8, paid per file by a mirror
+    try:  # fromisoformat: a quarter of strptime's cost (ad-hoc timeit), paid per file by a mirror
         mtime = datetime.fromisoformat(stamp[:-1]).replace(tzinfo=UTC).timestamp()
     except ValueError:
         return
