@@ -165,7 +165,7 @@ class Emulators:
     The HTTPS one is for comparisons with the official SDK, which only speaks https. Its self-signed
     certificate is passed to the client as ``ca_bundle`` and, for the SDK, through ``REQUESTS_CA_BUNDLE``
     (trial children get the SDK's host variables too). The parent process also sets ``REQUESTS_CA_BUNDLE``,
-    because ``requests`` lets that variable override ``Session.verify`` (see BENCHMARKS.md, findings)."""
+    because ``requests`` lets that variable override ``Session.verify``."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -934,7 +934,7 @@ PAGE_REPORTING = Path("/sys/module/page_reporting/parameters/min_free_ms")
 
 
 def page_reporting() -> dict[str, Any]:
-    """This VM's free page reporting, when it has one (see BENCHMARKS.md, "Memory of a VM").
+    """This VM's free page reporting, when it has one (see BENCHMARKS.md, "Reproduce").
 
     With ``min_free_ms`` 0 the guest hands freed pages back to the host at once, and the next process to
     write 1 GiB pays a host fault per page as system CPU: a trial then takes 2-4x as long, at random. Every
