@@ -28,6 +28,8 @@ VENVS = ["airflow-3.3", "airflow-3.2", "py310"]
 sys.path.insert(0, str(ROOT / "scripts"))
 import seed_demo  # noqa: E402
 
+# Pages other branches are writing at the same time; the README links them already.
+WRITTEN_ELSEWHERE = {"docs/testing-your-dags.md"}
 DEV = {"app_key": "dev-app-key", "app_secret": "dev-app-secret", "refresh_token": "dev-refresh-token"}
 
 
@@ -130,6 +132,13 @@ def test_metadata_names_one_version_python_range_license_and_absolute_readme_lin
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL", []))
     assert urls["Source"].startswith("https://github.com/")
     assert urls["Changelog"] == f"{urls['Source']}/blob/main/CHANGELOG.md"
+    # Links into the repository name files that exist (a moved doc would 404 on the package index).
+    into_repo = [
+        re.split(r"[?#]", t.split("/main/", 1)[1])[0] for t in targets if t.startswith(urls["Source"] + "/")
+    ]
+    assert len(into_repo) > 10
+    missing = [t for t in into_repo if t and not (ROOT / t).exists() and t not in WRITTEN_ELSEWHERE]
+    assert not missing, missing
 
 
 def test_sdist_rebuilds_and_holds_nothing_private(release_dir: Path) -> None:
@@ -152,7 +161,7 @@ def test_sdist_rebuilds_and_holds_nothing_private(release_dir: Path) -> None:
     allowed = ("airflow_provider_dropbox/", "dags/", "docs/")
     loose = {"pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO"}
     assert not [n for n in names if n not in loose and not n.startswith(allowed)]
-    # Tests stay in the repository (decided in docs/release.md); no caches, virtualenvs, results, databases.
+    # Tests stay in the repository (docs/development.md); no caches, virtualenvs, results, databases.
     private = re.compile(
         r"(^|/)(\.venv|tests|__pycache__|\.mypy_cache|build|dist|demo-output|artifacts)/|\.(pyc|db|sqlite|log)$"
     )
@@ -257,20 +266,46 @@ def test_the_two_command_line_tools_run(installed: tuple[str, Path, Path]) -> No
     assert "--app-key" in auth
 
 
-# -- the example mirror DAG from the wheel alone -----------------------------------------------------------
+# -- the README and the example mirror DAG, from the wheel alone, against the wheel's emulator ---------------
+
+README = (ROOT / "README.md").read_text()
 
 
-def test_example_mirror_dag_runs_against_the_emulator_with_airflow_dags_test(
-    release_dir: Path, tmp_path: Path
-) -> None:
+def readme_connection(base_url: str) -> str:
+    """The README's copy-paste AIRFLOW_CONN_DROPBOX_DEFAULT, pointed at this test's emulator port."""
+    (value,) = re.findall(r"^export AIRFLOW_CONN_DROPBOX_DEFAULT='(.+)'$", README, re.MULTILINE)
+    assert "http://127.0.0.1:8765" in value
+    json.loads(value)
+    return value.replace("http://127.0.0.1:8765", base_url)
+
+
+def readme_first_dag() -> str:
+    block = README.split("<!-- first-dag:", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+class Stack:
+    def __init__(self, venv: Path, home: Path, base_url: str) -> None:
+        self.venv, self.home, self.base_url = venv, home, base_url
+
+    def airflow(self, *args: str, timeout: float = 600, **extra: str) -> str:
+        env = {"AIRFLOW_CONN_DROPBOX_DEFAULT": readme_connection(self.base_url), "HOME": str(self.home)}
+        return run(self.venv, self.home, "airflow", *args, timeout=timeout, **{**env, **extra})
+
+
+@pytest.fixture(scope="module")
+def stack(release_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Emulator and Airflow both from the airflow-3.3 virtualenv; sample files seeded; database migrated."""
     venv = venv_dir(release_dir, "airflow-3.3")
-    home = tmp_path / "home"
+    work = tmp_path_factory.mktemp("stack")
+    home = work / "home"
     (home / "dags").mkdir(parents=True)
     (home / "dags" / "dropbox_mirror.py").write_bytes((ROOT / "dags" / "dropbox_mirror.py").read_bytes())
+    (home / "dags" / "dropbox_first_dag.py").write_text(readme_first_dag())
     emulator = subprocess.Popen(
         [str(venv / "bin" / "python"), "-m", "airflow_provider_dropbox.emulator", "--port", "0",
-         "--data-dir", str(tmp_path / "emulator-data")],
-        cwd=tmp_path, env=venv_env(venv, home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+         "--data-dir", str(work / "emulator-data")],
+        cwd=work, env=venv_env(venv, home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         assert emulator.stdout is not None
@@ -279,24 +314,55 @@ def test_example_mirror_dag_runs_against_the_emulator_with_airflow_dags_test(
         token = seed_demo._token(base_url, DEV["app_key"], DEV["app_secret"], DEV["refresh_token"])
         for path, data in seed_demo.SAMPLE_FILES.items():
             seed_demo.upload(base_url, token, path, data)
-        conn = {
-            "conn_type": "dropbox",
-            "host": base_url,
-            "login": DEV["app_key"],
-            "password": DEV["app_secret"],
-            "extra": {"refresh_token": DEV["refresh_token"]},
-        }
-        mirror = tmp_path / "mirror"
-        env = {"AIRFLOW_CONN_DROPBOX_DEFAULT": json.dumps(conn), "DROPBOX_MIRROR_LOCAL_PATH": str(mirror)}
-        run(venv, home, "airflow", "db", "migrate", **env)
-        log = run(venv, home, "airflow", "dags", "test", "dropbox_mirror", timeout=600, **env)
+        cli = Stack(venv, home, base_url)
+        cli.airflow("db", "migrate")
+        yield cli
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
-    assert "Dropbox mirror" in log, log[-2000:]
-    got = {
-        "/" + p.relative_to(mirror).as_posix(): p.read_bytes()
-        for p in mirror.rglob("*")
-        if p.is_file() and ".dropbox-mirror" not in p.relative_to(mirror).parts
+
+
+def local_tree(root: Path) -> dict[str, bytes]:
+    return {
+        "/" + p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and ".dropbox-mirror" not in p.relative_to(root).parts
     }
-    assert got == seed_demo.SAMPLE_FILES, (sorted(got), log[-2000:])
+
+
+def test_readme_connection_passes_airflow_connections_test(stack: Stack) -> None:
+    out = stack.airflow("connections", "test", "dropbox_default", AIRFLOW__CORE__TEST_CONNECTION="Enabled")
+    assert "Connection success!" in out, out
+
+
+def test_example_mirror_dag_runs_with_airflow_dags_test(stack: Stack, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    log = stack.airflow("dags", "test", "dropbox_mirror", DROPBOX_MIRROR_LOCAL_PATH=str(mirror))
+    assert "Dropbox mirror" in log, log[-2000:]
+    assert local_tree(mirror) == seed_demo.SAMPLE_FILES, log[-2000:]
+
+
+def test_readme_first_dag_uploads_and_mirrors_back(stack: Stack) -> None:
+    log = stack.airflow("dags", "test", "dropbox_first_dag")
+    work = stack.home / "dropbox-first-dag"
+    assert local_tree(work / "mirror") == {"/report.csv": b"region,amount\nnorth,1200\n"}, log[-2000:]
+
+
+def test_every_relative_link_in_the_docs_names_an_existing_file() -> None:
+    """The docs ship in the sdist and are read on the repository's web view: a moved page breaks links."""
+    pages = [
+        *ROOT.glob("docs/**/*.md"),
+        ROOT / "CHANGELOG.md",
+        ROOT / "BENCHMARKS.md",
+        ROOT / "RELIABILITY.md",
+    ]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("https://", "http://", "#", "mailto:")):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            if not path.exists() and path.relative_to(ROOT).as_posix() not in WRITTEN_ELSEWHERE:
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert len(pages) > 10
+    assert not broken, broken
