@@ -293,10 +293,12 @@ class Stack:
         return run(self.venv, self.home, "airflow", *args, timeout=timeout, **{**env, **extra})
 
 
-@pytest.fixture(scope="module")
-def stack(release_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Emulator and Airflow both from the airflow-3.3 virtualenv; sample files seeded; database migrated."""
-    venv = venv_dir(release_dir, "airflow-3.3")
+@pytest.fixture(scope="module", params=VENVS)
+def stack(
+    request: pytest.FixtureRequest, release_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Emulator and Airflow both from one release virtualenv; sample files seeded; database migrated."""
+    venv = venv_dir(release_dir, request.param)
     work = tmp_path_factory.mktemp("stack")
     home = work / "home"
     (home / "dags").mkdir(parents=True)
