@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What a user installing from a package index gets: build the sdist and the wheel (the wheel from the
-# sdist), check their metadata with twine, install the wheel alone into clean virtualenvs pinned like
-# Airflow 3.3.2 and 3.2.2 (and Python 3.10 when this machine has it), then tests/release checks them:
-# provider registered, CLIs run, the example mirror DAG runs against the emulator with `airflow dags test`.
+# sdist), check their metadata with twine, install the wheel alone into clean virtualenvs pinned by the
+# lock files (Airflow 3.3.2 and 3.2.2 on Python 3.11; Airflow 3.3.2 on Python 3.10 when this machine has
+# it), then tests/release checks each: provider registered, CLIs run, the README's connection and the
+# example mirror DAG work against the emulator with `airflow dags test`.
 # Output in build/release/ (rebuilt each run; the uv cache keeps it to a minute or two).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,18 +41,7 @@ for candidate in python3.10 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10.*/bin/py
   if "$candidate" -c 'import ssl, sqlite3, venv' 2>/dev/null; then py310=$candidate; break; fi
 done  # pyenv's shim exists without a working python3.10 unless that version is selected
 if [[ -n "$py310" ]]; then
-  # The 3.11 lock pins Airflow's bundled providers at versions that need Python 3.11; where it cannot
-  # apply, Airflow 3.3.2 is resolved from the index for 3.10, as a 3.10 user's pip would.
-  grep -v '^-e ' requirements/lock.txt > "$OUT/constraints-py310-all.txt"
-  "$UV" venv --quiet --python "$py310" "$OUT/py310"
-  if "$UV" pip install --quiet --python "$OUT/py310/bin/python" "$wheel" "apache-airflow==3.3.2" \
-      -c "$OUT/constraints-py310-all.txt" 2>"$OUT/py310-install.log"; then
-    echo "py310: $("$OUT/py310/bin/python" --version), apache-airflow 3.3.2"
-  else
-    echo "py310: some 3.11 pins need Python 3.11 ($OUT/py310-install.log); resolving for 3.10 instead"
-    "$UV" pip install --quiet --python "$OUT/py310/bin/python" "$wheel" "apache-airflow==3.3.2"
-    echo "py310: $("$OUT/py310/bin/python" --version), apache-airflow 3.3.2 (resolved for 3.10)"
-  fi
+  make_venv py310 "$py310" requirements/lock-py310.txt 3.3.2
 else
   echo "py310: no Python 3.10 on this machine; the 3.10 install check is skipped (ruff/mypy still target 3.10)"
 fi
