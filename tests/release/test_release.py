@@ -81,6 +81,13 @@ def run(venv: Path, home: Path, *cmd: str, timeout: float = 300, **extra: str) -
     return out.stdout
 
 
+# Never shipped: caches, virtualenvs, build output, results, databases, logs (and tests: docs/development.md).
+PRIVATE = re.compile(
+    r"(^|/)(\.venv|tests|__pycache__|\.mypy_cache|\.ruff_cache|build|dist|demo-output|artifacts)/"
+    r"|\.(pyc|db|sqlite|sqlite3|log)$"
+)
+
+
 # -- the distributions -------------------------------------------------------------------------------------
 
 
@@ -98,6 +105,7 @@ def test_wheel_holds_the_package_typing_marker_license_and_entry_points(release_
     package = {p.relative_to(ROOT).as_posix() for p in (ROOT / "airflow_provider_dropbox").rglob("*.py")}
     assert package <= names, sorted(package - names)
     assert not [n for n in names if not n.startswith(("airflow_provider_dropbox/", info))]
+    assert not [n for n in names if PRIVATE.search(n)]  # e.g. an emulator database left in the package
     eps = configparser.ConfigParser(delimiters=("=",))
     eps.read_string(entry_points)
     assert (
@@ -162,10 +170,7 @@ def test_sdist_rebuilds_and_holds_nothing_private(release_dir: Path) -> None:
     loose = {"pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO"}
     assert not [n for n in names if n not in loose and not n.startswith(allowed)]
     # Tests stay in the repository (docs/development.md); no caches, virtualenvs, results, databases.
-    private = re.compile(
-        r"(^|/)(\.venv|tests|__pycache__|\.mypy_cache|build|dist|demo-output|artifacts)/|\.(pyc|db|sqlite|log)$"
-    )
-    assert not [n for n in names if private.search(n)]
+    assert not [n for n in names if PRIVATE.search(n)]
 
 
 # -- the wheel installed alone -----------------------------------------------------------------------------
