@@ -84,7 +84,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks.dropbox"]}],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.operators.dropbox"]}],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [f"{_PKG}.operators.dropbox", f"{_PKG}.operators.mirror"],
+            }
+        ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors.dropbox"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.triggers.dropbox"]}],
         "asset-uris": [

@@ -4,6 +4,7 @@
 # requirements/lock-airflow-3.2.txt: the lowest supported Airflow, resolved as of its release (May 2026)
 # the way Airflow's own constraint files pin it (3.2.2's task runner breaks with later pydantic/fastapi);
 # only the test-only packages are allowed to be newer.
+# requirements/lock-py310.txt: Airflow 3.3.2 on Python 3.10, runtime only (the release check's 3.10 virtualenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -15,3 +16,5 @@ for pkg in dropbox stone playwright pyee greenlet hypothesis; do
 done
 .venv/bin/uv pip compile requirements/lock-airflow-3.2.in "${common[@]}" --exclude-newer 2026-06-01 \
   "${test_only[@]}" -o requirements/lock-airflow-3.2.txt
+.venv/bin/uv pip compile requirements/lock-py310.in --python-version 3.10 --python-platform x86_64-unknown-linux-gnu \
+  --no-header -o requirements/lock-py310.txt

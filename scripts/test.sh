@@ -18,5 +18,6 @@ rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then echo "pytest collected no tests" >&2; exit 1; fi
 if [[ $rc -ne 0 ]]; then exit $rc; fi
+if [[ ${#quick[@]} -eq 0 ]]; then echo "== release: sdist + wheel installed alone"; scripts/check_release.sh; fi
 echo "== Airflow 3.2.2 compatibility (Airflow-facing suites)"
 exec scripts/test-airflow-3.2.sh "$@"

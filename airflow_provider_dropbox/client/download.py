@@ -32,7 +32,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from airflow_provider_dropbox.client.api import DropboxClient
 
 log = logging.getLogger(__name__)
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+; the package supports 3.10
 
 ROUTE = "files/download"
 MiB = 1024 * 1024

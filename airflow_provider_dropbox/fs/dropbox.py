@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import UTC
+from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
 schemes = ["dropbox"]
+UTC = timezone.utc  # datetime.UTC is Python 3.11+; the package supports 3.10
 
 
 def _is_error(exc: BaseException, *names: str) -> bool:

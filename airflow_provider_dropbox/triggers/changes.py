@@ -43,9 +43,11 @@ import fnmatch
 import logging
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+; the package supports 3.10
 
 ChangeKind = Literal["added", "modified", "deleted"]
 ALL_KINDS: tuple[ChangeKind, ...] = ("added", "modified", "deleted")

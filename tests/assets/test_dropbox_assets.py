@@ -87,7 +87,10 @@ def test_provider_info_registers_everything() -> None:
     info = get_provider_info()
     modules = {k: info[k][0]["python-modules"] for k in ("operators", "sensors", "triggers")}
     assert modules == {
-        "operators": ["airflow_provider_dropbox.operators.dropbox"],
+        "operators": [
+            "airflow_provider_dropbox.operators.dropbox",
+            "airflow_provider_dropbox.operators.mirror",
+        ],
         "sensors": ["airflow_provider_dropbox.sensors.dropbox"],
         "triggers": ["airflow_provider_dropbox.triggers.dropbox"],
     }

@@ -130,7 +130,7 @@ def test_insufficient_space(fresh_emulator: EmulatorProcess, make_client: MakeCl
     try:
         fresh_emulator.set_faults(quota_bytes=6 * MiB)
     except urllib.error.HTTPError:
-        pytest.skip("the emulator has no quota knob yet (docs/notes/emulator-bugs-from-client.md)")
+        pytest.skip("the emulator has no quota knob yet (docs/known-limitations.md)")
     client = make_client(fresh_emulator)
     src = tmp_path / "big.bin"
     write_random(src, 8 * MiB)
@@ -146,7 +146,7 @@ def test_batch_reports_each_file_that_did_not_fit(
     try:
         fresh_emulator.set_faults(quota_bytes=6 * MiB)
     except urllib.error.HTTPError:
-        pytest.skip("the emulator has no quota knob yet (docs/notes/emulator-bugs-from-client.md)")
+        pytest.skip("the emulator has no quota knob yet (docs/known-limitations.md)")
     client = make_client(fresh_emulator)
     pairs = []
     for i in range(2):

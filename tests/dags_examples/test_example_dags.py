@@ -177,7 +177,7 @@ def test_dagbag_imports_cleanly_with_exactly_the_three_dags(dagbag: Any) -> None
 
 def test_no_two_assets_share_a_uri_under_different_names(dagbag: Any) -> None:
     """Airflow keeps one active asset per URI (and per name): a second name for the same URI is inactive,
-    and a task with it in its inlets/outlets fails before it runs (docs/notes/e2e-findings.md #1)."""
+    and a task with it in its inlets/outlets fails before it runs (docs/known-limitations.md)."""
     from airflow.sdk import Asset
 
     for dag_id in EXPECTED_DAGS:

@@ -78,7 +78,7 @@ def render(command: str) -> str:
         "## Totals per suite",
         "",
         "`xfailed` are known product bugs written down as strict xfail tests "
-        "(docs/notes/hardening-findings.md); they count as tried, not passed.",
+        "(docs/known-limitations.md); they count as tried, not passed.",
         "",
         "| suite | tried | passed | failed | xfailed (known bugs) | skipped |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -4,7 +4,7 @@ Each row: the call must raise a typed error whose message names the problem (and
 fix), and nothing may be written, deleted or left partial: the local work area and the whole remote account
 (a private emulator) are snapshotted before and after, and no transfer temp file may remain.
 
-Rows marked xfail(strict) are product bugs, described in docs/notes/hardening-findings.md (#N in the reason).
+Rows marked xfail(strict) are product bugs, described in docs/known-limitations.md (#N in the reason).
 """
 
 from __future__ import annotations

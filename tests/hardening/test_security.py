@@ -1,6 +1,6 @@
 """Security review as tests: secrets stay out of logs, XCom, rendered fields, exceptions and reprs; TLS is
 verified by default with a CA-bundle option and no off switch; the emulator binds to loopback and says it is
-for testing. Findings (strict xfails) are described in docs/notes/hardening-findings.md."""
+for testing. Findings (strict xfails) are described in docs/known-limitations.md."""
 
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ def test_task_runs_leave_no_secret_in_output_logs_xcom_or_rendered_fields(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # INFO, the default: at DEBUG, Airflow's own supervisor logs every MaskSecret request with the
         # secret in it ("Sending request ... MaskSecret(value=...)"), an Airflow behaviour the provider cannot
-        # avoid (docs/security.md, docs/notes/hardening-findings.md #14).
+        # avoid (docs/security.md, docs/known-limitations.md #14).
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_HSEC": conn_json(
             secret_emu.base_url, password=APP_SECRET, extra={"refresh_token": REFRESH_TOKEN}
