@@ -97,6 +97,13 @@ async def _newer(c: Call, state: dict[str, Any], since: int) -> bool:
     return items is None or bool(items)
 
 
+def _gone_folder(c: Call) -> ApiFail:
+    """The cursor's folder no longer exists: ``reset`` or ``path/not_found`` (both allowed; a switch)."""
+    if c.emu.faults.settings.deleted_folder_cursor == "not_found":
+        return api_error(tag("path", tag("not_found")))
+    return api_error(RESET)
+
+
 async def _listing_page(c: Call, state: dict[str, Any]) -> dict[str, Any]:
     """Next page of a full listing; ``state["a"]`` is the last key already sent."""
     store = c.emu.store
@@ -144,12 +151,13 @@ async def list_folder_continue(c: Call) -> Response:
     state = _decode_cursor(c, c.args.req_str("cursor"))
     store = c.emu.store
     if state["p"] and state["p"] not in store.nodes:
-        raise api_error(RESET)
+        raise _gone_folder(c)
     if "a" in state:
         return json_response(await _listing_page(c, state))
     upto = state.pop("w", store.seq)
     offset = state.pop("o", 0)
-    items = await blocking(store.changes, state["p"], state["r"], state["s"], upto)
+    repeat = c.emu.faults.settings.repeat_paths
+    items = await blocking(store.changes, state["p"], state["r"], state["s"], upto, repeat)
     if items is None:
         raise api_error(RESET)
     limit = state["l"]

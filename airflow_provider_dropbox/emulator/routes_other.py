@@ -14,7 +14,7 @@ from starlette.responses import Response
 from .auth import ACCOUNT_ID
 from .core import Call, Emulator, Route, blocking, lookup_error
 from .paths import READ_PATH_PATTERN
-from .store import ROOT_NAMESPACE_ID, LookupFail, Node
+from .store import ROOT_NAMESPACE_ID, LookupFail, Node, StoreError
 from .wire import api_error, json_response, tag, text_response, void_response
 
 ALLOCATED = 2 * 1024**4
@@ -174,6 +174,19 @@ def admin_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
         await blocking(emu.store.reset_cursors)
         return void_response()
 
+    async def populate(request: Request) -> Response:
+        """Bulk-create files: ``{"path": "/b", "files": N, "size": B, "per_folder": K, "unique": false}``."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            args = populate_args(body)
+        except ValueError as e:
+            return text_response(f"bad populate request: {e}", status=400)
+        try:
+            result = await blocking(emu.store.populate, *args)
+        except StoreError as e:
+            return json_response({"error": e.reason}, status=409)
+        return json_response(result)
+
     async def stats(request: Request) -> Response:
         with emu.stats_lock:
             return json_response({"requests": dict(emu.stats)})
@@ -187,6 +200,30 @@ def admin_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
         ("GET", "/_emulator/faults"): get_faults,
         ("POST", "/_emulator/faults"): set_faults,
         ("POST", "/_emulator/reset_cursors"): reset_cursors,
+        ("POST", "/_emulator/populate"): populate,
         ("GET", "/_emulator/stats"): stats,
         ("POST", "/_emulator/stats/reset"): stats_reset,
     }
+
+
+def populate_args(body: Any) -> tuple[str, int, int, int, bool, str]:
+    """Validate a populate request (admin route body or CLI options) -> ``Store.populate`` arguments."""
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    unknown = set(body) - {"path", "files", "size", "per_folder", "unique", "prefix"}
+    if unknown:
+        raise ValueError(f"unknown fields: {sorted(unknown)}")
+    path, files = body.get("path"), body.get("files")
+    size, per_folder = body.get("size", 0), body.get("per_folder", 0)
+    unique, prefix = body.get("unique", False), body.get("prefix", "f")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError("path must be an absolute folder path like '/bench'")
+    for name, v, lo in (("files", files, 1), ("size", size, 0), ("per_folder", per_folder, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}")
+    if not isinstance(unique, bool):
+        raise ValueError("unique must be a boolean")
+    if not isinstance(prefix, str) or not prefix or "/" in prefix:
+        raise ValueError("prefix must be a non-empty name without '/'")
+    assert isinstance(files, int) and isinstance(size, int) and isinstance(per_folder, int)
+    return path, files, size, per_folder, unique, prefix
