@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(x) for x in ns.sizes.split(",")]
     started = time.monotonic()
     result = run(sizes, ns.memory_files, ns.repeats)
-    result["command"] = "python -m benchmarks.emulator_scale " + " ".join(argv or [])
+    args = sys.argv[1:] if argv is None else argv
+    result["command"] = " ".join([".venv/bin/python -m benchmarks.emulator_scale", *args])
     result["seconds"] = round(time.monotonic() - started, 1)
     ns.out.write_text(json.dumps(result, indent=2) + "\n")
     print("| files | entries listed | full listing (median) | per entry vs smallest |")
