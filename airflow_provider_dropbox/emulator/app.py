@@ -106,6 +106,15 @@ def create_app(config: EmulatorConfig) -> Starlette:
     for (method, path), handler in routes_other.admin_routes(emu).items():
         routes.append(StarletteRoute(path, _guard(handler), methods=[method]))
 
+    async def temporary_link(request: Request) -> Response:
+        return await routes_content.serve_temporary_link(request, emu)
+
+    routes.append(
+        StarletteRoute(
+            routes_content.TEMP_LINK_PREFIX + "{token}/{name:path}", temporary_link, methods=["GET"]
+        )
+    )
+
     async def unknown_function(request: Request) -> Response:
         """Dropbox answers a route it does not know with a plain-text 400 (the SDK's BadInputError)."""
         func = request.url.path.removeprefix("/2/")

@@ -223,6 +223,20 @@ async def delete_v2(c: Call) -> Response:
     return json_response({"metadata": md})
 
 
+async def delete_v1(c: Call) -> Response:
+    """Deprecated ``files/delete``: delete_v2's argument and errors, the Metadata itself as the result."""
+    path = c.args.req_str("path", pattern=WRITE_PATH_OR_ID_PATTERN)
+    parent_rev = c.args.opt_str("parent_rev", pattern="[0-9a-f]{9,}")
+    check_lock(c, tag("too_many_write_operations"))
+    try:
+        md = await blocking(c.emu.store.delete, path, parent_rev)
+    except LookupFail as e:
+        raise lookup_error(e, "path_lookup") from None
+    except WriteFail as e:
+        raise lookup_error(e, "path_write") from None
+    return json_response(md)
+
+
 async def create_folder_v2(c: Call) -> Response:
     path = c.args.req_str("path", pattern=WRITE_PATH_PATTERN)
     autorename = c.args.flag("autorename")
@@ -266,6 +280,7 @@ ROUTES = [
     Route("/2/files/list_folder/get_latest_cursor", "rpc", get_latest_cursor),
     Route("/2/files/list_folder/longpoll", "notify", longpoll),
     Route("/2/files/delete_v2", "rpc", delete_v2, write=True),
+    Route("/2/files/delete", "rpc", delete_v1, write=True),
     Route("/2/files/create_folder_v2", "rpc", create_folder_v2, write=True),
     Route("/2/files/move_v2", "rpc", move_v2, write=True),
     Route("/2/files/copy_v2", "rpc", copy_v2, write=True),

@@ -15,7 +15,7 @@ from .auth import ACCOUNT_ID
 from .core import Call, Emulator, Route, blocking, lookup_error
 from .paths import READ_PATH_PATTERN
 from .store import ROOT_NAMESPACE_ID, LookupFail, Node, StoreError
-from .wire import api_error, json_response, tag, text_response, void_response
+from .wire import api_error, bad_input, json_response, tag, text_response, void_response
 
 ALLOCATED = 2 * 1024**4
 
@@ -142,7 +142,17 @@ async def list_shared_links(c: Call) -> Response:
     return json_response({"links": out, "has_more": False})
 
 
+async def check_user(c: Call) -> Response:
+    """EchoResult: the ``query`` (at most 500 characters) back, for a connectivity check with a user token."""
+    query = c.args.opt_str("query", default="")
+    assert query is not None
+    if len(query) > 500:
+        raise bad_input(c.func, f"request body: query: '{query[:20]}...' must be at most 500 characters")
+    return json_response({"result": query})
+
+
 ROUTES = [
+    Route("/2/check/user", "rpc", check_user),
     Route("/2/users/get_current_account", "rpc", get_current_account),
     Route("/2/users/get_space_usage", "rpc", get_space_usage),
     Route("/2/auth/token/revoke", "rpc", revoke),
