@@ -3,6 +3,8 @@ official SDK (issue 14 item 5, the simplest routes)."""
 
 from __future__ import annotations
 
+import importlib
+import json
 import uuid
 import warnings
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 import requests
 
 from tests.sdk.conftest import SdkTarget
+from tests.sdk.test_sdk_shapes import Raw
 
 
 def _root() -> str:
@@ -78,3 +81,31 @@ def test_delete_v1(sdk_target: SdkTarget, dbx: Any) -> None:
             dbx.files_delete(f"{root}/a.txt")
     assert err.value.error.is_path_lookup() and err.value.error.get_path_lookup().is_not_found()
     assert [e.name for e in dbx.files_list_folder(root).entries] == []
+
+
+def test_new_shapes_decode_strictly(sdk_target: SdkTarget) -> None:
+    """The new routes' results and errors, and PathRootError, decode with the SDK's strict validators."""
+    raw = Raw(sdk_target)
+    files = importlib.import_module("dropbox.files")
+    check = importlib.import_module("dropbox.check")
+    common = importlib.import_module("dropbox.common")
+    root = _root()
+    raw.upload(files.upload, "files/upload", {"path": root + "/f.txt"}, b"abc")
+    raw.rpc(files.create_folder_v2, "files/create_folder_v2", {"path": root + "/dir"})
+    link = raw.rpc(files.get_temporary_link, "files/get_temporary_link", {"path": root + "/f.txt"})
+    assert link.metadata.name == "f.txt"
+    assert raw.rpc(files.get_temporary_link, "files/get_temporary_link", {"path": root + "/dir"}).is_path()
+    assert raw.rpc(check.user, "check/user", {"query": "hi"}).result == "hi"
+    assert raw.rpc(files.delete, "files/delete", {"path": root + "/f.txt"}).name == "f.txt"
+    assert raw.rpc(files.delete, "files/delete", {"path": root + "/f.txt"}).is_path_lookup()
+    bad = raw.rpc(files.get_metadata, "files/get_metadata", {"path": root + "/a\x7f"})
+    assert bad.get_path().is_malformed_path()
+    for header in ('{".tag": "root", "root": "1"}', '{".tag": "namespace_id", "namespace_id": "1"}'):
+        r = raw.http.post(
+            f"{raw.base}/2/files/list_folder",
+            data=json.dumps({"path": ""}),
+            headers={**raw.auth, "Content-Type": "application/json", "Dropbox-API-Path-Root": header},
+            timeout=30,
+        )
+        assert r.status_code == 422
+        raw.ser.json_compat_obj_decode(common.PathRootError_validator, r.json()["error"], strict=True)
