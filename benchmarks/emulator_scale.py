@@ -3,8 +3,10 @@
 Trees are made with the emulator's bulk creator (``POST /_emulator/populate``), files grouped 1,000 per
 folder. For each size a fresh emulator process is started, filled, and listed fully (recursive, pages of
 2,000, raw HTTP, one ``requests.Session``) ``--repeats`` times; the median is reported with the per-entry
-cost relative to the smallest size in the same run (1.0 = linear). Resident memory is the emulator
-process's ``VmRSS`` after filling, and ``VmRSS`` after a restart that loads the tree from its database.
+cost relative to the smallest size in the same run (1.0 = linear). Also timed: paging
+``list_folder/continue`` from a cursor taken just before the tree was filled (all N items as changes).
+Resident memory is the emulator process's ``VmRSS`` after filling, and ``VmRSS`` after a restart that
+loads the tree from its database.
 
 Run: ``.venv/bin/python -m benchmarks.emulator_scale [--sizes 10000,100000] [--memory-files 1000000]``
 (also ``python -m benchmarks.run --only emulator``); writes ``benchmarks/results/emulator_scale.json``.
@@ -61,17 +63,30 @@ def populate(base: str, files: int) -> float:
     return time.perf_counter() - t0
 
 
-def list_all(base: str, path: str) -> tuple[int, float]:
-    """(entries, seconds) of a full recursive listing of ``path``."""
+def latest_cursor(base: str, path: str) -> str:
+    with requests.Session() as http:
+        headers = {"Authorization": f"Bearer {_token(http, base)}", "Content-Type": "application/json"}
+        http.post(f"{base}/2/files/create_folder_v2", data=json.dumps({"path": path}), headers=headers)
+        r = http.post(
+            f"{base}/2/files/list_folder/get_latest_cursor",
+            data=json.dumps({"path": path, "recursive": True, "limit": 2000}),
+            headers=headers,
+            timeout=60,
+        )
+        r.raise_for_status()
+        return str(r.json()["cursor"])
+
+
+def list_all(base: str, path: str, cursor: str | None = None) -> tuple[int, float]:
+    """(entries, seconds) of a full recursive listing of ``path``, or of every change after ``cursor``."""
     with requests.Session() as http:
         headers = {"Authorization": f"Bearer {_token(http, base)}", "Content-Type": "application/json"}
         t0 = time.perf_counter()
-        r = http.post(
-            f"{base}/2/files/list_folder",
-            data=json.dumps({"path": path, "recursive": True, "limit": 2000}),
-            headers=headers,
-            timeout=600,
-        )
+        if cursor is None:
+            route, arg = "list_folder", {"path": path, "recursive": True, "limit": 2000}
+        else:
+            route, arg = "list_folder/continue", {"cursor": cursor}
+        r = http.post(f"{base}/2/files/{route}", data=json.dumps(arg), headers=headers, timeout=600)
         r.raise_for_status()
         body = r.json()
         n = len(body["entries"])
@@ -91,7 +106,9 @@ def list_all(base: str, path: str) -> tuple[int, float]:
 def measure_listing(work: Path, files: int, repeats: int) -> dict[str, Any]:
     emu = start_emulator(work / f"list-{files}")
     try:
+        cursor = latest_cursor(emu.base_url, "/scale")
         fill_s = populate(emu.base_url, files)
+        changes = [list_all(emu.base_url, "/scale", cursor) for _ in range(repeats)]
         runs = [list_all(emu.base_url, "/scale") for _ in range(repeats)]
         entries = runs[0][0]
         median = statistics.median(s for _, s in runs)
@@ -102,6 +119,9 @@ def measure_listing(work: Path, files: int, repeats: int) -> dict[str, Any]:
             "list_s": [round(s, 3) for _, s in runs],
             "list_median_s": round(median, 3),
             "us_per_entry": round(median / entries * 1e6, 2),
+            "continue_entries": changes[0][0],
+            "continue_s": [round(s, 3) for _, s in changes],
+            "continue_median_s": round(statistics.median(s for _, s in changes), 3),
             "rss_bytes": _rss(emu.process.pid),
         }
     finally:
@@ -162,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     result["command"] = " ".join([".venv/bin/python -m benchmarks.emulator_scale", *args])
     result["seconds"] = round(time.monotonic() - started, 1)
     ns.out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| files | entries listed | full listing (median) | per entry vs smallest |")
-    print("|---|---|---|---|")
+    print("| files | entries listed | full listing (median) | per entry vs smallest | continue over all |")
+    print("|---|---|---|---|---|")
     for row in result["listing"]:
         print(
             f"| {row['files']:,} | {row['entries']:,} | {row['list_median_s']:.2f} s "
-            f"(goal <= {LIST_GOAL_S:g} s at 100k) | {row['per_entry_vs_smallest']:.2f}x |"
+            f"(goal <= {LIST_GOAL_S:g} s at 100k) | {row['per_entry_vs_smallest']:.2f}x "
+            f"| {row['continue_median_s']:.2f} s ({row['continue_entries']:,} entries) |"
         )
     mem = result["memory"]
     if mem:

@@ -43,6 +43,7 @@ MAX_REVISIONS_PER_PATH = 100
 KEEP_CONTENT_MAX_BYTES = 1 << 20
 KEEP_CONTENT_PER_PATH = 10
 LISTING_CACHE_SIZE = 8  # listings (root, recursive, include_deleted) whose key order is kept between pages
+Items = list[tuple[str, str]]  # (op "u"|"d", display) changes of a journal window
 __all__ = ["LookupFail", "Node", "RelocationFail", "Store", "StoreError", "WriteFail", "deleted_metadata"]
 
 
@@ -79,6 +80,8 @@ class Store:
         # Bumped by every change to the tree or the deleted set; a cached listing order is valid while equal.
         self.version = 0
         self._listings: OrderedDict[tuple[str, bool, bool], tuple[int, list[str]]] = OrderedDict()
+        # The journal is append-only, so the items of a window never change: pages of one window reuse them.
+        self._windows: OrderedDict[tuple[str, bool, int, int, bool], Items | None] = OrderedDict()
         self.db = Db(data_dir / "emulator.sqlite3")
         self._load()
         self._clean_tmp()
@@ -443,6 +446,23 @@ class Store:
 
     def changes(
         self, root: str, recursive: bool, since: int, upto: int, repeat: bool = False
+    ) -> list[tuple[str, str]] | None:
+        """``_changes`` of a window, computed once and reused by every page of it (a continue after a million
+        changes costs one pass over them, not one per page)."""
+        cache_key = (root, recursive, since, upto, repeat)
+        with self.lock:
+            if cache_key in self._windows:
+                self._windows.move_to_end(cache_key)
+                return self._windows[cache_key]
+            items = self._changes(root, recursive, since, upto, repeat)
+            if upto - since > 1000:  # small windows are cheap; keep the cache for the big ones
+                self._windows[cache_key] = items
+                while len(self._windows) > LISTING_CACHE_SIZE:
+                    self._windows.popitem(last=False)
+            return items
+
+    def _changes(
+        self, root: str, recursive: bool, since: int, upto: int, repeat: bool
     ) -> list[tuple[str, str]] | None:
         """Ordered (op, display) items changed in the window ``(since, upto]``; None means reset.
 

@@ -152,7 +152,16 @@ def test_populate_cli_fills_a_data_dir(tmp_path: Path) -> None:
 def test_hundred_thousand_entries_list_fully_in_order(
     fresh_api: Api, fresh_emulator: EmulatorProcess
 ) -> None:
+    fresh_api.mkdir("/big")
+    before = fresh_api.ok("files/list_folder/get_latest_cursor", {"path": "/big", "recursive": True})[
+        "cursor"
+    ]
     assert populate(fresh_emulator, path="/big", files=100_000, size=1, per_folder=1000).status_code == 200
+    changed, _ = fresh_api.changes(before)  # pages of 500 over one 100k-change window
+    assert [e["path_lower"] for e in changed] == sorted(
+        {e["path_lower"] for e in changed}, key=lambda p: p.split("/")
+    )
+    assert len([e for e in changed if e[".tag"] == "file"]) == 100_000 and len(changed) == 100_100
     entries, cursor = fresh_api.list_all("/big", limit=2000)
     check_listing(entries, "/big", 100_000, 101)
     fresh_api.upload("/big/d50/new.txt", b"x")
