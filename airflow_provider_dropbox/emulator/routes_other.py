@@ -147,7 +147,8 @@ async def check_user(c: Call) -> Response:
     query = c.args.opt_str("query", default="")
     assert query is not None
     if len(query) > 500:
-        raise bad_input(c.func, f"request body: query: '{query[:20]}...' must be at most 500 characters")
+        msg = f"'{query}' must be at most 500 characters, got {len(query)}"  # stone's validator wording
+        raise bad_input(c.func, f"request body: query: {msg}")
     return json_response({"result": query})
 
 
