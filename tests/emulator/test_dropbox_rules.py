@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_dropbox.emulator.paths import norm
 from tests.emulator.helpers import BLOCK, Api, content_hash
 from tests.emulator.test_sessions import append, finish, start
 from tests.emulator_process import EmulatorProcess
@@ -162,3 +163,24 @@ def test_switches_refuse_unknown_values(faulty_emulator: EmulatorProcess) -> Non
         with pytest.raises(urllib.error.HTTPError) as err:
             faulty_emulator.set_faults(**body)
         assert err.value.code == 400
+
+
+@pytest.mark.parametrize(
+    ("given", "folded"),
+    [
+        ("\u10a0", "\u2d00"),  # Georgian Asomtavruli -> Nuskhuri: a pair Unicode 4.1 added
+        ("\u2c00", "\u2c30"),  # Glagolitic (4.1)
+        ("\u2c80", "\u2c81"),  # Coptic (4.1)
+        ("\u023b", "\u023c"),  # Latin C with stroke (4.1)
+        ("\u03f9", "\u03f2"),  # Greek capital lunate sigma (4.0)
+        ("\u023a", "\u023a"),  # Latin A with stroke: its small letter came in 5.0
+        ("\u04c0", "\u04c0"),  # Cyrillic palochka: small form came in 5.0
+        ("\u212a", "k"),  # Kelvin sign
+        ("\u2160", "\u2170"),  # Roman numeral one
+        ("AbC-\u00c9", "abc-\u00e9"),
+        ("E\u0301", "\u00e9"),  # NFC first
+    ],
+)
+def test_fold_case_table(given: str, folded: str) -> None:
+    """The rule itself, code point by code point (docs/emulator.md, "Case folding")."""
+    assert norm("/" + given) == "/" + folded
