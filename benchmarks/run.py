@@ -16,6 +16,8 @@ Suites (``--only`` takes these names):
 - ``diagnose``    where the client's download time goes (verification / fsync patched out in the child).
 - ``wan``         ``parallel`` with a per-request bandwidth cap on top of the latency (information only).
 - ``profile``     one sampled run each of client and file_transfer, up and down (hottest lines).
+- ``emulator``    the emulator at scale (``benchmarks.emulator_scale``): full listing of 10k and 100k
+                  entries, resident memory holding 1,000,000 (``--quick``: 1k/10k and 100k).
 
 Each comparison runs its variants interleaved (A, B, C, A, B, C, ...) on the same emulator, every trial
 in a fresh child process (``benchmarks.trial``); the table shows medians.
@@ -58,7 +60,18 @@ WINDOW_BYTES = 4 * MiB
 """The TCP window of the ``parallel`` suite's 50 ms path: Linux's default ``net.ipv4.tcp_wmem`` maximum
 (4194304), the most a sender's socket buffer, and so its unacknowledged bytes in flight, grows to by
 autotuning. A 50 ms round trip then allows 4 MiB / 0.05 s = 80 MiB/s per connection."""
-SUITES = ("throughput", "memory", "parallel", "chunks", "longpoll", "mirror", "diagnose", "wan", "profile")
+SUITES = (
+    "throughput",
+    "memory",
+    "parallel",
+    "chunks",
+    "longpoll",
+    "mirror",
+    "diagnose",
+    "wan",
+    "profile",
+    "emulator",
+)
 
 
 @dataclass
@@ -957,6 +970,33 @@ def print_table(res: Results) -> None:
             print(f"{'':<11}   {row['detail']}")
 
 
+def suite_emulator(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    from benchmarks import emulator_scale
+
+    sizes = [1_000, 10_000] if cfg.quick else [10_000, 100_000]
+    out = emulator_scale.run(sizes, 100_000 if cfg.quick else 1_000_000, cfg.repeats, work)
+    res.notes["emulator_scale"] = out
+    for row in out["listing"]:
+        goal = emulator_scale.LIST_GOAL_S * row["files"] / 100_000
+        res.compare(
+            "emulator",
+            f"full recursive list_folder of {row['files']:,} files, median s",
+            row["list_median_s"],
+            f"<= {goal:g} s",
+            row["list_median_s"] <= goal,
+            f"{row['per_entry_vs_smallest']:.2f}x the smallest size's time per entry",
+        )
+    mem = out["memory"]
+    res.compare(
+        "emulator",
+        f"emulator RSS holding {mem['files']:,} files (after a restart), MiB",
+        mem["rss_after_restart_bytes"] / MiB,
+        "< 1024 MiB",
+        mem["rss_after_restart_bytes"] < emulator_scale.MEMORY_GOAL,
+        f"after populate {mem['rss_after_populate_bytes'] / MiB:.0f} MiB",
+    )
+
+
 SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "throughput": suite_throughput,
     "memory": suite_memory,
@@ -967,6 +1007,7 @@ SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "diagnose": suite_diagnose,
     "wan": suite_wan,
     "profile": suite_profile,
+    "emulator": suite_emulator,
 }
 
 

@@ -63,6 +63,9 @@ class EmulatorProcess:
                 "quota_bytes": None,
                 "truncate_download": 0,
                 "corrupt_download": 0,
+                "resent_piece": "incorrect_offset",
+                "deleted_folder_cursor": "reset",
+                "repeat_paths": False,
             },
         )
 

@@ -1,9 +1,14 @@
-"""CLI: ``python -m airflow_provider_dropbox.emulator --port 0 --data-dir DIR``; prints its base URL."""
+"""CLI: ``python -m airflow_provider_dropbox.emulator --port 0 --data-dir DIR``; prints its base URL.
+
+``python -m airflow_provider_dropbox.emulator populate --data-dir DIR --path /bench --files N --size B``
+bulk-creates files in a data dir (no emulator may be running on it) and exits.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import socket
 import sys
@@ -130,7 +135,51 @@ class _QuietShutdown(logging.Filter):
         return "timeout graceful shutdown exceeded" not in record.getMessage()
 
 
+def populate_main(argv: list[str]) -> None:
+    """``populate``: N files of a given size under a folder, in one transaction, straight into the store."""
+    p = argparse.ArgumentParser(
+        prog="python -m airflow_provider_dropbox.emulator populate",
+        description="Bulk-create files in an emulator data dir (stop the emulator using it first).",
+    )
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--path", required=True, help="folder to fill, e.g. /bench (created if missing)")
+    p.add_argument("--files", type=int, required=True, help="how many files")
+    p.add_argument("--size", type=int, default=0, help="bytes per file")
+    p.add_argument("--per-folder", type=int, default=0, help="group files into subfolders of this many")
+    p.add_argument("--unique", action="store_true", help="distinct content per file (one blob each)")
+    p.add_argument("--prefix", default="f", help="file name prefix")
+    ns = p.parse_args(argv)
+    from .routes_other import populate_args
+    from .store import Store, StoreError
+
+    body = {
+        "path": ns.path,
+        "files": ns.files,
+        "size": ns.size,
+        "per_folder": ns.per_folder,
+        "unique": ns.unique,
+        "prefix": ns.prefix,
+    }
+    try:
+        args = populate_args(body)
+    except ValueError as e:
+        sys.exit(f"populate: {e}")
+    ns.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(ns.data_dir)
+    try:
+        result = store.populate(*args)
+    except StoreError as e:
+        sys.exit(f"populate: refused: {e.reason}")
+    finally:
+        store.db.conn.close()
+    print(json.dumps(result), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["populate"]:
+        populate_main(argv[1:])
+        return
     ns = parse_args(argv)
     if bool(ns.certfile) != bool(ns.keyfile):
         sys.exit("--certfile and --keyfile go together")

@@ -105,6 +105,22 @@ def create_app(config: EmulatorConfig) -> Starlette:
         routes.append(StarletteRoute(spec.path, _guard(endpoint(emu, spec)), methods=list(spec.methods)))
     for (method, path), handler in routes_other.admin_routes(emu).items():
         routes.append(StarletteRoute(path, _guard(handler), methods=[method]))
+
+    async def temporary_link(request: Request) -> Response:
+        return await routes_content.serve_temporary_link(request, emu)
+
+    routes.append(
+        StarletteRoute(
+            routes_content.TEMP_LINK_PREFIX + "{token}/{name:path}", temporary_link, methods=["GET"]
+        )
+    )
+
+    async def unknown_function(request: Request) -> Response:
+        """Dropbox answers a route it does not know with a plain-text 400 (the SDK's BadInputError)."""
+        func = request.url.path.removeprefix("/2/")
+        return text_response(f'Unknown API function: "{func}".', status=400)
+
+    routes.append(StarletteRoute("/2/{rest:path}", unknown_function, methods=["GET", "POST"]))
     app = _EmulatorApp(routes=routes)
     app.emulator = emu
     app.state.emulator = emu

@@ -102,7 +102,7 @@ class Auth:
                 'Expecting "Bearer <oauth2-access-token>".',
             )
         if _TOKEN_RE.fullmatch(token) is None:
-            raise bad_input(func, "The given OAuth 2 access token is malformed.")
+            raise auth_error("invalid_access_token")  # as Dropbox: a malformed token is just not valid
         with self.lock:
             rec = self.access.get(token)
         if rec is None:

@@ -162,6 +162,12 @@ async def _parse_arg(route: Route, request: Request) -> Any:
     if route.style == "upload":
         check_content_type(request, func, UPLOAD_CONTENT_TYPES, required=False)
     elif route.style == "download":
+        if await request.body():
+            raise bad_input(
+                func,
+                "Unexpected request body. This function takes its argument in the HTTP header "
+                '"Dropbox-API-Arg" or URL parameter "arg", and the request body must be empty.',
+            )
         ct = request.headers.get("content-type", "")
         if ct and ct.strip().lower() != "text/plain; charset=dropbox-cors-hack":
             raise bad_input(
@@ -176,30 +182,34 @@ async def _parse_arg(route: Route, request: Request) -> Any:
 
 
 def check_team_headers(emu: Emulator, request: Request, func: str) -> None:
-    """Team headers. By default they are accepted and ignored (one account, one tree). Started with
-    ``--team-member-id``, ``Dropbox-API-Select-User/Admin`` must name that member (else 401
-    ``invalid_select_user/admin``) and ``Dropbox-API-Path-Root`` must name the account's root namespace or
-    ``--team-root-namespace-id`` (else 422 ``invalid_root``)."""
+    """Team headers. ``Dropbox-API-Path-Root`` is always checked: ``home``, the account's root namespace
+    (or ``--team-root-namespace-id``) pass; an unknown ``root`` gets 422 ``invalid_root`` (with the
+    account's root info), an unknown ``namespace_id`` 422 ``no_permission`` (PathRootError). Select
+    headers are ignored unless started with ``--team-member-id``: then ``Dropbox-API-Select-User/Admin``
+    must name that member (else 401 ``invalid_select_user/admin``)."""
     cfg = emu.config
     raw = request.headers.get("dropbox-api-path-root")
     root = None if raw is None else parse_json_text(func, raw, 'HTTP header "Dropbox-API-Path-Root"')
-    if cfg.team_member_id is None:
-        return
-    for header, tag_name in (
-        ("dropbox-api-select-user", "invalid_select_user"),
-        ("dropbox-api-select-admin", "invalid_select_admin"),
-    ):
-        value = request.headers.get(header)
-        if value is not None and value != cfg.team_member_id:
-            raise auth_error(tag_name)
+    if cfg.team_member_id is not None:
+        for header, tag_name in (
+            ("dropbox-api-select-user", "invalid_select_user"),
+            ("dropbox-api-select-admin", "invalid_select_admin"),
+        ):
+            value = request.headers.get(header)
+            if value is not None and value != cfg.team_member_id:
+                raise auth_error(tag_name)
     if root is None:
         return
     kind = root.get(".tag") if isinstance(root, dict) else root
     allowed = {ROOT_NAMESPACE_ID, cfg.team_root_namespace_id or ROOT_NAMESPACE_ID}
-    if kind == "home" or (
-        isinstance(root, dict) and kind in ("root", "namespace_id") and root.get(kind) in allowed
-    ):
+    if kind == "home":
         return
+    if not isinstance(root, dict) or kind not in ("root", "namespace_id"):
+        raise bad_input(func, 'HTTP header "Dropbox-API-Path-Root": unknown tag')
+    if root.get(kind) in allowed:
+        return
+    if kind == "namespace_id":
+        raise api_error(tag("no_permission"), status=422)
     info = {".tag": "user", "root_namespace_id": ROOT_NAMESPACE_ID, "home_namespace_id": ROOT_NAMESPACE_ID}
     raise api_error(tag("invalid_root", info), status=422)
 

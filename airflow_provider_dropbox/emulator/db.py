@@ -54,8 +54,14 @@ class Db:
         self.conn.execute("COMMIT")
 
     def nodes(self) -> Iterator[Node]:
+        """Every item; equal timestamps, hashes and blob names share one string (bulk-created trees repeat
+        them), which keeps a million items well under 1 GiB."""
+        shared: dict[str, str] = {}
         for (data,) in self.conn.execute("SELECT data FROM nodes"):
-            yield Node(**json.loads(data))
+            d = json.loads(data)
+            for f in ("client_modified", "server_modified", "content_hash", "blob"):
+                d[f] = shared.setdefault(d[f], d[f])
+            yield Node(**d)
 
     def deleted(self) -> Iterator[tuple[str, str]]:
         yield from self.conn.execute("SELECT key, display FROM deleted")
@@ -67,12 +73,23 @@ class Db:
         self.conn.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?)", (node.key, json.dumps(asdict(node))))
         self.conn.execute("DELETE FROM deleted WHERE key=?", (node.key,))
 
+    def put_nodes(self, nodes: list[Node]) -> None:
+        """Many new items at once (bulk creation): one statement, no ``deleted`` bookkeeping per row."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO nodes VALUES (?, ?)", ((n.key, json.dumps(asdict(n))) for n in nodes)
+        )
+        self.conn.executemany("DELETE FROM deleted WHERE key=?", ((n.key,) for n in nodes))
+
     def remove_node(self, node: Node) -> None:
         self.conn.execute("DELETE FROM nodes WHERE key=?", (node.key,))
         self.conn.execute("INSERT OR REPLACE INTO deleted VALUES (?, ?)", (node.key, node.display))
 
     def append_journal(self, seq: int, op: str, display: str) -> None:
         self.conn.execute("INSERT INTO journal VALUES (?, ?, ?)", (seq, op, display))
+
+    def append_journal_many(self, first_seq: int, items: list[tuple[str, str]]) -> None:
+        rows = ((first_seq + i, op, display) for i, (op, display) in enumerate(items))
+        self.conn.executemany("INSERT INTO journal VALUES (?, ?, ?)", rows)
 
     def kv_get(self, tbl: str, key: str) -> Any:
         row = self.conn.execute("SELECT data FROM kv WHERE tbl=? AND key=?", (tbl, key)).fetchone()

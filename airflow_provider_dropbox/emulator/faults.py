@@ -25,6 +25,11 @@ FRACTIONS = (
     "corrupt_download",
 )
 
+SWITCHES = {
+    "resent_piece": ("incorrect_offset", "accept"),
+    "deleted_folder_cursor": ("reset", "not_found"),
+}
+
 
 @dataclass
 class FaultSettings:
@@ -46,6 +51,10 @@ class FaultSettings:
     token_lifetime: int | None = None  # lifetime of tokens issued from now on
     quota_bytes: int | None = None  # account size: writes beyond it fail with insufficient_space
     seed: int | None = None
+    # Switches between answers the spec allows (the defaults are what the emulator always did):
+    resent_piece: str = "incorrect_offset"  # a concurrent session's piece sent again: or "accept" it again
+    deleted_folder_cursor: str = "reset"  # continue on a cursor whose folder is gone: or "not_found"
+    repeat_paths: bool = False  # continue pages carry every change of a path in order (not one per path)
 
 
 class Faults:
@@ -83,8 +92,12 @@ class Faults:
                 v = merged[name]
                 if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
                     raise ValueError(f"{name} must be a positive number or null")
-            if not isinstance(merged["rate_limit_text"], bool):
-                raise ValueError("rate_limit_text must be a boolean")
+            for name in ("rate_limit_text", "repeat_paths"):
+                if not isinstance(merged[name], bool):
+                    raise ValueError(f"{name} must be a boolean")
+            for name, choices in SWITCHES.items():
+                if merged[name] not in choices:
+                    raise ValueError(f"{name} must be one of {list(choices)}")
             merged["retry_after_s"] = int(merged["retry_after_s"])
             for name in ("quota_bytes", "window_bytes"):
                 if merged[name] is not None:

@@ -45,7 +45,7 @@ def new_id() -> str:
     return "id:" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     kind: str  # "file" | "folder"
     display: str

@@ -11,10 +11,12 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from .core import Call, Route, abort_connection, blocking, lock_429, lock_fault, lookup_error
+from .core import Call, Emulator, Route, abort_connection, blocking, lock_429, lock_fault, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN
 from .store import LookupFail, StoreError
 from .transfer import FdStream, Throttle, receive_body
@@ -181,7 +183,53 @@ async def upload(c: Call) -> Response:
     return json_response(md)
 
 
+# ---------------------------------------------------------------- temporary links
+
+TEMP_LINK_PREFIX = "/_tl/"
+TEMP_LINK_LIFETIME_S = 4 * 3600  # as documented for files/get_temporary_link
+
+
+async def get_temporary_link(c: Call) -> Response:
+    """GetTemporaryLinkResult: the file's metadata and a link on this emulator that serves its bytes (no
+    token) for four hours. A folder is ``path/not_file``."""
+    path = c.args.req_str("path", pattern=READ_PATH_PATTERN)
+    store = c.emu.store
+    try:
+        node = await blocking(store.lookup, path)
+    except LookupFail as e:
+        raise lookup_error(e) from None
+    if node.kind != "file":
+        raise api_error(tag("path", tag("not_file")))
+    token = secrets.token_urlsafe(24)
+    record = {"rev": node.rev, "expires": time.time() + TEMP_LINK_LIFETIME_S}
+    await blocking(store.kv_put, "templinks", token, record)
+    base = str(c.request.base_url).rstrip("/")
+    name = quote(node.display.rsplit("/", 1)[1])
+    return json_response(
+        {"metadata": node.metadata(tagged=False), "link": f"{base}{TEMP_LINK_PREFIX}{token}/{name}"}
+    )
+
+
+async def serve_temporary_link(request: Request, emu: Emulator) -> Response:
+    """GET a temporary link: the bytes of the revision it was made for; 404 once expired or gone (the real
+    links answer 404/410 text pages; clients only need "not 200")."""
+    token = request.path_params["token"]
+    record = await blocking(emu.store.kv_get, "templinks", token)
+    if record is None or time.time() > record["expires"]:
+        return text_response("This link has expired or does not exist.", status=404)
+    try:
+        node, fd = await blocking(emu.store.open_file, "rev:" + record["rev"])
+    except LookupFail:
+        return text_response("The file behind this link no longer exists.", status=404)
+    headers = {"Content-Length": str(node.size), "ETag": f'W/"{node.rev}"'}
+    disposition = quote(node.display.rsplit("/", 1)[1])
+    headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{disposition}"
+    stream = FdStream(fd, 0, node.size, Throttle(emu.faults.bytes_per_s))
+    return StreamingResponse(stream, headers=headers, media_type="application/octet-stream")
+
+
 ROUTES = [
+    Route("/2/files/get_temporary_link", "rpc", get_temporary_link),
     Route("/2/files/download", "download", download, methods=("GET", "POST")),
     Route("/2/files/upload", "upload", upload, write=True),
 ]

@@ -97,6 +97,13 @@ async def _newer(c: Call, state: dict[str, Any], since: int) -> bool:
     return items is None or bool(items)
 
 
+def _gone_folder(c: Call) -> ApiFail:
+    """The cursor's folder no longer exists: ``reset`` or ``path/not_found`` (both allowed; a switch)."""
+    if c.emu.faults.settings.deleted_folder_cursor == "not_found":
+        return api_error(tag("path", tag("not_found")))
+    return api_error(RESET)
+
+
 async def _listing_page(c: Call, state: dict[str, Any]) -> dict[str, Any]:
     """Next page of a full listing; ``state["a"]`` is the last key already sent."""
     store = c.emu.store
@@ -144,12 +151,13 @@ async def list_folder_continue(c: Call) -> Response:
     state = _decode_cursor(c, c.args.req_str("cursor"))
     store = c.emu.store
     if state["p"] and state["p"] not in store.nodes:
-        raise api_error(RESET)
+        raise _gone_folder(c)
     if "a" in state:
         return json_response(await _listing_page(c, state))
     upto = state.pop("w", store.seq)
     offset = state.pop("o", 0)
-    items = await blocking(store.changes, state["p"], state["r"], state["s"], upto)
+    repeat = c.emu.faults.settings.repeat_paths
+    items = await blocking(store.changes, state["p"], state["r"], state["s"], upto, repeat)
     if items is None:
         raise api_error(RESET)
     limit = state["l"]
@@ -215,6 +223,20 @@ async def delete_v2(c: Call) -> Response:
     return json_response({"metadata": md})
 
 
+async def delete_v1(c: Call) -> Response:
+    """Deprecated ``files/delete``: delete_v2's argument and errors, the Metadata itself as the result."""
+    path = c.args.req_str("path", pattern=WRITE_PATH_OR_ID_PATTERN)
+    parent_rev = c.args.opt_str("parent_rev", pattern="[0-9a-f]{9,}")
+    check_lock(c, tag("too_many_write_operations"))
+    try:
+        md = await blocking(c.emu.store.delete, path, parent_rev)
+    except LookupFail as e:
+        raise lookup_error(e, "path_lookup") from None
+    except WriteFail as e:
+        raise lookup_error(e, "path_write") from None
+    return json_response(md)
+
+
 async def create_folder_v2(c: Call) -> Response:
     path = c.args.req_str("path", pattern=WRITE_PATH_PATTERN)
     autorename = c.args.flag("autorename")
@@ -258,6 +280,7 @@ ROUTES = [
     Route("/2/files/list_folder/get_latest_cursor", "rpc", get_latest_cursor),
     Route("/2/files/list_folder/longpoll", "notify", longpoll),
     Route("/2/files/delete_v2", "rpc", delete_v2, write=True),
+    Route("/2/files/delete", "rpc", delete_v1, write=True),
     Route("/2/files/create_folder_v2", "rpc", create_folder_v2, write=True),
     Route("/2/files/move_v2", "rpc", move_v2, write=True),
     Route("/2/files/copy_v2", "rpc", copy_v2, write=True),

@@ -14,8 +14,8 @@ from starlette.responses import Response
 from .auth import ACCOUNT_ID
 from .core import Call, Emulator, Route, blocking, lookup_error
 from .paths import READ_PATH_PATTERN
-from .store import ROOT_NAMESPACE_ID, LookupFail, Node
-from .wire import api_error, json_response, tag, text_response, void_response
+from .store import ROOT_NAMESPACE_ID, LookupFail, Node, StoreError
+from .wire import api_error, bad_input, json_response, tag, text_response, void_response
 
 ALLOCATED = 2 * 1024**4
 
@@ -142,7 +142,18 @@ async def list_shared_links(c: Call) -> Response:
     return json_response({"links": out, "has_more": False})
 
 
+async def check_user(c: Call) -> Response:
+    """EchoResult: the ``query`` (at most 500 characters) back, for a connectivity check with a user token."""
+    query = c.args.opt_str("query", default="")
+    assert query is not None
+    if len(query) > 500:
+        msg = f"'{query}' must be at most 500 characters, got {len(query)}"  # stone's validator wording
+        raise bad_input(c.func, f"request body: query: {msg}")
+    return json_response({"result": query})
+
+
 ROUTES = [
+    Route("/2/check/user", "rpc", check_user),
     Route("/2/users/get_current_account", "rpc", get_current_account),
     Route("/2/users/get_space_usage", "rpc", get_space_usage),
     Route("/2/auth/token/revoke", "rpc", revoke),
@@ -174,6 +185,19 @@ def admin_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
         await blocking(emu.store.reset_cursors)
         return void_response()
 
+    async def populate(request: Request) -> Response:
+        """Bulk-create files: ``{"path": "/b", "files": N, "size": B, "per_folder": K, "unique": false}``."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            args = populate_args(body)
+        except ValueError as e:
+            return text_response(f"bad populate request: {e}", status=400)
+        try:
+            result = await blocking(emu.store.populate, *args)
+        except StoreError as e:
+            return json_response({"error": e.reason}, status=409)
+        return json_response(result)
+
     async def stats(request: Request) -> Response:
         with emu.stats_lock:
             return json_response({"requests": dict(emu.stats)})
@@ -187,6 +211,30 @@ def admin_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
         ("GET", "/_emulator/faults"): get_faults,
         ("POST", "/_emulator/faults"): set_faults,
         ("POST", "/_emulator/reset_cursors"): reset_cursors,
+        ("POST", "/_emulator/populate"): populate,
         ("GET", "/_emulator/stats"): stats,
         ("POST", "/_emulator/stats/reset"): stats_reset,
     }
+
+
+def populate_args(body: Any) -> tuple[str, int, int, int, bool, str]:
+    """Validate a populate request (admin route body or CLI options) -> ``Store.populate`` arguments."""
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    unknown = set(body) - {"path", "files", "size", "per_folder", "unique", "prefix"}
+    if unknown:
+        raise ValueError(f"unknown fields: {sorted(unknown)}")
+    path, files = body.get("path"), body.get("files")
+    size, per_folder = body.get("size", 0), body.get("per_folder", 0)
+    unique, prefix = body.get("unique", False), body.get("prefix", "f")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError("path must be an absolute folder path like '/bench'")
+    for name, v, lo in (("files", files, 1), ("size", size, 0), ("per_folder", per_folder, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}")
+    if not isinstance(unique, bool):
+        raise ValueError("unique must be a boolean")
+    if not isinstance(prefix, str) or not prefix or "/" in prefix:
+        raise ValueError("prefix must be a non-empty name without '/'")
+    assert isinstance(files, int) and isinstance(size, int) and isinstance(per_folder, int)
+    return path, files, size, per_folder, unique, prefix

@@ -43,7 +43,8 @@ async def _append_data(c: Call, sid: str, offset: int, close: bool, want_hash: s
     """Receive one piece of a session at ``offset``: checks, pwrite, hash check, record."""
     sessions = c.emu.sessions
     length = content_length(c)
-    s: Session = await blocking(sessions.reserve, sid, offset, length, close)
+    accept = c.emu.faults.settings.resent_piece == "accept"
+    s: Session = await blocking(sessions.reserve, sid, offset, length, close, accept)
     try:
         if s.concurrent and length is not None and length % (4 * 1024 * 1024) and not close:
             raise SessionFail(tag("concurrent_session_invalid_data_size"))

@@ -127,11 +127,15 @@ class Sessions:
                 raise _lookup("not_found")
             return s
 
-    def reserve(self, sid: str, offset: int, length: int | None, close: bool) -> Session:
+    def reserve(
+        self, sid: str, offset: int, length: int | None, close: bool, accept_resent: bool = False
+    ) -> Session:
         """Check an append (or finish data) against the session and mark ``offset`` in flight.
 
         ``length`` is the Content-Length when known; offset checks come before ``closed`` so a
-        re-sent chunk whose first attempt was committed gets ``incorrect_offset`` (= success).
+        re-sent chunk whose first attempt was committed gets ``incorrect_offset`` (= success). With
+        ``accept_resent`` a concurrent session takes a piece sent again at its start offset once more
+        (the spec allows either answer).
         """
         with self.lock:
             s = self.sessions.get(sid)
@@ -141,6 +145,8 @@ class Sessions:
                 if offset % BLOCK:
                     raise _lookup("concurrent_session_invalid_offset")
                 for off, ln in s.pieces.items():
+                    if accept_resent and off == offset and not s.finished:
+                        continue
                     if off <= offset < off + ln:
                         raise _lookup("incorrect_offset", correct_offset=off + ln)
                 if s.finished or (s.closed and s.size and offset >= s.size):

@@ -12,6 +12,8 @@ import bisect
 import os
 import secrets
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .db import Db
+from .hashing import BlockHasher
 from .model import (
     LookupFail,
     Node,
@@ -39,6 +42,8 @@ MAX_RELOCATION = 10_000
 MAX_REVISIONS_PER_PATH = 100
 KEEP_CONTENT_MAX_BYTES = 1 << 20
 KEEP_CONTENT_PER_PATH = 10
+LISTING_CACHE_SIZE = 8  # listings (root, recursive, include_deleted) whose key order is kept between pages
+Items = list[tuple[str, str]]  # (op "u"|"d", display) changes of a journal window
 __all__ = ["LookupFail", "Node", "RelocationFail", "Store", "StoreError", "WriteFail", "deleted_metadata"]
 
 
@@ -72,6 +77,11 @@ class Store:
         self.quota_bytes: int | None = None  # None: no quota (set from the faults)
         self._garbage: set[str] = set()
         self._rev_garbage: list[Path] = []
+        # Bumped by every change to the tree or the deleted set; a cached listing order is valid while equal.
+        self.version = 0
+        self._listings: OrderedDict[tuple[str, bool, bool], tuple[int, list[str]]] = OrderedDict()
+        # The journal is append-only, so the items of a window never change: pages of one window reuse them.
+        self._windows: OrderedDict[tuple[str, bool, int, int, bool], Items | None] = OrderedDict()
         self.db = Db(data_dir / "emulator.sqlite3")
         self._load()
         self._clean_tmp()
@@ -141,6 +151,7 @@ class Store:
 
     def _index(self, node: Node) -> None:
         key = node.key
+        self.version += 1
         self.nodes[key] = node
         self.children.setdefault(parent_key(key), set()).add(key)
         if node.kind == "folder":
@@ -163,6 +174,7 @@ class Store:
 
     def _unindex(self, node: Node) -> None:
         key = node.key
+        self.version += 1
         self.nodes.pop(key, None)
         self.children.get(parent_key(key), set()).discard(key)
         if self.by_id.get(node.id) == key:
@@ -175,6 +187,7 @@ class Store:
 
     def _remove(self, node: Node) -> None:
         self._unindex(node)
+        self.version += 1
         self.deleted[node.key] = node.display
         self.db.remove_node(node)
         if node.kind == "file":  # server_deleted / is_deleted of list_revisions
@@ -242,14 +255,13 @@ class Store:
         if path == "":
             if allow_root:
                 return ""
-            raise LookupFail(tag("malformed_path", "The root folder is unsupported."))
+            raise LookupFail(tag("malformed_path"))
         return self._validated(path)
 
     @staticmethod
     def _validated(path: str) -> str:
-        reason = malformed_reason(path)
-        if reason is not None:
-            raise LookupFail(tag("malformed_path", reason))
+        if malformed_reason(path) is not None:
+            raise LookupFail(tag("malformed_path"))  # Dropbox sends the tag alone, no text
         return norm(path)
 
     def display_of(self, path: str) -> str:
@@ -364,36 +376,64 @@ class Store:
             result.update(entries=entries[:limit], has_more=len(entries) > limit)
             return result
 
-    def _subtree(self, key: str) -> list[str]:
-        """Keys at or under ``key`` (root first, parents before children)."""
+    def _subtree(self, key: str, extra: dict[str, list[str]] | None = None) -> list[str]:
+        """Keys at or under ``key`` in ``sort_key`` order (root first, parents before children).
+
+        A pre-order walk with each folder's children sorted: siblings share their parent's key as a prefix,
+        so plain string order among them is component order. O(N log fanout), no list per key. ``extra``
+        adds children (deleted items) to the walk."""
         out = [key]
-        stack = [key]
+        stack = [iter(self._sorted_children(key, extra))]
         while stack:
-            k = stack.pop()
-            kids = sorted(self.children.get(k, ()), key=sort_key)
-            out.extend(kids)
-            stack.extend(kids)
-        return sorted(out, key=sort_key)
+            k = next(stack[-1], None)
+            if k is None:
+                stack.pop()
+                continue
+            out.append(k)
+            if self.children.get(k) or (extra and k in extra):
+                stack.append(iter(self._sorted_children(k, extra)))
+        return out
+
+    def _sorted_children(self, key: str, extra: dict[str, list[str]] | None) -> list[str]:
+        kids = self.children.get(key, ())
+        if extra and key in extra:
+            return sorted([*kids, *extra[key]], key=sort_key)
+        return sorted(kids, key=sort_key)
+
+    def _listing_keys(self, root: str, recursive: bool, include_deleted: bool) -> list[str]:
+        """The full ordered key list of a listing, built once per tree version and reused by every page."""
+        cache_key = (root, recursive, include_deleted)
+        cached = self._listings.get(cache_key)
+        if cached is not None and cached[0] == self.version:
+            self._listings.move_to_end(cache_key)
+            return cached[1]
+        extra: dict[str, list[str]] = {}
+        if include_deleted:
+            prefix = root + "/"
+            for k in self.deleted:
+                if (recursive and k.startswith(prefix)) or (not recursive and parent_key(k) == root):
+                    extra.setdefault(parent_key(k), []).append(k)
+        if recursive:
+            keys = self._subtree(root, extra)
+            keys = keys[1:] if root == "" else keys
+        else:
+            keys = self._sorted_children(root, extra)
+        self._listings[cache_key] = (self.version, keys)
+        self._listings.move_to_end(cache_key)
+        while len(self._listings) > LISTING_CACHE_SIZE:
+            self._listings.popitem(last=False)
+        return keys
 
     def listing_page(
         self, root: str, recursive: bool, include_deleted: bool, after: str | None, limit: int
     ) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
         """One page of (key, metadata) in scope after key ``after``, parents before children; and has_more.
 
-        Only the page's items are rendered, so paging a big tree costs a sort per page, not a full render.
+        The ordered key list is built once per tree version (O(N log fanout)) and cached, so a full listing of
+        N items costs O(N) plus one binary search per page; only the page's items are rendered.
         """
         with self.lock:
-            if recursive:
-                keys = self._subtree(root)
-                if root == "":
-                    keys = keys[1:]
-            else:
-                keys = sorted(self.children.get(root, ()), key=sort_key)
-            if include_deleted:
-                for k in self.deleted:
-                    if (recursive and k.startswith(root + "/")) or (not recursive and parent_key(k) == root):
-                        keys.append(k)
-                keys.sort(key=sort_key)
+            keys = self._listing_keys(root, recursive, include_deleted)
             start = 0 if after is None else bisect.bisect_right(keys, sort_key(after), key=sort_key)
             chosen = keys[start : start + limit]
             page = []
@@ -404,13 +444,43 @@ class Store:
                 )
             return page, start + limit < len(keys)
 
-    def changes(self, root: str, recursive: bool, since: int, upto: int) -> list[tuple[str, str]] | None:
+    def changes(
+        self, root: str, recursive: bool, since: int, upto: int, repeat: bool = False
+    ) -> list[tuple[str, str]] | None:
+        """``_changes`` of a window, computed once and reused by every page of it (a continue after a million
+        changes costs one pass over them, not one per page)."""
+        cache_key = (root, recursive, since, upto, repeat)
+        with self.lock:
+            if cache_key in self._windows:
+                self._windows.move_to_end(cache_key)
+                return self._windows[cache_key]
+            items = self._changes(root, recursive, since, upto, repeat)
+            if upto - since > 1000:  # small windows are cheap; keep the cache for the big ones
+                self._windows[cache_key] = items
+                while len(self._windows) > LISTING_CACHE_SIZE:
+                    self._windows.popitem(last=False)
+            return items
+
+    def _changes(
+        self, root: str, recursive: bool, since: int, upto: int, repeat: bool
+    ) -> list[tuple[str, str]] | None:
         """Ordered (op, display) items changed in the window ``(since, upto]``; None means reset.
 
         Deletions come first (one per deleted subtree root), then the keys written to, parents
         before children. The routes render ``u`` items from the current tree (skipping gone ones).
+        With ``repeat`` every in-scope journal item is returned in journal order, so one path may appear
+        several times (the spec allows it: apply in order, last wins).
         """
         with self.lock:
+            if repeat:
+                out: list[tuple[str, str]] = []
+                for op, display in self.journal[since:upto]:
+                    key = norm(display)
+                    if op == "d" and root and (key == root or root.startswith(key + "/")):
+                        return None
+                    if key.startswith(root + "/") if recursive else parent_key(key) == root:
+                        out.append((op, display))
+                return out
             dels: dict[str, str] = {}
             ups: dict[str, str] = {}
             prefix = root + "/"
@@ -451,7 +521,7 @@ class Store:
             key = self._key_of(path)
         except LookupFail as e:
             if e.reason[".tag"] == "not_found":
-                raise WriteFail(tag("malformed_path", "no item with that id")) from None
+                raise WriteFail(tag("malformed_path")) from None
             raise WriteFail(e.reason) from None
         display = self.display_of(path)
         if is_disallowed(basename(display)):
@@ -563,6 +633,96 @@ class Store:
                 self._log("u", display)
             return node.metadata(tagged=False)
 
+    def populate(
+        self, path: str, files: int, size: int, per_folder: int = 0, unique: bool = False, prefix: str = "f"
+    ) -> dict[str, Any]:
+        """Create ``files`` files of ``size`` bytes under the folder ``path`` in one transaction (tests and
+        benchmarks: no upload requests, no per-file fsync).
+
+        Names are ``<prefix><n>.bin`` (zero-padded), grouped into subfolders ``d<m>`` of ``per_folder`` files
+        when ``per_folder`` > 0. Without ``unique`` every file shares one blob (one file on disk, one content
+        hash); with it each file gets its own bytes (its name, repeated) and hash. The journal records every
+        item, so cursors see them like uploads; no revision history rows are written (``list_revisions``
+        still shows each file's current revision). Existing names are refused before anything is written.
+        """
+        if files < 1 or size < 0 or per_folder < 0:
+            raise WriteFail(tag("malformed_path"))
+        with self.lock:
+            key, display = self._write_target(path)
+            self._check_ancestors(key)
+            existing = self.nodes.get(key)
+            if existing is not None and existing.kind == "file":
+                raise WriteFail(tag("conflict", tag("file")))
+            if existing is not None:
+                display = existing.display
+            width = len(str(files - 1))
+            groups = (files - 1) // per_folder + 1 if per_folder else 0
+            gwidth = len(str(max(groups - 1, 0)))
+            names = []
+            for i in range(files):
+                name = f"{prefix}{i:0{width}d}.bin"
+                if per_folder:
+                    name = f"d{i // per_folder:0{gwidth}d}/{name}"
+                names.append(display + "/" + name)
+            group_names = [display + f"/d{g:0{gwidth}d}" for g in range(groups)]
+            for g in group_names:
+                node = self.nodes.get(norm(g))
+                if node is not None and node.kind == "file":
+                    raise WriteFail(tag("conflict", tag("file")))
+            for n in names:
+                if norm(n) in self.nodes:
+                    raise WriteFail(tag("conflict", tag(self.nodes[norm(n)].kind)))
+            if not self._check_quota(files * size):
+                raise WriteFail(tag("insufficient_space"))
+            started = time.monotonic()
+            shared_blob, shared_hash = ("", "") if unique else self._write_blob(b"\0" * size)
+            ts = now_ts()
+            base = self._rev_counter
+            self._rev_counter += files
+            with self._tx():
+                self._ensure_parents(display + "/-")
+                for folder in group_names:
+                    if norm(folder) not in self.nodes:
+                        self._put(Node(kind="folder", display=folder, id=new_id()))
+                        self._log("u", folder)
+                rows = []
+                salt = secrets.token_hex(4)
+                for i, name in enumerate(names):
+                    if unique:
+                        seed = name.encode()
+                        data = (seed * (size // max(len(seed), 1) + 1))[:size]
+                        blob, chash = self._write_blob(data)
+                    else:
+                        blob, chash = shared_blob, shared_hash
+                    node = Node(
+                        kind="file",
+                        display=name,
+                        id=new_id(),
+                        rev=f"{base + i + 1:09x}{salt}",
+                        size=size,
+                        content_hash=chash,
+                        blob=blob,
+                        client_modified=ts,
+                        server_modified=ts,
+                    )
+                    self._index(node)
+                    self.deleted.pop(node.key, None)
+                    rows.append(node)
+                    self.journal.append(("u", name))
+                self.db.put_nodes(rows)
+                self.db.append_journal_many(len(self.journal) - files + 1, [("u", n) for n in names])
+                self.db.kv_put("meta", "rev_counter", self._rev_counter)
+            return {"files": files, "folders": groups, "seconds": round(time.monotonic() - started, 3)}
+
+    def _write_blob(self, data: bytes) -> tuple[str, str]:
+        """A new blob file holding ``data``; (blob name, content hash)."""
+        blob = secrets.token_hex(16)
+        with open(self.blob_dir / blob, "wb") as f:
+            f.write(data)
+        hasher = BlockHasher()
+        hasher.update(data)
+        return blob, hasher.hexdigest()
+
     def delete(self, path: str, parent_rev: str | None) -> dict[str, Any]:
         """Remove an item and its subtree; the journal gets one ``d`` for the subtree root."""
         with self.lock:
@@ -624,7 +784,8 @@ class Store:
                         moved.server_modified = now_ts()
                     self._put(moved)
                     self.deleted.pop(moved.key, None)
-                    self._log("u", moved.display)
+                    if not case_only:  # list_folder/continue does not report case-only renames
+                        self._log("u", moved.display)
                     new_root = new_root or moved
                 assert new_root is not None
             return new_root.metadata(tagged=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.emulator.helpers import Api, summary_ok
@@ -62,15 +63,18 @@ def test_bearer_without_token(api: Api) -> None:
     assert '"Bearer".  Expecting' in r.text
 
 
-def test_malformed_token_is_400_not_401(api: Api) -> None:
+@pytest.mark.parametrize("token", ["a b", "short", "bad!token$", "\u00e9t\u00e9-token-1234"])
+def test_malformed_token_is_401_invalid_access_token(api: Api, token: str) -> None:
+    """Dropbox answers any token it cannot use with 401 ``invalid_access_token`` (the SDK's AuthError)."""
     r = api.http.post(
         f"{api.base}/2/files/get_metadata",
         json={"path": "/x"},
-        headers={"Authorization": "Bearer a b"},
+        headers={"Authorization": f"Bearer {token}".encode()},
         timeout=10,
     )
-    assert r.status_code == 400
-    assert r.text.endswith("The given OAuth 2 access token is malformed.")
+    assert r.status_code == 401
+    assert r.json()["error"] == {".tag": "invalid_access_token"}
+    assert summary_ok(r.json(), "invalid_access_token")
 
 
 def test_unknown_token_is_401_invalid_access_token(api: Api) -> None:
@@ -241,12 +245,35 @@ def test_list_folder_root_as_slash(api: Api) -> None:
     assert r.text.endswith('path: Specify the root folder as an empty string rather than as "/".')
 
 
-def test_team_headers_ignored_by_default(api: Api) -> None:
-    headers = {
-        "Dropbox-API-Select-User": "dbmid:anyone",
-        "Dropbox-API-Path-Root": '{".tag": "root", "root": "999"}',
-    }
+def test_select_user_ignored_by_default_path_root_checked(api: Api) -> None:
+    headers = {"Dropbox-API-Select-User": "dbmid:anyone"}
     assert api.rpc("users/get_current_account", None, headers=headers).status_code == 200
+    account = api.ok("users/get_current_account")
+    ns = account["root_info"]["root_namespace_id"]
+    for ok in (
+        '{".tag": "home"}',
+        f'{{".tag": "root", "root": "{ns}"}}',
+        f'{{".tag": "namespace_id", "namespace_id": "{ns}"}}',
+    ):
+        assert (
+            api.rpc("files/list_folder", {"path": ""}, headers={"Dropbox-API-Path-Root": ok}).status_code
+            == 200
+        )
+    r = api.rpc(
+        "files/list_folder",
+        {"path": ""},
+        headers={"Dropbox-API-Path-Root": '{".tag": "root", "root": "999"}'},
+    )
+    assert r.status_code == 422
+    assert r.json()["error"] == {".tag": "invalid_root", "invalid_root": account["root_info"]}
+    assert summary_ok(r.json(), "invalid_root/user")
+    r = api.rpc(
+        "files/list_folder",
+        {"path": ""},
+        headers={"Dropbox-API-Path-Root": '{".tag": "namespace_id", "namespace_id": "1234567890"}'},
+    )
+    assert r.status_code == 422 and r.json()["error"] == {".tag": "no_permission"}
+    assert summary_ok(r.json(), "no_permission")
     r = api.rpc("users/get_current_account", None, headers={"Dropbox-API-Path-Root": "{nope"})
     assert (
         r.status_code == 400
@@ -273,9 +300,38 @@ def test_team_headers_validated_in_team_mode(tmp_path: Path) -> None:
             headers={"Dropbox-API-Path-Root": '{".tag": "namespace_id", "namespace_id": "1"}'},
         )
         assert r.status_code == 422
+        assert r.json()["error"] == {".tag": "no_permission"}
+        r = api.rpc(
+            "users/get_current_account",
+            None,
+            headers={"Dropbox-API-Path-Root": '{".tag": "root", "root": "1"}'},
+        )
+        assert r.status_code == 422
         assert r.json()["error"][".tag"] == "invalid_root"
         assert r.json()["error"]["invalid_root"]["root_namespace_id"]
         home = {"Dropbox-API-Path-Root": '{".tag": "home"}'}
         assert api.rpc("users/get_current_account", None, headers=home).status_code == 200
     finally:
         emu.stop()
+
+
+@pytest.mark.parametrize(
+    "route", ["files/no_such_route", "files/list_folder_v9", "nope", "files/upload/extra"]
+)
+def test_unknown_route_is_400_plain_text(api: Api, route: str) -> None:
+    """Dropbox answers an unknown function with a plain-text 400 (the SDK raises BadInputError), not 404."""
+    r = api.rpc(route, {"path": ""})
+    assert r.status_code == 400
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert f'"{route}"' in r.text
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_download_with_a_request_body_is_400(api: Api, root: str, method: str) -> None:
+    api.upload(root + "/f.txt", b"data")
+    headers = {**api.auth(), "Dropbox-API-Arg": json.dumps({"path": root + "/f.txt"})}
+    r = api.http.request(method, f"{api.base}/2/files/download", headers=headers, data=b"{}", timeout=10)
+    assert r.status_code == 400 and r.headers["Content-Type"].startswith("text/plain")
+    assert "request body must be empty" in r.text
+    r = api.http.request(method, f"{api.base}/2/files/download", headers=headers, timeout=10)
+    assert r.status_code == 200 and r.content == b"data"
