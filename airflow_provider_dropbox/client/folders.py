@@ -340,11 +340,14 @@ def _relative_entries(root: str, entries: Iterable[dict[str, Any]]) -> Iterator[
     """``(entry, path relative to root)``, with each component spelled as its own entry's ``name``.
 
     Only the last component of ``path_display`` is reliably cased, so ancestors take the case of their own
-    folder entries; the listed root itself is not yielded.
+    folder entries; the listed root itself is not yielded. The root's key comes from the server's own
+    ``path_lower`` values (its first components), never from lower-casing ``root`` here: Dropbox folds case
+    with older Unicode rules than Python's (``"ΣΣΣ"`` is ``"σσσ"``, not ``"σσς"``).
     """
     entries = [e for e in entries if e.get(".tag") in ("file", "folder") and e.get("path_lower")]
     names = {e["path_lower"]: e["name"] for e in entries if e.get(".tag") == "folder"}
-    root_lower = root.lower()
+    depth = root.rstrip("/").count("/")
+    root_lower = next(("/".join(e["path_lower"].split("/")[: depth + 1]) for e in entries), "")
     for entry in entries:
         lower: str = entry["path_lower"]
         if lower == root_lower or not lower.startswith(root_lower + "/"):
