@@ -342,7 +342,7 @@ def _relative_entries(root: str, entries: Iterable[dict[str, Any]]) -> Iterator[
     Only the last component of ``path_display`` is reliably cased, so ancestors take the case of their own
     folder entries; the listed root itself is not yielded. The root's key comes from the server's own
     ``path_lower`` values (its first components), never from lower-casing ``root`` here: Dropbox folds case
-    with older Unicode rules than Python's (``"ΣΣΣ"`` is ``"σσσ"``, not ``"σσς"``).
+    with older Unicode rules than Python's (no final sigma, one ``i`` for the dotted capital I).
     """
     entries = [e for e in entries if e.get(".tag") in ("file", "folder") and e.get("path_lower")]
     names = {e["path_lower"]: e["name"] for e in entries if e.get(".tag") == "folder"}

@@ -48,5 +48,5 @@ def test_download_folder_given_another_case_of_the_root(
     client: DropboxClient, remote_dir: str, tmp_path: Path
 ) -> None:
     _put(client, f"{remote_dir}/ΣΣΣ/a.txt", b"x")
-    written = download_folder(client, f"{remote_dir}/σσσ", tmp_path / "out")
+    written = download_folder(client, f"{remote_dir}/\u03c3\u03c3\u03c3", tmp_path / "out")
     assert [Path(p).name for p in written] == ["a.txt"]
