@@ -114,6 +114,20 @@ class LocalPathError(DropboxApiError):
     """Bad local input: a missing file, a directory where a file is expected, an unwritable destination."""
 
 
+class LocalFileChangedError(LocalPathError):
+    """The local file changed (size, modification time, inode or content) while it was being uploaded, and
+    did not hold still for a retry; nothing that mixes two versions was committed."""
+
+
+class InvalidTokenError(AuthError):
+    """A token holds a character an HTTP header cannot carry (a line break, a control or non-ASCII
+    character); the message says where, never what the token is."""
+
+
+class InvalidArgumentError(DropboxApiError, ValueError):
+    """A call argument is out of its documented range (e.g. ``parallelism`` above ``MAX_PARALLELISM``)."""
+
+
 class ContentHashMismatchError(DropboxApiError):
     """Bytes on one side do not hash to what the other side reported (corrupt transfer or a file changed)."""
 
