@@ -217,6 +217,19 @@ def _where(route: str, path: str | None) -> str:
     return f"Dropbox path '{path}'" if path else f"The Dropbox item for {route}"
 
 
+def _malformed_reason(error: Any) -> str:
+    """The server's own words for a ``malformed_path`` (the union's value is text), redacted, or ''."""
+    stack = [error]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            value = node.get("malformed_path")
+            if isinstance(value, str) and value.strip():
+                return redact(value.strip())[:200]
+            stack.extend(v for v in node.values() if isinstance(v, Mapping))
+    return ""
+
+
 def api_error_from_response(
     *,
     route: str,
@@ -351,9 +364,11 @@ def _endpoint_error(
             **common,
         )
     if "malformed_path" in tags:
+        reason = _malformed_reason(error)
         return MalformedPathError(
-            f"{where} is malformed ({route}): paths start with '/', use '/' between names and must not end "
-            f"with '/' or whitespace{tail}",
+            f"{where} is malformed ({route}){': ' + reason if reason else ''}. Dropbox paths start with "
+            "'/' and use '/' between names; no name may be empty, '.' or '..', end with whitespace or hold "
+            f"a backslash{tail}",
             **common,
         )
     if "not_found" in tags:
