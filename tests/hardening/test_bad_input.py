@@ -417,8 +417,9 @@ ROWS: list[Row] = [
                 "/file.txt"
             )
         ),
-        errors.DropboxApiError,
-        r"access token is malformed",
+        errors.InvalidTokenError,
+        r"access token in the connection holds whitespace at position 4",
+        r"paste the token again",
     ),
     Row(
         "client-unknown-access-token",
@@ -493,8 +494,9 @@ ROWS: list[Row] = [
                 "/file.txt"
             )
         ),
-        errors.DropboxApiError,
-        r"access token is malformed",
+        AirflowException,
+        r"access token holds whitespace at position 4",
+        r"paste it again",
     ),
     Row(
         "hook-download-folder-symlink-escape",
