@@ -25,7 +25,7 @@ def check_parallelism(value: Any, *, name: str = "parallelism", allow_none: bool
         )
     if not 1 <= value <= MAX_PARALLELISM:
         raise InvalidArgumentError(
-            f"{name} must be from 1 to {MAX_PARALLELISM} (the documented maximum), got {value:.40}; "
+            f"{name} must be from 1 to {MAX_PARALLELISM} (the documented maximum), got {value}; "
             f"more parallel requests than that only add threads and connections"
             if value > MAX_PARALLELISM
             else f"{name} must be from 1 to {MAX_PARALLELISM}, got {value}"

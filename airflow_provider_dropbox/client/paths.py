@@ -106,8 +106,8 @@ def name_problem(name: str) -> str | None:
             name[-1], f"the whitespace character U+{ord(name[-1]):04X}"
         )
         return (
-            f"ends with {kind}; Dropbox does not allow a file or folder name to end with whitespace, so "
-            f"remove it ({name.rstrip()!r})"
+            f"ends with whitespace ({kind}); Dropbox does not allow a file or folder name to end with "
+            f"whitespace, so remove it ({name.rstrip()!r})"
         )
     if "\\" in name:
         return (
