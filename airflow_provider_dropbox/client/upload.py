@@ -16,9 +16,9 @@ A file that changes while it is read (grows, shrinks, is rewritten or replaced) 
 uploaded: Dropbox would hold bytes that were never the file's content at one moment. The file's size,
 mtime_ns, ctime_ns and inode are taken when it is opened and compared again, together with the bytes past
 the end, after the last byte was read and before anything is committed (a session's data go up first, the
-commit follows with an empty body); a file modified in the two seconds before it was opened is also hashed
-again and compared with the hash of what was sent, since a write inside one file-system timestamp tick
-leaves the stamps unchanged. A single-request upload carries data and commit together, so it is checked
+commit follows with an empty body); a file modified within one timestamp tick of being opened is also
+hashed again and compared with the hash of what was sent, since a write inside that tick leaves the stamps
+unchanged. A single-request upload carries data and commit together, so it is checked
 after; a change there means Dropbox holds the complete version that was read, which the retry replaces
 (``{"update": rev}``, so nobody else's write is overwritten). A changed file is retried from the start up
 to ``CHANGE_RETRIES`` times, then ``LocalFileChangedError``."""
@@ -97,8 +97,12 @@ CHANGE_RETRIES = 2
 """Fresh attempts after the local file changed during an upload, before ``LocalFileChangedError``."""
 CHANGE_SETTLE = 0.5
 """Seconds to wait before such a fresh attempt, for the writer to finish."""
-HOT_SECONDS = 2.0
-"""A file modified this recently before it was opened is re-hashed after the upload's last read."""
+HOT_SECONDS = 0.05
+"""A file modified this recently before it was opened is re-hashed after the upload's last read: a write
+inside the same timestamp tick (the kernel's coarse clock, at most 10 ms) leaves mtime/ctime unchanged.
+``HOT_SECONDS_COARSE`` applies instead when the stamp has no sub-second part (a file system that stores
+whole seconds)."""
+HOT_SECONDS_COARSE = 2.0
 
 WriteMode = str | Mapping[str, str]
 
@@ -204,7 +208,8 @@ class _LocalFile:
             return "it was deleted or moved away"
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
             return "another file was put in its place (its inode changed)"
-        if time.time_ns() - st0.st_mtime_ns < HOT_SECONDS * 1e9 or st0.st_mtime_ns > time.time_ns():
+        window = HOT_SECONDS_COARSE if st0.st_mtime_ns % 1_000_000_000 == 0 else HOT_SECONDS
+        if time.time_ns() - st0.st_mtime_ns < window * 1e9 or st0.st_mtime_ns > time.time_ns():
             try:
                 again = combine(parallel_block_digests(self.fd, 0, self.size))
             except EOFError:
@@ -289,7 +294,7 @@ def _change_error(
 ) -> LocalFileChangedError:
     if last.committed is not None:
         held = (
-            f"Dropbox holds the complete version read by the first attempt (rev {last.committed.get('rev')}, "
+            f"Dropbox holds the complete version the last attempt read (rev {last.committed.get('rev')}, "
             f"{last.committed.get('size')} bytes), not the current file"
         )
     else:

@@ -312,3 +312,21 @@ def test_folder_upload_reports_special_files_it_leaves_out(
         got = folders.upload_folder(client, tree, "/changes/mixed", mode="overwrite")
     assert [m["name"] for m in got] == ["a.txt"]
     assert "not regular files" in caplog.text and "'pipe'" in caplog.text
+
+
+def test_a_rewrite_inside_one_timestamp_tick_is_caught_by_the_hash_of_what_was_sent(tmp_path: Path) -> None:
+    """When the stamps cannot tell (same size, same mtime/ctime tick), the content is hashed again and
+    compared with the hash of the bytes that were sent."""
+    from airflow_provider_dropbox.client import upload as upload_module
+
+    src = tmp_path / "tick.bin"
+    src.write_bytes(_data(20, 5 * MiB))
+    f = upload_module._open_local(src, "/tick.bin", "files/upload")
+    try:
+        f.request_hash(0, f.size)  # what a request would carry
+        _rewrite(src, _data(21, 5 * MiB))()
+        f.stat = os.fstat(f.fd)  # as if the rewrite had landed in the same tick: stamps unchanged
+        reason = f.change()
+        assert reason is not None and "content changed" in reason, reason
+    finally:
+        f.close()
