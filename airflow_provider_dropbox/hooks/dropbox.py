@@ -138,6 +138,8 @@ class DropboxHook(BaseHook):
                 f"Cannot reach Dropbox at {_api_base(client)} ({_network_reason(e)}); "
                 "check the API base URL (host) and the network"
             )
+        except errors.InvalidArgumentError as e:  # refused before any request: no answer to speak of
+            return False, f"Dropbox connection '{self.dropbox_conn_id}': {e}"
         except errors.DropboxApiError as e:
             return False, f"Dropbox answered with an error: {e}"
         except Exception as e:  # the Test button shows a message; it must never get a traceback
