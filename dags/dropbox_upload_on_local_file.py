@@ -77,7 +77,10 @@ with DAG(
             source, remote, mode="overwrite"
         )
         after = source.stat()
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        # The hook already refuses a file that changed while it was read (LocalFileChangedError, after two
+        # fresh attempts); this catches a change between its last read and the archive step.
+        stamp = ("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev")
+        if any(getattr(after, k) != getattr(before, k) for k in stamp):
             raise RuntimeError(f"{source} changed during the upload; it stays in the inbox for the next run")
         local_hash = content_hash_file(source)
         if meta["size"] != after.st_size or meta["content_hash"] != local_hash:

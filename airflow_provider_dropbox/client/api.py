@@ -25,12 +25,19 @@ from airflow_provider_dropbox import __version__
 from airflow_provider_dropbox.client import download as _download
 from airflow_provider_dropbox.client import upload as _upload
 from airflow_provider_dropbox.client.auth import TokenManager
-from airflow_provider_dropbox.client.config import Credentials, Endpoints
+from airflow_provider_dropbox.client.config import (
+    Credentials,
+    Endpoints,
+    check_parallelism,
+    check_seconds,
+    header_problem,
+)
 from airflow_provider_dropbox.client.errors import (
     CursorResetError,
     DropboxApiError,
     DropboxConnectionError,
     ExpiredAccessTokenError,
+    InvalidArgumentError,
     PathConflictError,
     PathNotFoundError,
     RateLimitError,
@@ -189,8 +196,9 @@ class DropboxClient:
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.endpoints = endpoints or Endpoints()
-        self.timeout = float(timeout)
-        self.parallelism = max(1, int(parallelism))
+        self.timeout = check_seconds(timeout, name="timeout")
+        check_seconds(retry_deadline, name="retry_deadline")
+        self.parallelism = check_parallelism(parallelism) or 1
         self.retry = retry_policy or RetryPolicy(deadline=retry_deadline)
         self.commit_lock = threading.Lock()
         """Serialises finish_batch_v2 commits made through this client."""
@@ -202,6 +210,13 @@ class DropboxClient:
         self.session.verify = ca_bundle or True  # TLS verification is never switched off
         self.session.headers["User-Agent"] = f"airflow-provider-dropbox/{__version__}"
         self._team_headers: dict[str, str] = {}
+        for field_name, value in (
+            ("team_member_id", team_member_id),
+            ("root_namespace_id", root_namespace_id),
+        ):
+            problem = header_problem(value) if value else None
+            if problem:
+                raise InvalidArgumentError(f"The Dropbox {field_name} {problem}; enter the id again")
         if team_member_id:
             self._team_headers["Dropbox-API-Select-User"] = team_member_id
         if root_namespace_id:
@@ -230,7 +245,8 @@ class DropboxClient:
 
     def _width(self, parallelism: int | None) -> int:
         """Threads for one transfer: the call's choice, at most what the connection pool keeps alive."""
-        return max(1, min(int(parallelism or self.parallelism), self.pool_size))
+        chosen = check_parallelism(parallelism, allow_none=True) or self.parallelism
+        return max(1, min(chosen, self.pool_size))
 
     def _timeouts(self, read: float | None = None) -> tuple[float, float]:
         return (min(10.0, self.timeout), read if read is not None else self.timeout)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
+import re
 import secrets
 import string
 import threading
@@ -20,13 +22,14 @@ from typing import Any
 
 import requests
 
-from airflow_provider_dropbox.client.config import Credentials, Endpoints
+from airflow_provider_dropbox.client.config import Credentials, Endpoints, header_problem
 from airflow_provider_dropbox.client.errors import (
     AuthError,
     BadInputError,
     DropboxApiError,
     ExpiredAccessTokenError,
     InvalidRefreshTokenError,
+    InvalidTokenError,
     RateLimitError,
     ServerError,
     redact,
@@ -63,6 +66,8 @@ class TokenManager:
             raise AuthError(
                 "A Dropbox refresh token needs the app key (client_id) to be refreshed; set the app key"
             )
+        if credentials.access_token:
+            check_token(credentials.access_token, "access token in the connection")
         self._credentials = credentials
         self._endpoints = endpoints
         self._session = session
@@ -125,6 +130,10 @@ class TokenManager:
         token = payload.get("access_token")
         if not isinstance(token, str) or not token:
             raise AuthError("The Dropbox token endpoint answered without an access token")
+        if self._on_new_token is not None:
+            # Masked before anything can quote it, even the error below for an unusable token.
+            self._on_new_token(token)
+        check_token(token, "access token the Dropbox token endpoint returned")
         expires_in = payload.get("expires_in")
         self._token = token
         if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
@@ -136,8 +145,40 @@ class TokenManager:
             self._expires_at = None
         self.refresh_count += 1
         log.info("Dropbox access token refreshed (valid for %s s)", expires_in)
-        if self._on_new_token is not None:
-            self._on_new_token(token)
+
+
+def check_token(token: str, what: str) -> str:
+    """``token`` if it can travel in an ``Authorization`` header, else ``InvalidTokenError``.
+
+    Without this, ``requests`` raises ``InvalidHeader`` quoting the whole header (token included) for a line
+    break, and ``http.client`` a ``UnicodeEncodeError`` carrying it for a non-Latin-1 character."""
+    problem = header_problem(token)
+    if problem:
+        fix = (
+            "the token endpoint (or a proxy in front of it) sent a malformed token; check the API base URL"
+            if "endpoint" in what
+            else "paste the token again without line breaks or spaces (or use a refresh token)"
+        )
+        raise InvalidTokenError(
+            f"The Dropbox {what} {problem}, so it cannot be sent; {fix}", route=TOKEN_ROUTE
+        )
+    return token
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every spelling of ``secret`` that an exception message or log line may hold: as is, escaped the way
+    ``repr``, JSON and ``unicode_escape`` write it, percent-encoded, as UTF-8 read as Latin-1, and each
+    line of it. A masker that knows only the raw value misses ``'abc\\r\\ndef'`` in a message."""
+    forms = {secret, secret.strip()}
+    forms.add(repr(secret)[1:-1])
+    forms.add(json.dumps(secret)[1:-1])
+    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+    forms.add(secret.encode("unicode_escape").decode("ascii"))
+    forms.add(secret.encode("utf-8", "backslashreplace").decode("latin-1"))
+    forms.add(urllib.parse.quote(secret, safe=""))
+    forms.add(urllib.parse.quote_plus(secret, safe=""))
+    forms.update(part for part in re.split(r"[\s\x00-\x1f\x7f]+", secret) if len(part) >= 8)
+    return {form for form in forms if len(form) >= 4}
 
 
 def token_request(

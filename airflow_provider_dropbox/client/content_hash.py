@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import stat
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -180,10 +181,22 @@ def parallel_block_digests(fd: int, offset: int, length: int, workers: int = HAS
 def content_hash_file(path: str | os.PathLike[str]) -> str:
     """Content hash of a whole local file (hashed by a few threads when it is large).
 
-    A file that shrinks while it is read is the caller's input error (``LocalPathError``), not EOFError."""
-    fd = os.open(path, os.O_RDONLY)
+    A file that shrinks while it is read is the caller's input error (``LocalPathError``), not EOFError.
+    Only a regular file is read: a named pipe, socket or device is refused (``LocalPathError``) without
+    waiting on it (opened non-blocking, then checked on the descriptor)."""
+    from airflow_provider_dropbox.client.paths import special_kind
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     try:
-        return combine(parallel_block_digests(fd, 0, os.fstat(fd).st_size))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LocalPathError(
+                f"Local path '{os.fspath(path)}' is {special_kind(st.st_mode)}, not a regular file; it is "
+                "not read or hashed",
+                path=os.fspath(path),
+            )
+        os.set_blocking(fd, True)
+        return combine(parallel_block_digests(fd, 0, st.st_size))
     except EOFError as exc:
         raise LocalPathError(
             f"The local file '{os.fspath(path)}' shrank while it was being hashed; try again when it is "

@@ -176,10 +176,33 @@ def part_size_for(size: int, parallelism: int) -> int:
     return max(MIN_PART, min(MAX_PART, want))
 
 
+NAME_MAX = 255
+"""Bytes in one file name on Linux/macOS file systems; a temp name must fit, whatever the target's length."""
+
+
+def fit_name(stem: str, suffix: str, limit: int = NAME_MAX) -> str:
+    """``stem + suffix`` cut to at most ``limit`` bytes (file-system encoding) by shortening the stem only,
+    on a character boundary, so the extension and any marker in ``suffix`` survive."""
+    room = limit - len(os.fsencode(suffix))
+    encoded = os.fsencode(stem)
+    if len(encoded) <= room:
+        return stem + suffix
+    cut = os.fsdecode(encoded[: max(room, 0)]) if room > 0 else ""
+    while cut and len(os.fsencode(cut)) > room:
+        cut = cut[:-1]
+    # surrogateescape: a cut inside a multi-byte character leaves a lone escape; drop it
+    while cut and 0xDC80 <= ord(cut[-1]) <= 0xDCFF:
+        cut = cut[:-1]
+    return cut + suffix
+
+
 def temp_path_for(dest: Path) -> Path:
-    """A fresh temp name beside ``dest``; O_EXCL guards uniqueness, so ``random`` (no getrandom(2) call per
-    file, unlike ``secrets``) is enough."""
-    return dest.parent / f".{dest.name}{TEMP_MARKER}{random.getrandbits(48):012x}"
+    """A fresh temp name beside ``dest``, at most ``NAME_MAX`` bytes: a long name's stem is shortened (its
+    extension kept), so a 229-255 byte target name still downloads. O_EXCL guards uniqueness, so ``random``
+    (no getrandom(2) call per file, unlike ``secrets``) is enough."""
+    tail = f"{dest.suffix}{TEMP_MARKER}{random.getrandbits(48):012x}"
+    stem = dest.name[: len(dest.name) - len(dest.suffix)] if dest.suffix else dest.name
+    return dest.parent / fit_name(f".{stem}", tail)
 
 
 def _result(resp: requests.Response) -> dict[str, Any]:
@@ -536,6 +559,17 @@ def download_file(
 ) -> dict[str, Any]:
     """See ``DropboxClient.download_file``."""
     remote = check_remote_path(remote_path, route=ROUTE)
+    raw = os.fspath(local_path)
+    if raw.endswith(("/", os.sep)) or os.path.basename(raw) in (".", ".."):
+        # A folder target, as with cp: the file keeps its Dropbox name inside it.
+        if not remote.startswith("/"):
+            raise LocalPathError(
+                f"Local path '{raw}' names a folder (it ends with '/'), and the Dropbox file is given as "
+                f"'{remote}', which has no name to use; give the full local file path",
+                route=ROUTE,
+                path=raw,
+            )
+        local_path = os.path.join(raw, remote.rsplit("/", 1)[1])
     dest = check_local_destination(local_path, route=ROUTE)
     counter = Progress(0, progress)
     last: _RestartDownload | None = None

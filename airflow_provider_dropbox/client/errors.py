@@ -114,6 +114,20 @@ class LocalPathError(DropboxApiError):
     """Bad local input: a missing file, a directory where a file is expected, an unwritable destination."""
 
 
+class LocalFileChangedError(LocalPathError):
+    """The local file changed (size, modification time, inode or content) while it was being uploaded, and
+    did not hold still for a retry; nothing that mixes two versions was committed."""
+
+
+class InvalidTokenError(AuthError):
+    """A token holds a character an HTTP header cannot carry (a line break, a control or non-ASCII
+    character); the message says where, never what the token is."""
+
+
+class InvalidArgumentError(DropboxApiError, ValueError):
+    """A call argument is out of its documented range (e.g. ``parallelism`` above ``MAX_PARALLELISM``)."""
+
+
 class ContentHashMismatchError(DropboxApiError):
     """Bytes on one side do not hash to what the other side reported (corrupt transfer or a file changed)."""
 
@@ -201,6 +215,19 @@ _ROOT_HINT = "paths are relative to the app folder (or the Dropbox root for full
 
 def _where(route: str, path: str | None) -> str:
     return f"Dropbox path '{path}'" if path else f"The Dropbox item for {route}"
+
+
+def _malformed_reason(error: Any) -> str:
+    """The server's own words for a ``malformed_path`` (the union's value is text), redacted, or ''."""
+    stack = [error]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            value = node.get("malformed_path")
+            if isinstance(value, str) and value.strip():
+                return redact(value.strip())[:200]
+            stack.extend(v for v in node.values() if isinstance(v, Mapping))
+    return ""
 
 
 def api_error_from_response(
@@ -337,9 +364,11 @@ def _endpoint_error(
             **common,
         )
     if "malformed_path" in tags:
+        reason = _malformed_reason(error)
         return MalformedPathError(
-            f"{where} is malformed ({route}): paths start with '/', use '/' between names and must not end "
-            f"with '/' or whitespace{tail}",
+            f"{where} is malformed ({route}){': ' + reason if reason else ''}. Dropbox paths start with "
+            "'/' and use '/' between names; no name may be empty, '.' or '..', end with whitespace or hold "
+            f"a backslash{tail}",
             **common,
         )
     if "not_found" in tags:

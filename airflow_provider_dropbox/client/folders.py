@@ -11,15 +11,22 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from airflow_provider_dropbox.client.config import check_parallelism
 from airflow_provider_dropbox.client.content_hash import content_hash_file
 from airflow_provider_dropbox.client.errors import DisallowedNameError, LocalPathError
-from airflow_provider_dropbox.client.paths import DISALLOWED_NAMES, check_remote_path, disallowed_name
+from airflow_provider_dropbox.client.paths import (
+    DISALLOWED_NAMES,
+    check_remote_path,
+    disallowed_name,
+    special_kind,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_dropbox.client import DropboxClient
@@ -74,6 +81,7 @@ class UploadSelection:
         self.skip_disallowed_names = skip_disallowed_names
         self.excluded: list[str] = []
         self.never_synced: list[str] = []
+        self.not_regular: list[str] = []
 
     def keep_folder(self, rel: str) -> bool:
         """False for a folder to leave out with everything in it (``exclude``, or a never-synced name)."""
@@ -108,6 +116,14 @@ class UploadSelection:
                 where,
                 self.exclude,
                 _shown(self.excluded),
+            )
+        if self.not_regular:
+            logger.warning(
+                "Skipped %d path(s) under %s that are not regular files (named pipes, sockets, devices, "
+                "broken links): %s",
+                len(self.not_regular),
+                where,
+                _shown(self.not_regular),
             )
         if self.never_synced:
             logger.info(
@@ -247,6 +263,7 @@ def download_folder(
     :return: Local paths written (files already identical, or kept because ``overwrite`` is False, are not).
     """
     check_local_path_arg(local_dir, field="local_dir", route="download_folder")
+    check_parallelism(parallelism)
     root = check_remote_path(remote_dir, route="download_folder", allow_root=True)
     base = Path(local_dir)
     if base.exists() and not base.is_dir():
@@ -315,6 +332,7 @@ def upload_folder(
     never-synced name is left with ``skip_disallowed_names=False``: see ``check_upload_targets``.
     """
     check_local_path_arg(local_dir, field="local_dir", route="upload_folder")
+    check_parallelism(parallelism)
     root = check_remote_path(remote_dir, route="upload_folder", allow_root=True)
     base = Path(local_dir)
     if not base.is_dir():
@@ -409,6 +427,15 @@ def _needs_download(entry: Mapping[str, Any], target: Path, overwrite: bool) -> 
             route="download_folder",
             path=str(target),
         )
+    mode = target.stat().st_mode if target.exists() else 0
+    if mode and not stat.S_ISREG(mode):
+        # Never opened (a FIFO would block the hash forever) and never replaced (it may be in use).
+        raise LocalPathError(
+            f"Local path '{target}' is {special_kind(mode)}, but Dropbox has a file "
+            f"'{entry.get('path_display')}' there; remove it or download elsewhere. Nothing was downloaded",
+            route="download_folder",
+            path=str(target),
+        )
     if not overwrite:
         return False
     return not (
@@ -446,6 +473,8 @@ def local_files(
                 )
             if path.is_file():
                 yield path, rel
+            else:  # a named pipe, socket, device or broken link: never opened, but never silent either
+                selection.not_regular.append(rel)
 
 
 def _matches(rel: str, pattern: str) -> bool:

@@ -68,12 +68,6 @@ def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, a
             route=route,
             path=path,
         )
-    if path != path.rstrip():
-        raise MalformedPathError(
-            f"Dropbox path '{path}' ends with whitespace, which Dropbox does not allow ({route or 'client'})",
-            route=route,
-            path=path,
-        )
     parts = path[1:].split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise MalformedPathError(
@@ -83,7 +77,15 @@ def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, a
         )
     if "\x00" in path:
         raise MalformedPathError(f"Dropbox path {path!r} contains a NUL character", route=route, path=path)
-    for part in parts:
+    for i, part in enumerate(parts):
+        problem = name_problem(part)
+        if problem:
+            raise MalformedPathError(
+                f"Dropbox path {path!r}: the name {part!r} (name {i + 1} of {len(parts)}) {problem} "
+                f"({route or 'client'})",
+                route=route,
+                path=path,
+            )
         if len(part) > MAX_NAME_LENGTH:
             raise MalformedPathError(
                 f"Dropbox path '{path}' has a name of {len(part)} characters ('{part[:40]}...'); Dropbox "
@@ -92,6 +94,27 @@ def check_remote_path(path: str, *, route: str = "", allow_root: bool = False, a
                 path=path,
             )
     return path
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with one file or folder name for Dropbox (the rule and the fix), or None.
+
+    Dropbox refuses a name that ends with whitespace (a space, tab, line break, no-break space...) and one
+    that holds a backslash; both come back from the server as a bare ``malformed_path``."""
+    if name and name[-1].isspace():
+        kind = {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a carriage return"}.get(
+            name[-1], f"the whitespace character U+{ord(name[-1]):04X}"
+        )
+        return (
+            f"ends with whitespace ({kind}); Dropbox does not allow a file or folder name to end with "
+            f"whitespace, so remove it ({name.rstrip()!r})"
+        )
+    if "\\" in name:
+        return (
+            "contains a backslash '\\', which Dropbox does not allow in names (it is not a folder separator "
+            "either: separate folders with '/')"
+        )
+    return None
 
 
 def _check_no_nul(local_path: str | os.PathLike[str], route: str) -> None:
@@ -109,6 +132,14 @@ def check_local_source(local_path: str | os.PathLike[str], *, route: str = "uplo
     """A local file to read: must exist and be a regular file (not a directory)."""
     _check_no_nul(local_path, route)
     p = Path(local_path)
+    raw = os.fspath(local_path)
+    if raw.endswith(("/", os.sep)) and p.exists() and not p.is_dir():
+        raise LocalPathError(
+            f"Local path '{raw}' ends with '/', which names a folder, but '{p}' is a file ({route}); drop "
+            "the trailing '/'",
+            route=route,
+            path=raw,
+        )
     if not p.exists():
         raise LocalPathError(
             f"Local file '{p}' does not exist; check local_path ({route})", route=route, path=str(p)
@@ -122,7 +153,8 @@ def check_local_source(local_path: str | os.PathLike[str], *, route: str = "uplo
         )
     if not p.is_file():
         raise LocalPathError(
-            f"Local path '{p}' is not a regular file ({route}); only regular files can be uploaded",
+            f"Local path '{p}' is {special_kind(p.stat().st_mode)}, not a regular file ({route}); only "
+            "regular files can be uploaded",
             route=route,
             path=str(p),
         )
@@ -138,7 +170,8 @@ def check_local_destination(local_path: str | os.PathLike[str], *, route: str = 
     _check_no_nul(local_path, route)
     p = Path(local_path)
     try:
-        is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+        mode = os.stat(p).st_mode
+        is_dir = stat.S_ISDIR(mode)
     except NotADirectoryError:
         parent = next((q for q in reversed(p.parents) if q.exists() and not q.is_dir()), p.parent)
         raise LocalPathError(
@@ -155,4 +188,57 @@ def check_local_destination(local_path: str | os.PathLike[str], *, route: str = 
             route=route,
             path=str(p),
         )
+    if not stat.S_ISREG(mode):
+        raise LocalPathError(
+            f"Local path '{p}' is {special_kind(mode)}, not a regular file ({route}); a download only "
+            "replaces regular files, so remove it or choose another local path",
+            route=route,
+            path=str(p),
+        )
     return p
+
+
+def special_kind(mode: int) -> str:
+    """'a named pipe (FIFO)', 'a socket', ... for a ``st_mode`` that is not a regular file or folder."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike[str], *, route: str) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading only if it is a regular file; ``(fd, fstat)``.
+
+    ``O_NONBLOCK`` makes opening a named pipe return at once instead of waiting for a writer (a check
+    before the open could be raced by a swap), and the type is then checked on the open descriptor."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise LocalPathError(
+            f"Cannot read local file '{os.fspath(path)}' ({exc.strerror}); check that it exists and its "
+            f"permissions ({route})",
+            route=route,
+            path=os.fspath(path),
+        ) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LocalPathError(
+                f"Local path '{os.fspath(path)}' is {special_kind(st.st_mode)}, not a regular file "
+                f"({route}); only regular files are read or hashed",
+                route=route,
+                path=os.fspath(path),
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st

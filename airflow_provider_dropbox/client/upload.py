@@ -10,7 +10,18 @@ is checked against the hash Dropbox reports for the committed file.
 Retries are per request (``retry.py``): a failed chunk is re-sent alone. ``incorrect_offset`` means Dropbox
 has a different idea of how much it received (usually a response lost after the server stored the data), so
 the sequential upload continues from ``correct_offset``. A commit whose response was lost is recognised on the
-retry by finding the remote file with our content hash."""
+retry by finding the remote file with our content hash.
+
+A file that changes while it is read (grows, shrinks, is rewritten or replaced) must never be reported as
+uploaded: Dropbox would hold bytes that were never the file's content at one moment. The file's size,
+mtime_ns, ctime_ns and inode are taken when it is opened and compared again, together with the bytes past
+the end, after the last byte was read and before anything is committed (a session's data go up first, the
+commit follows with an empty body); a file modified within one timestamp tick of being opened is also
+hashed again and compared with the hash of what was sent, since a write inside that tick leaves the stamps
+unchanged. A single-request upload carries data and commit together, so it is checked
+after; a change there means Dropbox holds the complete version that was read, which the retry replaces
+(``{"update": rev}``, so nobody else's write is overwritten). A changed file is retried from the start up
+to ``CHANGE_RETRIES`` times, then ``LocalFileChangedError``."""
 
 from __future__ import annotations
 
@@ -36,6 +47,7 @@ from airflow_provider_dropbox.client.errors import (
     ContentHashMismatchError,
     DropboxApiError,
     DropboxConnectionError,
+    LocalFileChangedError,
     LocalPathError,
     NotAFileError,
     PathNotFoundError,
@@ -45,7 +57,12 @@ from airflow_provider_dropbox.client.errors import (
     has_tag,
     iter_tags,
 )
-from airflow_provider_dropbox.client.paths import check_allowed_name, check_local_source, check_remote_path
+from airflow_provider_dropbox.client.paths import (
+    check_allowed_name,
+    check_local_source,
+    check_remote_path,
+    open_regular,
+)
 from airflow_provider_dropbox.client.progress import Progress, ProgressCallback
 from airflow_provider_dropbox.client.retry import is_retryable
 
@@ -76,7 +93,28 @@ BATCH_MAX = 1000
 MAX_CHUNK_ATTEMPTS = 5
 """Re-sends of one chunk after ``incorrect_offset`` answers that do not confirm it (on top of retry.py)."""
 
+CHANGE_RETRIES = 2
+"""Fresh attempts after the local file changed during an upload, before ``LocalFileChangedError``."""
+CHANGE_SETTLE = 0.5
+"""Seconds to wait before such a fresh attempt, for the writer to finish."""
+HOT_SECONDS = 0.05
+"""A file modified this recently before it was opened is re-hashed after the upload's last read: a write
+inside the same timestamp tick (the kernel's coarse clock, at most 10 ms) leaves mtime/ctime unchanged.
+``HOT_SECONDS_COARSE`` applies instead when the stamp has no sub-second part (a file system that stores
+whole seconds)."""
+HOT_SECONDS_COARSE = 2.0
+
 WriteMode = str | Mapping[str, str]
+
+
+class _Changed(Exception):
+    """The local file changed during this attempt; ``committed``: what Dropbox already holds (single
+    request only, a complete version that was read), else None (nothing was committed)."""
+
+    def __init__(self, reason: str, committed: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.committed = committed
 
 
 class _FileRange:
@@ -103,7 +141,7 @@ class _FileRange:
         want = left if n is None or n < 0 else min(n, left)
         data = os.pread(self._fd, want, self._offset + self._pos)
         if not data:
-            raise LocalPathError(
+            raise LocalFileChangedError(
                 "The local file shrank while it was being uploaded; upload it again when it is stable"
             )
         self._pos += len(data)
@@ -146,8 +184,39 @@ class _LocalFile:
     fd: int
     size: int
     client_modified: str
+    stat: os.stat_result | None = None
     digests: dict[int, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def change(self) -> str | None:
+        """How the file differs from when it was opened (size, times, inode, bytes past the end, or, for a
+        file modified just before, its content), or None. Call after the last read, before committing."""
+        st0 = self.stat
+        if st0 is None or self.fd < 0:
+            return None
+        st = os.fstat(self.fd)
+        if st.st_size != st0.st_size:
+            verb = "grew" if st.st_size > st0.st_size else "shrank"
+            return f"it {verb} from {st0.st_size} to {st.st_size} bytes"
+        if (st.st_mtime_ns, st.st_ctime_ns) != (st0.st_mtime_ns, st0.st_ctime_ns):
+            return "it was written to (its modification or change time moved)"
+        if os.pread(self.fd, 1, self.size):
+            return f"reading it gives more than the {self.size} bytes its size says"
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return "it was deleted or moved away"
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            return "another file was put in its place (its inode changed)"
+        window = HOT_SECONDS_COARSE if st0.st_mtime_ns % 1_000_000_000 == 0 else HOT_SECONDS
+        if time.time_ns() - st0.st_mtime_ns < window * 1e9 or st0.st_mtime_ns > time.time_ns():
+            try:
+                again = combine(parallel_block_digests(self.fd, 0, self.size))
+            except EOFError:
+                return "it shrank"
+            if again != self.file_hash():
+                return "its content changed (same size and times: a rewrite inside one timestamp tick)"
+        return None
 
     def request_hash(self, offset: int, length: int, workers: int = HASH_WORKERS) -> str:
         """content_hash of the bytes [offset, offset+length); remembers block digests for the file hash."""
@@ -177,7 +246,7 @@ class _LocalFile:
         try:
             return parallel_block_digests(fd, offset, length, workers)
         except EOFError as exc:
-            raise LocalPathError(
+            raise LocalFileChangedError(
                 f"The local file '{self.path}' shrank while it was being uploaded; upload it again when it "
                 "is stable",
                 path=str(self.path),
@@ -191,17 +260,52 @@ class _LocalFile:
 
 def _open_local(local_path: str | os.PathLike[str], remote: str, route: str) -> _LocalFile:
     path = check_local_source(local_path, route=route)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
+    fd, st = open_regular(path, route=route)  # a FIFO swapped in after the check is refused, not waited on
+    if st.st_size == 0 and os.pread(fd, 1, 0):
+        os.close(fd)
         raise LocalPathError(
-            f"Cannot read local file '{path}' ({exc.strerror}); check its permissions",
+            f"Local file '{path}' reports a size of 0 bytes but reading it gives data: a /proc or /sys style "
+            f"file whose size stat does not tell ({route}); copy it to a regular file and upload that",
             route=route,
             path=str(path),
-        ) from exc
-    st = os.fstat(fd)
+        )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(st.st_mtime)))
-    return _LocalFile(path=path, remote=remote, fd=fd, size=st.st_size, client_modified=stamp)
+    return _LocalFile(path=path, remote=remote, fd=fd, size=st.st_size, client_modified=stamp, stat=st)
+
+
+def _changed_during(f: _LocalFile, exc: BaseException) -> _Changed | None:
+    """A failure that the file's own change explains (a request hash the body no longer matches, a short
+    read, a final hash that differs) as ``_Changed``; None when the file did not change."""
+    if not isinstance(exc, DropboxApiError) or isinstance(exc, (DropboxConnectionError, AuthError)):
+        return None
+    reason = f.change()
+    return _Changed(reason) if reason else None
+
+
+def _require_unchanged(f: _LocalFile) -> None:
+    """Raise ``_Changed`` before a commit when the file is not what was opened."""
+    reason = f.change()
+    if reason:
+        raise _Changed(reason)
+
+
+def _change_error(
+    path: Path, remote: str, route: str, last: _Changed, attempts: int
+) -> LocalFileChangedError:
+    if last.committed is not None:
+        held = (
+            f"Dropbox holds the complete version the last attempt read (rev {last.committed.get('rev')}, "
+            f"{last.committed.get('size')} bytes), not the current file"
+        )
+    else:
+        held = "nothing was committed, so Dropbox holds no mix of old and new bytes"
+    return LocalFileChangedError(
+        f"The local file '{path}' changed while it was being uploaded to '{remote}' ({last.reason}), in "
+        f"{attempts} attempt(s) in a row; {held}. Upload it again once it is complete (writers should write "
+        "to a temporary name and rename it when done)",
+        route=route,
+        path=str(path),
+    )
 
 
 def write_mode(mode: WriteMode) -> dict[str, str]:
@@ -382,9 +486,23 @@ class _Uploader:
     ) -> tuple[str, int, dict[str, Any] | None]:
         """Sequential session. With ``commit``: finish with the last piece and return the metadata.
 
-        Without (for ``finish_batch_v2``): close the session with the last append and return its id."""
+        Without (for ``finish_batch_v2``): close the session with the last append and return its id.
+        With a commit the data still go up first and the commit follows with an empty body, once the file is
+        known not to have changed while it was read (``_require_unchanged``)."""
+        if commit is not None:
+            session_id, _, _ = self.sequential(f, None)
+            _require_unchanged(f)
+            meta, correct = self._finish(f, session_id, f.size, 0, commit)
+            if meta is None:
+                raise UploadSessionError(
+                    f"Dropbox has {correct} bytes of the closed upload session for '{f.remote}', not "
+                    f"{f.size}; upload it again",
+                    route="files/upload_session/finish",
+                    path=f.remote,
+                )
+            return session_id, f.size, meta
         first = min(self.chunk, f.size)
-        close_now = commit is None and first == f.size
+        close_now = first == f.size
         session_id = self.start(f, length=first, close=close_now, concurrent=False)
         if close_now:
             return session_id, f.size, None
@@ -392,17 +510,8 @@ class _Uploader:
         rejects = 0
         while rejects <= MAX_CHUNK_ATTEMPTS:
             left = f.size - offset
-            if commit is not None and left <= self.chunk:
-                meta, correct = self._finish(f, session_id, offset, left, commit)
-                if meta is not None:
-                    return session_id, f.size, meta
-                rejects += 1
-                if correct == offset:  # an earlier attempt may still be arriving: give it time
-                    self.client.retry.sleep(self.client.retry.backoff(rejects))
-                offset = correct
-                continue
             length = min(self.chunk, left)
-            close = commit is None and offset + length == f.size
+            close = offset + length == f.size
             new_offset = self.append(f, session_id, offset, length, close)
             if new_offset == offset + length:
                 if close:
@@ -412,7 +521,7 @@ class _Uploader:
                 if new_offset == offset:
                     self.client.retry.sleep(self.client.retry.backoff(rejects))
             offset = new_offset
-            if commit is None and offset >= f.size:  # Dropbox has every byte; make sure the session is closed
+            if offset >= f.size:  # Dropbox has every byte; make sure the session is closed
                 self.append(f, session_id, f.size, 0, True)
                 return session_id, f.size, None
         raise UploadSessionError(
@@ -496,6 +605,7 @@ class _Uploader:
                 _wait_all(futures, self.cancel)
         # The closing append goes last: Dropbox wants every earlier chunk in place before the session closes.
         put(last_off, last_len, True)
+        _require_unchanged(f)  # every byte is read: commit only what was the file's content at one moment
         route = "files/upload_session/finish"
         arg = {"cursor": {"session_id": session_id, "offset": f.size}, "commit": commit}
         meta = self._commit_call(
@@ -584,41 +694,87 @@ def upload_file(
     chunk = check_chunk_size(chunk_size)
     write_mode(mode)
     limit = min(int(single_request_limit), MAX_REQUEST)
-    f = _open_local(local_path, remote, route)
+    attempt_mode = mode
+    for attempt in range(CHANGE_RETRIES + 1):
+        f = _open_local(local_path, remote, route)
+        try:
+            return _upload_once(
+                client, f, attempt_mode, autorename, limit, chunk, parallelism, skip_if_identical, progress
+            )
+        except _Changed as changed:
+            if changed.committed is not None and changed.committed.get("rev"):
+                # Replace the version this call committed, and only that one.
+                attempt_mode = {"update": str(changed.committed["rev"])}
+            if attempt == CHANGE_RETRIES:
+                raise _change_error(f.path, remote, route, changed, attempt + 1) from None
+            log.warning(
+                "Local file %s changed during its upload to Dropbox %s (%s); starting again in %.1f s",
+                f.path,
+                remote,
+                changed.reason,
+                CHANGE_SETTLE,
+            )
+        finally:
+            f.close()
+        time.sleep(CHANGE_SETTLE)
+    raise AssertionError("unreachable")
+
+
+def _upload_once(
+    client: DropboxClient,
+    f: _LocalFile,
+    mode: WriteMode,
+    autorename: bool,
+    limit: int,
+    chunk: int,
+    parallelism: int,
+    skip_if_identical: bool,
+    progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    """One attempt of ``upload_file`` on an opened file; ``_Changed`` when the file changed under it."""
+    route = "files/upload"
+    remote = f.remote
+    counter = Progress(f.size, progress)
+    if skip_if_identical and f.size > SKIP_CHECK_MIN_SIZE:
+        try:
+            existing = client.get_metadata(remote)
+        except PathNotFoundError:
+            existing = None
+        if existing is not None and existing.get(".tag") == "folder":
+            raise NotAFileError(
+                f"Dropbox path '{remote}' is a folder, so a file cannot be written there ({route}); "
+                f"pick a "
+                "file path",
+                route=route,
+                path=remote,
+            )
+        if (
+            existing is not None
+            and existing.get("size") == f.size
+            and existing.get("content_hash") == (f.file_hash())
+        ):
+            log.info("Dropbox %s already holds identical content; skipped the upload", remote)
+            counter.set(f.size)
+            return _strip_tag(existing)
+    uploader = _Uploader(client, counter, chunk)
+    commit = _commit_info(f, mode, autorename)
     try:
-        counter = Progress(f.size, progress)
-        if skip_if_identical and f.size > SKIP_CHECK_MIN_SIZE:
-            try:
-                existing = client.get_metadata(remote)
-            except PathNotFoundError:
-                existing = None
-            if existing is not None and existing.get(".tag") == "folder":
-                raise NotAFileError(
-                    f"Dropbox path '{remote}' is a folder, so a file cannot be written there ({route}); "
-                    f"pick a "
-                    "file path",
-                    route=route,
-                    path=remote,
-                )
-            if (
-                existing is not None
-                and existing.get("size") == f.size
-                and existing.get("content_hash") == (f.file_hash())
-            ):
-                log.info("Dropbox %s already holds identical content; skipped the upload", remote)
-                counter.set(f.size)
-                return _strip_tag(existing)
-        uploader = _Uploader(client, counter, chunk)
-        commit = _commit_info(f, mode, autorename)
         if f.size <= limit:
-            return uploader.single(f, commit)
+            meta = uploader.single(f, commit)
+            reason = f.change()  # data and commit travel together: check after
+            if reason:
+                raise _Changed(reason, committed=meta)
+            return meta
         if parallelism > 1 and f.size > chunk:
             return uploader.concurrent(f, commit, parallelism)
-        meta = uploader.sequential(f, commit)[2]
-        assert meta is not None
-        return meta
-    finally:
-        f.close()
+        done = uploader.sequential(f, commit)[2]
+        assert done is not None
+        return done
+    except DropboxApiError as exc:
+        changed = _changed_during(f, exc)
+        if changed is not None:
+            raise changed from exc
+        raise
 
 
 # ------------------------------------------------------------------ many files
@@ -658,15 +814,36 @@ def upload_files(
     batcher = _BatchCommitter(client, files, mode, autorename, results, failures)
 
     def send_data(index: int) -> tuple[str, int]:
+        """Send one file's data into a closed session; its commit comes later, in a batch, and only
+        after the file was seen unchanged once its last byte was read (else it is sent again)."""
         local, remote = checked[index]
-        f = _open_local(local, remote, route)
-        files[index] = f
-        try:
-            session_id, size, _ = uploader.sequential(f, None)
-            f.file_hash()  # while the file is open, in case the request hashes did not cover it
-            return session_id, size
-        finally:
-            f.close()
+        for attempt in range(CHANGE_RETRIES + 1):
+            f = _open_local(local, remote, route)
+            files[index] = f
+            try:
+                try:
+                    session_id, size, _ = uploader.sequential(f, None)
+                    f.file_hash()  # while the file is open, in case the request hashes did not cover it
+                    _require_unchanged(f)
+                except DropboxApiError as exc:
+                    changed = _changed_during(f, exc)
+                    if changed is None:
+                        raise
+                    raise changed from exc
+                return session_id, size
+            except _Changed as changed:
+                if attempt == CHANGE_RETRIES:
+                    raise _change_error(f.path, remote, route, changed, attempt + 1) from None
+                log.warning(
+                    "Local file %s changed while it was sent to Dropbox %s (%s); sending it again",
+                    f.path,
+                    remote,
+                    changed.reason,
+                )
+            finally:
+                f.close()
+            time.sleep(CHANGE_SETTLE)
+        raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="dropbox-upload") as pool:
         futures = {pool.submit(send_data, i): i for i in range(len(checked))}

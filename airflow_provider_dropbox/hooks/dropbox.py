@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from airflow.sdk import BaseHook
@@ -16,6 +17,13 @@ from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints, errors, folders
+from airflow_provider_dropbox.client.auth import secret_forms
+from airflow_provider_dropbox.client.config import (
+    MAX_SECONDS,
+    check_parallelism,
+    check_seconds,
+    header_problem,
+)
 from airflow_provider_dropbox.client.progress import ProgressLogger
 
 if TYPE_CHECKING:
@@ -46,7 +54,7 @@ class DropboxHook(BaseHook):
 
     :param dropbox_conn_id: The Airflow connection to use.
     :param parallelism: Parallel requests for large transfers and folder transfers (also sizes the
-        HTTP connection pool).
+        HTTP connection pool); 1 to ``MAX_PARALLELISM`` (64), else ``InvalidArgumentError``.
     :param retry_deadline: Seconds after which retries of one call give up; default: the connection's
         "Retry deadline (s)" field (extra ``retry_deadline``), else 600.
     """
@@ -66,7 +74,7 @@ class DropboxHook(BaseHook):
     ) -> None:
         super().__init__(**kwargs)
         self.dropbox_conn_id = dropbox_conn_id
-        self.parallelism = parallelism
+        self.parallelism = check_parallelism(parallelism) or 1
         self.retry_deadline = retry_deadline
         self._client: DropboxClient | None = None
 
@@ -114,6 +122,12 @@ class DropboxHook(BaseHook):
         except errors.AuthError as e:
             return False, str(e)  # the client's message names the field to check
         except (errors.DropboxConnectionError, requests.RequestException) as e:
+            if _is_plain_http_answer(e):
+                return False, (
+                    f"{_api_base(client)} answered in plain HTTP, not TLS: the server there does not speak "
+                    "https. Use http:// in the host field if it is a local test server (the emulator), or "
+                    "check the port"
+                )
             if _is_tls_failure(e):
                 return False, (
                     f"TLS certificate verification failed for {_api_base(client)}: the server's certificate "
@@ -124,8 +138,15 @@ class DropboxHook(BaseHook):
                 f"Cannot reach Dropbox at {_api_base(client)} ({_network_reason(e)}); "
                 "check the API base URL (host) and the network"
             )
+        except errors.InvalidArgumentError as e:  # refused before any request: no answer to speak of
+            return False, f"Dropbox connection '{self.dropbox_conn_id}': {e}"
         except errors.DropboxApiError as e:
             return False, f"Dropbox answered with an error: {e}"
+        except Exception as e:  # the Test button shows a message; it must never get a traceback
+            return False, (
+                f"Dropbox connection '{self.dropbox_conn_id}' could not be tested: {type(e).__name__}: "
+                f"{errors.redact(str(e))[:300]}"
+            )
         finally:
             if client is not None:
                 client.close()
@@ -273,7 +294,7 @@ class DropboxHook(BaseHook):
             recursive=recursive,
             pattern=pattern,
             overwrite=overwrite,
-            parallelism=parallelism or self.parallelism,
+            parallelism=check_parallelism(parallelism, allow_none=True) or self.parallelism,
         )
 
     def upload_folder(
@@ -312,7 +333,7 @@ class DropboxHook(BaseHook):
             exclude=exclude,
             skip_disallowed_names=skip_disallowed_names,
             mode=mode,
-            parallelism=parallelism or self.parallelism,
+            parallelism=check_parallelism(parallelism, allow_none=True) or self.parallelism,
         )
 
     # -- changes --------------------------------------------------------------------------------------------
@@ -422,7 +443,28 @@ def _is_tls_failure(exc: BaseException) -> bool:
 
 
 def _mask_token(token: str) -> None:
-    mask_secret(token)
+    """Mask the token in every spelling a message could hold (escaped, encoded, line by line)."""
+    for form in secret_forms(token):
+        mask_secret(form)
+
+
+def _is_plain_http_answer(exc: BaseException) -> bool:
+    """True when a TLS handshake got an HTTP answer (``https://`` to a plain-HTTP server): OpenSSL then
+    reports a record-layer error, not a certificate one."""
+    seen: BaseException | None = exc
+    markers = (
+        "wrong version number",
+        "wrong_version_number",
+        "record layer failure",
+        "packet length too long",
+    )
+    for _ in range(10):
+        if seen is None:
+            return False
+        if any(m in str(seen).lower() for m in markers):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _extra_value(extra: dict[str, Any], name: str) -> Any:
@@ -435,15 +477,49 @@ def _extra_value(extra: dict[str, Any], name: str) -> Any:
 
 
 def base_url_from_host(host: str, port: int | None = None) -> str:
-    """The API base URL from the connection's host: as is with a scheme, else https (http on loopback)."""
+    """The API base URL from the connection's host and Port fields.
+
+    As is with a scheme, else https, or http for loopback (``localhost``, ``127.x``, ``::1``/``[::1]``). A
+    bare IPv6 address is bracketed; the Port field goes into the authority, before any path
+    (``http://127.0.0.1:8765/dropbox``). Raises ``ValueError`` for what cannot be a base URL."""
+    raw = host
     host = host.strip().rstrip("/")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in host):
+        raise ValueError(f"host {raw!r} contains whitespace or a control character")
     if "://" not in host:
-        name = host.split(":")[0].strip("[]")
+        if _is_ip(host) and ":" in host:  # a bare IPv6 address: its colons are not a port
+            host = f"[{host}]"
+        authority = host.split("/", 1)[0]
+        name = urlsplit(f"//{authority}").hostname or ""
         scheme = "http" if name == "localhost" or _is_loopback(name) else "https"
         host = f"{scheme}://{host}"
-    if port and urlsplit(host).port is None:
-        host = f"{host}:{port}"
+    parts = urlsplit(host)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(
+            f"host {raw!r} has the scheme {parts.scheme!r}; use https:// (or http:// for loopback)"
+        )
+    if not parts.hostname:
+        raise ValueError(f"host {raw!r} names no host")
+    try:
+        url_port = parts.port
+    except ValueError:
+        raise ValueError(f"host {raw!r} has a port that is not a number from 0 to 65535") from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"Port {port} is not a port number (1 to 65535)")
+    if port and url_port is not None and url_port != port:
+        raise ValueError(f"host {raw!r} has port {url_port} but the Port field says {port}; keep one")
+    if port and url_port is None:
+        netloc = f"{parts.netloc}:{port}"
+        host = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     return host
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_loopback(name: str) -> bool:
@@ -469,12 +545,12 @@ def connection_options(conn: Connection) -> dict[str, Any]:
             f"Connection '{conn.conn_id}' is of type {conn_type!r}, not 'dropbox'; check dropbox_conn_id, or "
             "create a connection of type dropbox"
         )
-    extra = conn.extra_dejson
+    where = f"Dropbox connection '{conn.conn_id}'"
+    extra = _extra_dict(conn, where)
     refresh_token = _extra_value(extra, "refresh_token")
     access_token = _extra_value(extra, "access_token")
     app_key = (conn.login or "").strip() or None
     app_secret = conn.password or None
-    where = f"Dropbox connection '{conn.conn_id}'"
     if not refresh_token and not access_token:
         raise DropboxConnectionConfigError(
             f"{where} has no refresh token or access token; run airflow-dropbox-auth to get a refresh token "
@@ -486,11 +562,26 @@ def connection_options(conn: Connection) -> dict[str, Any]:
         )
     for secret in (app_secret, refresh_token, access_token):
         if secret:
-            mask_secret(secret)
+            for form in secret_forms(secret):
+                mask_secret(form)
+    for name, value in (("access token", access_token), ("refresh token", refresh_token)):
+        problem = header_problem(value) if value else None
+        if problem:
+            raise DropboxConnectionConfigError(
+                f"{where}: the {name} {problem}; paste it again as one line without spaces"
+            )
     timeout = _seconds(extra, "timeout", 100.0, where)
     retry_deadline = _seconds(extra, "retry_deadline", 600.0, where)
+    team_member_id = _header_field(extra, "team_member_id", where)
+    root_namespace_id = _header_field(extra, "root_namespace_id", where)
     host = (conn.host or "").strip()
-    base_url = base_url_from_host(host, conn.port) if host else None
+    try:
+        base_url = base_url_from_host(host, conn.port) if host else None
+    except ValueError as exc:
+        raise DropboxConnectionConfigError(
+            f"{where}: {exc}. Give the API base URL, e.g. https://api.example.com, http://127.0.0.1:8765 or "
+            "http://[::1]:8765 (the Port field is optional)"
+        ) from None
     if base_url is not None:
         _check_cleartext(base_url, _as_bool(_extra_value(extra, "allow_insecure_http")), where)
     return {
@@ -500,22 +591,55 @@ def connection_options(conn: Connection) -> dict[str, Any]:
         "endpoints": Endpoints.single_host(base_url) if base_url else Endpoints(),
         "timeout": timeout,
         "retry_deadline": retry_deadline,
-        "team_member_id": _as_str(_extra_value(extra, "team_member_id")),
-        "root_namespace_id": _as_str(_extra_value(extra, "root_namespace_id")),
+        "team_member_id": team_member_id,
+        "root_namespace_id": root_namespace_id,
         "ca_bundle": _ca_bundle(_extra_value(extra, "ca_bundle"), where),
     }
 
 
 def _seconds(extra: dict[str, Any], name: str, default: float, where: str) -> float:
     raw = _extra_value(extra, name)
+    if raw is None:
+        return default
     try:
-        value = float(raw) if raw is not None else default
-    except (TypeError, ValueError):
-        raise DropboxConnectionConfigError(
-            f"{where}: {name} must be a number of seconds, got {raw!r}"
-        ) from None
-    if value <= 0:
-        raise DropboxConnectionConfigError(f"{where}: {name} must be positive, got {value:g}")
+        return check_seconds(raw, name=name, maximum=MAX_SECONDS)
+    except errors.InvalidArgumentError as exc:
+        raise DropboxConnectionConfigError(f"{where}: {exc}") from None
+
+
+def _extra_dict(conn: Connection, where: str) -> dict[str, Any]:
+    """The connection's extra as a dict; text that is not a JSON object is reported as such (by position:
+    the text itself may hold secrets), not as missing fields."""
+    raw = conn.extra
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except ValueError as exc:
+            where_in = (
+                f" ({exc.msg} at line {exc.lineno} column {exc.colno})"
+                if isinstance(exc, json.JSONDecodeError)
+                else ""
+            )
+            raise DropboxConnectionConfigError(
+                f"{where}: the Extra field is not valid JSON{where_in}; it must be a JSON object such as "
+                '{"refresh_token": "...", "timeout": 100}'
+            ) from None
+        if not isinstance(parsed, dict):
+            raise DropboxConnectionConfigError(
+                f"{where}: the Extra field is JSON but not an object (it is a {type(parsed).__name__}); it "
+                'must be a JSON object such as {"refresh_token": "..."}'
+            )
+    return conn.extra_dejson
+
+
+def _header_field(extra: dict[str, Any], name: str, where: str) -> str | None:
+    """An id sent in a request header (team member, root namespace): one line of printable ASCII."""
+    value = _as_str(_extra_value(extra, name))
+    problem = header_problem(value) if value else None
+    if problem:
+        raise DropboxConnectionConfigError(f"{where}: {name} {problem}; enter the id again")
     return value
 
 

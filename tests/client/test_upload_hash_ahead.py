@@ -11,11 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from airflow_provider_dropbox.client import DropboxClient
 from airflow_provider_dropbox.client.content_hash import content_hash_file
-from airflow_provider_dropbox.client.errors import LocalPathError
 from airflow_provider_dropbox.client.upload import _HashAhead, _open_local
 from tests.client.conftest import MakeClient
 from tests.emulator_process import EmulatorProcess
@@ -88,17 +85,21 @@ def test_nothing_is_hashed_beyond_depth_before_a_take(tmp_path: Path) -> None:
         f.close()
 
 
-def test_a_file_that_shrinks_during_a_parallel_upload_is_a_typed_error(
+def test_a_file_that_shrinks_during_a_parallel_upload_is_sent_again_whole(
     fresh_emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path
 ) -> None:
+    """The shrink is detected before the commit; the retry sends the file as it now is, never a mix."""
     client = make_client(fresh_emulator)
     src = _file(tmp_path / "s.bin", 8 * 4 * MiB)
     fresh_emulator.set_faults(latency_ms=100)  # the truncation lands while chunks are still queued
     timer = threading.Timer(0.05, lambda: os.truncate(src, 6 * MiB))
     timer.start()
     try:
-        with pytest.raises(LocalPathError, match="shrank"):
-            client.upload_file(src, "/s.bin", parallelism=2, chunk_size=4 * MiB, single_request_limit=4 * MiB)
+        meta = client.upload_file(
+            src, "/s.bin", parallelism=2, chunk_size=4 * MiB, single_request_limit=4 * MiB
+        )
     finally:
         timer.cancel()
         fresh_emulator.clear_faults()
+    assert meta["size"] == 6 * MiB
+    assert meta["content_hash"] == content_hash_file(src)

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,8 @@ def local_snapshot(root: Path) -> dict[str, tuple[str, int, str]]:
                 snap[rel] = ("link", 0, os.readlink(p))
             elif p.is_dir():
                 snap[rel] = ("dir", 0, "")
+            elif not stat.S_ISREG(p.lstat().st_mode):  # a FIFO or socket: never opened (it could block)
+                snap[rel] = ("special", 0, oct(stat.S_IFMT(p.lstat().st_mode)))
             else:
                 data = p.read_bytes()
                 snap[rel] = ("file", len(data), hashlib.sha256(data).hexdigest())

@@ -417,8 +417,9 @@ ROWS: list[Row] = [
                 "/file.txt"
             )
         ),
-        errors.DropboxApiError,
-        r"access token is malformed",
+        errors.InvalidTokenError,
+        r"access token in the connection holds whitespace at position 4",
+        r"paste the token again",
     ),
     Row(
         "client-unknown-access-token",
@@ -493,8 +494,9 @@ ROWS: list[Row] = [
                 "/file.txt"
             )
         ),
-        errors.DropboxApiError,
-        r"access token is malformed",
+        AirflowException,
+        r"access token holds whitespace at position 4",
+        r"paste it again",
     ),
     Row(
         "hook-download-folder-symlink-escape",
@@ -569,6 +571,354 @@ ROWS: list[Row] = [
         sync_errors.MirrorFailedError,
         r"No space left on device",
         r"retries from the same point",
+    ),
+]
+
+
+def _raw_extra_hook(c: Ctx, text: str) -> Any:
+    """A hook whose connection's Extra field is ``text`` verbatim (not JSON-encoded by us)."""
+    from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+
+    conn = json.loads(conn_json(c.emu.base_url))
+    conn["extra"] = text
+    conn_id = f"hard_{uuid.uuid4().hex[:8]}"
+    c.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return DropboxHook(conn_id, retry_deadline=2.0)
+
+
+def _token_client(c: Ctx, token: str) -> Callable[[], object]:
+    return lambda: fast_client(c.emu, credentials=Credentials(access_token=token)).get_metadata("/file.txt")
+
+
+def _hook_call(c: Ctx, **overrides: Any) -> Callable[[], object]:
+    return lambda: c.hook(**overrides).get_metadata("/file.txt")
+
+
+def _fifo_in(c: Ctx, name: str) -> Path:
+    path = c.work / name
+    os.mkfifo(path)
+    return path
+
+
+_SECRET = "sl.SECRETSECRETSECRET"
+_CONFIG = AirflowException
+_BAD = errors.InvalidArgumentError
+
+ROWS += [
+    # ------------------------------------------------------------------ connection inputs (finding 10)
+    *(
+        Row(
+            f"hook-timeout-{name}",
+            lambda c, v=value: _hook_call(c, extra={"timeout": v}),
+            _CONFIG,
+            rf"timeout must be a finite number of seconds, got '{re.escape(value)}'",
+            r"give e\.g\. 100",
+        )
+        for name, value in (("nan", "nan"), ("inf", "inf"), ("1e400", "1e400"), ("minus-inf", "-inf"))
+    ),
+    Row(
+        "hook-timeout-a-year",
+        lambda c: _hook_call(c, extra={"timeout": 31536000}),
+        _CONFIG,
+        r"timeout must be more than 0 and at most 86400 seconds",
+    ),
+    Row(
+        "hook-timeout-boolean",
+        lambda c: _hook_call(c, extra={"timeout": True}),
+        _CONFIG,
+        r"timeout must be a number of seconds, got True",
+    ),
+    Row(
+        "hook-retry-deadline-NaN",
+        lambda c: _hook_call(c, extra={"retry_deadline": "NaN"}),
+        _CONFIG,
+        r"retry_deadline must be a finite number",
+    ),
+    Row(
+        "hook-extra-not-json",
+        lambda c: lambda: _raw_extra_hook(c, '{refresh_token: "abc"}').get_metadata("/file.txt"),
+        _CONFIG,
+        r"Extra field is not valid JSON \(.* at line 1 column 2\)",
+        r"must be a JSON object",
+    ),
+    Row(
+        "hook-extra-truncated-json",
+        lambda c: lambda: _raw_extra_hook(c, '{"refresh_token": "abc"').get_metadata("/file.txt"),
+        _CONFIG,
+        r"Extra field is not valid JSON",
+    ),
+    Row(
+        "hook-extra-json-list",
+        lambda c: lambda: _raw_extra_hook(c, '["refresh_token", "abc"]').get_metadata("/file.txt"),
+        _CONFIG,
+        r"Extra field is JSON but not an object \(it is a list\)",
+    ),
+    Row(
+        "hook-host-ftp-scheme",
+        lambda c: _hook_call(c, base_url="ftp://127.0.0.1:21"),
+        _CONFIG,
+        r"scheme 'ftp'",
+        r"use https://",
+    ),
+    Row(
+        "hook-host-port-and-port-field-disagree",
+        lambda c: _hook_call(c, port=1),
+        _CONFIG,
+        r"has port \d+ but the Port field says 1; keep one",
+    ),
+    Row(
+        "hook-port-field-out-of-range",
+        lambda c: _hook_call(c, base_url="127.0.0.1", port=70000),
+        _CONFIG,
+        r"Port 70000 is not a port number",
+    ),
+    Row(
+        "hook-host-port-not-a-number",
+        lambda c: _hook_call(c, base_url="http://127.0.0.1:80a"),
+        _CONFIG,
+        r"port that is not a number",
+    ),
+    Row(
+        "hook-host-with-inner-space",
+        lambda c: _hook_call(c, base_url="127.0.0.1 8765"),
+        _CONFIG,
+        r"contains whitespace or a control character",
+        r"e\.g\. https://",
+    ),
+    Row(
+        "hook-host-with-inner-line-break",
+        lambda c: _hook_call(c, base_url="127.0.\n0.1"),
+        _CONFIG,
+        r"contains whitespace or a control character",
+    ),
+    Row(
+        "hook-team-member-id-header-injection",
+        lambda c: _hook_call(c, extra={"team_member_id": "dbmid:abc\r\nX-Evil: 1"}),
+        _CONFIG,
+        r"team_member_id holds a line break at position 10",
+        r"enter the id again",
+    ),
+    Row(
+        "hook-root-namespace-fullwidth-digits",
+        lambda c: _hook_call(c, extra={"root_namespace_id": "\uff11\uff12\uff13"}),
+        _CONFIG,
+        r"root_namespace_id holds a non-ASCII character \(U\+FF11\)",
+    ),
+    Row(
+        "client-team-member-id-tab",
+        lambda c: lambda: fast_client(c.emu, team_member_id="dbmid:\tabc"),
+        _BAD,
+        r"team_member_id holds whitespace at position 7",
+    ),
+    # ------------------------------------------------------------------ unusable tokens (finding 4)
+    *(
+        Row(
+            f"client-access-token-{name}",
+            lambda c, t=token: _token_client(c, t),
+            errors.InvalidTokenError,
+            rf"access token in the connection holds {re.escape(kind)}",
+            r"paste the token again",
+        )
+        for name, token, kind in (
+            ("lf", _SECRET + "\nrest", "a line break at position 22"),
+            ("crlf", _SECRET + "\r\nrest", "a line break at position 22"),
+            ("cr-first", "\r" + _SECRET, "a line break at position 1"),
+            ("nul", _SECRET + "\x00", "a control character"),
+            ("escape-char", _SECRET + "\x1b[0m", "a control character"),
+            ("euro-sign", _SECRET + "\u20ac", "a non-ASCII character (U+20AC)"),
+            ("latin1-accent", _SECRET + "\u00e9", "a non-ASCII character (U+00E9)"),
+            ("zero-width-space", "sl.\u200b" + _SECRET, "a non-ASCII character (U+200B)"),
+            ("no-break-space", _SECRET + "\u00a0x", "whitespace"),
+            ("line-separator", _SECRET + "\u2028x", "whitespace"),
+        )
+    ),
+    Row(
+        "hook-access-token-crlf-in-connection",
+        lambda c: _hook_call(c, extra={"refresh_token": None, "access_token": _SECRET + "\r\nX: y"}),
+        _CONFIG,
+        r"the access token holds a line break at position 22",
+        r"paste it again as one line",
+    ),
+    Row(
+        "hook-refresh-token-with-inner-newline",
+        lambda c: _hook_call(c, extra={"refresh_token": "abc\ndef"}),
+        _CONFIG,
+        r"the refresh token holds a line break at position 4",
+    ),
+    Row(
+        "hook-access-token-non-latin1",
+        lambda c: _hook_call(c, extra={"refresh_token": None, "access_token": _SECRET + "\u2603"}),
+        _CONFIG,
+        r"the access token holds a non-ASCII character \(U\+2603\)",
+    ),
+    # ------------------------------------------------------------------ path rules (finding 11)
+    Row(
+        "client-upload-folder-name-trailing-space",
+        lambda c: lambda: c.client.upload_file(c.src(), "/R/folder /x.txt"),
+        errors.MalformedPathError,
+        r"the name 'folder ' \(name 2 of 3\) ends with whitespace \(a space\)",
+        r"remove it \('folder'\)",
+    ),
+    Row(
+        "client-upload-backslash-in-name",
+        lambda c: lambda: c.client.upload_file(c.src(), "/R/a\\b.txt"),
+        errors.MalformedPathError,
+        r"the name 'a\\\\b\.txt' \(name 2 of 2\) contains a backslash",
+        r"separate folders with '/'",
+    ),
+    Row(
+        "client-upload-backslash-in-folder",
+        lambda c: lambda: c.client.upload_file(c.src(), "/R\\S/x.txt"),
+        errors.MalformedPathError,
+        r"\(name 1 of 2\) contains a backslash",
+    ),
+    Row(
+        "client-upload-name-trailing-tab",
+        lambda c: lambda: c.client.upload_file(c.src(), "/data/x.csv\t"),
+        errors.MalformedPathError,
+        r"ends with whitespace \(a tab\)",
+    ),
+    Row(
+        "client-upload-folder-trailing-no-break-space",
+        lambda c: lambda: c.client.upload_file(c.src(), "/data/x\u00a0/y.csv"),
+        errors.MalformedPathError,
+        r"ends with whitespace \(the whitespace character U\+00A0\)",
+    ),
+    Row(
+        "client-upload-folder-trailing-newline",
+        lambda c: lambda: c.client.upload_file(c.src(), "/data/a\n/y.csv"),
+        errors.MalformedPathError,
+        r"ends with whitespace \(a line break\)",
+    ),
+    Row(
+        "client-mkdir-trailing-space",
+        lambda c: lambda: c.client.create_folder("/newdir "),
+        errors.MalformedPathError,
+        r"the name 'newdir ' \(name 1 of 1\) ends with whitespace",
+    ),
+    Row(
+        "client-download-folder-component-trailing-space",
+        lambda c: lambda: c.client.download_file("/data /a.csv", c.work / "a.csv"),
+        errors.MalformedPathError,
+        r"the name 'data ' \(name 1 of 2\) ends with whitespace",
+    ),
+    Row(
+        "client-upload-local-file-with-trailing-slash",
+        lambda c: lambda: c.client.upload_file(str(c.src()) + "/", "/data/new.csv"),
+        errors.LocalPathError,
+        r"ends with '/', which names a folder, but .* is a file",
+        r"drop the trailing '/'",
+    ),
+    Row(
+        "client-download-id-path-into-folder-target",
+        lambda c: lambda: c.client.download_file("id:abcdefghijk", str(c.work / "newdir") + "/"),
+        errors.LocalPathError,
+        r"names a folder \(it ends with '/'\).*has no name to use",
+        r"give the full local file path",
+    ),
+    # ------------------------------------------------------------------ parallelism cap (finding 12)
+    *(
+        Row(
+            f"client-upload-parallelism-{name}",
+            lambda c, v=value: lambda: c.client.upload_file(c.src(), "/data/p.csv", parallelism=v),
+            _BAD,
+            problem,
+        )
+        for name, value, problem in (
+            ("million", 10**6, r"parallelism must be from 1 to 64 \(the documented maximum\), got 1000000"),
+            ("65", 65, r"parallelism must be from 1 to 64"),
+            ("0", 0, r"parallelism must be from 1 to 64, got 0"),
+            ("negative", -4, r"parallelism must be from 1 to 64, got -4"),
+            ("string", "8", r"parallelism must be a whole number from 1 to 64, got str '8'"),
+            ("float", 4.0, r"parallelism must be a whole number from 1 to 64, got float"),
+            ("bool", True, r"parallelism must be a whole number from 1 to 64, got bool"),
+        )
+    ),
+    Row(
+        "client-download-parallelism-million",
+        lambda c: lambda: c.client.download_file("/data/a.csv", c.work / "a.csv", parallelism=10**6),
+        _BAD,
+        r"parallelism must be from 1 to 64",
+    ),
+    Row(
+        "client-constructor-parallelism-million",
+        lambda c: lambda: fast_client(c.emu, parallelism=10**6),
+        _BAD,
+        r"parallelism must be from 1 to 64",
+    ),
+    Row(
+        "client-download-folder-parallelism-million",
+        lambda c: lambda: folders.download_folder(c.client, "/data", c.work / "o", parallelism=10**6),
+        _BAD,
+        r"parallelism must be from 1 to 64",
+    ),
+    Row(
+        "client-upload-folder-parallelism-million",
+        lambda c: (
+            c.src("up/a.csv")
+            and (lambda: folders.upload_folder(c.client, c.work / "up", "/up", parallelism=10**6))
+        ),
+        _BAD,
+        r"parallelism must be from 1 to 64",
+    ),
+    Row(
+        "hook-parallelism-million",
+        lambda c: (
+            lambda: __import__(
+                "airflow_provider_dropbox.hooks.dropbox", fromlist=["DropboxHook"]
+            ).DropboxHook(c.conn(), parallelism=10**6)
+        ),
+        _BAD,
+        r"parallelism must be from 1 to 64",
+    ),
+    Row(
+        "hook-download-folder-parallelism-100",
+        lambda c: lambda: c.hook().download_folder("/data", c.work / "o", parallelism=100),
+        _BAD,
+        r"parallelism must be from 1 to 64",
+    ),
+    # ------------------------------------------------------------------ client timeouts (finding 10)
+    *(
+        Row(
+            f"client-{field}-{name}",
+            lambda c, f=field, v=value: lambda: fast_client(c.emu, **{f: v}),
+            _BAD,
+            problem,
+        )
+        for field, name, value, problem in (
+            ("timeout", "nan", float("nan"), r"timeout must be a finite number of seconds"),
+            ("timeout", "inf", float("inf"), r"timeout must be a finite number of seconds"),
+            ("timeout", "zero", 0, r"timeout must be more than 0"),
+            ("timeout", "text", "soon", r"timeout must be a number of seconds, got 'soon'"),
+            ("retry_deadline", "inf", float("inf"), r"retry_deadline must be a finite number"),
+        )
+    ),
+    # ------------------------------------------------------------------ special files (finding 9)
+    Row(
+        "client-upload-named-pipe",
+        lambda c: (lambda p: lambda: c.client.upload_file(p, "/data/pipe"))(_fifo_in(c, "pipe")),
+        errors.LocalPathError,
+        r"is a named pipe \(FIFO\), not a regular file",
+    ),
+    Row(
+        "client-upload-dev-null",
+        lambda c: lambda: c.client.upload_file("/dev/null", "/data/null"),
+        errors.LocalPathError,
+        r"is a character device, not a regular file",
+    ),
+    Row(
+        "client-upload-proc-self-status",
+        lambda c: lambda: c.client.upload_file("/proc/self/status", "/data/status"),
+        errors.LocalPathError,
+        r"size of 0 bytes but reading it gives data",
+        r"copy it to a regular file",
+    ),
+    Row(
+        "client-download-onto-named-pipe",
+        lambda c: (lambda p: lambda: c.client.download_file("/data/a.csv", p))(_fifo_in(c, "dest-pipe")),
+        errors.LocalPathError,
+        r"is a named pipe \(FIFO\), not a regular file",
+        r"remove it or choose another local path",
     ),
 ]
 
