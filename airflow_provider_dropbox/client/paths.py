@@ -100,7 +100,7 @@ def name_problem(name: str) -> str | None:
     """What is wrong with one file or folder name for Dropbox (the rule and the fix), or None.
 
     Dropbox refuses a name that ends with whitespace (a space, tab, line break, no-break space...) and one
-    that holds a backslash; both come back from the server as a bare ``malformed_path``."""
+    that holds a backslash or DEL; all come back from the server as a bare ``malformed_path``."""
     if name and name[-1].isspace():
         kind = {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a carriage return"}.get(
             name[-1], f"the whitespace character U+{ord(name[-1]):04X}"
@@ -109,6 +109,8 @@ def name_problem(name: str) -> str | None:
             f"ends with whitespace ({kind}); Dropbox does not allow a file or folder name to end with "
             f"whitespace, so remove it ({name.rstrip()!r})"
         )
+    if "\x7f" in name:
+        return "contains the control character DEL (U+007F), which Dropbox does not allow in names; remove it"
     if "\\" in name:
         return (
             "contains a backslash '\\', which Dropbox does not allow in names (it is not a folder separator "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_dropbox.client import DropboxClient, content_hash_file
+from airflow_provider_dropbox.client import DropboxClient, content_hash_file, errors
 from airflow_provider_dropbox.client.content_hash import content_hash_bytes
 from tests.client.conftest import MakeClient, leftovers, write_random
 from tests.emulator_process import EmulatorProcess
@@ -83,13 +83,25 @@ def test_parallel_download_uses_ranged_parts(
 
 
 def test_unicode_and_emoji_names(client: DropboxClient, tmp_path: Path, remote_dir: str) -> None:
-    remote = f"{remote_dir}/Grüße ünïcødé/naïve 😀 \u007f-🚀.csv"
+    remote = f"{remote_dir}/Grüße ünïcødé/naïve 😀 \u0001-🚀.csv"
     round_trip(client, tmp_path, remote, 1234)
     names = [e["name"] for e in client.list_folder(f"{remote_dir}/Grüße ünïcødé")]
-    assert names == ["naïve 😀 \u007f-🚀.csv"]
+    assert names == ["naïve 😀 \u0001-🚀.csv"]
     local = tmp_path / "dl" / "naïve 😀.csv"
     client.download_file(remote, local)
     assert local.stat().st_size == 1234
+
+
+@pytest.mark.parametrize("name", ["a\u007fb.csv", "a\u0000b.csv"])
+def test_names_dropbox_refuses_are_refused_before_any_request(
+    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote_dir: str, name: str
+) -> None:
+    src = tmp_path / "a.csv"
+    src.write_bytes(b"x")
+    before = sum(emulator.stats().values())
+    with pytest.raises(errors.MalformedPathError, match=r"DEL|NUL"):
+        client.upload_file(src, f"{remote_dir}/{name}")
+    assert sum(emulator.stats().values()) == before
 
 
 def test_download_replaces_existing_file_atomically(
