@@ -28,12 +28,20 @@ from airflow_provider_dropbox.sync.errors import (
     MirrorConfigError,
     MirrorFailedError,
     RemoteRootError,
+    RemoteShrankError,
     UnsafePathError,
 )
 from airflow_provider_dropbox.sync.hashing import file_content_hash
 from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
-from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME, check_local_dir, normalize_remote_root
+from airflow_provider_dropbox.sync.paths import (
+    FOREIGN_STAGING_PREFIX,
+    STATE_DIR_NAME,
+    check_local_dir,
+    check_private_dirs,
+    normalize_remote_root,
+    safe_local_path,
+)
 from airflow_provider_dropbox.sync.plan import ConflictPolicy, DiskFact, Plan, make_plan
 from airflow_provider_dropbox.sync.remote import RemoteTree
 from airflow_provider_dropbox.sync.report import MirrorReport
@@ -42,6 +50,7 @@ from airflow_provider_dropbox.sync.state import (
     MirrorState,
     Pending,
     clear_pending,
+    fsync_dir,
     load_pending,
     load_state,
     save_pending,
@@ -95,20 +104,50 @@ def parse_max_deletes(value: int | str | None) -> MaxDeletes | None:
         ) from None
 
 
+SHRINK_LIMIT_PCT = 50.0  # a full listing may delete at most this share of the destination's files by default
+
+
 def _guard(
-    plan: Plan, limit: MaxDeletes | None, raw_limit: Any, allow_empty_remote: bool, remote: str
+    plan: Plan,
+    limit: MaxDeletes | None,
+    raw_limit: Any,
+    allow_empty_remote: bool,
+    remote: str,
+    *,
+    full_listing: bool = False,
 ) -> None:
+    """Refuse plans that delete what an empty or wrong listing would delete, before anything is written.
+
+    Counted against every file the run could delete (``plan.local_files``: the mirror's files, plus the
+    unmanaged ones ``adopt_local`` deletes), so a first run, an adopted destination and a managed mirror
+    are all protected alike."""
     deletes = plan.file_deletes
-    managed = plan.managed_files
-    if deletes and plan.remote_files == 0 and managed and not allow_empty_remote:
+    held = max(plan.local_files, plan.managed_files)
+    where = remote or "/"
+    if deletes and plan.remote_files == 0 and not allow_empty_remote:
         raise EmptyRemoteError(
-            f"The remote folder {remote or '/'!r} has no files but the mirror holds {managed}; refusing "
-            f"to delete {deletes} local file(s) because of an empty listing. If the folder really was "
+            f"The remote folder {where!r} has no files but the destination holds {held}; refusing to "
+            f"delete {deletes} local file(s) because of an empty listing. If the folder really was "
             "emptied, re-run with allow_empty_remote=True"
+        )
+    if (
+        full_listing
+        and limit is None
+        and not allow_empty_remote
+        and deletes
+        and 100.0 * deletes / max(held, 1) > SHRINK_LIMIT_PCT
+    ):
+        raise RemoteShrankError(
+            f"The listing of {where!r} has {plan.remote_files} file(s) and would delete {deletes} of the "
+            f"{held} file(s) in the destination ({100.0 * deletes / max(held, 1):.0f}%); a full listing "
+            f"may delete at most {SHRINK_LIMIT_PCT:.0f}% unless told so. Check remote_path and local_dir; "
+            "if the remote folder really shrank, re-run with allow_empty_remote=True or an explicit "
+            "max_deletes"
         )
     if limit is None or not deletes:
         return
     kind, value = limit
+    managed = held
     pct = 100.0 * deletes / max(managed, 1)
     if (kind == "count" and deletes > value) or (kind == "pct" and pct > value):
         from airflow_provider_dropbox.sync.errors import TooManyDeletesError
@@ -213,10 +252,59 @@ def _recover(state: MirrorState, root: str, log: logging.Logger) -> None:
     )  # fmt: skip
 
 
+FOREIGN_STAGING_LIST = "staging-elsewhere"  # in the state folder: staging folders made on other mounts
+
+
 def _clean_staging(root: str) -> None:
+    """Empty the staging folder and remove staging folders a crashed run left on other mounts.
+
+    Both are checked first: a symlinked state or staging folder is refused (UnsafePathError), never
+    followed, and a listed folder elsewhere is removed only if it resolves inside the destination."""
     folder = staging_dir(root)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder, exist_ok=True)
+    check_private_dirs(root, state_dir(root), folder)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.mkdir(folder, 0o700)
+    check_private_dirs(root, state_dir(root), folder)
+    listing = os.path.join(state_dir(root), FOREIGN_STAGING_LIST)
+    try:
+        with open(listing, encoding="utf-8", errors="surrogateescape") as fh:
+            leftovers = [line.rstrip("\n") for line in fh if line.strip()]
+    except FileNotFoundError:
+        return
+    for rel in leftovers:
+        if not rel.rsplit("/", 1)[-1].startswith(FOREIGN_STAGING_PREFIX):
+            continue
+        try:
+            path = safe_local_path(root, rel)
+        except UnsafePathError:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+    os.unlink(listing)
+    fsync_dir(state_dir(root))
+
+
+def _forget_foreign_staging(root: str) -> None:
+    """The run removed its staging folders on other mounts (apply.py): drop their list."""
+    try:
+        os.unlink(os.path.join(state_dir(root), FOREIGN_STAGING_LIST))
+    except FileNotFoundError:
+        pass
+
+
+def _register_staging(root: str, rel: str) -> None:
+    """Record a staging folder on another mount before creating it, so a crash cannot orphan it."""
+    check_private_dirs(root, state_dir(root))
+    fd = os.open(
+        os.path.join(state_dir(root), FOREIGN_STAGING_LIST),
+        os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+        0o600,
+    )
+    with os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape") as fh:
+        fh.write(rel + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def mirror(
@@ -265,11 +353,7 @@ def mirror(
         if not dry_run:
             os.makedirs(local, exist_ok=True)
         root = os.path.realpath(local)
-        if os.path.islink(state_dir(root)):
-            raise UnsafePathError(
-                f"{state_dir(root)} is a symlink; the mirror keeps its state and partial downloads there and "
-                "never follows it out of the destination. Replace it with a plain folder (or remove it)"
-            )
+        check_private_dirs(root, state_dir(root), staging_dir(root))
         lock: MirrorLock | None = None
         if not dry_run:
             lock = MirrorLock(state_dir(root), stale_after=stale_lock_after, timeout=lock_timeout, logger=log)
@@ -435,7 +519,7 @@ def _run(
 
     # 3. guards: raise before anything is written (a dry run reports instead)
     try:
-        _guard(plan, limit, raw_limit, allow_empty_remote, remote)
+        _guard(plan, limit, raw_limit, allow_empty_remote, remote, full_listing=full)
     except MirrorAbortedError as exc:
         if dry_run:
             report.aborted = str(exc)
@@ -477,6 +561,7 @@ def _run(
         should_stop=lock.lost.is_set,
         checkpoint=checkpoint,
         sync_batch=make_durable,  # module-level, so a test can check it runs before every state write
+        register_staging=lambda rel: _register_staging(root, rel),
     )
     result = applier.run(plan)
     report.done = dict(sorted(result.done.items()))
@@ -502,6 +587,7 @@ def _run(
                 m.rev = d.entry.rev if not m.is_dir else None
 
     applier.make_durable()  # data and folder entries on disk before the state that records them
+    check_private_dirs(root, state_dir(root))
     lock.check()
     if not result.errors:
         state.cursor = new_cursor
@@ -511,6 +597,7 @@ def _run(
         state.last_run = run_id  # marks pending.json as done, atomically with the new cursor
         report.cursor_advanced = True
     save_state(root, state)
+    _forget_foreign_staging(root)
     if not result.errors:
         state.pending = {}
         clear_pending(root)

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_dropbox.sync.errors import StateError
-from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME
+from airflow_provider_dropbox.sync.errors import DestinationError, StateError
+from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME, check_private_dirs
 from airflow_provider_dropbox.sync.remote import RemoteTree
 
 STATE_VERSION = 1
@@ -125,10 +125,28 @@ def pending_path(root: str) -> str:
     return os.path.join(state_dir(root), PENDING_FILE)
 
 
+def _commit_error(path: str, exc: OSError) -> DestinationError:
+    return DestinationError(
+        f"Cannot write the mirror's state file {path!r}: {exc.strerror or exc} (errno "
+        f"{exc.errno}). Nothing was committed: the next run starts again from the last committed state. "
+        "Free space on (or fix) the destination's file system and re-run"
+    )
+
+
+def _write(root: str, path: str, data: bytes) -> None:
+    """Atomic write into the state folder, refusing a symlinked state folder; any OSError (ENOSPC, EIO,
+    EROFS, even from ``write`` or ``fsync``, which name no file) becomes :class:`DestinationError`."""
+    check_private_dirs(root, state_dir(root))
+    try:
+        os.makedirs(state_dir(root), exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise _commit_error(path, exc) from exc
+
+
 def save_pending(root: str, run_id: str, pending: dict[str, Pending]) -> None:
-    os.makedirs(state_dir(root), exist_ok=True)
     body = {"run": run_id, "pending": {p: i.to_json() for p, i in pending.items()}}
-    atomic_write_bytes(pending_path(root), json.dumps(body, ensure_ascii=False).encode("utf-8"))
+    _write(root, pending_path(root), json.dumps(body, ensure_ascii=False).encode("utf-8"))
 
 
 def clear_pending(root: str) -> None:
@@ -136,6 +154,8 @@ def clear_pending(root: str) -> None:
         os.unlink(pending_path(root))
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise _commit_error(pending_path(root), exc) from exc
 
 
 def load_pending(root: str, last_run: str | None) -> dict[str, Pending]:
@@ -212,6 +232,5 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def save_state(root: str, state: MirrorState) -> None:
-    os.makedirs(state_dir(root), exist_ok=True)
     data = json.dumps(state.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    atomic_write_bytes(state_path(root), data)
+    _write(root, state_path(root), data)
