@@ -99,7 +99,7 @@ class Applier:
         adopt_local: bool = False,
         logger: logging.Logger,
         should_stop: Callable[[], bool] = lambda: False,
-        checkpoint: Callable[[dict[str, Managed]], None] | None = None,
+        checkpoint: Callable[[dict[str, Managed | None]], None] | None = None,
         checkpoint_every: float | None = None,
         sync_batch: SyncBatch | None = None,
         register_staging: Callable[[str], None] | None = None,
@@ -491,10 +491,11 @@ class Applier:
 
     def _checkpoint(self) -> None:
         assert self.checkpoint is not None
-        with self._mu:  # a consistent view: every placed file in this manifest is in the batch below
-            manifest = dict(self.manifest)
+        with self._mu:  # a consistent view: every placed file in these rows is in the batch below
+            take = getattr(self.manifest, "take_changes", None)
+            rows: dict[str, Managed | None] = take() if take is not None else dict(self.manifest)
         self.make_durable()  # outside the lock: the workers keep downloading meanwhile
-        self.checkpoint(manifest)
+        self.checkpoint(rows)
 
     def _run_serial(self, actions: list[Action], fn: Callable[[Action], None]) -> None:
         for a in actions:

@@ -7,7 +7,6 @@ a cursor ``reset`` falls back to a full re-list) -> layout (local names, collisi
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import secrets
@@ -29,9 +28,11 @@ from airflow_provider_dropbox.sync.errors import (
     MirrorFailedError,
     RemoteRootError,
     RemoteShrankError,
+    StateError,
     UnsafePathError,
 )
 from airflow_provider_dropbox.sync.hashing import file_content_hash
+from airflow_provider_dropbox.sync.index import INDEX_FILE, IndexVersionError, MirrorIndex, TrackedManifest
 from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
 from airflow_provider_dropbox.sync.paths import (
@@ -49,12 +50,9 @@ from airflow_provider_dropbox.sync.state import (
     Managed,
     MirrorState,
     Pending,
-    clear_pending,
     fsync_dir,
-    load_pending,
-    load_state,
-    save_pending,
-    save_state,
+    load_json_state,
+    open_index,
     staging_dir,
     state_dir,
 )
@@ -420,11 +418,82 @@ def _run(
     full_rescan: bool,
     known_root: str | None = None,
 ) -> None:
-    state = load_state(root) if os.path.isdir(root) else None
+    index = None if dry_run else _open_index(root, full_rescan, log)
+    try:
+        _run_steps(
+            client, remote, root, report, lock, log, index,
+            delete_stale=delete_stale, dry_run=dry_run, limit=limit, raw_limit=raw_limit,
+            allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=exclude,
+            adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan, known_root=known_root,
+        )  # fmt: skip
+    finally:
+        if index is not None:
+            index.close()
+
+
+def _open_index(root: str, full_rescan: bool, log: logging.Logger) -> MirrorIndex:
+    """Open (or migrate, or create) the index; with ``full_rescan=True`` an unreadable one is moved aside
+    and rebuilt (a newer schema's index is never touched)."""
+    try:
+        index = open_index(root)
+    except IndexVersionError:
+        raise
+    except StateError as exc:
+        if not full_rescan:
+            raise
+        path = os.path.join(state_dir(root), INDEX_FILE)
+        aside = f"{path}.unreadable-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        log.warning("%s; full_rescan=True: moving it to %s and rebuilding the index", exc, aside)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.lexists(path + suffix):
+                os.replace(path + suffix, aside + suffix)
+        index = open_index(root)
+    assert index is not None
+    return index
+
+
+def _peek_state(root: str) -> MirrorState | None:
+    """A dry run's view of the committed state: nothing is created or migrated."""
+    if not os.path.isdir(state_dir(root)):
+        return None
+    if MirrorIndex.exists(state_dir(root)):
+        index = open_index(root, create=False)
+        assert index is not None
+        try:
+            return index.load()  # type: ignore[no-any-return]
+        finally:
+            index.close()
+    return load_json_state(root)
+
+
+def _run_steps(
+    client: MirrorClient,
+    remote: str,
+    root: str,
+    report: MirrorReport,
+    lock: MirrorLock | None,
+    log: logging.Logger,
+    index: MirrorIndex | None,
+    *,
+    delete_stale: bool,
+    dry_run: bool,
+    limit: MaxDeletes | None,
+    raw_limit: Any,
+    allow_empty_remote: bool,
+    parallelism: int,
+    exclude: Sequence[str],
+    adopt_local: bool,
+    conflict: ConflictPolicy,
+    full_rescan: bool,
+    known_root: str | None = None,
+) -> None:
+    state = index.load() if index is not None else _peek_state(root)
     if state is None:
         state = MirrorState(remote_path=remote)
-        if os.path.isdir(state_dir(root)):  # a first run that never committed may have left intents
-            state.pending = load_pending(root, None)
+    elif state.uncommitted:  # a first run that never committed left only its intents
+        state.remote_path = remote
+    if not isinstance(state.manifest, TrackedManifest):
+        state.manifest = TrackedManifest(state.manifest)
     same_root = (
         unicodedata.normalize("NFC", state.remote_path).lower()
         == unicodedata.normalize("NFC", remote).lower()
@@ -538,15 +607,18 @@ def _run(
     for p in verify:
         state.pending.setdefault(p, Pending("touch", False))
     run_id = secrets.token_hex(8)
+    assert index is not None
     if state.pending:
         lock.check()
-        save_pending(root, run_id, state.pending)
+        index.write(pending=state.pending, meta={"pending_run": run_id})
     _clean_staging(root)
 
-    def checkpoint(manifest: dict[str, Managed]) -> None:
-        # the applier made every file in ``manifest`` durable just before calling this
+    def checkpoint(rows: Mapping[str, Managed | None]) -> None:
+        # the applier made every file in ``rows`` durable just before calling this; only these rows
+        # (placed or removed since the last checkpoint) are written
         if not lock.lost.is_set():
-            save_state(root, dataclasses.replace(state, manifest=manifest))
+            check_private_dirs(root, state_dir(root))
+            index.write(manifest_rows=rows, meta={"remote_path": remote})
 
     applier = Applier(
         client,
@@ -585,19 +657,50 @@ def _run(
             if m.is_dir or m.content_hash == d.entry.content_hash:
                 m.key = d.entry.key
                 m.rev = d.entry.rev if not m.is_dir else None
+                state.manifest.mark(p)
 
     applier.make_durable()  # data and folder entries on disk before the state that records them
     check_private_dirs(root, state_dir(root))
     lock.check()
-    if not result.errors:
-        state.cursor = new_cursor
-        state.remote = tree
-        state.root_lower = root_lower
-        state.remote_path = remote
-        state.last_run = run_id  # marks pending.json as done, atomically with the new cursor
-        report.cursor_advanced = True
-    save_state(root, state)
+    _commit(index, state, tree, root_lower, remote, new_cursor, run_id, full, report, result.errors)
     _forget_foreign_staging(root)
-    if not result.errors:
-        state.pending = {}
-        clear_pending(root)
+
+
+def _commit(
+    index: MirrorIndex,
+    state: MirrorState,
+    tree: RemoteTree,
+    root_lower: str,
+    remote: str,
+    new_cursor: str,
+    run_id: str,
+    full: bool,
+    report: MirrorReport,
+    errors: list[dict[str, str]],
+) -> None:
+    """One transaction: the manifest rows this run changed since the last checkpoint, and, only if every
+    action succeeded, the changed remote rows (all of them after a full listing), the cursor, and the
+    retirement of the run's intents. A run with no change writes nothing (or only a moved cursor)."""
+    assert isinstance(state.manifest, TrackedManifest)
+    rows = state.manifest.take_changes()
+    if errors:
+        if rows:
+            index.write(manifest_rows=rows)
+        return
+    meta: dict[str, str | None] = {
+        "cursor": new_cursor, "root_lower": root_lower, "remote_path": remote
+    }  # fmt: skip
+    if state.pending:
+        meta["last_run"] = run_id
+    changed_keys = None if full else tree.changed
+    index.write(
+        manifest_rows=rows,
+        remote=tree if full or tree.changed else None,
+        remote_keys=changed_keys,
+        meta=meta,
+        clear_pending=bool(state.pending),
+    )
+    tree.changed = set()
+    state.cursor, state.remote, state.root_lower, state.remote_path = new_cursor, tree, root_lower, remote
+    state.pending = {}
+    report.cursor_advanced = True

@@ -4,13 +4,14 @@
 5b. generated names (conflicted copies, case-collision names) fit NAME_MAX;
 6. a subfolder of the destination on another mount is staged on its own device (never EXDEV);
 7. the mirror's own folders are checked like user paths (a symlinked staging/state folder is refused);
-8. any OSError while committing state is a DestinationError.
+8. any OSError (or SQLite full/IO error) while committing state is a DestinationError.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from airflow_provider_dropbox.sync import (
     mirror,
 )
 from airflow_provider_dropbox.sync import apply as apply_mod
+from airflow_provider_dropbox.sync.index import MirrorIndex
 from airflow_provider_dropbox.sync.state import load_state
 from tests.hardening.helpers import can_mount, tmpfs
 from tests.sync.fakes import FakeDropbox, local_tree
@@ -379,48 +381,67 @@ def test_state_folder_that_is_a_file_is_refused(tmp_path: Path) -> None:
 
 
 # -- 8. a failing state commit is a DestinationError ----------------------------------------------------
-def _fail_fsync_of(monkeypatch: pytest.MonkeyPatch, code: int, when: str) -> None:
-    """os.fsync raises ``code`` (no file name, as the kernel reports it) for state files named ``when``."""
-    real_fsync, real_open = os.fsync, os.open
-    names: dict[int, str] = {}
+class _FailingCommit:
+    """The index's connection, except that COMMIT number ``nth`` fails the way SQLite reports a full or
+    failing disk (the WAL frames are written and synced at COMMIT)."""
 
-    def tracking_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
-        fd = real_open(path, flags, mode, **kw)
-        names[fd] = os.fspath(path)
-        return fd
+    def __init__(self, conn: sqlite3.Connection, nth: int, message: str) -> None:
+        self.conn, self.nth, self.message, self.commits = conn, nth, message, 0
 
-    def failing_fsync(fd: int) -> None:
-        if when in os.path.basename(names.get(fd, "")):
-            raise OSError(code, os.strerror(code))
-        real_fsync(fd)
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            self.commits += 1
+            if self.commits == self.nth:
+                raise sqlite3.OperationalError(self.message)
+        return self.conn.execute(sql, *args)
 
-    monkeypatch.setattr(os, "open", tracking_open)
-    monkeypatch.setattr(os, "fsync", failing_fsync)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def _fail_commit(monkeypatch: pytest.MonkeyPatch, nth: int, message: str) -> None:
+    real_open = MirrorIndex.open.__func__  # type: ignore[attr-defined]
+
+    def open_failing(cls: type[MirrorIndex], folder: str) -> MirrorIndex:
+        index = real_open(cls, folder)
+        index.conn = _FailingCommit(index.conn, nth, message)  # type: ignore[assignment]
+        return index
+
+    monkeypatch.setattr(MirrorIndex, "open", classmethod(open_failing))
 
 
 @pytest.mark.parametrize(
-    ("code", "when"),
-    [(errno.ENOSPC, "state.json"), (errno.EIO, "state.json"), (errno.ENOSPC, "pending.json"),
-     (errno.EDQUOT, "pending.json")],
+    ("nth", "message"),
+    [(1, "database or disk is full"), (1, "disk I/O error"), (2, "database or disk is full"),
+     (3, "disk I/O error")],
+    ids=["intents-full", "intents-eio", "checkpoint-full", "later-commit-eio"],
 )  # fmt: skip
-def test_failed_state_write_is_a_destination_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, when: str
+def test_failed_index_commit_is_a_destination_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nth: int, message: str
 ) -> None:
     dbx, dest, _ = _seeded(tmp_path)
-    _fail_fsync_of(monkeypatch, code, when)
-    with pytest.raises(DestinationError, match=os.strerror(code)):
-        run(dbx, dest)
+    monkeypatch.setattr(apply_mod, "CHECKPOINT_EVERY", -1.0)  # a checkpoint after every transfer
+    _fail_commit(monkeypatch, nth, message)
+    with pytest.raises(DestinationError, match=r"index\.sqlite3.*" + message.split()[0]):
+        run(dbx, dest, parallelism=1)
     monkeypatch.undo()
-    assert not list((dest / ".dropbox-mirror").glob(".*.tmp"))
     assert run(dbx, dest).ok and local_tree(dest) == dbx.tree("/Root")
 
 
-def test_failed_checkpoint_is_a_destination_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_final_commit_keeps_the_last_committed_cursor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dbx, dest, _ = _seeded(tmp_path)
-    monkeypatch.setattr(apply_mod, "CHECKPOINT_EVERY", -1.0)  # a checkpoint after every transfer
-    _fail_fsync_of(monkeypatch, errno.ENOSPC, "state.json")
-    with pytest.raises(DestinationError, match="No space left"):
-        run(dbx, dest, parallelism=1)
+    run(dbx, dest)
+    cursor = load_state(str(dest.resolve())).cursor  # type: ignore[union-attr]
+    dbx.put("/Root/new.txt", b"new")
+    _fail_commit(monkeypatch, 2, "database or disk is full")  # 1: intents, 2: the final commit
+    with pytest.raises(DestinationError, match="disk is full"):
+        run(dbx, dest)
+    monkeypatch.undo()
+    assert load_state(str(dest.resolve())).cursor == cursor  # type: ignore[union-attr]
+    report = run(dbx, dest)
+    assert report.ok and report.cursor_advanced and (dest / "new.txt").read_bytes() == b"new"
 
 
 @needs_mount
