@@ -16,6 +16,8 @@ Suites (``--only`` takes these names):
 - ``diagnose``    where the client's download time goes (verification / fsync patched out in the child).
 - ``wan``         ``parallel`` with a per-request bandwidth cap on top of the latency (information only).
 - ``profile``     one sampled run each of client and file_transfer, up and down (hottest lines).
+- ``scale``       the mirror engine at 1k/10k/100k files on the in-memory fake remote: incremental-run wall
+                  time and peak RSS growth, bytes written by a no-change run (``benchmarks/scale.py``).
 
 Each comparison runs its variants interleaved (A, B, C, A, B, C, ...) on the same emulator, every trial
 in a fresh child process (``benchmarks.trial``); the table shows medians.
@@ -58,7 +60,18 @@ WINDOW_BYTES = 4 * MiB
 """The TCP window of the ``parallel`` suite's 50 ms path: Linux's default ``net.ipv4.tcp_wmem`` maximum
 (4194304), the most a sender's socket buffer, and so its unacknowledged bytes in flight, grows to by
 autotuning. A 50 ms round trip then allows 4 MiB / 0.05 s = 80 MiB/s per connection."""
-SUITES = ("throughput", "memory", "parallel", "chunks", "longpoll", "mirror", "diagnose", "wan", "profile")
+SUITES = (
+    "throughput",
+    "memory",
+    "parallel",
+    "chunks",
+    "longpoll",
+    "mirror",
+    "diagnose",
+    "wan",
+    "profile",
+    "scale",
+)
 
 
 @dataclass
@@ -957,6 +970,12 @@ def print_table(res: Results) -> None:
             print(f"{'':<11}   {row['detail']}")
 
 
+def suite_scale(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    from benchmarks import scale
+
+    scale.suite(res, work, cfg.quick)
+
+
 SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "throughput": suite_throughput,
     "memory": suite_memory,
@@ -967,6 +986,7 @@ SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "diagnose": suite_diagnose,
     "wan": suite_wan,
     "profile": suite_profile,
+    "scale": suite_scale,
 }
 
 
