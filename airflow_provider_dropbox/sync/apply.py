@@ -36,6 +36,7 @@ from airflow_provider_dropbox.sync.hashing import ContentHasher, file_content_ha
 from airflow_provider_dropbox.sync.paths import (
     FOREIGN_STAGING_PREFIX,
     check_private_dirs,
+    check_relative,
     conflict_copy_name,
     is_under,
     join,
@@ -191,7 +192,10 @@ class Applier:
         return os.path.join(folder, f"{os.getpid()}-{next(self._seq)}.part")
 
     def _staging_for(self, rel: str) -> str:
-        parent = os.path.dirname(safe_local_path(self.root, rel))
+        # a plain join (no lstat per component): it is only the cache key and the device probe; a staging
+        # folder outside the root's device is created only after safe_local_path (_foreign_staging), and
+        # the file itself is placed through safe_local_path (_place)
+        parent = os.path.dirname(os.path.join(self.root, *check_relative(rel)))
         with self._mu:
             folder = self._stage_at.get(parent)
         if folder is None:

@@ -7,6 +7,7 @@ a cursor ``reset`` falls back to a full re-list) -> layout (local names, collisi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -14,7 +15,7 @@ import shutil
 import stat
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from airflow_provider_dropbox.client import errors as client_errors
@@ -33,7 +34,7 @@ from airflow_provider_dropbox.sync.errors import (
 )
 from airflow_provider_dropbox.sync.hashing import file_content_hash
 from airflow_provider_dropbox.sync.index import INDEX_FILE, IndexVersionError, MirrorIndex, TrackedManifest
-from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
+from airflow_provider_dropbox.sync.layout import Layout, build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
 from airflow_provider_dropbox.sync.paths import (
     FOREIGN_STAGING_PREFIX,
@@ -466,6 +467,15 @@ def _peek_state(root: str) -> MirrorState | None:
     return load_json_state(root)
 
 
+@dataclasses.dataclass
+class _Listing:
+    tree: RemoteTree
+    touched: set[str]  # keys the changes touched (incremental runs)
+    cursor: str
+    root_lower: str
+    full: bool
+
+
 def _run_steps(
     client: MirrorClient,
     remote: str,
@@ -487,6 +497,47 @@ def _run_steps(
     full_rescan: bool,
     known_root: str | None = None,
 ) -> None:
+    """The named steps: load, list, layout, plan, guard, then (not for a dry run) intents, apply, commit."""
+    state, same_root, verify = _load(index, root, remote, dry_run, log)
+    listing = _list(client, state, remote, same_root, full_rescan, known_root, report, log)
+    excluded = make_exclude(exclude)
+    layout = _layout(listing.tree, root, excluded, report, log)
+    if not listing.full:
+        verify |= _touched_paths(listing.touched, layout, state.manifest)
+    plan = _plan(
+        layout, state, root, verify, listing.full, report, log, remote,
+        dry_run=dry_run, delete_stale=delete_stale, adopt_local=adopt_local, conflict=conflict,
+        excluded=excluded,
+    )  # fmt: skip
+    try:
+        _guard(plan, limit, raw_limit, allow_empty_remote, remote, full_listing=listing.full)
+    except MirrorAbortedError as exc:
+        if dry_run:
+            report.aborted = str(exc)
+            return
+        raise
+    if dry_run:
+        return
+    assert lock is not None and index is not None
+    run_id = _write_intents(index, lock, state, plan, verify)
+    _clean_staging(root)
+    applier = _apply(
+        client, index, lock, state, plan, root, remote, listing.root_lower, report, log,
+        parallelism=parallelism, conflict=conflict, adopt_local=adopt_local,
+    )  # fmt: skip
+    assert isinstance(state.manifest, TrackedManifest)
+    _refresh_unchanged(layout, state.manifest)
+    applier.make_durable()  # data and folder entries on disk before the index rows that record them
+    check_private_dirs(root, state_dir(root))
+    lock.check()
+    _commit(index, state, listing, remote, run_id, report, report.errors)
+    _forget_foreign_staging(root)
+
+
+def _load(
+    index: MirrorIndex | None, root: str, remote: str, dry_run: bool, log: logging.Logger
+) -> tuple[MirrorState, bool, set[str]]:
+    """The committed state, checked against ``remote``; a crashed run's intents recovered (and to verify)."""
     state = index.load() if index is not None else _peek_state(root)
     if state is None:
         state = MirrorState(remote_path=remote)
@@ -505,17 +556,26 @@ def _run_steps(
             f"another local_dir, or move {state_dir(root)} away: its files are then not the mirror's "
             "(left alone; identical ones adopted), or pass adopt_local=True as well to replace them"
         )
-
     verify: set[str] = set()
     if state.pending:
         if not dry_run:
             _recover(state, root, log)
         verify.update(state.pending)
+    return state, same_root, verify
 
-    # 1. what does the remote look like now?
-    tree: RemoteTree | None = None
-    touched: set[str] = set()
-    new_cursor = ""
+
+def _list(
+    client: MirrorClient,
+    state: MirrorState,
+    remote: str,
+    same_root: bool,
+    full_rescan: bool,
+    known_root: str | None,
+    report: MirrorReport,
+    log: logging.Logger,
+) -> _Listing:
+    """What the remote looks like now: the stored tree plus the changes since the cursor, or a full listing
+    (first run, ``full_rescan``, or a cursor Dropbox reset)."""
     root_lower = state.root_lower
     if state.cursor and same_root and not full_rescan and root_lower is not None:
         try:
@@ -524,23 +584,26 @@ def _run_steps(
             touched = tree.apply_changes(changes, root_lower)
             report.mode = "incremental"
             log.info("Dropbox reported %d change(s) since the last mirror run", len(changes))
+            return _Listing(tree, touched, new_cursor, root_lower, full=False)
         except client_errors.CursorResetError:
             log.warning(
                 "Dropbox reset the mirror cursor for %r; re-listing the whole folder to reconcile", remote
             )
             report.mode = "reset"
-    if tree is None:
-        if report.mode != "reset":
-            report.mode = "full"
-        root_lower = known_root if known_root is not None else _resolve_root(client, remote)
-        entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
-        tree = RemoteTree.from_listing(entries, root_lower)
-        del entries  # the raw listing (about 1 KiB per entry) is not needed past this point
-        log.info("Listed %d remote entries under %r", len(tree.entries), remote or "/")
-    assert root_lower is not None
+    if report.mode != "reset":
+        report.mode = "full"
+    root_lower = known_root if known_root is not None else _resolve_root(client, remote)
+    entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
+    tree = RemoteTree.from_listing(entries, root_lower)
+    del entries  # the raw listing (about 1 KiB per entry) is not needed past this point
+    log.info("Listed %d remote entries under %r", len(tree.entries), remote or "/")
+    return _Listing(tree, set(), new_cursor, root_lower, full=True)
 
-    # 2. local layout and plan
-    excluded = make_exclude(exclude)
+
+def _layout(
+    tree: RemoteTree, root: str, excluded: Callable[[str], bool], report: MirrorReport, log: logging.Logger
+) -> Layout:
+    """Remote tree -> local paths (collisions resolved, too-long paths skipped)."""
     try:
         path_max = os.pathconf(root if os.path.isdir(root) else os.path.dirname(root), "PC_PATH_MAX")
     except (OSError, ValueError):
@@ -551,16 +614,39 @@ def _run_steps(
     report.skipped = [s for s in layout.skipped if s["reason"] != "excluded"]
     for c in layout.collisions:
         log.warning("Name collision in %r: kept %r, renamed %s", c["folder"], c["kept"], c["renamed"])
-    full = report.mode != "incremental"
-    if not full:
-        by_key: dict[str, list[str]] = {}
-        if touched:
-            for p, rec in state.manifest.items():
-                by_key.setdefault(rec.key, []).append(p)
-        for key in touched:
-            if key in layout.by_key:
-                verify.add(layout.by_key[key])
-            verify.update(by_key.get(key, ()))
+    return layout
+
+
+def _touched_paths(touched: set[str], layout: Layout, manifest: Mapping[str, Managed]) -> set[str]:
+    """Local paths an incremental run must check on disk: where the touched keys go, and where they were."""
+    out: set[str] = set()
+    by_key: dict[str, list[str]] = {}
+    if touched:
+        for p, rec in manifest.items():
+            by_key.setdefault(rec.key, []).append(p)
+    for key in touched:
+        if key in layout.by_key:
+            out.add(layout.by_key[key])
+        out.update(by_key.get(key, ()))
+    return out
+
+
+def _plan(
+    layout: Layout,
+    state: MirrorState,
+    root: str,
+    verify: set[str],
+    full: bool,
+    report: MirrorReport,
+    log: logging.Logger,
+    remote: str,
+    *,
+    dry_run: bool,
+    delete_stale: bool,
+    adopt_local: bool,
+    conflict: ConflictPolicy,
+    excluded: Callable[[str], bool],
+) -> Plan:
     case_insensitive = (not dry_run) and _case_insensitive(state_dir(root))
     unmanaged = (
         _walk_unmanaged(root, state.manifest) if adopt_local and delete_stale and os.path.isdir(root) else []
@@ -585,20 +671,13 @@ def _run_steps(
     log.info("Mirror plan for %r -> %s (%s): %s", remote or "/", root, report.mode, plan.summary())
     for a in plan.actions:
         log.debug("plan: %s %r %s", a.op, a.path, a.reason)
+    return plan
 
-    # 3. guards: raise before anything is written (a dry run reports instead)
-    try:
-        _guard(plan, limit, raw_limit, allow_empty_remote, remote, full_listing=full)
-    except MirrorAbortedError as exc:
-        if dry_run:
-            report.aborted = str(exc)
-            return
-        raise
-    if dry_run:
-        return
-    assert lock is not None
 
-    # 4. write intents, apply, commit
+def _write_intents(
+    index: MirrorIndex, lock: MirrorLock, state: MirrorState, plan: Plan, verify: set[str]
+) -> str:
+    """Record every path the run will create (with its content hash) or touch, in one transaction."""
     for a in plan.actions:
         if a.op in ("download", "copy_local", "create_folder", "adopt"):
             state.pending[a.path] = Pending("create", a.is_dir, a.key or "", a.content_hash, a.rev)
@@ -607,15 +686,32 @@ def _run_steps(
     for p in verify:
         state.pending.setdefault(p, Pending("touch", False))
     run_id = secrets.token_hex(8)
-    assert index is not None
     if state.pending:
         lock.check()
         index.write(pending=state.pending, meta={"pending_run": run_id})
-    _clean_staging(root)
+    return run_id
+
+
+def _apply(
+    client: MirrorClient,
+    index: MirrorIndex,
+    lock: MirrorLock,
+    state: MirrorState,
+    plan: Plan,
+    root: str,
+    remote: str,
+    root_lower: str,
+    report: MirrorReport,
+    log: logging.Logger,
+    *,
+    parallelism: int,
+    conflict: ConflictPolicy,
+    adopt_local: bool,
+) -> Applier:
+    """Run the plan's phases (apply.py), checkpointing the manifest rows placed since the last checkpoint."""
 
     def checkpoint(rows: Mapping[str, Managed | None]) -> None:
-        # the applier made every file in ``rows`` durable just before calling this; only these rows
-        # (placed or removed since the last checkpoint) are written
+        # the applier made every file in ``rows`` durable just before calling this
         if not lock.lost.is_set():
             check_private_dirs(root, state_dir(root))
             index.write(manifest_rows=rows, meta={"remote_path": remote})
@@ -645,10 +741,13 @@ def _run_steps(
     report.skipped.extend(result.skipped)
     report.deletes_skipped = result.deletes_skipped
     report.deferred_skipped = result.deferred_skipped
+    return applier
 
-    # refresh rev/key of unchanged files (same content, new revision or a moved parent) from the listing
+
+def _refresh_unchanged(layout: Layout, manifest: TrackedManifest) -> None:
+    """Refresh rev/key of unchanged files (same content, new revision or a moved parent) from the listing."""
     for p, d in layout.paths.items():
-        m = state.manifest.get(p)
+        m = manifest.get(p)
         if (
             m is not None
             and m.is_dir == d.is_dir
@@ -657,24 +756,15 @@ def _run_steps(
             if m.is_dir or m.content_hash == d.entry.content_hash:
                 m.key = d.entry.key
                 m.rev = d.entry.rev if not m.is_dir else None
-                state.manifest.mark(p)
-
-    applier.make_durable()  # data and folder entries on disk before the state that records them
-    check_private_dirs(root, state_dir(root))
-    lock.check()
-    _commit(index, state, tree, root_lower, remote, new_cursor, run_id, full, report, result.errors)
-    _forget_foreign_staging(root)
+                manifest.mark(p)
 
 
 def _commit(
     index: MirrorIndex,
     state: MirrorState,
-    tree: RemoteTree,
-    root_lower: str,
+    listing: _Listing,
     remote: str,
-    new_cursor: str,
     run_id: str,
-    full: bool,
     report: MirrorReport,
     errors: list[dict[str, str]],
 ) -> None:
@@ -683,24 +773,25 @@ def _commit(
     retirement of the run's intents. A run with no change writes nothing (or only a moved cursor)."""
     assert isinstance(state.manifest, TrackedManifest)
     rows = state.manifest.take_changes()
+    tree = listing.tree
     if errors:
-        if rows:
-            index.write(manifest_rows=rows)
+        if rows:  # progress is kept; the cursor and the remote tree stay where they were
+            index.write(manifest_rows=rows, meta={"remote_path": remote})
         return
     meta: dict[str, str | None] = {
-        "cursor": new_cursor, "root_lower": root_lower, "remote_path": remote
+        "cursor": listing.cursor, "root_lower": listing.root_lower, "remote_path": remote
     }  # fmt: skip
     if state.pending:
         meta["last_run"] = run_id
-    changed_keys = None if full else tree.changed
     index.write(
         manifest_rows=rows,
-        remote=tree if full or tree.changed else None,
-        remote_keys=changed_keys,
+        remote=tree if listing.full or tree.changed else None,
+        remote_keys=None if listing.full else tree.changed,
         meta=meta,
         clear_pending=bool(state.pending),
     )
     tree.changed = set()
-    state.cursor, state.remote, state.root_lower, state.remote_path = new_cursor, tree, root_lower, remote
+    state.cursor, state.remote, state.root_lower = listing.cursor, tree, listing.root_lower
+    state.remote_path = remote
     state.pending = {}
     report.cursor_advanced = True
