@@ -176,3 +176,26 @@ def test_a_run_with_no_change_writes_nothing(tmp_path: Path) -> None:
         assert report.ok and report.plan == []
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir() if p.is_file()}
     assert after == before
+
+
+def test_intents_of_a_crashed_json_engine_run_are_migrated_and_recovered(tmp_path: Path) -> None:
+    """pending.json of a run that placed a file but never committed: the file is claimed, not fetched."""
+    dest = tmp_path / "m"
+    dbx = restore_v1(dest)
+    dbx.put("/Root/Docs/new.txt", b"new")
+    meta = dbx.get_metadata("/Root/Docs/new.txt")
+    (dest / "Docs" / "new.txt").write_bytes(b"new")  # placed by the crashed run
+    intents = {"Docs/new.txt": ["create", 0, "docs/new.txt", meta["content_hash"], meta["rev"]]}
+    (dest / ".dropbox-mirror" / "pending.json").write_text(
+        json.dumps({"run": "crashed-run", "pending": intents}), encoding="utf-8"
+    )
+    report = mirror(dbx, "/Root", dest)
+    assert report.ok and report.mode == "incremental" and dbx.calls.get("download", 0) == 0
+    assert report.done == {}  # claimed from the intent, not adopted as an unknown identical file
+    assert not (dest / ".dropbox-mirror" / "pending.json").exists()
+    index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+    try:
+        state = index.load()
+    finally:
+        index.close()
+    assert state is not None and not state.pending and "Docs/new.txt" in state.manifest
