@@ -18,6 +18,8 @@ Suites (``--only`` takes these names):
 - ``profile``     one sampled run each of client and file_transfer, up and down (hottest lines).
 - ``emulator``    the emulator at scale (``benchmarks.emulator_scale``): full listing of 10k and 100k
                   entries, resident memory holding 1,000,000 (``--quick``: 1k/10k and 100k).
+- ``scale``       the mirror engine at 1k/10k/100k files on the in-memory fake remote: incremental-run wall
+                  time and peak RSS growth, bytes written by a no-change run (``benchmarks/scale.py``).
 
 Each comparison runs its variants interleaved (A, B, C, A, B, C, ...) on the same emulator, every trial
 in a fresh child process (``benchmarks.trial``); the table shows medians.
@@ -71,6 +73,7 @@ SUITES = (
     "wan",
     "profile",
     "emulator",
+    "scale",
 )
 
 
@@ -995,6 +998,10 @@ def suite_emulator(res: Results, work: Path, cfg: Config, emus: Emulators) -> No
         mem["rss_after_restart_bytes"] < emulator_scale.MEMORY_GOAL,
         f"after populate {mem['rss_after_populate_bytes'] / MiB:.0f} MiB",
     )
+def suite_scale(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
+    from benchmarks import scale
+
+    scale.suite(res, work, cfg.quick)
 
 
 SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
@@ -1008,6 +1015,7 @@ SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "wan": suite_wan,
     "profile": suite_profile,
     "emulator": suite_emulator,
+    "scale": suite_scale,
 }
 
 

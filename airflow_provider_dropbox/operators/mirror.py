@@ -26,13 +26,15 @@ class DropboxMirrorOperator(_DropboxBaseOperator):
     :param delete_stale: Delete local files the mirror created whose Dropbox copy is gone.
     :param dry_run: Plan only: return the plan, change nothing.
     :param max_deletes: Abort before deleting more than this count, or percent such as ``"10%"``.
-    :param allow_empty_remote: Allow an empty Dropbox folder to empty a non-empty mirror.
+    :param allow_empty_remote: Allow an empty Dropbox folder to empty the destination, and a full listing
+        (first run, ``full_rescan``, cursor reset) to delete more than half of its files.
     :param parallelism: Downloads at once.
     :param exclude: fnmatch patterns (relative paths) never mirrored.
     :param adopt_local: Take over identical local files the mirror did not create.
     :param conflict: A locally modified file about to be replaced: ``copy`` keeps a conflicted copy,
         ``skip`` leaves it and reports it.
-    :param full_rescan: Ignore the stored cursor and reconcile against a full listing.
+    :param full_rescan: Ignore the stored cursor and reconcile against a full listing (also rebuilds an
+        unreadable mirror index, adopting files whose content matches).
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     """
 

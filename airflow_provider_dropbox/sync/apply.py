@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import queue
+import shutil
 import stat
 import threading
 import time
@@ -33,6 +34,9 @@ from airflow_provider_dropbox.client import errors as client_errors
 from airflow_provider_dropbox.sync import durable
 from airflow_provider_dropbox.sync.hashing import ContentHasher, file_content_hash
 from airflow_provider_dropbox.sync.paths import (
+    FOREIGN_STAGING_PREFIX,
+    check_private_dirs,
+    check_relative,
     conflict_copy_name,
     is_under,
     join,
@@ -96,9 +100,10 @@ class Applier:
         adopt_local: bool = False,
         logger: logging.Logger,
         should_stop: Callable[[], bool] = lambda: False,
-        checkpoint: Callable[[dict[str, Managed]], None] | None = None,
+        checkpoint: Callable[[dict[str, Managed | None]], None] | None = None,
         checkpoint_every: float | None = None,
         sync_batch: SyncBatch | None = None,
+        register_staging: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.root = root
@@ -123,6 +128,14 @@ class Applier:
         self._blocked: set[str] = set()
         self._not_aside: set[str] = set()
         self._seq = itertools.count()
+        # Staging on other mounts inside the destination: target folder -> staging folder on its device.
+        # ``register_staging`` records a new one durably before it is created, so a crashed run's leftovers
+        # are found and removed by the next run.
+        self.register_staging = register_staging
+        self._stage_at: dict[str, str] = {}
+        self._foreign: dict[str, str] = {}  # staging folder (absolute) -> its relative path
+        self._staging_dev: int | None = None
+        self._token = os.urandom(4).hex()
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _record(self, path: str, value: Managed | None) -> None:
@@ -168,9 +181,76 @@ class Applier:
             self.touched_dirs.add(os.path.dirname(path))
         return path
 
-    def _tmp(self) -> str:
-        # unique within the run; the staging folder is emptied under the lock before each run
-        return os.path.join(self.staging, f"{os.getpid()}-{next(self._seq)}.part")
+    def _tmp(self, rel: str) -> str:
+        """A fresh temp path on the same device as the target ``rel`` (unique within the run).
+
+        The staging folder (``.dropbox-mirror/staging``, emptied under the lock before each run) is
+        re-checked each time: a symlink swapped in for it must not take a download out of the destination.
+        A target on another mount inside the destination gets a staging folder on that mount, so the
+        final rename never crosses devices (EXDEV)."""
+        folder = self._staging_for(rel)
+        return os.path.join(folder, f"{os.getpid()}-{next(self._seq)}.part")
+
+    def _staging_for(self, rel: str) -> str:
+        # a plain join (no lstat per component): it is only the cache key and the device probe; a staging
+        # folder outside the root's device is created only after safe_local_path (_foreign_staging), and
+        # the file itself is placed through safe_local_path (_place)
+        parent = os.path.dirname(os.path.join(self.root, *check_relative(rel)))
+        with self._mu:
+            folder = self._stage_at.get(parent)
+        if folder is None:
+            folder = self.staging
+            try:
+                if self._staging_dev is None:
+                    self._staging_dev = os.stat(self.staging).st_dev
+                dev = os.stat(parent).st_dev
+            except FileNotFoundError:
+                dev = None  # created later in this run (or gone): the rename falls back if need be
+            if dev is not None and dev != self._staging_dev:
+                top = parent
+                while (
+                    top != self.root
+                    and os.path.dirname(top) != self.root
+                    and os.stat(os.path.dirname(top)).st_dev == dev
+                ):
+                    top = os.path.dirname(top)
+                folder = self._foreign_staging(top)
+            if dev is not None:
+                with self._mu:
+                    self._stage_at[parent] = folder
+        self._check_staging(folder)
+        return folder
+
+    def _foreign_staging(self, where: str) -> str:
+        """``<where>/.dropbox-mirror-staging-<token>``: registered first, then created (never a link)."""
+        folder = os.path.join(where, f"{FOREIGN_STAGING_PREFIX}{self._token}")
+        with self._mu:
+            if folder in self._foreign:
+                return folder
+            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+            safe_local_path(self.root, rel)  # its parent resolves inside the destination
+            if self.register_staging is not None:
+                self.register_staging(rel)
+            os.mkdir(folder, 0o700)
+            self._foreign[folder] = rel
+            self.touched_dirs.add(where)
+        return folder
+
+    def _check_staging(self, folder: str) -> None:
+        if folder == self.staging:
+            check_private_dirs(self.root, os.path.dirname(self.staging), self.staging)
+        else:
+            check_private_dirs(self.root, folder)
+
+    def drop_foreign_staging(self) -> None:
+        """Remove the staging folders made on other mounts (empty once their files were placed)."""
+        with self._mu:
+            folders, self._foreign = list(self._foreign), {}
+            self._stage_at = {p: f for p, f in self._stage_at.items() if f == self.staging}
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+            with self._mu:
+                self.touched_dirs.add(os.path.dirname(folder))
 
     # -- single actions -------------------------------------------------------------------------------
     def _set_aside(self, a: Action) -> None:
@@ -240,7 +320,11 @@ class Applier:
             raise IsADirectoryError(errno.EISDIR, "a folder is in the way", a.path) from None
         except FileNotFoundError:  # parent removed locally while the remote still has it: recreate
             os.makedirs(parent, exist_ok=True)
-            os.replace(tmp, target)
+            self._replace(tmp, target, parent)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            self._replace(tmp, target, parent)
         st = os.lstat(target)
         rev = (meta or {}).get("rev", a.rev)
         with self._mu:  # one step: a checkpoint that sees the manifest entry also syncs the file
@@ -248,10 +332,35 @@ class Applier:
             self.touched_dirs.add(parent)
             self.manifest[a.path] = Managed(False, a.key or "", content_hash, st.st_size, st.st_mtime_ns, rev)
 
+    def _replace(self, tmp: str, target: str, parent: str) -> None:
+        """``os.replace`` that survives a target on another mount than ``tmp`` (e.g. a bind mount the
+        device check could not see): copy into a staging folder beside the target, then rename there.
+        Later files for that folder are staged there directly."""
+        try:
+            os.replace(tmp, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        folder = self._foreign_staging(parent)
+        self._check_staging(folder)
+        with self._mu:
+            self._stage_at[parent] = folder
+        near = os.path.join(folder, f"{os.getpid()}-{next(self._seq)}.part")
+        try:
+            shutil.copyfile(tmp, near, follow_symlinks=False)
+            shutil.copystat(tmp, near, follow_symlinks=False)  # keeps the mtime the download set
+            os.replace(near, target)
+        except BaseException:
+            if os.path.lexists(near):
+                os.unlink(near)
+            raise
+        os.unlink(tmp)
+
     def _download(self, a: Action) -> None:
         self._check_stop()
         self._guard_aside(a)
-        tmp = self._tmp()
+        tmp = self._tmp(a.path)
         placed = False
         try:
             # the client verifies the content hash and renames into tmp; it also sets the mtime
@@ -309,7 +418,7 @@ class Applier:
     def _copy_local(self, a: Action) -> None:
         self._check_stop()
         src = self._abs(a.source or "")
-        tmp = self._tmp()
+        tmp = self._tmp(a.path)
         try:
             got = self._copy_source(src, tmp)
             if got is not None and got[0] == a.content_hash:
@@ -386,10 +495,11 @@ class Applier:
 
     def _checkpoint(self) -> None:
         assert self.checkpoint is not None
-        with self._mu:  # a consistent view: every placed file in this manifest is in the batch below
-            manifest = dict(self.manifest)
+        with self._mu:  # a consistent view: every placed file in these rows is in the batch below
+            take = getattr(self.manifest, "take_changes", None)
+            rows: dict[str, Managed | None] = take() if take is not None else dict(self.manifest)
         self.make_durable()  # outside the lock: the workers keep downloading meanwhile
-        self.checkpoint(manifest)
+        self.checkpoint(rows)
 
     def _run_serial(self, actions: list[Action], fn: Callable[[Action], None]) -> None:
         for a in actions:
@@ -463,7 +573,10 @@ class Applier:
                     self._done("forget")
                 elif a.op == "conflict":
                     self._conflict(a.path, a.reason)
-            self._run_transfers([a for a in now if a.op in ("download", "copy_local")])
+            try:
+                self._run_transfers([a for a in now if a.op in ("download", "copy_local")])
+            finally:
+                self.drop_foreign_staging()  # before the deletes: a folder to delete may hold one
 
             deletes = [a for a in acts if a.op in ("delete_file", "delete_folder")]
             if res.errors:
@@ -496,7 +609,10 @@ class Applier:
                 sorted((a for a in later if a.op == "create_folder"), key=lambda a: a.path),
                 self._create_folder,
             )
-            self._run_transfers([a for a in later if a.op in ("download", "copy_local")])
+            try:
+                self._run_transfers([a for a in later if a.op in ("download", "copy_local")])
+            finally:
+                self.drop_foreign_staging()
         except _Stop as exc:
             with self._mu:
                 res.errors.append({"op": "run", "path": "", "error": f"stopped: {exc}"})

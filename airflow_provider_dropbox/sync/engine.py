@@ -15,7 +15,7 @@ import shutil
 import stat
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from airflow_provider_dropbox.client import errors as client_errors
@@ -28,12 +28,22 @@ from airflow_provider_dropbox.sync.errors import (
     MirrorConfigError,
     MirrorFailedError,
     RemoteRootError,
+    RemoteShrankError,
+    StateError,
     UnsafePathError,
 )
 from airflow_provider_dropbox.sync.hashing import file_content_hash
-from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
+from airflow_provider_dropbox.sync.index import INDEX_FILE, IndexVersionError, MirrorIndex, TrackedManifest
+from airflow_provider_dropbox.sync.layout import Layout, build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
-from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME, check_local_dir, normalize_remote_root
+from airflow_provider_dropbox.sync.paths import (
+    FOREIGN_STAGING_PREFIX,
+    STATE_DIR_NAME,
+    check_local_dir,
+    check_private_dirs,
+    normalize_remote_root,
+    safe_local_path,
+)
 from airflow_provider_dropbox.sync.plan import ConflictPolicy, DiskFact, Plan, make_plan
 from airflow_provider_dropbox.sync.remote import RemoteTree
 from airflow_provider_dropbox.sync.report import MirrorReport
@@ -41,11 +51,9 @@ from airflow_provider_dropbox.sync.state import (
     Managed,
     MirrorState,
     Pending,
-    clear_pending,
-    load_pending,
-    load_state,
-    save_pending,
-    save_state,
+    fsync_dir,
+    load_json_state,
+    open_index,
     staging_dir,
     state_dir,
 )
@@ -95,20 +103,50 @@ def parse_max_deletes(value: int | str | None) -> MaxDeletes | None:
         ) from None
 
 
+SHRINK_LIMIT_PCT = 50.0  # a full listing may delete at most this share of the destination's files by default
+
+
 def _guard(
-    plan: Plan, limit: MaxDeletes | None, raw_limit: Any, allow_empty_remote: bool, remote: str
+    plan: Plan,
+    limit: MaxDeletes | None,
+    raw_limit: Any,
+    allow_empty_remote: bool,
+    remote: str,
+    *,
+    full_listing: bool = False,
 ) -> None:
+    """Refuse plans that delete what an empty or wrong listing would delete, before anything is written.
+
+    Counted against every file the run could delete (``plan.local_files``: the mirror's files, plus the
+    unmanaged ones ``adopt_local`` deletes), so a first run, an adopted destination and a managed mirror
+    are all protected alike."""
     deletes = plan.file_deletes
-    managed = plan.managed_files
-    if deletes and plan.remote_files == 0 and managed and not allow_empty_remote:
+    held = max(plan.local_files, plan.managed_files)
+    where = remote or "/"
+    if deletes and plan.remote_files == 0 and not allow_empty_remote:
         raise EmptyRemoteError(
-            f"The remote folder {remote or '/'!r} has no files but the mirror holds {managed}; refusing "
-            f"to delete {deletes} local file(s) because of an empty listing. If the folder really was "
+            f"The remote folder {where!r} has no files but the destination holds {held}; refusing to "
+            f"delete {deletes} local file(s) because of an empty listing. If the folder really was "
             "emptied, re-run with allow_empty_remote=True"
+        )
+    if (
+        full_listing
+        and limit is None
+        and not allow_empty_remote
+        and deletes
+        and 100.0 * deletes / max(held, 1) > SHRINK_LIMIT_PCT
+    ):
+        raise RemoteShrankError(
+            f"The listing of {where!r} has {plan.remote_files} file(s) and would delete {deletes} of the "
+            f"{held} file(s) in the destination ({100.0 * deletes / max(held, 1):.0f}%); a full listing "
+            f"may delete at most {SHRINK_LIMIT_PCT:.0f}% unless told so. Check remote_path and local_dir; "
+            "if the remote folder really shrank, re-run with allow_empty_remote=True or an explicit "
+            "max_deletes"
         )
     if limit is None or not deletes:
         return
     kind, value = limit
+    managed = held
     pct = 100.0 * deletes / max(managed, 1)
     if (kind == "count" and deletes > value) or (kind == "pct" and pct > value):
         from airflow_provider_dropbox.sync.errors import TooManyDeletesError
@@ -213,10 +251,59 @@ def _recover(state: MirrorState, root: str, log: logging.Logger) -> None:
     )  # fmt: skip
 
 
+FOREIGN_STAGING_LIST = "staging-elsewhere"  # in the state folder: staging folders made on other mounts
+
+
 def _clean_staging(root: str) -> None:
+    """Empty the staging folder and remove staging folders a crashed run left on other mounts.
+
+    Both are checked first: a symlinked state or staging folder is refused (UnsafePathError), never
+    followed, and a listed folder elsewhere is removed only if it resolves inside the destination."""
     folder = staging_dir(root)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder, exist_ok=True)
+    check_private_dirs(root, state_dir(root), folder)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.mkdir(folder, 0o700)
+    check_private_dirs(root, state_dir(root), folder)
+    listing = os.path.join(state_dir(root), FOREIGN_STAGING_LIST)
+    try:
+        with open(listing, encoding="utf-8", errors="surrogateescape") as fh:
+            leftovers = [line.rstrip("\n") for line in fh if line.strip()]
+    except FileNotFoundError:
+        return
+    for rel in leftovers:
+        if not rel.rsplit("/", 1)[-1].startswith(FOREIGN_STAGING_PREFIX):
+            continue
+        try:
+            path = safe_local_path(root, rel)
+        except UnsafePathError:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+    os.unlink(listing)
+    fsync_dir(state_dir(root))
+
+
+def _forget_foreign_staging(root: str) -> None:
+    """The run removed its staging folders on other mounts (apply.py): drop their list."""
+    try:
+        os.unlink(os.path.join(state_dir(root), FOREIGN_STAGING_LIST))
+    except FileNotFoundError:
+        pass
+
+
+def _register_staging(root: str, rel: str) -> None:
+    """Record a staging folder on another mount before creating it, so a crash cannot orphan it."""
+    check_private_dirs(root, state_dir(root))
+    fd = os.open(
+        os.path.join(state_dir(root), FOREIGN_STAGING_LIST),
+        os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+        0o600,
+    )
+    with os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape") as fh:
+        fh.write(rel + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def mirror(
@@ -265,11 +352,7 @@ def mirror(
         if not dry_run:
             os.makedirs(local, exist_ok=True)
         root = os.path.realpath(local)
-        if os.path.islink(state_dir(root)):
-            raise UnsafePathError(
-                f"{state_dir(root)} is a symlink; the mirror keeps its state and partial downloads there and "
-                "never follows it out of the destination. Replace it with a plain folder (or remove it)"
-            )
+        check_private_dirs(root, state_dir(root), staging_dir(root))
         lock: MirrorLock | None = None
         if not dry_run:
             lock = MirrorLock(state_dir(root), stale_after=stale_lock_after, timeout=lock_timeout, logger=log)
@@ -336,11 +419,132 @@ def _run(
     full_rescan: bool,
     known_root: str | None = None,
 ) -> None:
-    state = load_state(root) if os.path.isdir(root) else None
+    index = None if dry_run else _open_index(root, full_rescan, log)
+    try:
+        _run_steps(
+            client, remote, root, report, lock, log, index,
+            delete_stale=delete_stale, dry_run=dry_run, limit=limit, raw_limit=raw_limit,
+            allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=exclude,
+            adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan, known_root=known_root,
+        )  # fmt: skip
+    finally:
+        if index is not None:
+            index.close()
+
+
+def _open_index(root: str, full_rescan: bool, log: logging.Logger) -> MirrorIndex:
+    """Open (or migrate, or create) the index; with ``full_rescan=True`` an unreadable one is moved aside
+    and rebuilt (a newer schema's index is never touched)."""
+    try:
+        index = open_index(root)
+    except IndexVersionError:
+        raise
+    except StateError as exc:
+        if not full_rescan:
+            raise
+        path = os.path.join(state_dir(root), INDEX_FILE)
+        aside = f"{path}.unreadable-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        log.warning("%s; full_rescan=True: moving it to %s and rebuilding the index", exc, aside)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.lexists(path + suffix):
+                os.replace(path + suffix, aside + suffix)
+        index = open_index(root)
+    assert index is not None
+    return index
+
+
+def _peek_state(root: str) -> MirrorState | None:
+    """A dry run's view of the committed state: nothing is created or migrated."""
+    if not os.path.isdir(state_dir(root)):
+        return None
+    if MirrorIndex.exists(state_dir(root)):
+        index = open_index(root, create=False)
+        assert index is not None
+        try:
+            return index.load()  # type: ignore[no-any-return]
+        finally:
+            index.close()
+    return load_json_state(root)
+
+
+@dataclasses.dataclass
+class _Listing:
+    tree: RemoteTree
+    touched: set[str]  # keys the changes touched (incremental runs)
+    cursor: str
+    root_lower: str
+    full: bool
+
+
+def _run_steps(
+    client: MirrorClient,
+    remote: str,
+    root: str,
+    report: MirrorReport,
+    lock: MirrorLock | None,
+    log: logging.Logger,
+    index: MirrorIndex | None,
+    *,
+    delete_stale: bool,
+    dry_run: bool,
+    limit: MaxDeletes | None,
+    raw_limit: Any,
+    allow_empty_remote: bool,
+    parallelism: int,
+    exclude: Sequence[str],
+    adopt_local: bool,
+    conflict: ConflictPolicy,
+    full_rescan: bool,
+    known_root: str | None = None,
+) -> None:
+    """The named steps: load, list, layout, plan, guard, then (not for a dry run) intents, apply, commit."""
+    state, same_root, verify = _load(index, root, remote, dry_run, log)
+    listing = _list(client, state, remote, same_root, full_rescan, known_root, report, log)
+    excluded = make_exclude(exclude)
+    layout = _layout(listing.tree, root, excluded, report, log)
+    if not listing.full:
+        verify |= _touched_paths(listing.touched, layout, state.manifest)
+    plan = _plan(
+        layout, state, root, verify, listing.full, report, log, remote,
+        dry_run=dry_run, delete_stale=delete_stale, adopt_local=adopt_local, conflict=conflict,
+        excluded=excluded,
+    )  # fmt: skip
+    try:
+        _guard(plan, limit, raw_limit, allow_empty_remote, remote, full_listing=listing.full)
+    except MirrorAbortedError as exc:
+        if dry_run:
+            report.aborted = str(exc)
+            return
+        raise
+    if dry_run:
+        return
+    assert lock is not None and index is not None
+    run_id = _write_intents(index, lock, state, plan, verify)
+    _clean_staging(root)
+    applier = _apply(
+        client, index, lock, state, plan, root, remote, listing.root_lower, report, log,
+        parallelism=parallelism, conflict=conflict, adopt_local=adopt_local,
+    )  # fmt: skip
+    assert isinstance(state.manifest, TrackedManifest)
+    _refresh_unchanged(layout, state.manifest)
+    applier.make_durable()  # data and folder entries on disk before the index rows that record them
+    check_private_dirs(root, state_dir(root))
+    lock.check()
+    _commit(index, state, listing, remote, run_id, report, report.errors)
+    _forget_foreign_staging(root)
+
+
+def _load(
+    index: MirrorIndex | None, root: str, remote: str, dry_run: bool, log: logging.Logger
+) -> tuple[MirrorState, bool, set[str]]:
+    """The committed state, checked against ``remote``; a crashed run's intents recovered (and to verify)."""
+    state = index.load() if index is not None else _peek_state(root)
     if state is None:
         state = MirrorState(remote_path=remote)
-        if os.path.isdir(state_dir(root)):  # a first run that never committed may have left intents
-            state.pending = load_pending(root, None)
+    elif state.uncommitted:  # a first run that never committed left only its intents
+        state.remote_path = remote
+    if not isinstance(state.manifest, TrackedManifest):
+        state.manifest = TrackedManifest(state.manifest)
     same_root = (
         unicodedata.normalize("NFC", state.remote_path).lower()
         == unicodedata.normalize("NFC", remote).lower()
@@ -352,17 +556,26 @@ def _run(
             f"another local_dir, or move {state_dir(root)} away: its files are then not the mirror's "
             "(left alone; identical ones adopted), or pass adopt_local=True as well to replace them"
         )
-
     verify: set[str] = set()
     if state.pending:
         if not dry_run:
             _recover(state, root, log)
         verify.update(state.pending)
+    return state, same_root, verify
 
-    # 1. what does the remote look like now?
-    tree: RemoteTree | None = None
-    touched: set[str] = set()
-    new_cursor = ""
+
+def _list(
+    client: MirrorClient,
+    state: MirrorState,
+    remote: str,
+    same_root: bool,
+    full_rescan: bool,
+    known_root: str | None,
+    report: MirrorReport,
+    log: logging.Logger,
+) -> _Listing:
+    """What the remote looks like now: the stored tree plus the changes since the cursor, or a full listing
+    (first run, ``full_rescan``, or a cursor Dropbox reset)."""
     root_lower = state.root_lower
     if state.cursor and same_root and not full_rescan and root_lower is not None:
         try:
@@ -371,23 +584,26 @@ def _run(
             touched = tree.apply_changes(changes, root_lower)
             report.mode = "incremental"
             log.info("Dropbox reported %d change(s) since the last mirror run", len(changes))
+            return _Listing(tree, touched, new_cursor, root_lower, full=False)
         except client_errors.CursorResetError:
             log.warning(
                 "Dropbox reset the mirror cursor for %r; re-listing the whole folder to reconcile", remote
             )
             report.mode = "reset"
-    if tree is None:
-        if report.mode != "reset":
-            report.mode = "full"
-        root_lower = known_root if known_root is not None else _resolve_root(client, remote)
-        entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
-        tree = RemoteTree.from_listing(entries, root_lower)
-        del entries  # the raw listing (about 1 KiB per entry) is not needed past this point
-        log.info("Listed %d remote entries under %r", len(tree.entries), remote or "/")
-    assert root_lower is not None
+    if report.mode != "reset":
+        report.mode = "full"
+    root_lower = known_root if known_root is not None else _resolve_root(client, remote)
+    entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
+    tree = RemoteTree.from_listing(entries, root_lower)
+    del entries  # the raw listing (about 1 KiB per entry) is not needed past this point
+    log.info("Listed %d remote entries under %r", len(tree.entries), remote or "/")
+    return _Listing(tree, set(), new_cursor, root_lower, full=True)
 
-    # 2. local layout and plan
-    excluded = make_exclude(exclude)
+
+def _layout(
+    tree: RemoteTree, root: str, excluded: Callable[[str], bool], report: MirrorReport, log: logging.Logger
+) -> Layout:
+    """Remote tree -> local paths (collisions resolved, too-long paths skipped)."""
     try:
         path_max = os.pathconf(root if os.path.isdir(root) else os.path.dirname(root), "PC_PATH_MAX")
     except (OSError, ValueError):
@@ -398,16 +614,39 @@ def _run(
     report.skipped = [s for s in layout.skipped if s["reason"] != "excluded"]
     for c in layout.collisions:
         log.warning("Name collision in %r: kept %r, renamed %s", c["folder"], c["kept"], c["renamed"])
-    full = report.mode != "incremental"
-    if not full:
-        by_key: dict[str, list[str]] = {}
-        if touched:
-            for p, rec in state.manifest.items():
-                by_key.setdefault(rec.key, []).append(p)
-        for key in touched:
-            if key in layout.by_key:
-                verify.add(layout.by_key[key])
-            verify.update(by_key.get(key, ()))
+    return layout
+
+
+def _touched_paths(touched: set[str], layout: Layout, manifest: Mapping[str, Managed]) -> set[str]:
+    """Local paths an incremental run must check on disk: where the touched keys go, and where they were."""
+    out: set[str] = set()
+    by_key: dict[str, list[str]] = {}
+    if touched:
+        for p, rec in manifest.items():
+            by_key.setdefault(rec.key, []).append(p)
+    for key in touched:
+        if key in layout.by_key:
+            out.add(layout.by_key[key])
+        out.update(by_key.get(key, ()))
+    return out
+
+
+def _plan(
+    layout: Layout,
+    state: MirrorState,
+    root: str,
+    verify: set[str],
+    full: bool,
+    report: MirrorReport,
+    log: logging.Logger,
+    remote: str,
+    *,
+    dry_run: bool,
+    delete_stale: bool,
+    adopt_local: bool,
+    conflict: ConflictPolicy,
+    excluded: Callable[[str], bool],
+) -> Plan:
     case_insensitive = (not dry_run) and _case_insensitive(state_dir(root))
     unmanaged = (
         _walk_unmanaged(root, state.manifest) if adopt_local and delete_stale and os.path.isdir(root) else []
@@ -432,20 +671,13 @@ def _run(
     log.info("Mirror plan for %r -> %s (%s): %s", remote or "/", root, report.mode, plan.summary())
     for a in plan.actions:
         log.debug("plan: %s %r %s", a.op, a.path, a.reason)
+    return plan
 
-    # 3. guards: raise before anything is written (a dry run reports instead)
-    try:
-        _guard(plan, limit, raw_limit, allow_empty_remote, remote)
-    except MirrorAbortedError as exc:
-        if dry_run:
-            report.aborted = str(exc)
-            return
-        raise
-    if dry_run:
-        return
-    assert lock is not None
 
-    # 4. write intents, apply, commit
+def _write_intents(
+    index: MirrorIndex, lock: MirrorLock, state: MirrorState, plan: Plan, verify: set[str]
+) -> str:
+    """Record every path the run will create (with its content hash) or touch, in one transaction."""
     for a in plan.actions:
         if a.op in ("download", "copy_local", "create_folder", "adopt"):
             state.pending[a.path] = Pending("create", a.is_dir, a.key or "", a.content_hash, a.rev)
@@ -456,13 +688,33 @@ def _run(
     run_id = secrets.token_hex(8)
     if state.pending:
         lock.check()
-        save_pending(root, run_id, state.pending)
-    _clean_staging(root)
+        index.write(pending=state.pending, meta={"pending_run": run_id})
+    return run_id
 
-    def checkpoint(manifest: dict[str, Managed]) -> None:
-        # the applier made every file in ``manifest`` durable just before calling this
+
+def _apply(
+    client: MirrorClient,
+    index: MirrorIndex,
+    lock: MirrorLock,
+    state: MirrorState,
+    plan: Plan,
+    root: str,
+    remote: str,
+    root_lower: str,
+    report: MirrorReport,
+    log: logging.Logger,
+    *,
+    parallelism: int,
+    conflict: ConflictPolicy,
+    adopt_local: bool,
+) -> Applier:
+    """Run the plan's phases (apply.py), checkpointing the manifest rows placed since the last checkpoint."""
+
+    def checkpoint(rows: Mapping[str, Managed | None]) -> None:
+        # the applier made every file in ``rows`` durable just before calling this
         if not lock.lost.is_set():
-            save_state(root, dataclasses.replace(state, manifest=manifest))
+            check_private_dirs(root, state_dir(root))
+            index.write(manifest_rows=rows, meta={"remote_path": remote})
 
     applier = Applier(
         client,
@@ -477,6 +729,7 @@ def _run(
         should_stop=lock.lost.is_set,
         checkpoint=checkpoint,
         sync_batch=make_durable,  # module-level, so a test can check it runs before every state write
+        register_staging=lambda rel: _register_staging(root, rel),
     )
     result = applier.run(plan)
     report.done = dict(sorted(result.done.items()))
@@ -488,10 +741,13 @@ def _run(
     report.skipped.extend(result.skipped)
     report.deletes_skipped = result.deletes_skipped
     report.deferred_skipped = result.deferred_skipped
+    return applier
 
-    # refresh rev/key of unchanged files (same content, new revision or a moved parent) from the listing
+
+def _refresh_unchanged(layout: Layout, manifest: TrackedManifest) -> None:
+    """Refresh rev/key of unchanged files (same content, new revision or a moved parent) from the listing."""
     for p, d in layout.paths.items():
-        m = state.manifest.get(p)
+        m = manifest.get(p)
         if (
             m is not None
             and m.is_dir == d.is_dir
@@ -500,17 +756,42 @@ def _run(
             if m.is_dir or m.content_hash == d.entry.content_hash:
                 m.key = d.entry.key
                 m.rev = d.entry.rev if not m.is_dir else None
+                manifest.mark(p)
 
-    applier.make_durable()  # data and folder entries on disk before the state that records them
-    lock.check()
-    if not result.errors:
-        state.cursor = new_cursor
-        state.remote = tree
-        state.root_lower = root_lower
-        state.remote_path = remote
-        state.last_run = run_id  # marks pending.json as done, atomically with the new cursor
-        report.cursor_advanced = True
-    save_state(root, state)
-    if not result.errors:
-        state.pending = {}
-        clear_pending(root)
+
+def _commit(
+    index: MirrorIndex,
+    state: MirrorState,
+    listing: _Listing,
+    remote: str,
+    run_id: str,
+    report: MirrorReport,
+    errors: list[dict[str, str]],
+) -> None:
+    """One transaction: the manifest rows this run changed since the last checkpoint, and, only if every
+    action succeeded, the changed remote rows (all of them after a full listing), the cursor, and the
+    retirement of the run's intents. A run with no change writes nothing (or only a moved cursor)."""
+    assert isinstance(state.manifest, TrackedManifest)
+    rows = state.manifest.take_changes()
+    tree = listing.tree
+    if errors:
+        if rows:  # progress is kept; the cursor and the remote tree stay where they were
+            index.write(manifest_rows=rows, meta={"remote_path": remote})
+        return
+    meta: dict[str, str | None] = {
+        "cursor": listing.cursor, "root_lower": listing.root_lower, "remote_path": remote
+    }  # fmt: skip
+    if state.pending:
+        meta["last_run"] = run_id
+    index.write(
+        manifest_rows=rows,
+        remote=tree if listing.full or tree.changed else None,
+        remote_keys=None if listing.full else tree.changed,
+        meta=meta,
+        clear_pending=bool(state.pending),
+    )
+    tree.changed = set()
+    state.cursor, state.remote, state.root_lower = listing.cursor, tree, listing.root_lower
+    state.remote_path = remote
+    state.pending = {}
+    report.cursor_advanced = True

@@ -32,6 +32,10 @@ class EmptyRemoteError(MirrorAbortedError):
     """The remote folder is empty but the mirror is not; it is not emptied without ``allow_empty_remote``."""
 
 
+class RemoteShrankError(EmptyRemoteError):
+    """A full listing would delete most of the destination's files (a wrong or partial listing looks so)."""
+
+
 class UnsafePathError(MirrorError):
     """A path would resolve outside the destination (``..``, absolute, or through a symlink)."""
 

@@ -15,6 +15,8 @@ import unicodedata
 from airflow_provider_dropbox.sync.errors import MirrorConfigError, UnsafePathError
 
 STATE_DIR_NAME = ".dropbox-mirror"
+# Staging folders a run creates beside files on another mount inside the destination (see apply.py)
+FOREIGN_STAGING_PREFIX = ".dropbox-mirror-staging-"
 
 
 def normalize_remote_root(path: str) -> str:
@@ -86,22 +88,55 @@ def collision_key(name: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
 
 
-def collision_name(name: str, key: str, attempt: int = 0) -> str:
-    """Deterministic, stable new name for the loser of a collision: derived from its remote key only."""
-    digest = hashlib.sha1(f"{key}\x00{attempt}".encode(), usedforsecurity=False).hexdigest()[:8]
+NAME_MAX = 255  # bytes in one file name on every file system the mirror targets (ext4, xfs, APFS, NTFS)
+
+
+def fit_name(stem: str, suffix: str, ext: str, limit: int = NAME_MAX) -> str:
+    """``stem + suffix + ext`` cut to ``limit`` bytes by shortening the stem only (on a character boundary).
+
+    The suffix carries what makes the name unique (a digest, a stamp and attempt number), the extension
+    what opens it, so both are kept whole; an extension too long to keep counts as part of the stem."""
+    if len(os.fsencode(suffix + ext)) > limit // 2:
+        stem, ext = stem + ext, ""
+    room = limit - len(os.fsencode(suffix + ext))
+    encoded = os.fsencode(stem)
+    if len(encoded) > room:
+        stem = encoded[:room].decode("utf-8", "ignore") if _utf8(stem) else os.fsdecode(encoded[:room])
+    return f"{stem}{suffix}{ext}"
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate-escaped bytes from a non-UTF-8 local name
+        return False
+    return True
+
+
+def _split_ext(name: str) -> tuple[str, str]:
     stem, ext = posixpath.splitext(name)
     if not stem:  # ".bashrc" style names
-        stem, ext = name, ""
-    return f"{stem} (case conflict {digest}){ext}"
+        return name, ""
+    return stem, ext
+
+
+def collision_name(name: str, key: str, attempt: int = 0) -> str:
+    """Deterministic, stable new name for the loser of a collision: derived from its remote key only.
+
+    Fits :data:`NAME_MAX` bytes (a long stem is shortened; the digest keeps shortened names apart)."""
+    digest = hashlib.sha1(f"{key}\x00{attempt}".encode(), usedforsecurity=False).hexdigest()[:8]
+    stem, ext = _split_ext(name)
+    return fit_name(stem, f" (case conflict {digest})", ext)
 
 
 def conflict_copy_name(name: str, stamp: str, attempt: int = 0) -> str:
-    """``report (conflicted copy 2026-11-26 231500).txt``: the Dropbox/maestral convention users know."""
-    stem, ext = posixpath.splitext(name)
-    if not stem:
-        stem, ext = name, ""
+    """``report (conflicted copy 2026-11-26 231500).txt``: the Dropbox/maestral convention users know.
+
+    Fits :data:`NAME_MAX` bytes: a long stem is shortened, the extension kept; the caller bumps
+    ``attempt`` until the name is free, so shortened names stay unique."""
+    stem, ext = _split_ext(name)
     extra = f" {attempt}" if attempt else ""
-    return f"{stem} (conflicted copy {stamp}{extra}){ext}"
+    return fit_name(stem, f" (conflicted copy {stamp}{extra})", ext)
 
 
 def check_relative(rel: str) -> list[str]:
@@ -152,6 +187,27 @@ def safe_local_path(root_real: str, rel: str) -> str:
             f"destination {root_real!r} (a symlink points out of the mirror); remove the symlink"
         )
     return abs_path
+
+
+def check_private_dirs(root_real: str, *folders: str) -> None:
+    """Refuse the mirror's own folders (state, staging) if one is a symlink or not a folder.
+
+    ``folders`` is a chain below the (already real) destination, outermost first, so lstat alone proves
+    the last one is inside it. The mirror writes its state, lock and partial downloads there; a link would
+    send those writes (and the renames out of staging) wherever it points, outside the destination. A
+    missing folder is fine: the caller creates it with ``mkdir``, which never follows a link."""
+    for path in folders:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"
+        raise UnsafePathError(
+            f"{path} is {what}; the mirror keeps its state and partial downloads there and never follows "
+            f"it out of the destination {root_real!r}. Replace it with a plain folder (or remove it)"
+        )
 
 
 # Folders that hold the system or other people's files by definition: a mirror writes its files and its

@@ -73,6 +73,7 @@ class Plan:
     stale_kept: int = 0
     managed_files: int = 0
     remote_files: int = 0
+    local_files: int = 0  # files in the destination the run could delete (managed, plus unmanaged if adopted)
 
     def of(self, *ops: str) -> list[Action]:
         return [a for a in self.actions if a.op in ops]
@@ -146,6 +147,10 @@ def make_plan(
     plan = Plan(
         managed_files=sum(1 for m in manifest.values() if not m.is_dir),
         remote_files=layout.file_count(),
+    )
+    unmanaged_local = list(unmanaged_local)
+    plan.local_files = plan.managed_files + sum(
+        1 for p, is_dir in unmanaged_local if not is_dir and p not in manifest
     )
     acts = plan.actions
     blocked: set[str] = set()  # folders we could not create: their subtree is skipped

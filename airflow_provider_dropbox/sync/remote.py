@@ -62,6 +62,7 @@ class RemoteTree:
     def __init__(self) -> None:
         self.entries: dict[str, RemoteEntry] = {}
         self.children: dict[str, set[str]] = {}
+        self.changed: set[str] = set()  # keys put or removed since the copy (the index writes only these)
 
     # -- building -----------------------------------------------------------------------------------
     @classmethod
@@ -77,6 +78,7 @@ class RemoteTree:
         return other
 
     def _put(self, entry: RemoteEntry) -> None:
+        self.changed.add(entry.key)
         self.entries[entry.key] = entry
         self.children.setdefault(key_parent(entry.key), set()).add(entry.key)
 
@@ -86,6 +88,7 @@ class RemoteTree:
             k = stack.pop()
             stack.extend(self.children.pop(k, ()))
             if self.entries.pop(k, None) is not None:
+                self.changed.add(k)
                 siblings = self.children.get(key_parent(k))
                 if siblings is not None:
                     siblings.discard(k)
@@ -126,6 +129,7 @@ class RemoteTree:
             if key == "":
                 if tag == "deleted":  # the mirror root itself went away
                     touched.update(self.entries)
+                    self.changed.update(self.entries)
                     self.entries.clear()
                     self.children.clear()
                 continue

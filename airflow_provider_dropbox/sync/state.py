@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_dropbox.sync.errors import StateError
-from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME
+from airflow_provider_dropbox.sync.errors import DestinationError, StateError
+from airflow_provider_dropbox.sync.index import MirrorIndex, migrate_json, state_meta
+from airflow_provider_dropbox.sync.paths import STATE_DIR_NAME, check_private_dirs
 from airflow_provider_dropbox.sync.remote import RemoteTree
 
 STATE_VERSION = 1
@@ -78,6 +79,7 @@ class MirrorState:
     pending: dict[str, Pending] = field(default_factory=dict)  # persisted in pending.json
     last_run: str | None = None  # id of the run that committed this state (its pending.json is stale)
     updated_at: float = 0.0
+    uncommitted: bool = False  # only the intents of a first run that never committed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,20 +127,7 @@ def pending_path(root: str) -> str:
     return os.path.join(state_dir(root), PENDING_FILE)
 
 
-def save_pending(root: str, run_id: str, pending: dict[str, Pending]) -> None:
-    os.makedirs(state_dir(root), exist_ok=True)
-    body = {"run": run_id, "pending": {p: i.to_json() for p, i in pending.items()}}
-    atomic_write_bytes(pending_path(root), json.dumps(body, ensure_ascii=False).encode("utf-8"))
-
-
-def clear_pending(root: str) -> None:
-    try:
-        os.unlink(pending_path(root))
-    except FileNotFoundError:
-        pass
-
-
-def load_pending(root: str, last_run: str | None) -> dict[str, Pending]:
+def load_json_pending(root: str, last_run: str | None) -> dict[str, Pending]:
     """Intents of a run that did not commit (empty if the last committed run wrote them)."""
     try:
         with open(pending_path(root), encoding="utf-8") as fh:
@@ -154,13 +143,14 @@ def load_pending(root: str, last_run: str | None) -> dict[str, Pending]:
         ) from exc
 
 
-def load_state(root: str) -> MirrorState | None:
+def load_json_state(root: str) -> MirrorState | None:
     path = state_path(root)
     try:
         with open(path, encoding="utf-8") as fh:
             raw = json.load(fh)
     except FileNotFoundError:
-        return None
+        pending = load_json_pending(root, None)
+        return MirrorState(pending=pending, uncommitted=True) if pending else None
     except (OSError, ValueError) as exc:
         raise StateError(
             f"cannot read mirror state {path!r}: {exc}. Move it away to rebuild it: the next run re-lists "
@@ -174,7 +164,7 @@ def load_state(root: str) -> MirrorState | None:
         raise StateError(
             f"mirror state {path!r} is malformed ({exc!r}); move it away to rebuild it with a full re-list"
         ) from exc
-    state.pending = load_pending(root, state.last_run)
+    state.pending = load_json_pending(root, state.last_run)
     return state
 
 
@@ -211,7 +201,66 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     fsync_dir(folder)
 
 
+def open_index(root: str, *, create: bool = True) -> MirrorIndex | None:
+    """The destination's index: migrated from ``state.json`` first if that is what the folder holds."""
+    folder = state_dir(root)
+    check_private_dirs(root, folder)
+    if not create and not MirrorIndex.exists(folder):
+        return None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        migrate_json(root, folder, load_json_state)
+    except OSError as exc:
+        raise DestinationError(
+            f"Cannot write the mirror index in {folder!r}: {exc.strerror or exc}. Nothing was committed; "
+            "fix the destination's file system and re-run"
+        ) from exc
+    return MirrorIndex.open(folder)
+
+
+def load_state(root: str) -> MirrorState | None:
+    """The last committed state (``None`` if no run committed; a dry run's view: nothing is created)."""
+    index = open_index(root, create=False)
+    if index is None:
+        state = load_json_state(root)
+        return None if state is None or state.uncommitted else state
+    try:
+        state = index.load()
+    finally:
+        index.close()
+    return None if state is None or state.uncommitted else state
+
+
+def load_pending(root: str, last_run: str | None = None) -> dict[str, Pending]:
+    """Intents of a run that did not commit."""
+    index = open_index(root, create=False)
+    if index is None:
+        return load_json_pending(root, last_run)
+    try:
+        state = index.load()
+    finally:
+        index.close()
+    return {} if state is None else state.pending
+
+
 def save_state(root: str, state: MirrorState) -> None:
-    os.makedirs(state_dir(root), exist_ok=True)
-    data = json.dumps(state.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    atomic_write_bytes(state_path(root), data)
+    """Write a whole state (tests, tools); the engine writes changed rows through :class:`MirrorIndex`."""
+    index = open_index(root)
+    assert index is not None
+    try:
+        index.write(
+            replace_manifest=state.manifest,
+            remote=state.remote,
+            meta={**state_meta(state), "updated_at": str(time.time())},
+        )
+    finally:
+        index.close()
+
+
+def save_pending(root: str, run_id: str, pending: dict[str, Pending]) -> None:
+    index = open_index(root)
+    assert index is not None
+    try:
+        index.write(pending=pending, meta={"pending_run": run_id})
+    finally:
+        index.close()

@@ -23,6 +23,7 @@ SUITES = {
     "wan",
     "profile",
     "emulator",
+    "scale",
 }
 
 

@@ -12,7 +12,8 @@ import pytest
 from airflow_provider_dropbox.sync import DestinationError, durable, engine, mirror
 from airflow_provider_dropbox.sync import apply as apply_mod
 from airflow_provider_dropbox.sync.durable import fsync_path, make_durable
-from airflow_provider_dropbox.sync.state import MirrorState, load_state
+from airflow_provider_dropbox.sync.index import MirrorIndex
+from airflow_provider_dropbox.sync.state import load_state
 from tests.sync.fakes import FakeDropbox, local_tree
 
 
@@ -28,21 +29,24 @@ def _watch_order(monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], list[tuple[
     """Record what was made durable, and at every state write which recorded files were not yet."""
     synced: set[str] = set()
     writes: list[tuple[str, list[str]]] = []
-    real_sync, real_save = engine.make_durable, engine.save_state
+    real_sync, real_write = engine.make_durable, MirrorIndex.write
 
     def sync(files: Sequence[str], folders: Sequence[str], width: int) -> None:
         real_sync(files, folders, width)
         synced.update(files)
         synced.update(folders)
 
-    def save(root: str, state: MirrorState) -> None:
-        files = [os.path.join(root, *p.split("/")) for p, m in state.manifest.items() if not m.is_dir]
+    def write(self: MirrorIndex, **kw: Any) -> None:
+        rows = {**(kw.get("replace_manifest") or {}), **(kw.get("manifest_rows") or {})}
+        root = os.path.dirname(os.path.dirname(self.path))
+        files = [os.path.join(root, *p.split("/")) for p, m in rows.items() if m is not None and not m.is_dir]
         folders = {os.path.dirname(f) for f in files}
-        writes.append((state.cursor or "", sorted(p for p in [*files, *folders] if p not in synced)))
-        real_save(root, state)
+        cursor = (kw.get("meta") or {}).get("cursor") or ""
+        writes.append((cursor, sorted(p for p in [*files, *folders] if p not in synced)))
+        real_write(self, **kw)
 
     monkeypatch.setattr(engine, "make_durable", sync)
-    monkeypatch.setattr(engine, "save_state", save)
+    monkeypatch.setattr(MirrorIndex, "write", write)
     return synced, writes
 
 

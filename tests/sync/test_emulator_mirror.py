@@ -18,6 +18,7 @@ from airflow_provider_dropbox.sync import (
     EmptyRemoteError,
     MirrorFailedError,
     MirrorReport,
+    RemoteShrankError,
     TooManyDeletesError,
     mirror,
 )
@@ -239,7 +240,11 @@ def test_guards_stop_destructive_plans_on_the_emulator(emu_client: EmuClient, tm
     finally:
         emu.clear_faults()
     assert local_hash_tree(dest) == before
-    mirror(client, ROOT, dest)
+    # one file left after the cursor reset: a full listing that deletes 10 of 10 files is refused too
+    with pytest.raises(RemoteShrankError, match="would delete 10 of the 10 file"):
+        mirror(client, ROOT, dest)
+    assert local_hash_tree(dest) == before
+    mirror(client, ROOT, dest, allow_empty_remote=True)
     assert_converged(client, dest, chaos)
 
 

@@ -106,12 +106,18 @@ def test_dry_run_changes_nothing(dbx: FakeDropbox, tmp_path: Path) -> None:
     r = run(dbx, dest, dry_run=True)
     assert r.planned["download"] == 3 and not dest.exists()
     run(dbx, dest)
-    before = (dest / ".dropbox-mirror" / "state.json").read_bytes()
+
+    def state_files() -> dict[str, bytes]:
+        folder = dest / ".dropbox-mirror"
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+    before = state_files()
+    assert "index.sqlite3" in before
     dbx.delete("/Root/Docs")
     r = run(dbx, dest, dry_run=True)
     assert r.planned["delete_file"] == 2
     assert (dest / "Docs" / "b.txt").exists()
-    assert (dest / ".dropbox-mirror" / "state.json").read_bytes() == before
+    assert state_files() == before
 
 
 def test_cursor_reset_relists_and_reconciles(dbx: FakeDropbox, tmp_path: Path) -> None:

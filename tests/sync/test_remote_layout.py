@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_dropbox.sync.errors import LockHeldError, LockLostError, StateError, UnsafePathError
+from airflow_provider_dropbox.sync.index import MirrorIndex
 from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.paths import collision_key, normalize_remote_root, safe_local_path
@@ -222,15 +223,13 @@ def test_state_round_trip_and_atomic_write(tmp_path: Path) -> None:
         and back.manifest == st.manifest
         and back.pending == st.pending
     )
-    assert sorted(os.listdir(tmp_path / ".dropbox-mirror")) == ["pending.json", "state.json"]  # no temp files
-    st.last_run = "run-1"  # the run committed: its intents are retired
-    save_state(str(tmp_path), st)
+    assert sorted(os.listdir(tmp_path / ".dropbox-mirror")) == ["index.sqlite3"]  # closed: no WAL left
+    index = MirrorIndex.open(str(tmp_path / ".dropbox-mirror"))
+    index.write(clear_pending=True)  # what a committing run does in its final transaction
+    index.close()
     assert load_state(str(tmp_path)).pending == {}  # type: ignore[union-attr]
-    (tmp_path / ".dropbox-mirror" / "state.json").write_text("{not json")
-    with pytest.raises(StateError, match="Move it away"):
-        load_state(str(tmp_path))
-    (tmp_path / ".dropbox-mirror" / "state.json").write_text(json.dumps({"version": 99}))
-    with pytest.raises(StateError, match="version"):
+    (tmp_path / ".dropbox-mirror" / "index.sqlite3").write_bytes(b"{not a database" * 100)
+    with pytest.raises(StateError, match=r"index\.sqlite3.*full_rescan=True"):
         load_state(str(tmp_path))
 
 

@@ -1,0 +1,201 @@
+"""The SQLite index: migration from state.json, typed errors for a bad index, row-level commits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_dropbox.sync import StateError, mirror
+from airflow_provider_dropbox.sync.index import SCHEMA_VERSION, IndexVersionError, MirrorIndex
+from tests.sync.fakes import FakeDropbox, local_tree
+
+FIXTURE = Path(__file__).parent / "fixtures" / "state_v1.json"
+
+
+def seed_v1() -> FakeDropbox:
+    """The tree (and journal) behind fixtures/state_v1.json: same calls, same ids, revs and cursor."""
+    d = FakeDropbox()
+    d.put("/Root/a.txt", b"alpha")
+    d.put("/Root/Docs/b.txt", b"bravo")
+    d.put("/Root/Docs/Deep/c.txt", b"charlie")
+    d.mkdir("/Root/Empty")
+    d.put("/Root/Caf\u00e9/\u00df.txt", b"sharp")
+    d.put("/Root/Caf\u00e9/ss.txt", b"double")
+    return d
+
+
+def restore_v1(dest: Path) -> FakeDropbox:
+    """A destination as the JSON engine left it: files with the recorded mtimes, and its state.json."""
+    dbx = seed_v1()
+    state = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    contents = {"a.txt": b"alpha", "Docs/b.txt": b"bravo", "Docs/Deep/c.txt": b"charlie"}
+    contents["Caf\u00e9/ss.txt"] = b"double"
+    for path, (is_dir, *_rest) in state["manifest"].items():
+        target = dest / path
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+    for path, (is_dir, _key, _h, size, mtime_ns, _rev) in state["manifest"].items():
+        if is_dir:
+            continue
+        data = contents.get(path, b"sharp")
+        (dest / path).write_bytes(data)
+        assert len(data) == size
+        os.utime(dest / path, ns=(mtime_ns, mtime_ns))
+    (dest / ".dropbox-mirror").mkdir()
+    shutil.copy(FIXTURE, dest / ".dropbox-mirror" / "state.json")
+    return dbx
+
+
+def test_state_json_from_the_json_engine_is_migrated_without_downloads(tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    dbx = restore_v1(dest)
+    before = local_tree(dest)
+    report = mirror(dbx, "/Root", dest)
+    assert report.ok and report.mode == "incremental" and dbx.calls.get("download", 0) == 0
+    assert report.plan == [] and report.planned["unchanged"] == 9
+    assert local_tree(dest) == before
+    assert sorted(os.listdir(dest / ".dropbox-mirror")) == ["index.sqlite3", "staging"]
+    # the migrated index carries on: one change, one download
+    dbx.put("/Root/Docs/new.txt", b"new")
+    report = mirror(dbx, "/Root", dest)
+    assert report.mode == "incremental" and report.done == {"download": 1}
+    assert local_tree(dest) == {**before, "Docs/new.txt": b"new"}
+
+
+def test_a_corrupt_state_json_is_not_migrated(tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    dbx = restore_v1(dest)
+    (dest / ".dropbox-mirror" / "state.json").write_text("{truncated", encoding="utf-8")
+    with pytest.raises(StateError, match=r"state\.json"):
+        mirror(dbx, "/Root", dest)
+    assert not (dest / ".dropbox-mirror" / "index.sqlite3").exists()
+
+
+def _mirrored(tmp_path: Path) -> tuple[FakeDropbox, Path]:
+    dbx = seed_v1()
+    dest = tmp_path / "m"
+    mirror(dbx, "/Root", dest)
+    return dbx, dest
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty-db"])
+def test_an_unreadable_index_is_a_typed_error_and_full_rescan_rebuilds_it(
+    tmp_path: Path, damage: str
+) -> None:
+    dbx, dest = _mirrored(tmp_path)
+    path = dest / ".dropbox-mirror" / "index.sqlite3"
+    if damage == "garbage":
+        path.write_bytes(os.urandom(8192))
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:1500])
+    else:
+        path.unlink()
+        sqlite3.connect(path).execute("CREATE TABLE other (x)").connection.close()
+    before = local_tree(dest)
+    dbx.put("/Root/a.txt", b"alpha v2")
+    with pytest.raises(StateError, match=r"index\.sqlite3.*full_rescan=True"):
+        mirror(dbx, "/Root", dest)
+    assert local_tree(dest) == before
+    report = mirror(dbx, "/Root", dest, full_rescan=True)
+    assert report.ok and report.done.get("download", 0) == 1  # only the changed file; the rest adopted
+    assert (dest / "a.txt").read_bytes() == b"alpha v2"
+    assert [p for p in os.listdir(dest / ".dropbox-mirror") if "unreadable" in p]  # moved aside, not lost
+
+
+def test_a_locked_index_is_a_typed_error(tmp_path: Path) -> None:
+    dbx, dest = _mirrored(tmp_path)
+    other = sqlite3.connect(dest / ".dropbox-mirror" / "index.sqlite3", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        dbx.put("/Root/new.txt", b"n")
+        with pytest.raises(StateError, match=r"index\.sqlite3.*locked"):
+            mirror(dbx, "/Root", dest)
+        assert not (dest / "new.txt").exists()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert mirror(dbx, "/Root", dest).ok
+
+
+def test_an_index_from_a_newer_schema_is_refused_never_rewritten(tmp_path: Path) -> None:
+    dbx, dest = _mirrored(tmp_path)
+    path = dest / ".dropbox-mirror" / "index.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA_VERSION + 1),))
+    conn.close()
+    before = path.read_bytes()
+    for kw in ({}, {"full_rescan": True}):
+        with pytest.raises(IndexVersionError, match="newer version"):
+            mirror(dbx, "/Root", dest, **kw)
+    assert path.read_bytes() == before
+
+
+def _watch_writes(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    writes: list[dict[str, Any]] = []
+    real = MirrorIndex.write
+
+    def write(self: MirrorIndex, **kw: Any) -> None:
+        writes.append(kw)
+        real(self, **kw)
+
+    monkeypatch.setattr(MirrorIndex, "write", write)
+    return writes
+
+
+def test_an_incremental_run_writes_only_the_changed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dbx = FakeDropbox()
+    for i in range(300):
+        dbx.put(f"/Root/d{i % 10}/f{i:03d}.txt", b"file %d" % i)
+    dest = tmp_path / "m"
+    mirror(dbx, "/Root", dest)
+    writes = _watch_writes(monkeypatch)
+    dbx.put("/Root/d3/f003.txt", b"changed")
+    dbx.delete("/Root/d4/f004.txt")
+    report = mirror(dbx, "/Root", dest)
+    assert report.done == {"download": 1, "delete_file": 1}
+    final = writes[-1]
+    assert set(final["manifest_rows"]) == {"d3/f003.txt", "d4/f004.txt"}
+    assert set(final["remote_keys"]) == {"d3/f003.txt", "d4/f004.txt"}
+    assert final.get("replace_manifest") is None
+
+
+def test_a_run_with_no_change_writes_nothing(tmp_path: Path) -> None:
+    dbx, dest = _mirrored(tmp_path)
+    folder = dest / ".dropbox-mirror"
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir() if p.is_file()}
+    for _ in range(3):
+        report = mirror(dbx, "/Root", dest)
+        assert report.ok and report.plan == []
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir() if p.is_file()}
+    assert after == before
+
+
+def test_intents_of_a_crashed_json_engine_run_are_migrated_and_recovered(tmp_path: Path) -> None:
+    """pending.json of a run that placed a file but never committed: the file is claimed, not fetched."""
+    dest = tmp_path / "m"
+    dbx = restore_v1(dest)
+    dbx.put("/Root/Docs/new.txt", b"new")
+    meta = dbx.get_metadata("/Root/Docs/new.txt")
+    (dest / "Docs" / "new.txt").write_bytes(b"new")  # placed by the crashed run
+    intents = {"Docs/new.txt": ["create", 0, "docs/new.txt", meta["content_hash"], meta["rev"]]}
+    (dest / ".dropbox-mirror" / "pending.json").write_text(
+        json.dumps({"run": "crashed-run", "pending": intents}), encoding="utf-8"
+    )
+    report = mirror(dbx, "/Root", dest)
+    assert report.ok and report.mode == "incremental" and dbx.calls.get("download", 0) == 0
+    assert report.done == {}  # claimed from the intent, not adopted as an unknown identical file
+    assert not (dest / ".dropbox-mirror" / "pending.json").exists()
+    index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+    try:
+        state = index.load()
+    finally:
+        index.close()
+    assert state is not None and not state.pending and "Docs/new.txt" in state.manifest
