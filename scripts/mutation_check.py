@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Mutation check for the guarantees the README makes: break each one on purpose, run the fast tests that
+should notice, and report any breakage that survives.
+
+Each mutation is a named source patch (file, old snippet, new snippet) applied to a scratch copy of the
+repository (the working tree as it is, uncommitted files included; the real checkout is never modified).
+The named tests run from the scratch copy with the repository's ``.venv`` python and ``PYTHONPATH`` set to
+the copy, so the mutated package is the one imported (checked before the first run, and the emulator the
+tests start is a subprocess that inherits the same path).
+
+    .venv/bin/python scripts/mutation_check.py               # every mutation (baseline run first)
+    .venv/bin/python scripts/mutation_check.py --list        # names, guarantees, tests
+    .venv/bin/python scripts/mutation_check.py --anchors     # only check every old snippet still applies
+    .venv/bin/python scripts/mutation_check.py -k lock -k upload   # mutations whose name contains a word
+
+Exit status: 0 when every mutation was caught; 1 when one survived (or its tests errored, or the unmutated
+baseline failed); 2 when an anchor no longer applies (the code moved: update the table below).
+See docs/mutation-check.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PKG = "airflow_provider_dropbox"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    guarantee: str
+    file: str  # relative to airflow_provider_dropbox/
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or files (run with -m "not slow")
+
+
+G = "tests/guarantees"
+MUTATIONS: tuple[Mutation, ...] = (
+    # ---------------------------------------------------------------- the eight of issue 20
+    Mutation(
+        "upload-skip-size-only",
+        "skip_if_identical skips only when the content hash matches, not on equal size",
+        "client/upload.py",
+        'and existing.get("content_hash") == (f.file_hash())',
+        "and True",
+        (f"{G}/test_upload_guarantees.py::test_same_size_different_content_is_uploaded",),
+    ),
+    Mutation(
+        "upload-result-check-never-raises",
+        "an upload whose stored hash or size differs from the local file fails (ContentHashMismatchError)",
+        "client/upload.py",
+        'if meta.get("content_hash") not in (None, expected) or int(meta.get("size", f.size)) != f.size:',
+        "if False:",
+        (
+            f"{G}/test_upload_guarantees.py::test_upload_fails_when_dropbox_reports_other_bytes",
+            f"{G}/test_upload_guarantees.py::test_batch_upload_reports_the_entry_dropbox_stored_differently",
+        ),
+    ),
+    Mutation(
+        "async-hook-no-token-mask",
+        "a token refreshed in the triggerer is masked",
+        "hooks/dropbox_async.py",
+        "asyncio.run_coroutine_threadsafe(_amask(token), loop)",
+        "pass",
+        (f"{G}/test_auth_retry_guarantees.py::test_async_hook_masks_a_token_refreshed_in_the_triggerer",),
+    ),
+    Mutation(
+        "upload-single-no-content-hash",
+        "every upload request carries the content_hash of its bytes (single request)",
+        "client/upload.py",
+        'arg = {**commit, "content_hash": f.request_hash(0, f.size)}',
+        "arg = {**commit}",
+        (
+            f"{G}/test_upload_guarantees.py::test_corrupted_upload_body_is_refused_and_nothing_corrupt_is_stored",
+        ),
+    ),
+    Mutation(
+        "upload-chunk-no-content-hash",
+        "every upload request carries the content_hash of its bytes (session chunks)",
+        "client/upload.py",
+        'arg = {**arg, "content_hash": content_hash or f.request_hash(offset, length, workers)}',
+        "arg = {**arg}",
+        (
+            f"{G}/test_upload_guarantees.py::test_corrupted_upload_body_is_refused_and_nothing_corrupt_is_stored",
+        ),
+    ),
+    Mutation(
+        "upload-recovery-accepts-any-file",
+        "after a lost commit answer, only a remote file with exactly our bytes counts as committed",
+        "client/upload.py",
+        'meta.get(".tag", "file") == "file" and meta.get("content_hash") == file_hash',
+        'meta.get(".tag", "file") == "file"',
+        (
+            f"{G}/test_upload_guarantees.py::test_lost_single_commit_does_not_accept_a_different_file",
+            f"{G}/test_upload_guarantees.py::test_lost_batch_commit_does_not_accept_a_different_file",
+        ),
+    ),
+    Mutation(
+        "auth-refresh-only-after-401",
+        "a token with a known lifetime is refreshed before it expires",
+        "client/auth.py",
+        "return self._expires_at is not None and time.monotonic() >= self._expires_at - self._margin",
+        "return False",
+        (f"{G}/test_auth_retry_guarantees.py::test_token_with_known_lifetime_is_refreshed_before_expiry",),
+    ),
+    Mutation(
+        "retry-not-found",
+        "a non-retryable error (path/not_found) costs exactly one request",
+        "client/retry.py",
+        "return isinstance(exc, (RateLimitError, ServerError, *_TRANSIENT_IO))",
+        "return isinstance(exc, (RateLimitError, ServerError, *_TRANSIENT_IO))"
+        ' or "not_found" in getattr(exc, "tags", ())',
+        (f"{G}/test_auth_retry_guarantees.py::test_not_found_costs_exactly_one_request",),
+    ),
+    Mutation(
+        "trigger-drops-backoff-after-changes",
+        "the watcher honours longpoll backoff also after a batch with changes",
+        "triggers/dropbox.py",
+        "self.pending_backoff = float(backoff)",
+        "pass",
+        (f"{G}/test_trigger_guarantees.py",),
+    ),
+)
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def scratch_copy(dest: Path) -> None:
+    """Copy the working tree (tracked and untracked, not ignored) to ``dest``; .venv stays where it is."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout
+    for rel in sorted(set(out.decode().split("\0")) - {""}):
+        src = REPO / rel
+        if not src.is_file():  # deleted in the working tree
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+
+
+def check_anchors(root: Path, mutations: tuple[Mutation, ...]) -> list[str]:
+    """Problems with anchors (file missing, snippet absent or not unique); empty when all apply."""
+    problems = []
+    for m in mutations:
+        path = root / PKG / m.file
+        if not path.is_file():
+            problems.append(f"{m.name}: {PKG}/{m.file} does not exist")
+            continue
+        count = path.read_text().count(m.old)
+        if count != 1:
+            what = "not found" if count == 0 else f"found {count} times"
+            problems.append(f"{m.name}: anchor {what} in {PKG}/{m.file}: {m.old!r}")
+    return problems
+
+
+def env_for(scratch: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(scratch)
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def check_import(python: str, scratch: Path) -> None:
+    out = subprocess.run(
+        [python, "-c", f"import {PKG}; print({PKG}.__file__)"],
+        cwd=scratch,
+        env=env_for(scratch),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not Path(out).resolve().is_relative_to(scratch.resolve()):
+        sys.exit(f"mutation_check: the scratch copy is not what gets imported ({out}); aborting")
+
+
+def run_tests(python: str, scratch: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
+    cmd = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *tests]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=scratch, env=env_for(scratch), capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return -1, "timed out"
+    tail = (proc.stdout + proc.stderr).strip().splitlines()
+    return proc.returncode, tail[-1] if tail else ""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-k", action="append", default=[], help="only mutations whose name contains this")
+    ap.add_argument("--list", action="store_true", help="list the mutations and exit")
+    ap.add_argument("--anchors", action="store_true", help="only check that every anchor applies")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the tests")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds per pytest run")
+    ap.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
+    ns = ap.parse_args()
+
+    chosen = tuple(m for m in MUTATIONS if not ns.k or any(k in m.name for k in ns.k))
+    if not chosen:
+        print("mutation_check: no mutation matches", ns.k)
+        return 2
+    if ns.list:
+        for m in chosen:
+            print(f"{m.name}\n    guarantee: {m.guarantee}\n    patch:     {PKG}/{m.file}")
+            for t in m.tests:
+                print(f"    test:      {t}")
+        return 0
+    problems = check_anchors(REPO, chosen)
+    if problems:
+        print(
+            "mutation_check: these anchors no longer apply (update MUTATIONS in scripts/mutation_check.py):"
+        )
+        for p in problems:
+            print("  -", p)
+        return 2
+    if ns.anchors:
+        print(f"mutation_check: all {len(chosen)} anchors apply")
+        return 0
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutation-check-") as tmp:
+        scratch = Path(tmp) / "repo"
+        scratch_copy(scratch)
+        check_import(ns.python, scratch)
+        if not ns.no_baseline:
+            tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+            t0 = time.monotonic()
+            rc, last = run_tests(ns.python, scratch, tests, ns.timeout * 2)
+            print(
+                f"baseline (no mutation), {len(tests)} test selections: rc={rc} {last} "
+                f"[{time.monotonic() - t0:.0f} s]",
+                flush=True,
+            )
+            if rc != 0:
+                print("mutation_check: the tests fail without any mutation; fix that first")
+                return 1
+        results: list[tuple[Mutation, str]] = []
+        for m in chosen:
+            path = scratch / PKG / m.file
+            original = path.read_text()
+            path.write_text(original.replace(m.old, m.new, 1))
+            t0 = time.monotonic()
+            try:
+                rc, last = run_tests(ns.python, scratch, m.tests, ns.timeout)
+            finally:
+                path.write_text(original)
+            # pytest: 1 = tests failed (caught), 0 = all passed (survived); anything else is an error
+            # (collection error, usage, timeout), which proves nothing.
+            verdict = {0: "SURVIVED", 1: "caught"}.get(rc, f"ERROR (pytest rc={rc})")
+            results.append((m, verdict))
+            print(f"{verdict:>10}  {m.name:<40} [{time.monotonic() - t0:.0f} s] {last}", flush=True)
+    bad = [(m, v) for m, v in results if v != "caught"]
+    print(
+        f"\n{len(results) - len(bad)} of {len(results)} mutations caught "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+    for m, v in bad:
+        print(f"  {v}: {m.name} ({m.guarantee})")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
