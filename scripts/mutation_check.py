@@ -45,6 +45,7 @@ class Mutation:
 
 
 G = "tests/guarantees"
+S = "tests/sync"
 MUTATIONS: tuple[Mutation, ...] = (
     # ---------------------------------------------------------------- the eight of issue 20
     Mutation(
@@ -129,6 +130,177 @@ MUTATIONS: tuple[Mutation, ...] = (
         "self.pending_backoff = float(backoff)",
         "pass",
         (f"{G}/test_trigger_guarantees.py",),
+    ),
+    # ---------------------------------------------------------------- already caught before issue 20
+    Mutation(
+        "mirror-empty-remote-guard",
+        "an empty remote listing never empties a non-empty mirror without allow_empty_remote",
+        "sync/engine.py",
+        "plan.remote_files == 0 and managed and not allow_empty_remote",
+        "False",
+        (
+            f"{S}/test_engine.py::test_empty_remote_never_empties_the_mirror",
+            f"{S}/test_plan.py::test_empty_remote_guard",
+        ),
+    ),
+    Mutation(
+        "mirror-max-deletes-guard",
+        "max_deletes (count or percent) aborts before deleting",
+        "sync/engine.py",
+        '(kind == "count" and deletes > value) or (kind == "pct" and pct > value)',
+        "False",
+        (
+            f"{S}/test_engine.py::test_max_deletes_count_and_percent",
+            f"{S}/test_plan.py::test_max_deletes_guard",
+        ),
+    ),
+    Mutation(
+        "mirror-deletes-after-failure",
+        "no deletes when anything failed in the run",
+        "sync/apply.py",
+        "if res.errors:\n                res.deletes_skipped",
+        "if False:\n                res.deletes_skipped",
+        (f"{S}/test_engine.py::test_failure_in_run_blocks_deletes_and_keeps_cursor",),
+    ),
+    Mutation(
+        "mirror-cursor-advances-after-failure",
+        "the cursor advances only after every change it covers was applied",
+        "sync/engine.py",
+        "if not result.errors:\n        state.cursor = new_cursor",
+        "if True:\n        state.cursor = new_cursor",
+        (f"{S}/test_engine.py::test_failure_in_run_blocks_deletes_and_keeps_cursor",),
+    ),
+    Mutation(
+        "mirror-dry-run-applies",
+        "dry_run=True returns the plan and changes nothing",
+        "sync/engine.py",
+        "    if dry_run:\n        return\n",
+        "",
+        (f"{S}/test_engine.py::test_dry_run_changes_nothing",),
+    ),
+    Mutation(
+        "mirror-dotdot-names",
+        "'..' and '.' names are refused (nothing written outside the destination)",
+        "sync/paths.py",
+        'if name in ("", ".", ".."):',
+        'if name == "":',
+        (f"{S}/test_engine.py::test_hostile_remote_names_cannot_escape",),
+    ),
+    Mutation(
+        "mirror-symlink-escape",
+        "a symlink pointing out of the mirror cannot redirect a write or delete",
+        "sync/paths.py",
+        "if not _inside(parent_real, root_real):",
+        "if False:",
+        (f"{S}/test_engine.py::test_symlink_escape_is_refused",),
+    ),
+    Mutation(
+        "mirror-deletes-locally-modified",
+        "a locally modified file whose remote was deleted is kept (conflicted copy), not deleted",
+        "sync/plan.py",
+        "elif adopt_local or local_hash(p, f, m) == m.content_hash:",
+        "elif True:",
+        (
+            f"{S}/test_engine.py::test_locally_modified_file_is_not_destroyed",
+            f"{S}/test_plan.py::test_locally_modified_managed_file",
+        ),
+    ),
+    Mutation(
+        "mirror-overwrites-unmanaged",
+        "files the mirror did not create are left alone",
+        "sync/plan.py",
+        "if adopt_local:\n            return True",
+        "if True:\n            return True",
+        (
+            f"{S}/test_engine.py::test_unmanaged_local_files_are_left_alone",
+            f"{S}/test_plan.py::test_unmanaged_file_in_the_way",
+        ),
+    ),
+    Mutation(
+        "mirror-lock-steals-live-lock",
+        "a lock held by a live run is not taken over (only a stale one is)",
+        "sync/lock.py",
+        "if stale and self._take_over(info):",
+        "if self._take_over(info):",
+        (
+            f"{S}/test_engine.py::test_lock_held_then_stale_lock_taken_over",
+            f"{S}/test_engine.py::test_two_runs_never_apply_at_once",
+        ),
+    ),
+    Mutation(
+        "mirror-lock-not-exclusive",
+        "the lock file is created exclusively, so two runs never apply at once",
+        "sync/lock.py",
+        "fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)",
+        "fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)",
+        (
+            f"{S}/test_engine.py::test_lock_held_then_stale_lock_taken_over",
+            f"{S}/test_engine.py::test_two_runs_never_apply_at_once",
+        ),
+    ),
+    Mutation(
+        "download-no-hash-check",
+        "every download is verified against content_hash; a corrupt one leaves the old file",
+        "client/download.py",
+        "if actual != expected:",
+        "if False:",
+        ("tests/client/test_faults.py::test_corrupt_download_leaves_old_file_and_no_temp",),
+    ),
+    Mutation(
+        "download-short-body-accepted",
+        "a body that ends early is noticed and resumed, never put in place",
+        "client/download.py",
+        "if part.pos < part.end:",
+        "if False:",
+        (f"{G}/test_download_guarantees.py",),
+    ),
+    Mutation(
+        "sensor-forgets-previous-cursor",
+        "the sensor continues from its previous successful run's cursor",
+        "sensors/dropbox.py",
+        "if self.use_previous_cursor:",
+        "if False:",
+        ("tests/sensors/test_sensor_dags.py::test_sensor_reports_change_and_continues_from_its_cursor",),
+    ),
+    Mutation(
+        "watcher-saves-no-cursor",
+        "the AssetWatcher keeps its cursor in the asset state store (a restart neither replays nor loses)",
+        "triggers/dropbox.py",
+        'await state.aset(CURSOR_STATE_KEY, {**self._state_marker(), "cursor": cursor, **known})',
+        "pass",
+        ("tests/triggers/test_dropbox_triggers.py::test_event_trigger_restart_neither_replays_nor_loses",),
+    ),
+    Mutation(
+        "retry-ignores-retry-after",
+        "a 429 waits at least the server's Retry-After",
+        "client/retry.py",
+        "wait = max(wait, server_wait or 0.0)",
+        "wait = wait",
+        ("tests/client/test_faults.py::test_wait_on_429_honours_retry_after",),
+    ),
+    Mutation(
+        "retry-no-5xx",
+        "5xx answers are retried",
+        "client/retry.py",
+        "return isinstance(exc, (RateLimitError, ServerError, *_TRANSIENT_IO))",
+        "return isinstance(exc, (RateLimitError, *_TRANSIENT_IO))",
+        ("tests/client/test_faults.py::test_everything_completes_under_mixed_faults",),
+    ),
+    Mutation(
+        "auth-no-refresh-on-expired-401",
+        "an expired_access_token answer refreshes once and repeats the call",
+        "client/api.py",
+        "self.auth.token_expired(token)\n                    continue",
+        "raise error",
+        ("tests/client/test_auth.py::test_refresh_once_on_expired_401",),
+    ),
+    Mutation(
+        "hook-no-token-mask",
+        "every access token the sync hook obtains is masked in task logs",
+        "hooks/dropbox.py",
+        "def _mask_token(token: str) -> None:\n    mask_secret(token)",
+        "def _mask_token(token: str) -> None:\n    pass",
+        ("tests/hooks/test_dropbox_hook.py::test_new_access_tokens_are_masked",),
     ),
 )
 
