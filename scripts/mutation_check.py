@@ -368,8 +368,11 @@ def run_tests(python: str, scratch: Path, tests: tuple[str, ...], timeout: float
         )
     except subprocess.TimeoutExpired:
         return -1, "timed out"
-    tail = (proc.stdout + proc.stderr).strip().splitlines()
-    return proc.returncode, tail[-1] if tail else ""
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    # The failing test and its reason say *why* a mutation was caught (not, say, an unrelated crash).
+    failed = [line for line in lines if line.startswith(("FAILED tests", "ERROR tests"))]
+    summary = lines[-1] if lines else ""
+    return proc.returncode, (f"{summary}\n{'':>12}{failed[0][:300]}" if failed else summary)
 
 
 def main() -> int:
