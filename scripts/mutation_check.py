@@ -136,7 +136,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mirror-empty-remote-guard",
         "an empty remote listing never empties a non-empty mirror without allow_empty_remote",
         "sync/engine.py",
-        "plan.remote_files == 0 and managed and not allow_empty_remote",
+        "plan.remote_files == 0 and not allow_empty_remote",
         "False",
         (
             f"{S}/test_engine.py::test_empty_remote_never_empties_the_mirror",
@@ -166,8 +166,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mirror-cursor-advances-after-failure",
         "the cursor advances only after every change it covers was applied",
         "sync/engine.py",
-        "if not result.errors:\n        state.cursor = new_cursor",
-        "if True:\n        state.cursor = new_cursor",
+        "if errors:\n        if rows:",
+        "if False:\n        if rows:",
         (f"{S}/test_engine.py::test_failure_in_run_blocks_deletes_and_keeps_cursor",),
     ),
     Mutation(
@@ -298,8 +298,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "hook-no-token-mask",
         "every access token the sync hook obtains is masked in task logs",
         "hooks/dropbox.py",
-        "def _mask_token(token: str) -> None:\n    mask_secret(token)",
-        "def _mask_token(token: str) -> None:\n    pass",
+        "for form in secret_forms(token):\n        mask_secret(form)",
+        "for form in secret_forms(token):\n        pass",
         ("tests/hooks/test_dropbox_hook.py::test_new_access_tokens_are_masked",),
     ),
 )

@@ -96,14 +96,14 @@ def _corrupt_first(route: str, times: int = 1) -> tuple[Tamper, list[int]]:
 
 
 @pytest.mark.parametrize(
-    ("size", "route", "limit"),
+    ("size", "route", "limit", "parallelism"),
     [
-        (300 * 1024, "/2/files/upload", None),
-        (9 * MiB, "/2/files/upload_session/append_v2", 4 * MiB),
-        (9 * MiB, "/2/files/upload_session/start", 4 * MiB),
-        (9 * MiB, "/2/files/upload_session/finish", 4 * MiB),
+        (300 * 1024, "/2/files/upload", None, 1),
+        (9 * MiB, "/2/files/upload_session/append_v2", 4 * MiB, 1),
+        (9 * MiB, "/2/files/upload_session/start", 4 * MiB, 1),
+        (9 * MiB, "/2/files/upload_session/append_v2", 4 * MiB, 2),
     ],
-    ids=["single", "session-append", "session-start", "session-finish"],
+    ids=["single", "session-append", "session-start", "concurrent-append"],
 )
 def test_corrupted_upload_body_is_refused_and_nothing_corrupt_is_stored(
     emulator: EmulatorProcess,
@@ -113,8 +113,9 @@ def test_corrupted_upload_body_is_refused_and_nothing_corrupt_is_stored(
     size: int,
     route: str,
     limit: int | None,
+    parallelism: int,
 ) -> None:
-    remote = f"{remote_dir}/corrupt-{size}.bin"
+    remote = f"{remote_dir}/corrupt-{size}-{parallelism}.bin"
     data = write_random(tmp_path / "f.bin", size)
     direct = make_client(emulator)
     tamper, done = _corrupt_first(route)
@@ -123,7 +124,7 @@ def test_corrupted_upload_body_is_refused_and_nothing_corrupt_is_stored(
         via = make_client(emulator, **_single_host(url))
         kwargs: dict[str, Any] = {"single_request_limit": limit, "chunk_size": 4 * MiB} if limit else {}
         try:
-            meta = via.upload_file(tmp_path / "f.bin", remote, parallelism=1, **kwargs)
+            meta = via.upload_file(tmp_path / "f.bin", remote, parallelism=parallelism, **kwargs)
         except ContentHashMismatchError:
             meta = None
     assert done, "the proxy never saw the request it was meant to corrupt"
