@@ -998,6 +998,8 @@ def suite_emulator(res: Results, work: Path, cfg: Config, emus: Emulators) -> No
         mem["rss_after_restart_bytes"] < emulator_scale.MEMORY_GOAL,
         f"after populate {mem['rss_after_populate_bytes'] / MiB:.0f} MiB",
     )
+
+
 def suite_scale(res: Results, work: Path, cfg: Config, emus: Emulators) -> None:
     from benchmarks import scale
 
