@@ -16,6 +16,8 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from . import write_lock
+
 FRACTIONS = (
     "rate_limit",
     "server_error",
@@ -46,6 +48,10 @@ class FaultSettings:
     token_lifetime: int | None = None  # lifetime of tokens issued from now on
     quota_bytes: int | None = None  # account size: writes beyond it fail with insufficient_space
     seed: int | None = None
+    write_lock: bool = False  # namespace write-lock model (write_lock.py)
+    write_lock_commit_ms: float = 20  # lock held per commit ...
+    write_lock_entry_ms: float = 1  # ... plus per entry of a batch
+    write_lock_wait_ms: float = 100  # a commit waits this long for a busy lock, then gets 429
 
 
 class Faults:
@@ -83,6 +89,7 @@ class Faults:
                 v = merged[name]
                 if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
                     raise ValueError(f"{name} must be a positive number or null")
+            write_lock.validate(merged)
             if not isinstance(merged["rate_limit_text"], bool):
                 raise ValueError("rate_limit_text must be a boolean")
             merged["retry_after_s"] = int(merged["retry_after_s"])
