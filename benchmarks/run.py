@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints
+from benchmarks import many_files
 from tests.emulator_process import (
     DEV_APP_KEY,
     DEV_APP_SECRET,
@@ -58,7 +59,18 @@ WINDOW_BYTES = 4 * MiB
 """The TCP window of the ``parallel`` suite's 50 ms path: Linux's default ``net.ipv4.tcp_wmem`` maximum
 (4194304), the most a sender's socket buffer, and so its unacknowledged bytes in flight, grows to by
 autotuning. A 50 ms round trip then allows 4 MiB / 0.05 s = 80 MiB/s per connection."""
-SUITES = ("throughput", "memory", "parallel", "chunks", "longpoll", "mirror", "diagnose", "wan", "profile")
+SUITES = (
+    "throughput",
+    "memory",
+    "parallel",
+    "chunks",
+    "longpoll",
+    "mirror",
+    "diagnose",
+    "wan",
+    "profile",
+    "many_files",
+)
 
 
 @dataclass
@@ -86,6 +98,7 @@ class Config:
     longpoll_repeats: int
     trial_timeout: float
     mirror_sequential: bool = True
+    many_files: int = 10_000  # many_files suite: files of 10 KiB per upload_folder
 
     @classmethod
     def make(cls, quick: bool, repeats: int | None) -> Config:
@@ -113,6 +126,7 @@ class Config:
                 sweep_latencies=[0],
                 longpoll_repeats=1,
                 trial_timeout=120,
+                many_files=40,
             )
         return cls(
             quick=False,
@@ -967,6 +981,7 @@ SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "diagnose": suite_diagnose,
     "wan": suite_wan,
     "profile": suite_profile,
+    "many_files": many_files.suite_many_files,
 }
 
 
@@ -982,6 +997,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="mirror: skip the sequential SDK baseline (about 11 min a round at 10,000 files)",
     )
+    ap.add_argument("--many-files", type=int, help="many_files: files per upload (default 10,000; 40 quick)")
     sweep = ap.add_argument_group("chunks suite overrides (comma-separated lists)")
     sweep.add_argument("--sweep-chunks-mib", help="upload chunk sizes, e.g. 32,48")
     sweep.add_argument("--sweep-parallelism", help="upload parallelism values, e.g. 8")
@@ -1001,6 +1017,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.sweep_size_mib:
         cfg.sweep_size = ns.sweep_size_mib * MiB
     cfg.mirror_sequential = not ns.no_sequential_mirror
+    if ns.many_files:
+        cfg.many_files = ns.many_files
     suites = ns.only or list(SUITES)
     res = Results(cfg)
     started = time.monotonic()

@@ -12,7 +12,18 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SUITES = {"throughput", "memory", "parallel", "chunks", "longpoll", "mirror", "diagnose", "wan", "profile"}
+SUITES = {
+    "throughput",
+    "memory",
+    "parallel",
+    "chunks",
+    "longpoll",
+    "mirror",
+    "diagnose",
+    "wan",
+    "profile",
+    "many_files",
+}
 
 
 def test_quick_run_covers_every_suite(tmp_path: Path) -> None:
