@@ -59,9 +59,20 @@ def _count(client: Any, remote: str, expected: set[str]) -> dict[str, int]:
     }
 
 
+def _trial_module(task: dict[str, Any]) -> Any:
+    """``benchmarks.trial`` as imported here (the child runs it as ``__main__``, a separate module object),
+    told the emulator's pid so its Meter reports the server's CPU too."""
+    from benchmarks import trial
+
+    trial.EMULATOR_PID = task.get("emulator_pid")
+    return trial
+
+
 def client_many_upload(task: dict[str, Any]) -> dict[str, Any]:
     from airflow_provider_dropbox.client.folders import upload_folder
-    from benchmarks.trial import Meter, _result, make_client
+
+    t = _trial_module(task)
+    Meter, _result, make_client = t.Meter, t._result, t.make_client
 
     p = int(task["parallelism"])
     client = make_client(task, p)
@@ -77,7 +88,8 @@ def client_many_upload(task: dict[str, Any]) -> dict[str, Any]:
 
 def sdk_many_upload(task: dict[str, Any]) -> dict[str, Any]:
     """ThreadPoolExecutor(p) calling files_upload; the SDK retries 429 itself (Retry-After)."""
-    from benchmarks.trial import Meter, _result, make_client, make_sdk
+    t = _trial_module(task)
+    Meter, _result, make_client, make_sdk = t.Meter, t._result, t.make_client, t.make_sdk
 
     p = int(task["parallelism"])
     dbx = make_sdk(task, p)
