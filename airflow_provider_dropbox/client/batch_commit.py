@@ -5,9 +5,10 @@ busy is answered ``too_many_write_operations``. A batch takes the lock once for 
 to commit thousands of files fast is few batches, one at a time per namespace, started while the data of the
 next files is still going up.
 
-``CommitPipeline`` commits whatever is queued as soon as a commit slot is free, up to 1000 entries: the batch
-size follows from measurement rather than a constant (while one commit runs, the next batch fills at the rate
-data arrives, so slow commits get big batches and fast ones small; the tail after the last byte is one short
+``CommitPipeline`` commits what is queued once a commit slot is free and the oldest entry has waited
+``LINGER_S`` (or 1000 entries are ready, or no more will come), up to 1000 entries: the batch size follows
+from measurement rather than a constant (while one commit runs, the next batch fills at the rate data
+arrives, so slow commits get big batches and fast ones small; the tail after the last byte is one short
 commit). ``CommitGate`` limits commits in flight per client: it starts at one, allows one more after a run of
 uncontended commits, halves on lock contention and then waits twice as long before trying more again.
 """
@@ -15,6 +16,7 @@ uncontended commits, halves on lock contention and then waits twice as long befo
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -26,6 +28,9 @@ GATE_MOST = 4
 GATE_FIRST_STREAK = 4
 """Uncontended commits before the first step up; doubled after each contention (up to GATE_MAX_STREAK)."""
 GATE_MAX_STREAK = 256
+LINGER_S = 0.25
+"""How long the first queued entry waits for others before a commit starts: fewer lock acquisitions for a
+burst of files (a handful of small files is one commit), at most this much added to the tail."""
 
 _GATES_LOCK = threading.Lock()
 
@@ -107,6 +112,7 @@ class CommitPipeline(Generic[T]):
         self.batch_max = batch_max
         self.cond = threading.Condition()
         self.queue: list[T] = []
+        self.first_at = 0.0  # when the oldest queued item arrived
         self.active = 0
         self.closed = False
         self.error: BaseException | None = None
@@ -120,8 +126,12 @@ class CommitPipeline(Generic[T]):
 
     def add(self, item: T) -> None:
         with self.cond:
+            first = not self.queue
+            if first:
+                self.first_at = time.monotonic()
             self.queue.append(item)
-            self.cond.notify()
+            if first or len(self.queue) >= self.batch_max:
+                self.cond.notify_all()
 
     def check(self) -> None:
         """Raise a commit thread's failure in the caller (connection lost, credentials gone)."""
@@ -151,8 +161,16 @@ class CommitPipeline(Generic[T]):
     def _work(self) -> None:
         while True:
             with self.cond:
-                while not self.queue and not self._done():
-                    self.cond.wait()
+                while not self._done():
+                    if self.queue:
+                        if self.closed or len(self.queue) >= self.batch_max:
+                            break
+                        left = self.first_at + LINGER_S - time.monotonic()
+                        if left <= 0:
+                            break
+                        self.cond.wait(left)
+                    else:
+                        self.cond.wait()
                 if self._done():
                     self.cond.notify_all()
                     return
@@ -161,6 +179,8 @@ class CommitPipeline(Generic[T]):
                     batch, self.queue = self.queue[: self.batch_max], self.queue[self.batch_max :]
                     if not batch:
                         continue
+                    if self.queue:
+                        self.first_at = time.monotonic()  # what is left is as old as this commit
                     self.active += 1
                 slot.used = True
                 try:
@@ -173,6 +193,8 @@ class CommitPipeline(Generic[T]):
                         self.cond.notify_all()
                     return
             with self.cond:
+                if retry and not self.queue:
+                    self.first_at = time.monotonic()
                 self.queue[:0] = retry
                 self.active -= 1
                 self.cond.notify_all()
