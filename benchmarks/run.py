@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints
+from benchmarks import many_files
 from tests.emulator_process import (
     DEV_APP_KEY,
     DEV_APP_SECRET,
@@ -74,6 +75,7 @@ SUITES = (
     "profile",
     "emulator",
     "scale",
+    "many_files",
 )
 
 
@@ -102,6 +104,7 @@ class Config:
     longpoll_repeats: int
     trial_timeout: float
     mirror_sequential: bool = True
+    many_files: int = 10_000  # many_files suite: files of 10 KiB per upload_folder
 
     @classmethod
     def make(cls, quick: bool, repeats: int | None) -> Config:
@@ -129,6 +132,7 @@ class Config:
                 sweep_latencies=[0],
                 longpoll_repeats=1,
                 trial_timeout=120,
+                many_files=40,
             )
         return cls(
             quick=False,
@@ -1018,6 +1022,7 @@ SUITE_FUNCS: dict[str, Callable[[Results, Path, Config, Emulators], None]] = {
     "profile": suite_profile,
     "emulator": suite_emulator,
     "scale": suite_scale,
+    "many_files": many_files.suite_many_files,
 }
 
 
@@ -1033,6 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="mirror: skip the sequential SDK baseline (about 11 min a round at 10,000 files)",
     )
+    ap.add_argument("--many-files", type=int, help="many_files: files per upload (default 10,000; 40 quick)")
     sweep = ap.add_argument_group("chunks suite overrides (comma-separated lists)")
     sweep.add_argument("--sweep-chunks-mib", help="upload chunk sizes, e.g. 32,48")
     sweep.add_argument("--sweep-parallelism", help="upload parallelism values, e.g. 8")
@@ -1052,6 +1058,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.sweep_size_mib:
         cfg.sweep_size = ns.sweep_size_mib * MiB
     cfg.mirror_sequential = not ns.no_sequential_mirror
+    if ns.many_files:
+        cfg.many_files = ns.many_files
     suites = ns.only or list(SUITES)
     res = Results(cfg)
     started = time.monotonic()

@@ -586,6 +586,9 @@ def main(argv: list[str]) -> None:
     """One task (a JSON object), or several run one after the other (a JSON list: ``--quick`` batches them
     to save process start-ups; memory numbers are then only indicative). One ``RESULT`` line per task."""
     global EMULATOR_PID
+    from benchmarks import many_files
+
+    KINDS.update(many_files.KINDS)
     loaded = json.loads(argv[0])
     for task in loaded if isinstance(loaded, list) else [loaded]:
         EMULATOR_PID = task.get("emulator_pid")

@@ -25,6 +25,7 @@ to ``CHANGE_RETRIES`` times, then ``LocalFileChangedError``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_dropbox.client.batch_commit import CommitPipeline, Slot, gate_for
 from airflow_provider_dropbox.client.content_hash import (
     BLOCK_SIZE,
     HASH_WORKERS,
@@ -792,9 +794,10 @@ def upload_files(
 ) -> list[dict[str, Any]]:
     """See ``DropboxClient.upload_files``.
 
-    Data goes up in parallel (each file in its own closed session); commits go through ``finish_batch_v2``, at
-    most 1000 entries per call and one call at a time, because parallel commits in one namespace are what
-    triggers lock contention. Entries that fail with a transient error are re-committed after a backoff.
+    Data goes up in parallel (a small file is one request: a session started with all its bytes and closed);
+    commits go through ``finish_batch_v2`` in the background while data still goes up (``batch_commit.py``:
+    at most 1000 entries per call, an adaptive number of calls at a time that falls back on lock contention).
+    Entries that fail with a transient error are re-committed after a backoff.
     A file is open only while its data is sent, so thousands of files never exhaust file descriptors. A file
     that fails on its own (changed while read, rejected) is reported in ``BatchUploadError`` while the others
     carry on; losing the connection or the credentials stops everything."""
@@ -812,6 +815,9 @@ def upload_files(
     results: list[dict[str, Any] | None] = [None] * len(checked)
     failures: dict[str, DropboxApiError] = {}
     batcher = _BatchCommitter(client, files, mode, autorename, results, failures)
+    pipeline: CommitPipeline[tuple[int, dict[str, Any]]] = CommitPipeline(
+        batcher.commit_batch, gate_for(client), BATCH_MAX
+    )
 
     def send_data(index: int) -> tuple[str, int]:
         """Send one file's data into a closed session; its commit comes later, in a batch, and only
@@ -855,21 +861,21 @@ def upload_files(
                     index = futures[fut]
                     exc = fut.exception()
                     if exc is None:
-                        batcher.add(index, *fut.result())
+                        pipeline.add(batcher.entry(index, *fut.result()))
                     elif isinstance(exc, DropboxApiError) and not isinstance(
                         exc, (DropboxConnectionError, AuthError, _Cancelled)
                     ):
                         failures[checked[index][1]] = exc
                     else:
                         raise exc
-                if batcher.ready() >= BATCH_MAX:
-                    batcher.commit_some()
+                pipeline.check()
         except BaseException:
             uploader.cancel.set()
             for fut in pending:
                 fut.cancel()
+            pipeline.abort()
             raise
-    batcher.commit_all()
+    pipeline.finish()
     if failures:
         names = ", ".join(sorted(failures)[:5])
         first = next(iter(failures.values()))
@@ -883,7 +889,8 @@ def upload_files(
 
 
 class _BatchCommitter:
-    """Commits closed sessions through finish_batch_v2, one call at a time, re-queueing transient failures."""
+    """Commits closed sessions through finish_batch_v2 (called by a CommitPipeline), handing transient
+    failures back for another round."""
 
     def __init__(
         self,
@@ -900,39 +907,42 @@ class _BatchCommitter:
         self.autorename = autorename
         self.results = results
         self.failures = failures
-        self.queue: list[tuple[int, dict[str, Any]]] = []
         self.rounds: dict[int, int] = {}
 
-    def add(self, index: int, session_id: str, size: int) -> None:
+    def entry(self, index: int, session_id: str, size: int) -> tuple[int, dict[str, Any]]:
         f = self._file(index)
         entry = {
             "cursor": {"session_id": session_id, "offset": size},
             "commit": _commit_info(f, self.mode, self.autorename),
         }
-        self.queue.append((index, entry))
+        return index, entry
 
     def _file(self, index: int) -> _LocalFile:
         f = self.files[index]
         assert f is not None, "a file is registered before its session is queued"
         return f
 
-    def ready(self) -> int:
-        return len(self.queue)
-
-    def commit_some(self) -> None:
-        batch, self.queue = self.queue[:BATCH_MAX], self.queue[BATCH_MAX:]
-        self._commit(batch)
-
-    def commit_all(self) -> None:
-        while self.queue:
-            self.commit_some()
-
-    def _commit(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+    def commit_batch(
+        self, batch: list[tuple[int, dict[str, Any]]], slot: Slot
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """One finish_batch_v2; returns the entries to commit again (after the backoff, already waited)."""
         route = "files/upload_session/finish_batch_v2"
-        # One finish_batch_v2 at a time per client, even across concurrent upload_files calls: parallel
-        # commits into one namespace are what causes lock contention.
-        with self.client.commit_lock:
-            answer = self.client.rpc(route, {"entries": [entry for _, entry in batch]})
+        client = self.client
+        body = json.dumps({"entries": [entry for _, entry in batch]}).encode("ascii")
+
+        def attempt() -> Any:
+            try:
+                resp = client.send(
+                    route, host=client.endpoints.api, data=body, headers={"Content-Type": "application/json"}
+                )
+            except RateLimitError:
+                slot.contention()  # the call itself found the namespace lock busy: fewer commits at once
+                raise
+            return json.loads(resp.content) if resp.content else None
+
+        # A lost answer is re-sent as is: the sessions it committed then answer ``closed``/``not_found`` and
+        # are matched below by content hash.
+        answer = client.call(route, attempt)
         entries = answer.get("entries", []) if isinstance(answer, Mapping) else []
         if len(entries) != len(batch):
             raise DropboxApiError(
@@ -949,6 +959,8 @@ class _BatchCommitter:
                 continue
             failure = result.get("failure", result)
             transient = has_tag(failure, "too_many_write_operations") or has_tag(failure, "internal_error")
+            if has_tag(failure, "too_many_write_operations"):
+                slot.contention()
             if not transient and has_tag(failure, "lookup_failed"):
                 found = _remote_if_identical(self.client, f.remote, f.file_hash())
                 if found is not None:  # an earlier commit whose answer was lost already stored it
@@ -978,4 +990,4 @@ class _BatchCommitter:
                 wait_s,
             )
             self.client.retry.sleep(wait_s)
-            self.queue[:0] = retry
+        return retry

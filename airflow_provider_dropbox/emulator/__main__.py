@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     f.add_argument("--lock-contention", type=float, default=0, help="fraction of writes: lock contention")
     f.add_argument("--drop-after-commit", type=float, default=0, help="fraction of writes: response cut")
     f.add_argument("--retry-after-s", type=int, default=1)
+    f.add_argument("--write-lock", action="store_true", help="namespace write-lock model")
+    f.add_argument("--write-lock-commit-ms", type=float, default=20, help="lock held per commit")
+    f.add_argument("--write-lock-entry-ms", type=float, default=1, help="lock held per batch entry")
+    f.add_argument("--write-lock-wait-ms", type=float, default=100, help="wait for a busy lock, then 429")
     f.add_argument("--seed", type=int, default=None)
     f.add_argument("--quota-bytes", type=int, default=None, help="account size; writes beyond it fail")
     return p.parse_args(argv)
@@ -69,6 +73,10 @@ def build_config(ns: argparse.Namespace) -> EmulatorConfig:
         retry_after_s=ns.retry_after_s,
         seed=ns.seed,
         quota_bytes=ns.quota_bytes,
+        write_lock=ns.write_lock,
+        write_lock_commit_ms=ns.write_lock_commit_ms,
+        write_lock_entry_ms=ns.write_lock_entry_ms,
+        write_lock_wait_ms=ns.write_lock_wait_ms,
     )
     return EmulatorConfig(
         data_dir=ns.data_dir,

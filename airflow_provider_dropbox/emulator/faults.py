@@ -16,6 +16,8 @@ import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from . import write_lock
+
 FRACTIONS = (
     "rate_limit",
     "server_error",
@@ -55,6 +57,10 @@ class FaultSettings:
     resent_piece: str = "incorrect_offset"  # a concurrent session's piece sent again: or "accept" it again
     deleted_folder_cursor: str = "reset"  # continue on a cursor whose folder is gone: or "not_found"
     repeat_paths: bool = False  # continue pages carry every change of a path in order (not one per path)
+    write_lock: bool = False  # namespace write-lock model (write_lock.py)
+    write_lock_commit_ms: float = 20  # lock held per commit ...
+    write_lock_entry_ms: float = 1  # ... plus per entry of a batch
+    write_lock_wait_ms: float = 100  # a commit waits this long for a busy lock, then gets 429
 
 
 class Faults:
@@ -98,6 +104,7 @@ class Faults:
             for name, choices in SWITCHES.items():
                 if merged[name] not in choices:
                     raise ValueError(f"{name} must be one of {list(choices)}")
+            write_lock.validate(merged)
             merged["retry_after_s"] = int(merged["retry_after_s"])
             for name in ("quota_bytes", "window_bytes"):
                 if merged[name] is not None:

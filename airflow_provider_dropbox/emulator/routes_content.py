@@ -16,6 +16,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from . import write_lock
 from .core import Call, Emulator, Route, abort_connection, blocking, lock_429, lock_fault, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN
 from .store import LookupFail, StoreError
@@ -170,16 +171,21 @@ async def upload(c: Call) -> Response:
         sid = await blocking(sessions.adopt, tmp, body.size, body.hasher)
         return api_error({".tag": "path", "reason": reason, "upload_session_id": sid})
 
-    kind = lock_fault(c)
-    if kind == "429":
-        tmp.unlink(missing_ok=True)
-        raise lock_429(c)
-    if kind == "409":
-        raise await write_failed(tag("too_many_write_operations"))
     try:
-        md = await commit.commit(c, tmp, body.size, body.content_hash)
-    except StoreError as e:
-        raise await write_failed(e.reason) from None
+        async with write_lock.hold(c):
+            kind = lock_fault(c)
+            if kind == "429":
+                tmp.unlink(missing_ok=True)
+                raise lock_429(c)
+            if kind == "409":
+                raise await write_failed(tag("too_many_write_operations"))
+            try:
+                md = await commit.commit(c, tmp, body.size, body.content_hash)
+            except StoreError as e:
+                raise await write_failed(e.reason) from None
+    except write_lock.Busy:
+        tmp.unlink(missing_ok=True)
+        raise
     return json_response(md)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import cursors
+from . import cursors, write_lock
 from .core import Call, Route, blocking, check_lock, lookup_error
 from .paths import (
     LIST_PATH_PATTERN,
@@ -215,7 +215,8 @@ async def delete_v2(c: Call) -> Response:
     parent_rev = c.args.opt_str("parent_rev", pattern="[0-9a-f]{9,}")
     check_lock(c, tag("too_many_write_operations"))
     try:
-        md = await blocking(c.emu.store.delete, path, parent_rev)
+        async with write_lock.hold(c):
+            md = await blocking(c.emu.store.delete, path, parent_rev)
     except LookupFail as e:
         raise lookup_error(e, "path_lookup") from None
     except WriteFail as e:
@@ -242,7 +243,8 @@ async def create_folder_v2(c: Call) -> Response:
     autorename = c.args.flag("autorename")
     check_lock(c, tag("path", tag("too_many_write_operations")))
     try:
-        md = await blocking(c.emu.store.create_folder, path, autorename)
+        async with write_lock.hold(c):
+            md = await blocking(c.emu.store.create_folder, path, autorename)
     except StoreError as e:
         raise lookup_error(e) from None
     return json_response({"metadata": md})
@@ -256,7 +258,8 @@ async def _relocate(c: Call, copy: bool) -> Response:
     c.args.flag("allow_ownership_transfer")
     check_lock(c, tag("to", tag("too_many_write_operations")))
     try:
-        md = await blocking(c.emu.store.relocate, from_path, to_path, autorename, copy)
+        async with write_lock.hold(c):
+            md = await blocking(c.emu.store.relocate, from_path, to_path, autorename, copy)
     except RelocationFail as e:
         raise api_error(e.reason) from None
     except StoreError as e:

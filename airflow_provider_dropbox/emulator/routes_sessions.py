@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from . import write_lock
 from .core import Call, Route, blocking, check_lock
 from .routes_content import Commit, content_hash_arg, content_length, throttle_for
 from .sessions import Session, SessionFail
@@ -180,7 +181,8 @@ async def finish(c: Call) -> Response:
             offset = s.size
         elif want_hash is not None and want_hash != _EMPTY_HASH:
             raise api_error(tag("content_hash_mismatch"))
-        md = await _finish_one(c, sid, offset, commit, batch=False)
+        async with write_lock.hold(c):
+            md = await _finish_one(c, sid, offset, commit, batch=False)
     except SessionFail as e:
         raise api_error(_finish_error(e)) from None
     except _EntryFail as e:
@@ -205,14 +207,15 @@ async def _finish_entries(c: Call) -> list[dict[str, Any]]:
         assert commit_args is not None
         parsed.append((sid, offset, Commit(commit_args)))
     results: list[dict[str, Any]] = []
-    for sid, offset, commit in parsed:
-        try:
-            md = await _finish_one(c, sid, offset, commit, batch=True)
-            results.append({".tag": "success", **md})
-        except SessionFail as e:
-            results.append({".tag": "failure", "failure": _finish_error(e)})
-        except _EntryFail as e:
-            results.append({".tag": "failure", "failure": e.error})
+    async with write_lock.hold(c, entries=len(parsed)):  # a batch takes the namespace lock once
+        for sid, offset, commit in parsed:
+            try:
+                md = await _finish_one(c, sid, offset, commit, batch=True)
+                results.append({".tag": "success", **md})
+            except SessionFail as e:
+                results.append({".tag": "failure", "failure": _finish_error(e)})
+            except _EntryFail as e:
+                results.append({".tag": "failure", "failure": e.error})
     return results
 
 

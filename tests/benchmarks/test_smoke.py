@@ -24,6 +24,7 @@ SUITES = {
     "profile",
     "emulator",
     "scale",
+    "many_files",
 }
 
 

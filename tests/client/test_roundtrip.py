@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_dropbox.client import DropboxClient, content_hash_file, errors
+from airflow_provider_dropbox.client import DropboxClient, batch_commit, content_hash_file, errors
 from airflow_provider_dropbox.client.content_hash import content_hash_bytes
 from tests.client.conftest import MakeClient, leftovers, write_random
 from tests.emulator_process import EmulatorProcess
@@ -145,8 +145,13 @@ def test_overwrite_and_update_modes(client: DropboxClient, tmp_path: Path, remot
 
 
 def test_upload_files_batches_commits(
-    emulator: EmulatorProcess, client: DropboxClient, tmp_path: Path, remote_dir: str
+    emulator: EmulatorProcess,
+    client: DropboxClient,
+    tmp_path: Path,
+    remote_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(batch_commit, "LINGER_S", 60.0)  # gather until the data is done: one commit
     pairs = []
     blobs = {}
     for i in range(12):

@@ -10,11 +10,13 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_provider_dropbox.client import DropboxClient, Endpoints, ProgressLogger
 from airflow_provider_dropbox.client import upload as upload_module
+from airflow_provider_dropbox.client.batch_commit import gate_for
 from airflow_provider_dropbox.client.content_hash import content_hash_bytes
 from tests.client.conftest import MakeClient, leftovers, write_random
 from tests.client.proxy import ProxyPlan, proxy
@@ -114,34 +116,38 @@ def test_file_changed_mid_download_restarts_with_new_content(
     assert leftovers(tmp_path) == []
 
 
-def test_upload_files_splits_batches_and_commits_one_at_a_time(
+def test_upload_files_splits_batches_and_commits_each_file_once(
     emulator: EmulatorProcess,
     client: DropboxClient,
     tmp_path: Path,
     remote_dir: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Batches stay within BATCH_MAX, every file is committed in exactly one batch, and no more commits run at
+    once than the client's gate allows (tests/client/test_many_files.py covers the gate itself)."""
     monkeypatch.setattr(upload_module, "BATCH_MAX", 4)
     active = 0
     peak = 0
-    original = client.rpc
+    sizes: list[int] = []
+    original = client.send
     lock = threading.Lock()
 
-    def counting_rpc(route: str, arg: object = None, **kw: object) -> object:
+    def counting_send(route: str, **kw: Any) -> Any:
         nonlocal active, peak
         if route != "files/upload_session/finish_batch_v2":
-            return original(route, arg, **kw)  # type: ignore[arg-type]
-        assert isinstance(arg, dict) and len(arg["entries"]) <= 4
+            return original(route, **kw)
+        entries = json.loads(kw["data"])["entries"]
         with lock:
+            sizes.append(len(entries))
             active += 1
             peak = max(peak, active)
         try:
-            return original(route, arg, **kw)  # type: ignore[arg-type]
+            return original(route, **kw)
         finally:
             with lock:
                 active -= 1
 
-    monkeypatch.setattr(client, "rpc", counting_rpc)
+    monkeypatch.setattr(client, "send", counting_send)
     pairs = []
     for i in range(11):
         src = tmp_path / f"{i}.txt"
@@ -150,8 +156,9 @@ def test_upload_files_splits_batches_and_commits_one_at_a_time(
     emulator.reset_stats()
     results = client.upload_files(pairs, parallelism=6)
     assert [r["name"] for r in results] == [f"{i}.txt" for i in range(11)]
-    assert emulator.stats()["/2/files/upload_session/finish_batch_v2"] == 3
-    assert peak == 1
+    assert emulator.stats()["/2/files/upload_session/finish_batch_v2"] == len(sizes) >= 3
+    assert max(sizes) <= 4 and sum(sizes) == 11
+    assert 1 <= peak <= gate_for(client).limit  # no contention here, so the limit only grew
 
 
 @pytest.mark.slow
