@@ -66,6 +66,10 @@ class EmulatorProcess:
                 "resent_piece": "incorrect_offset",
                 "deleted_folder_cursor": "reset",
                 "repeat_paths": False,
+                "write_lock": False,
+                "write_lock_commit_ms": 20,
+                "write_lock_entry_ms": 1,
+                "write_lock_wait_ms": 100,
             },
         )
 
