@@ -1,0 +1,392 @@
+"""Routes beyond the transfer core: batches with their ``/check`` jobs, search_v2, temporary links,
+``check/user``, the deprecated v1 ``files/delete`` and the team listing routes the SDK's suite calls.
+
+Shapes follow files.stone / check.stone / team.stone. Batch jobs run to completion before the launch
+answers, so every ``/check`` sees ``complete``; ids are per kind (a delete job id is not a copy job id).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from . import cursors
+from .core import Call, Emulator, Route, blocking, check_lock, lookup_error
+from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN, WRITE_PATH_PATTERN, basename, norm
+from .store import ROOT_NAMESPACE_ID, LookupFail, RelocationFail, StoreError, WriteFail
+from .transfer import FdStream, Throttle
+from .wire import ApiFail, api_error, bad_input, json_response, tag, text_response
+
+BATCH_MAX = 1000
+TEMP_LINK_LIFETIME_S = 4 * 3600
+LINK_PREFIX = "/_links/temp/"
+TEAM_MEMBER_ID = "dbmid:emulator-member"
+
+
+@dataclass
+class _Extra:
+    """Per-emulator state of these routes (jobs and links live in memory, like Dropbox's short-lived ones)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    jobs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    links: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (rev, expiry)
+
+
+_STATE: weakref.WeakKeyDictionary[Emulator, _Extra] = weakref.WeakKeyDictionary()
+
+
+def _state(emu: Emulator) -> _Extra:
+    st = _STATE.get(emu)
+    if st is None:
+        st = _STATE.setdefault(emu, _Extra())
+    return st
+
+
+def _new_job(c: Call, kind: str, result: dict[str, Any]) -> str:
+    job = "dbjid:" + secrets.token_urlsafe(24)
+    st = _state(c.emu)
+    with st.lock:
+        st.jobs[job] = (kind, result)
+    return job
+
+
+def _check_job(c: Call, kind: str) -> Response:
+    job = c.args.req_str("async_job_id")
+    if job == "":
+        raise bad_input(c.func, "request body: async_job_id: String should have at least 1 character")
+    st = _state(c.emu)
+    with st.lock:
+        found = st.jobs.get(job)
+    if found is None or found[0] != kind:
+        raise api_error(tag("invalid_async_job_id"))
+    return json_response({".tag": "complete", **found[1]})
+
+
+def _entries(c: Call, name: str) -> list[Any]:
+    value = c.args.value.get(name) if isinstance(c.args.value, dict) else None
+    if not isinstance(value, list):
+        raise bad_input(c.func, f"request body: {name}: expected list, got {type(value).__name__}")
+    if len(value) > BATCH_MAX:
+        raise bad_input(c.func, f"request body: {name}: list has more than {BATCH_MAX} items")
+    return value
+
+
+def _sub_args(c: Call, value: Any, where: str) -> Any:
+    from .wire import Args
+
+    if not isinstance(value, dict):
+        raise bad_input(c.func, f"request body: {where}: expected object")
+    return Args(c.func, value, f"request body: {where}")
+
+
+# ---------------------------------------------------------------- v1 delete and check/user
+
+
+async def delete_v1(c: Call) -> Response:
+    """Deprecated ``files/delete``: the same DeleteError, but the bare Metadata instead of DeleteResult."""
+    path = c.args.req_str("path", pattern=WRITE_PATH_OR_ID_PATTERN)
+    parent_rev = c.args.opt_str("parent_rev", pattern="[0-9a-f]{9,}")
+    check_lock(c, tag("too_many_write_operations"))
+    try:
+        md = await blocking(c.emu.store.delete, path, parent_rev)
+    except LookupFail as e:
+        raise lookup_error(e, "path_lookup") from None
+    except WriteFail as e:
+        raise lookup_error(e, "path_write") from None
+    return json_response(md)
+
+
+async def check_user(c: Call) -> Response:
+    query = c.args.opt_str("query") or ""
+    if len(query) > 500:
+        raise bad_input(c.func, "request body: query: string longer than 500")
+    return json_response({"result": query})
+
+
+# ---------------------------------------------------------------- batches
+
+
+def _delete_one(c: Call, arg: Any) -> dict[str, Any]:
+    path = arg.req_str("path", pattern=WRITE_PATH_OR_ID_PATTERN)
+    parent_rev = arg.opt_str("parent_rev", pattern="[0-9a-f]{9,}")
+    try:
+        md = c.emu.store.delete(path, parent_rev)
+    except LookupFail as e:
+        return tag("failure", tag("path_lookup", e.reason))
+    except WriteFail as e:
+        return tag("failure", tag("path_write", e.reason))
+    return {".tag": "success", "metadata": md}
+
+
+async def delete_batch(c: Call) -> Response:
+    args = [_sub_args(c, v, f"entries[{i}]") for i, v in enumerate(_entries(c, "entries"))]
+    check_lock(c, tag("too_many_write_operations"))
+    out = await blocking(lambda: [_delete_one(c, a) for a in args])
+    job = _new_job(c, "delete", {"entries": out})
+    return json_response({".tag": "async_job_id", "async_job_id": job})
+
+
+async def delete_batch_check(c: Call) -> Response:
+    return _check_job(c, "delete")
+
+
+def _create_one(c: Call, path: str, autorename: bool) -> dict[str, Any]:
+    try:
+        md = c.emu.store.create_folder(path, autorename)
+    except StoreError as e:
+        return tag("failure", tag("path", e.reason))
+    return {".tag": "success", "metadata": md}
+
+
+async def create_folder_batch(c: Call) -> Response:
+    raw = _entries(c, "paths")
+    paths = []
+    for i, p in enumerate(raw):
+        if not isinstance(p, str):
+            raise bad_input(c.func, f"request body: paths[{i}]: expected string")
+        paths.append(_sub_args(c, {"path": p}, f"paths[{i}]").req_str("path", pattern=WRITE_PATH_PATTERN))
+    autorename = c.args.flag("autorename")
+    force_async = c.args.flag("force_async")
+    check_lock(c, tag("too_many_files"))
+    out = await blocking(lambda: [_create_one(c, p, autorename) for p in paths])
+    if not force_async:
+        return json_response({".tag": "complete", "entries": out})
+    job = _new_job(c, "create_folder", {"entries": out})
+    return json_response({".tag": "async_job_id", "async_job_id": job})
+
+
+async def create_folder_batch_check(c: Call) -> Response:
+    return _check_job(c, "create_folder")
+
+
+def _relocate_one(c: Call, src: str, dst: str, autorename: bool, copy: bool) -> dict[str, Any]:
+    try:
+        md = c.emu.store.relocate(src, dst, autorename, copy)
+    except RelocationFail as e:
+        return tag("failure", tag("relocation_error", e.reason))
+    except StoreError as e:
+        return tag("failure", tag("relocation_error", tag("from_lookup", e.reason)))
+    return tag("success", md)
+
+
+async def _relocate_batch(c: Call, copy: bool) -> Response:
+    pairs = []
+    for i, v in enumerate(_entries(c, "entries")):
+        a = _sub_args(c, v, f"entries[{i}]")
+        pairs.append(
+            (
+                a.req_str("from_path", pattern=WRITE_PATH_OR_ID_PATTERN),
+                a.req_str("to_path", pattern=WRITE_PATH_OR_ID_PATTERN),
+            )
+        )
+    autorename = c.args.flag("autorename")
+    if not copy:
+        c.args.flag("allow_ownership_transfer")
+    check_lock(c, tag("too_many_write_operations"))
+    out = await blocking(lambda: [_relocate_one(c, s, d, autorename, copy) for s, d in pairs])
+    job = _new_job(c, "copy" if copy else "move", {"entries": out})
+    return json_response({".tag": "async_job_id", "async_job_id": job})
+
+
+async def copy_batch(c: Call) -> Response:
+    return await _relocate_batch(c, copy=True)
+
+
+async def move_batch(c: Call) -> Response:
+    return await _relocate_batch(c, copy=False)
+
+
+async def copy_batch_check(c: Call) -> Response:
+    return _check_job(c, "copy")
+
+
+async def move_batch_check(c: Call) -> Response:
+    return _check_job(c, "move")
+
+
+# ---------------------------------------------------------------- search_v2
+
+
+def _search(c: Call, state: dict[str, Any]) -> dict[str, Any]:
+    """Filename search: every space-separated token must occur in the name (case-insensitive)."""
+    store = c.emu.store
+    tokens = [t for t in norm(state["q"]).split(" ") if t]
+    scope: str = state["p"]
+    exts = [e.lower().lstrip(".") for e in state["x"]] if state["x"] else None
+    with store.lock:
+        keys = sorted(store.nodes)
+        hits = []
+        for key in keys:
+            if scope and not key.startswith(scope + "/"):
+                continue
+            node = store.nodes[key]
+            name = norm(basename(node.display))
+            if not tokens or not all(t in name for t in tokens):
+                continue
+            if exts is not None and (node.kind != "file" or name.rsplit(".", 1)[-1] not in exts):
+                continue
+            hits.append(node.metadata(tagged=True))
+    offset, limit = state["o"], state["m"]
+    page = hits[offset : offset + limit]
+    has_more = offset + limit < len(hits)
+    result: dict[str, Any] = {
+        "matches": [{"metadata": {".tag": "metadata", "metadata": md}} for md in page],
+        "has_more": has_more,
+    }
+    if has_more:
+        result["cursor"] = cursors.encode({**state, "o": offset + limit}, store.secret)
+    return result
+
+
+async def search_v2(c: Call) -> Response:
+    query = c.args.req_str("query")
+    if len(query) > 1000:
+        raise bad_input(c.func, "request body: query: string longer than 1000")
+    opts = c.args.obj("options")
+    scope, limit, exts = "", 100, None
+    if opts is not None:
+        path = opts.opt_str("path", pattern=READ_PATH_PATTERN)
+        got = opts.opt_int("max_results", default=100, lo=1, hi=1000)
+        assert got is not None
+        limit = got
+        status, _ = opts.union_tag("file_status", "active", ("active", "deleted"))
+        if status == "deleted":
+            raise api_error(tag("invalid_argument", "deleted file search is not served by the emulator"))
+        raw_exts = opts.value.get("file_extensions")
+        if raw_exts is not None:
+            if not isinstance(raw_exts, list) or not all(isinstance(e, str) for e in raw_exts):
+                raise bad_input(c.func, "request body: options: file_extensions: expected list of strings")
+            exts = raw_exts
+        opts.flag("filename_only")
+        if path:
+            try:
+                scope = await blocking(c.emu.store.folder_key, path)
+            except LookupFail as e:
+                raise lookup_error(e) from None
+    if not query.strip():
+        raise api_error(tag("invalid_argument", "query must not be empty"))
+    state = {"q": query, "p": scope, "m": limit, "x": exts, "o": 0, "e": c.emu.store.epoch}
+    return json_response(await blocking(_search, c, state))
+
+
+async def search_continue_v2(c: Call) -> Response:
+    cursor = c.args.req_str("cursor")
+    try:
+        state = cursors.decode(cursor, c.emu.store.secret)
+    except (cursors.BadCursor, cursors.ForeignCursor):
+        raise bad_input(c.func, 'request body: cursor: Invalid "cursor" parameter') from None
+    if "q" not in state:
+        raise bad_input(c.func, 'request body: cursor: Invalid "cursor" parameter')
+    return json_response(await blocking(_search, c, state))
+
+
+# ---------------------------------------------------------------- temporary links
+
+
+async def get_temporary_link(c: Call) -> Response:
+    path = c.args.req_str("path", pattern=READ_PATH_PATTERN)
+    try:
+        node = await blocking(c.emu.store.lookup, path)
+    except LookupFail as e:
+        raise lookup_error(e) from None
+    if node.kind != "file":
+        raise api_error(tag("path", tag("not_file")))
+    token = secrets.token_urlsafe(24)
+    st = _state(c.emu)
+    with st.lock:
+        now = time.time()
+        for t in [t for t, (_, exp) in st.links.items() if exp < now]:
+            del st.links[t]
+        st.links[token] = (node.rev, now + TEMP_LINK_LIFETIME_S)
+    base = str(c.request.base_url).rstrip("/")
+    link = f"{base}{LINK_PREFIX}{token}/{basename(node.display)}"
+    return json_response({"metadata": node.metadata(tagged=False), "link": link})
+
+
+def link_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
+    """GET ``/_links/temp/<token>/<name>``: the file at the revision the link was made for, no token."""
+
+    async def serve(request: Request) -> Response:
+        token = request.path_params["token"]
+        st = _state(emu)
+        with st.lock:
+            entry = st.links.get(token)
+        if entry is None or entry[1] < time.time():
+            return text_response("This link has expired or never existed.", status=410)
+        try:
+            node, fd = await blocking(emu.store.open_file, "rev:" + entry[0])
+        except LookupFail:
+            return text_response("The file behind this link is gone.", status=410)
+        size = os.fstat(fd).st_size
+        headers = {"Content-Length": str(size), "Content-Disposition": f'attachment; filename="{node.id}"'}
+        stream = FdStream(fd, 0, size, Throttle(emu.faults.bytes_per_s))
+        return StreamingResponse(stream, headers=headers, media_type="application/octet-stream")
+
+    return {("GET", LINK_PREFIX + "{token}/{name:path}"): serve}
+
+
+# ---------------------------------------------------------------- team listing (team.stone)
+
+
+def _member_profile() -> dict[str, Any]:
+    from .auth import ACCOUNT_ID
+
+    return {
+        "team_member_id": TEAM_MEMBER_ID,
+        "account_id": ACCOUNT_ID,
+        "email": "dev@emulator.invalid",
+        "email_verified": True,
+        "status": tag("active"),
+        "name": {
+            "given_name": "Dev",
+            "surname": "Emulator",
+            "familiar_name": "Dev",
+            "display_name": "Dev Emulator",
+            "abbreviated_name": "DE",
+        },
+        "membership_type": tag("full"),
+        "groups": [],
+        "member_folder_id": ROOT_NAMESPACE_ID,
+        "root_folder_id": ROOT_NAMESPACE_ID,
+    }
+
+
+async def team_members_list(c: Call) -> Response:
+    c.args.opt_int("limit", default=1000, lo=1, hi=1000)
+    c.args.flag("include_removed")
+    member = {"profile": _member_profile(), "role": tag("team_admin")}
+    return json_response({"members": [member], "cursor": "", "has_more": False})
+
+
+async def team_groups_list(c: Call) -> Response:
+    c.args.opt_int("limit", default=1000, lo=1, hi=1000)
+    return json_response({"groups": [], "cursor": "", "has_more": False})
+
+
+ROUTES = [
+    Route("/2/files/delete", "rpc", delete_v1, write=True),
+    Route("/2/check/user", "rpc", check_user),
+    Route("/2/files/delete_batch", "rpc", delete_batch, write=True),
+    Route("/2/files/delete_batch/check", "rpc", delete_batch_check),
+    Route("/2/files/create_folder_batch", "rpc", create_folder_batch, write=True),
+    Route("/2/files/create_folder_batch/check", "rpc", create_folder_batch_check),
+    Route("/2/files/copy_batch_v2", "rpc", copy_batch, write=True),
+    Route("/2/files/copy_batch/check_v2", "rpc", copy_batch_check),
+    Route("/2/files/move_batch_v2", "rpc", move_batch, write=True),
+    Route("/2/files/move_batch/check_v2", "rpc", move_batch_check),
+    Route("/2/files/search_v2", "rpc", search_v2),
+    Route("/2/files/search/continue_v2", "rpc", search_continue_v2),
+    Route("/2/files/get_temporary_link", "rpc", get_temporary_link),
+    Route("/2/team/members/list", "rpc", team_members_list),
+    Route("/2/team/groups/list", "rpc", team_groups_list),
+]
+
+__all__ = ["ROUTES", "ApiFail", "link_routes"]
