@@ -395,6 +395,107 @@ class DropboxHook(BaseHook):
         """Log bytes done, percent, MB/s and ETA every few seconds, in the task log."""
         return ProgressLogger(label, logger=log)
 
+    # -- many paths, search, temporary links ----------------------------------------------------------------
+    # Imported per call so this block stays independent of the connection code above.
+
+    def delete_batch(self, paths: list[str], *, raise_on_failure: bool = True) -> list[dict[str, Any]]:
+        """
+        Delete many files or folders with one async job per 1000 paths (files/delete_batch).
+
+        :param paths: Dropbox paths.
+        :param raise_on_failure: Raise ``BatchError`` (every entry's outcome attached) if any entry failed.
+        :return: Per path, in the order given: ``{"path", "metadata"}`` or ``{"path", "error"}``.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return _entries(batch.delete_batch(self.get_conn(), paths, raise_on_failure=raise_on_failure))
+
+    def create_folder_batch(
+        self, paths: list[str], *, autorename: bool = False, raise_on_failure: bool = True
+    ) -> list[dict[str, Any]]:
+        """
+        Create many folders (files/create_folder_batch).
+
+        :param paths: Dropbox folder paths.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param raise_on_failure: Raise ``BatchError`` if any entry failed.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        entries = batch.create_folder_batch(
+            self.get_conn(), paths, autorename=autorename, raise_on_failure=raise_on_failure
+        )
+        return _entries(entries)
+
+    def copy_batch(
+        self, pairs: list[tuple[str, str]], *, autorename: bool = False, raise_on_failure: bool = True
+    ) -> list[dict[str, Any]]:
+        """
+        Copy many ``(from_path, to_path)`` pairs in one job per 1000 (files/copy_batch_v2).
+
+        :param pairs: Source and destination Dropbox paths.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param raise_on_failure: Raise ``BatchError`` if any entry failed.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        entries = batch.relocate_batch(
+            self.get_conn(), pairs, copy=True, autorename=autorename, raise_on_failure=raise_on_failure
+        )
+        return _entries(entries)
+
+    def move_batch(
+        self, pairs: list[tuple[str, str]], *, autorename: bool = False, raise_on_failure: bool = True
+    ) -> list[dict[str, Any]]:
+        """
+        Move many ``(from_path, to_path)`` pairs in one job per 1000 (files/move_batch_v2).
+
+        :param pairs: Source and destination Dropbox paths.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param raise_on_failure: Raise ``BatchError`` if any entry failed.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        entries = batch.relocate_batch(
+            self.get_conn(), pairs, copy=False, autorename=autorename, raise_on_failure=raise_on_failure
+        )
+        return _entries(entries)
+
+    def search(
+        self,
+        query: str,
+        *,
+        path: str | None = None,
+        file_extensions: list[str] | None = None,
+        max_results: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """
+        Metadata of the files and folders whose names match ``query`` (files/search_v2, every page).
+
+        :param query: Words that must all occur in the name (case-insensitive).
+        :param path: Folder to search under; the whole Dropbox when unset.
+        :param file_extensions: Only files with these extensions (``["csv", "txt"]``).
+        :param max_results: Stop after this many matches.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        found = batch.search(
+            self.get_conn(), query, path=path, file_extensions=file_extensions, max_results=max_results
+        )
+        return list(found)
+
+    def get_temporary_link(self, path: str) -> str:
+        """
+        A direct download URL for the file at ``path``, valid for four hours, needing no token.
+
+        The URL is a credential for that file: hand it only to whoever may read it.
+
+        :param path: Dropbox file path.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return str(batch.get_temporary_link(self.get_conn(), path)["link"])
+
 
 def _api_base(client: DropboxClient | None) -> str:
     return client.endpoints.api if client is not None else "?"
@@ -558,3 +659,11 @@ def _as_bool(value: Any) -> bool:
 
 def _as_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _entries(entries: list[Any]) -> list[dict[str, Any]]:
+    """Batch outcomes as plain data (XCom-safe)."""
+    out: list[dict[str, Any]] = []
+    for e in entries:
+        out.append({"path": e.path, "metadata": e.metadata} if e.ok else {"path": e.path, "error": e.error})
+    return out

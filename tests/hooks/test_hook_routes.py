@@ -1,0 +1,98 @@
+"""DropboxHook's many-path, search and temporary-link methods, over real HTTP against the emulator."""
+
+from __future__ import annotations
+
+import tempfile
+import urllib.request
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_dropbox.client import batch, errors
+from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+from tests.hooks.conftest import MakeConn
+
+
+def test_delete_batch_reports_each_path(make_conn: MakeConn, remote_dir: str) -> None:
+    hook = DropboxHook(make_conn())
+    for name in ("a.txt", "b.txt", "c.txt"):
+        _upload(hook, f"{remote_dir}/{name}", name.encode())
+    out = hook.delete_batch([f"{remote_dir}/a.txt", f"{remote_dir}/C.TXT"])
+    assert [e["path"] for e in out] == [f"{remote_dir}/a.txt", f"{remote_dir}/C.TXT"]
+    assert [e["metadata"]["name"] for e in out] == ["a.txt", "c.txt"]
+    assert not hook.exists(f"{remote_dir}/a.txt") and hook.exists(f"{remote_dir}/b.txt")
+
+    with pytest.raises(batch.BatchError) as err:
+        hook.delete_batch([f"{remote_dir}/b.txt", f"{remote_dir}/gone.txt"])
+    assert "1 of 2 entries failed" in str(err.value) and f"'{remote_dir}/gone.txt'" in str(err.value)
+    assert "not_found" in err.value.entries[1].tags and err.value.entries[0].ok
+    assert not hook.exists(f"{remote_dir}/b.txt")  # the good entry was still done
+
+    out = hook.delete_batch([f"{remote_dir}/nothing"], raise_on_failure=False)
+    assert "error" in out[0] and "metadata" not in out[0]
+
+
+def _upload(hook: DropboxHook, path: str, data: bytes) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        return hook.upload_file(f.name, path)
+
+
+def test_create_copy_move_batches(make_conn: MakeConn, remote_dir: str) -> None:
+    hook = DropboxHook(make_conn())
+    made = hook.create_folder_batch([f"{remote_dir}/x", f"{remote_dir}/y/z"])
+    assert [e["metadata"]["path_display"] for e in made] == [f"{remote_dir}/x", f"{remote_dir}/y/z"]
+    with pytest.raises(batch.BatchError) as err:
+        hook.create_folder_batch([f"{remote_dir}/x"])
+    assert "conflict" in err.value.entries[0].tags
+    again = hook.create_folder_batch([f"{remote_dir}/x"], autorename=True)
+    assert again[0]["metadata"]["name"] == "x (1)"
+
+    _upload(hook, f"{remote_dir}/x/f.txt", b"data")
+    copied = hook.copy_batch([(f"{remote_dir}/x/f.txt", f"{remote_dir}/y/f.txt")])
+    assert copied[0]["metadata"]["path_display"] == f"{remote_dir}/y/f.txt"
+    moved = hook.move_batch([(f"{remote_dir}/x", f"{remote_dir}/moved")])
+    assert moved[0]["metadata"]["path_display"] == f"{remote_dir}/moved"
+    assert hook.exists(f"{remote_dir}/moved/f.txt") and not hook.exists(f"{remote_dir}/x")
+    with pytest.raises(batch.BatchError) as err:
+        hook.move_batch([(f"{remote_dir}/x", f"{remote_dir}/again")])
+    assert err.value.entries[0].tags[:2] == ["relocation_error", "from_lookup"]
+
+
+def test_batch_paths_are_checked_before_any_request(make_conn: MakeConn, remote_dir: str) -> None:
+    hook = DropboxHook(make_conn())
+    with pytest.raises(errors.MalformedPathError):
+        hook.delete_batch([f"{remote_dir}/ok", "relative/path"])
+    with pytest.raises(errors.MalformedPathError):
+        hook.copy_batch([(f"{remote_dir}/a", f"{remote_dir}/b/")])
+
+
+def test_search_pages_and_filters(make_conn: MakeConn, remote_dir: str) -> None:
+    hook = DropboxHook(make_conn())
+    for i in range(3):
+        _upload(hook, f"{remote_dir}/logs/run-{i:03d}.log", b"x")
+    hook.create_folder_batch([f"{remote_dir}/many/run-{i:03d}" for i in range(150)])
+    found = hook.search("RUN", path=f"{remote_dir}/many")
+    assert len(found) == 150  # more than one page of 100
+    logs = hook.search("run", path=remote_dir, file_extensions=["log"])
+    assert sorted(m["name"] for m in logs) == ["run-000.log", "run-001.log", "run-002.log"]
+    assert len(hook.search("run", path=remote_dir, max_results=7)) == 7
+    with pytest.raises(errors.PathNotFoundError):
+        hook.search("run", path=f"{remote_dir}/absent")
+
+
+def test_temporary_link_serves_the_file_from_the_same_host(make_conn: MakeConn, remote_dir: str) -> None:
+    hook = DropboxHook(make_conn())
+    _upload(hook, f"{remote_dir}/report.csv", b"a,b\n1,2\n")
+    link = hook.get_temporary_link(f"{remote_dir}/report.csv")
+    assert link.startswith(hook.get_conn().endpoints.api)
+    resp = requests.get(link, timeout=10)  # no Authorization header
+    assert resp.status_code == 200 and resp.content == b"a,b\n1,2\n"
+    with urllib.request.urlopen(link) as r:
+        assert r.read() == b"a,b\n1,2\n"
+    with pytest.raises(errors.NotAFileError):
+        hook.get_temporary_link(remote_dir)
+    with pytest.raises(errors.PathNotFoundError):
+        hook.get_temporary_link(f"{remote_dir}/nope.csv")
