@@ -7,6 +7,8 @@ answers, so every ``/check`` sees ``complete``; ids are per kind (a delete job i
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 import threading
@@ -23,7 +25,7 @@ from .core import Call, Emulator, Route, blocking, check_lock, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN, WRITE_PATH_PATTERN, basename, norm
 from .store import ROOT_NAMESPACE_ID, LookupFail, RelocationFail, StoreError, WriteFail
 from .transfer import FdStream, Throttle
-from .wire import ApiFail, api_error, bad_input, json_response, tag, text_response
+from .wire import ApiFail, Args, api_error, bad_input, dumps, json_response, tag, text_response
 
 BATCH_MAX = 1000
 TEMP_LINK_LIFETIME_S = 4 * 3600
@@ -79,9 +81,7 @@ def _entries(c: Call, name: str) -> list[Any]:
     return value
 
 
-def _sub_args(c: Call, value: Any, where: str) -> Any:
-    from .wire import Args
-
+def _sub_args(c: Call, value: Any, where: str) -> Args:
     if not isinstance(value, dict):
         raise bad_input(c.func, f"request body: {where}: expected object")
     return Args(c.func, value, f"request body: {where}")
@@ -330,7 +330,87 @@ def link_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
         stream = FdStream(fd, 0, size, Throttle(emu.faults.bytes_per_s))
         return StreamingResponse(stream, headers=headers, media_type="application/octet-stream")
 
-    return {("GET", LINK_PREFIX + "{token}/{name:path}"): serve}
+    return {("GET", LINK_PREFIX + "{token}/{name:path}"): serve, **app_auth_routes(emu)}
+
+
+# ---------------------------------------------------------------- thumbnails and app auth
+
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "ppm", "heic"})
+
+
+def _link_target(c: Call, url: str) -> str:
+    """The node id a shared link URL of this emulator stands for (query string ignored)."""
+    want = url.split("?", 1)[0]
+    for node_id, link in c.emu.store.kv_all("links").items():
+        if str(link.get("url", "")).split("?", 1)[0] == want:
+            return str(node_id)
+    raise api_error(tag("not_found"))
+
+
+async def get_thumbnail_v2(c: Call) -> Response:
+    """ThumbnailV2Arg over a path or a shared link. The bytes are the image itself (not resized)."""
+    res = c.args.obj("resource", required=True)
+    assert res is not None
+    kind, _ = res.union_tag(".tag", "path", ("path", "link"))
+    c.args.union_tag("format", "jpeg", ("jpeg", "png", "webp"))
+    sizes = ("w32h32", "w64h64", "w128h128", "w256h256", "w480h320", "w640h480", "w960h640", "w1024h768")
+    c.args.union_tag("size", "w64h64", (*sizes, "w2048h1536"))
+    c.args.union_tag("mode", "strict", ("strict", "bestfit", "fitone_bestfit"))
+    store = c.emu.store
+    link_md: dict[str, Any] | None = None
+    if kind == "path":
+        path = res.req_str("path", pattern=READ_PATH_PATTERN)
+    else:
+        url = res.req_str("url")
+        node_id = await blocking(_link_target, c, url)
+        path = node_id
+        link_md = {"url": url}
+    try:
+        node, fd = await blocking(store.open_file, path)
+    except LookupFail as e:
+        if kind == "link":
+            raise api_error(tag("not_found")) from None
+        raise lookup_error(e) from None
+    if basename(node.display).rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS:
+        os.close(fd)
+        raise api_error(tag("unsupported_extension"))
+    result: dict[str, Any] = {}
+    if link_md is None:
+        result["file_metadata"] = node.metadata(tagged=False)
+    else:
+        result["link_metadata"] = {**link_md, "rev": node.rev, "id": node.id}
+    size = os.fstat(fd).st_size
+    headers = {"Dropbox-API-Result": dumps(result), "Content-Length": str(size)}
+    stream = FdStream(fd, 0, size, Throttle(c.emu.faults.bytes_per_s))
+    return StreamingResponse(stream, headers=headers, media_type="application/octet-stream")
+
+
+def app_auth_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
+    """Routes called with the app's key and secret (HTTP Basic) instead of a user's token."""
+
+    async def check_app(request: Request) -> Response:
+        value = request.headers.get("authorization", "")
+        scheme, _, cred = value.partition(" ")
+        if scheme.lower() != "basic":
+            return text_response(
+                'Error in call to API function "check/app": Must provide HTTP header "Authorization" '
+                'with "Basic" app key and secret.'
+            )
+        try:
+            key, _, secret = base64.b64decode(cred.strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            key, secret = "", ""
+        if key != emu.config.app_key or secret != emu.config.app_secret:
+            raise api_error(tag("invalid_access_token"), status=401)
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return text_response('Error in call to API function "check/app": request body: could not decode')
+        query = body.get("query", "") if isinstance(body, dict) else ""
+        return json_response({"result": query if isinstance(query, str) else ""})
+
+    return {("POST", "/2/check/app"): check_app}
 
 
 # ---------------------------------------------------------------- team listing (team.stone)
@@ -385,6 +465,7 @@ ROUTES = [
     Route("/2/files/search_v2", "rpc", search_v2),
     Route("/2/files/search/continue_v2", "rpc", search_continue_v2),
     Route("/2/files/get_temporary_link", "rpc", get_temporary_link),
+    Route("/2/files/get_thumbnail_v2", "download", get_thumbnail_v2),
     Route("/2/team/members/list", "rpc", team_members_list),
     Route("/2/team/groups/list", "rpc", team_groups_list),
 ]

@@ -166,3 +166,63 @@ def test_team_listings(sdk_target: SdkTarget) -> None:
     as_user = team.as_user(member_id)
     assert as_user.files_list_folder("").entries is not None
     team.close()
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc000000301010018dd8db40000000049454e44ae426082"
+)
+
+
+def test_thumbnail_by_path_and_by_shared_link(sdk_target: SdkTarget, dbx: Any, root: str) -> None:
+    files = sdk_target.dropbox.files
+    md = dbx.files_upload(PNG, root + "/pixel.png")
+    result, resp = dbx.files_get_thumbnail_v2(files.PathOrLink.path(root + "/pixel.png"))
+    assert resp.status_code == 200 and resp.content == PNG
+    assert result.file_metadata.id == md.id
+    url = dbx.sharing_create_shared_link_with_settings(root + "/pixel.png").url
+    result, resp = dbx.files_get_thumbnail_v2(files.PathOrLink.link(files.SharedLinkFileInfo(url=url)))
+    assert resp.content == PNG and result.link_metadata.url == url and result.link_metadata.rev == md.rev
+    dbx.files_upload(b"text", root + "/notes.txt")
+    with pytest.raises(sdk_target.dropbox.exceptions.ApiError) as err:
+        dbx.files_get_thumbnail_v2(files.PathOrLink.path(root + "/notes.txt"))
+    assert err.value.error.is_unsupported_extension()
+    with pytest.raises(sdk_target.dropbox.exceptions.ApiError) as err:
+        unknown = files.SharedLinkFileInfo(url=url.replace("/scl/", "/scl/x"))
+        dbx.files_get_thumbnail_v2(files.PathOrLink.link(unknown))
+    assert err.value.error.is_not_found()
+
+
+def test_check_app_with_key_and_secret(sdk_target: SdkTarget) -> None:
+    app = sdk_target.dropbox.Dropbox(
+        app_key="dev-app-key", app_secret="dev-app-secret", ca_certs=str(sdk_target.cert)
+    )
+    assert app.check_app(query="hi there").result == "hi there"
+    wrong = sdk_target.dropbox.Dropbox(
+        app_key="dev-app-key", app_secret="nope", ca_certs=str(sdk_target.cert)
+    )
+    with pytest.raises(sdk_target.dropbox.exceptions.AuthError):
+        wrong.check_app(query="x")
+
+
+def test_downscoped_token_is_refused_other_scopes(sdk_target: SdkTarget) -> None:
+    client = sdk_target.client()
+    client.users_get_current_account()
+    client.refresh_access_token(scope=["files.metadata.read"])
+    client.files_list_folder("")  # within the scope
+    with pytest.raises(sdk_target.dropbox.exceptions.AuthError) as err:
+        client.users_get_current_account()
+    assert err.value.error.is_missing_scope()
+    assert err.value.error.get_missing_scope().required_scope == "account_info.read"
+    with pytest.raises(sdk_target.dropbox.exceptions.AuthError):
+        client.files_upload(b"x", "/scoped.txt")
+    client.refresh_access_token()  # a plain refresh restores the app's full scopes
+    client.users_get_current_account()
+    client.close()
+
+
+def test_bad_app_secret_on_refresh_names_invalid_client(sdk_target: SdkTarget) -> None:
+    client = sdk_target.client(app_secret="wrong")
+    with pytest.raises(sdk_target.dropbox.exceptions.BadInputError) as err:
+        client.users_get_current_account()
+    assert "invalid_client" in err.value.message
