@@ -244,7 +244,7 @@ def test_list_folder_root_as_slash(api: Api) -> None:
 def test_team_headers_ignored_by_default(api: Api) -> None:
     headers = {
         "Dropbox-API-Select-User": "dbmid:anyone",
-        "Dropbox-API-Path-Root": '{".tag": "root", "root": "999"}',
+        "Dropbox-API-Path-Root": '{".tag": "root", "root": "3235641"}',
     }
     assert api.rpc("users/get_current_account", None, headers=headers).status_code == 200
     r = api.rpc("users/get_current_account", None, headers={"Dropbox-API-Path-Root": "{nope"})
