@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import tempfile
 import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +14,7 @@ import requests
 
 from airflow_provider_dropbox.client import batch, errors
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+from tests.emulator_process import EmulatorProcess
 from tests.hooks.conftest import MakeConn
 
 
@@ -96,3 +100,66 @@ def test_temporary_link_serves_the_file_from_the_same_host(make_conn: MakeConn, 
         hook.get_temporary_link(remote_dir)
     with pytest.raises(errors.PathNotFoundError):
         hook.get_temporary_link(f"{remote_dir}/nope.csv")
+
+
+# -------------------------------------------------------------------------- team spaces, end to end
+
+
+@pytest.fixture
+def team(emulator: EmulatorProcess) -> Iterator[dict[str, Any]]:
+    tag = uuid.uuid4().hex[:6]
+    spec = {
+        "name": "Acme",
+        "root_namespace_id": "7000",
+        "members": [{"name": f"Ann {tag}", "admin": True}, {"name": f"Bob {tag}"}],
+    }
+    yield emulator.admin("team", spec)
+    emulator.admin("team", None, method="DELETE")
+
+
+def test_team_connection_mirrors_a_team_space_folder(
+    make_conn: MakeConn, team: dict[str, Any], tmp_path: Path
+) -> None:
+    ann, _ = team["members"]
+    root_conn = make_conn(extra={"team_member_id": ann["team_member_id"], "root_namespace_id": "7000"})
+    hook = DropboxHook(root_conn)
+    _upload(hook, "/Team Data/a.csv", b"1,2\n")
+    _upload(hook, "/Team Data/sub/b.csv", b"3,4\n")
+    report = hook.sync_to_local_dir("/Team Data", tmp_path / "mirror")
+    assert report["ok"] and report["errors"] == [] and report["downloaded"] == 2
+    assert (tmp_path / "mirror" / "a.csv").read_bytes() == b"1,2\n"
+    assert (tmp_path / "mirror" / "sub" / "b.csv").read_bytes() == b"3,4\n"
+    # the same folder is not in Ann's home namespace (no root_namespace_id: paths start at her home)
+    home = DropboxHook(make_conn(extra={"team_member_id": ann["team_member_id"]}))
+    assert not home.exists("/Team Data")
+    assert hook.exists(f"/{ann['name']}")  # her home is a folder of the team space
+
+
+def test_team_connection_uploads_into_another_members_folder(
+    make_conn: MakeConn, team: dict[str, Any]
+) -> None:
+    ann, bob = team["members"]
+    as_ann = DropboxHook(
+        make_conn(extra={"team_member_id": ann["team_member_id"], "root_namespace_id": "7000"})
+    )
+    meta = _upload(as_ann, f"/{bob['name']}/inbox/from-ann.txt", b"hello bob")
+    assert meta["path_display"] == f"/{bob['name']}/inbox/from-ann.txt"
+    as_bob = DropboxHook(make_conn(extra={"team_member_id": bob["team_member_id"]}))
+    assert as_bob.get_metadata("/inbox/from-ann.txt")["id"] == meta["id"]
+    assert [e["name"] for e in as_bob.list_folder("/inbox")] == ["from-ann.txt"]
+
+
+def test_misconfigured_team_connections_fail_clearly(make_conn: MakeConn, team: dict[str, Any]) -> None:
+    ann, _ = team["members"]
+    unknown_member = DropboxHook(make_conn(extra={"team_member_id": "dbmid:AAAnobody"}))
+    with pytest.raises(errors.AuthError) as err:
+        unknown_member.list_folder("").__next__()
+    assert "invalid_select_user" in str(err.value)
+    ok, message = unknown_member.test_connection()
+    assert not ok and "invalid_select_user" in message
+    wrong_root = DropboxHook(
+        make_conn(extra={"team_member_id": ann["team_member_id"], "root_namespace_id": "1"})
+    )
+    with pytest.raises(errors.BadInputError) as berr:
+        wrong_root.get_metadata("/x")
+    assert "Dropbox-API-Path-Root" in str(berr.value) and "invalid_root" in str(berr.value)
