@@ -209,6 +209,18 @@ def get_temporary_link(client: DropboxClient, path: str) -> dict[str, Any]:
     return dict(client.rpc("files/get_temporary_link", {"path": path}, path=path))
 
 
+def restore(client: DropboxClient, path: str, rev: str) -> dict[str, Any]:
+    """Make revision ``rev`` the file's current content again (a new revision); returns its metadata."""
+    path = check_remote_path(path, route="files/restore", allow_id=False)
+    if not isinstance(rev, str) or len(rev) < 9 or any(ch not in "0123456789abcdef" for ch in rev):
+        raise DropboxApiError(
+            f"Not a Dropbox revision: {rev!r} (files/restore); use a file's 'rev' or one from list_revisions",
+            route="files/restore",
+            path=path,
+        )
+    return dict(client.rpc("files/restore", {"path": path, "rev": rev}, path=path))
+
+
 __all__ = [
     "BatchEntry",
     "BatchError",
@@ -217,6 +229,7 @@ __all__ = [
     "delete_batch",
     "get_temporary_link",
     "relocate_batch",
+    "restore",
     "search",
     "wait_for_job",
 ]

@@ -333,6 +333,54 @@ def link_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
     return {("GET", LINK_PREFIX + "{token}/{name:path}"): serve, **app_auth_routes(emu)}
 
 
+# ---------------------------------------------------------------- restore
+
+
+def _restore(c: Call, path: str, rev: str) -> dict[str, Any]:
+    """Copy the bytes of ``rev`` to ``path`` as a new revision; ``rev`` must be a revision of that path."""
+    store = c.emu.store
+    with store.lock:
+        try:
+            old, fd = store.open_file("rev:" + rev)
+        except LookupFail:
+            raise api_error(tag("invalid_revision")) from None
+        try:
+            if old.key != norm(path):
+                try:
+                    current = store.lookup(path)
+                except LookupFail:
+                    current = None
+                if current is None or current.id != old.id:
+                    raise api_error(tag("invalid_revision"))
+            tmp = store.tmp_dir / ("restore-" + secrets.token_hex(8))
+            with open(tmp, "wb") as out:
+                while chunk := os.read(fd, 1 << 20):
+                    out.write(chunk)
+        finally:
+            os.close(fd)
+        try:
+            md: dict[str, Any] = store.commit_file(
+                path, ("overwrite", None), False, False, old.client_modified, tmp, old.size, old.content_hash
+            )
+        except LookupFail as e:
+            tmp.unlink(missing_ok=True)
+            raise api_error(tag("path_lookup", e.reason)) from None
+        except StoreError as e:
+            tmp.unlink(missing_ok=True)
+            raise api_error(tag("path_write", e.reason)) from None
+    return md
+
+
+async def restore(c: Call) -> Response:
+    path = c.args.req_str("path", pattern=WRITE_PATH_PATTERN)
+    rev = c.args.req_str("rev")
+    if len(rev) < 9:
+        raise bad_input(c.func, f"request body: rev: '{rev}' must be at least 9 characters, got {len(rev)}")
+    rev = c.args.req_str("rev", pattern="[0-9a-f]+")
+    check_lock(c, tag("path_write", tag("too_many_write_operations")))
+    return json_response(await blocking(_restore, c, path, rev))
+
+
 # ---------------------------------------------------------------- thumbnails and app auth
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "ppm", "heic"})
@@ -465,6 +513,7 @@ ROUTES = [
     Route("/2/files/search_v2", "rpc", search_v2),
     Route("/2/files/search/continue_v2", "rpc", search_continue_v2),
     Route("/2/files/get_temporary_link", "rpc", get_temporary_link),
+    Route("/2/files/restore", "rpc", restore, write=True),
     Route("/2/files/get_thumbnail_v2", "download", get_thumbnail_v2),
     Route("/2/team/members/list", "rpc", team_members_list),
     Route("/2/team/groups/list", "rpc", team_groups_list),

@@ -496,6 +496,18 @@ class DropboxHook(BaseHook):
 
         return str(batch.get_temporary_link(self.get_conn(), path)["link"])
 
+    def restore(self, path: str, rev: str) -> dict[str, Any]:
+        """
+        Bring back an earlier revision of a file as its newest revision (files/restore).
+
+        :param path: Dropbox file path (the file may have been deleted since).
+        :param rev: The revision to restore, as in a file's ``rev`` or ``list_revisions``.
+        :return: Metadata of the new revision.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.restore(self.get_conn(), path, rev)
+
 
 def _api_base(client: DropboxClient | None) -> str:
     return client.endpoints.api if client is not None else "?"

@@ -163,3 +163,18 @@ def test_misconfigured_team_connections_fail_clearly(make_conn: MakeConn, team: 
     with pytest.raises(errors.BadInputError) as berr:
         wrong_root.get_metadata("/x")
     assert "Dropbox-API-Path-Root" in str(berr.value) and "invalid_root" in str(berr.value)
+
+
+def test_restore_brings_back_a_revision(make_conn: MakeConn, remote_dir: str) -> None:
+    hook = DropboxHook(make_conn())
+    first = _upload(hook, f"{remote_dir}/cfg.yaml", b"a: 1\n")
+    hook.delete(f"{remote_dir}/cfg.yaml")
+    md = hook.restore(f"{remote_dir}/cfg.yaml", first["rev"])
+    assert md["content_hash"] == first["content_hash"] and hook.exists(f"{remote_dir}/cfg.yaml")
+    with pytest.raises(errors.DropboxApiError) as err:
+        hook.restore(f"{remote_dir}/cfg.yaml", "not-a-rev")
+    assert "Not a Dropbox revision" in str(err.value)
+    other = _upload(hook, f"{remote_dir}/other.yaml", b"b: 2\n")
+    with pytest.raises(errors.DropboxApiError) as err:
+        hook.restore(f"{remote_dir}/cfg.yaml", other["rev"])
+    assert "invalid_revision" in err.value.tags

@@ -226,3 +226,31 @@ def test_bad_app_secret_on_refresh_names_invalid_client(sdk_target: SdkTarget) -
     with pytest.raises(sdk_target.dropbox.exceptions.BadInputError) as err:
         client.users_get_current_account()
     assert "invalid_client" in err.value.message
+
+
+def test_restore_and_rev_paths(sdk_target: SdkTarget, dbx: Any, root: str) -> None:
+    files = sdk_target.dropbox.files
+    exc = sdk_target.dropbox.exceptions
+    path = root + "/r.txt"
+    v1 = dbx.files_upload(b"one", path)
+    dbx.files_upload(b"two!", path, mode=files.WriteMode.overwrite)
+    old = dbx.files_get_metadata("rev:" + v1.rev)
+    assert old.rev == v1.rev and old.size == 3
+    _, resp = dbx.files_download("rev:" + v1.rev)
+    assert resp.content == b"one"
+    restored = dbx.files_restore(path, v1.rev)
+    assert isinstance(restored, files.FileMetadata) and restored.rev not in (v1.rev,)
+    assert restored.content_hash == v1.content_hash and restored.id == v1.id
+    _, resp = dbx.files_download(path)
+    assert resp.content == b"one"
+    # a deleted file comes back from its last revision
+    dbx.files_delete_v2(path)
+    back = dbx.files_restore(path, restored.rev)
+    assert back.size == 3 and dbx.files_get_metadata(path).rev == back.rev
+    other = dbx.files_upload(b"other", root + "/other.txt")
+    with pytest.raises(exc.ApiError) as err:
+        dbx.files_restore(path, other.rev)
+    assert err.value.error.is_invalid_revision()
+    with pytest.raises(exc.ApiError) as err:
+        dbx.files_restore(path, "0123456789abcdef")
+    assert err.value.error.is_invalid_revision()
