@@ -7,13 +7,18 @@ outcome, so a caller sees what did happen as well as what did not.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_dropbox.client.api import DropboxClient
-from airflow_provider_dropbox.client.errors import DropboxApiError, iter_tags
+from airflow_provider_dropbox.client.errors import DropboxApiError, LocalPathError, iter_tags
 from airflow_provider_dropbox.client.paths import check_remote_path
 
 BATCH_LIMIT = 1000  # Dropbox's cap on entries per batch call
@@ -221,15 +226,96 @@ def restore(client: DropboxClient, path: str, rev: str) -> dict[str, Any]:
     return dict(client.rpc("files/restore", {"path": path, "rev": rev}, path=path))
 
 
+def _save_stream(client: DropboxClient, route: str, arg: Any, local_path: str | os.PathLike[str]) -> Any:
+    """Stream a download-style answer to a temp file beside ``local_path``, fsync, then rename into place:
+    an interrupted transfer never leaves a partial file under the final name. Returns the API result."""
+    target = Path(local_path)
+    if target.is_dir():
+        raise LocalPathError(f"{target} is a directory; give a file path ({route})", route=route)
+    if not target.parent.is_dir():
+        raise LocalPathError(f"Folder {target.parent} does not exist ({route})", route=route)
+
+    def attempt() -> Any:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                resp = client.download_response(route, arg, path=arg.get("path"))
+                try:
+                    result = json.loads(resp.headers.get("Dropbox-API-Result", "null"))
+                    for chunk in resp.iter_content(1 << 20):
+                        out.write(chunk)
+                finally:
+                    resp.close()
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+            return result
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    return client.call(route, attempt)
+
+
+def download_zip(client: DropboxClient, path: str, local_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Save a Dropbox folder as one zip file (files/download_zip); returns the folder's metadata."""
+    path = check_remote_path(path, route="files/download_zip")
+    return dict(_save_stream(client, "files/download_zip", {"path": path}, local_path)["metadata"])
+
+
+def download_shared_link_file(
+    client: DropboxClient, url: str, local_path: str | os.PathLike[str], *, path: str | None = None
+) -> dict[str, Any]:
+    """Save the file behind a shared link (``path``: a file in a shared folder); returns its link metadata."""
+    arg: dict[str, Any] = {"url": url}
+    if path:
+        arg["path"] = path
+    return dict(_save_stream(client, "sharing/get_shared_link_file", arg, local_path))
+
+
+def shared_link_metadata(client: DropboxClient, url: str, *, path: str | None = None) -> dict[str, Any]:
+    arg: dict[str, Any] = {"url": url}
+    if path:
+        arg["path"] = path
+    return dict(client.rpc("sharing/get_shared_link_metadata", arg))
+
+
+def modify_shared_link(
+    client: DropboxClient,
+    url: str,
+    *,
+    expires: str | None = None,
+    remove_expiration: bool = False,
+    allow_download: bool | None = None,
+) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if expires is not None:
+        settings["expires"] = expires
+    if allow_download is not None:
+        settings["allow_download"] = allow_download
+    arg = {"url": url, "settings": settings, "remove_expiration": remove_expiration}
+    return dict(client.rpc("sharing/modify_shared_link_settings", arg))
+
+
+def revoke_shared_link(client: DropboxClient, url: str) -> None:
+    client.rpc("sharing/revoke_shared_link", {"url": url})
+
+
 __all__ = [
     "BatchEntry",
     "BatchError",
     "BatchJobTimeout",
     "create_folder_batch",
     "delete_batch",
+    "download_shared_link_file",
+    "download_zip",
     "get_temporary_link",
+    "modify_shared_link",
     "relocate_batch",
     "restore",
+    "revoke_shared_link",
     "search",
+    "shared_link_metadata",
     "wait_for_job",
 ]

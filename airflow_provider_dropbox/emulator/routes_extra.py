@@ -11,10 +11,13 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import threading
 import time
 import weakref
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -23,9 +26,19 @@ from starlette.responses import Response, StreamingResponse
 from . import cursors
 from .core import Call, Emulator, Route, blocking, check_lock, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN, WRITE_PATH_PATTERN, basename, norm
-from .store import ROOT_NAMESPACE_ID, LookupFail, RelocationFail, StoreError, WriteFail
+from .store import ROOT_NAMESPACE_ID, LookupFail, Node, RelocationFail, StoreError, WriteFail
 from .transfer import FdStream, Throttle
-from .wire import ApiFail, Args, api_error, bad_input, dumps, json_response, tag, text_response
+from .wire import (
+    ApiFail,
+    Args,
+    api_error,
+    bad_input,
+    dumps,
+    json_response,
+    tag,
+    text_response,
+    void_response,
+)
 
 BATCH_MAX = 1000
 TEMP_LINK_LIFETIME_S = 4 * 3600
@@ -461,6 +474,166 @@ def app_auth_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
     return {("POST", "/2/check/app"): check_app}
 
 
+# ---------------------------------------------------------------- shared links by URL (sharing.stone)
+
+
+def _link_by_url(c: Call, url: str) -> tuple[Node, dict[str, Any]]:
+    """The item and link record behind a shared link URL of this emulator, else ``shared_link_not_found``."""
+    store = c.emu.store
+    want = url.split("?", 1)[0]
+    for node_id, link in store.kv_all("links").items():
+        if str(link.get("url", "")).split("?", 1)[0] != want:
+            continue
+        expires = link.get("expires")
+        if expires is not None and expires < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()):
+            break
+        key = store.by_id.get(node_id)
+        node = store.nodes.get(key) if key is not None else None
+        if node is not None:
+            return node, dict(link, node_id=node_id)
+        break
+    raise api_error(tag("shared_link_not_found"))
+
+
+def _rendered(node: Node, link: dict[str, Any]) -> dict[str, Any]:
+    from .routes_other import _link_metadata
+
+    md = _link_metadata(node, link)
+    if link.get("expires"):
+        md["expires"] = link["expires"]
+    md["link_permissions"]["allow_download"] = link.get("allow_download", True)
+    return md
+
+
+def _within(c: Call, node: Node, sub: str | None) -> Node:
+    """``path`` of a link argument: an item inside a shared folder."""
+    if not sub:
+        return node
+    if node.kind != "folder" or not sub.startswith("/"):
+        raise api_error(tag("shared_link_not_found"))
+    try:
+        return c.emu.store.lookup(node.display + sub)
+    except LookupFail:
+        raise api_error(tag("shared_link_not_found")) from None
+
+
+async def get_shared_link_metadata(c: Call) -> Response:
+    url = c.args.req_str("url")
+    sub = c.args.opt_str("path")
+    c.args.opt_str("link_password")
+    node, link = await blocking(_link_by_url, c, url)
+    return json_response(_rendered(_within(c, node, sub), link))
+
+
+async def get_shared_link_file(c: Call) -> Response:
+    url = c.args.req_str("url")
+    sub = c.args.opt_str("path")
+    c.args.opt_str("link_password")
+    node, link = await blocking(_link_by_url, c, url)
+    item = _within(c, node, sub)
+    if item.kind == "folder":
+        raise api_error(tag("shared_link_is_directory"))
+    if not link.get("allow_download", True):
+        raise api_error(tag("shared_link_access_denied"))
+    try:
+        opened, fd = await blocking(c.emu.store.open_file, item.id)
+    except LookupFail:
+        raise api_error(tag("shared_link_not_found")) from None
+    size = os.fstat(fd).st_size
+    headers = {"Dropbox-API-Result": dumps(_rendered(opened, link)), "Content-Length": str(size)}
+    stream = FdStream(fd, 0, size, Throttle(c.emu.faults.bytes_per_s))
+    return StreamingResponse(stream, headers=headers, media_type="application/octet-stream")
+
+
+async def revoke_shared_link(c: Call) -> Response:
+    url = c.args.req_str("url")
+    if not url.startswith(("https://", "http://")):
+        raise api_error(tag("shared_link_malformed"))
+    _, link = await blocking(_link_by_url, c, url)
+    await blocking(c.emu.store.kv_del, "links", link["node_id"])
+    return void_response()
+
+
+TS_RE = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+
+
+async def modify_shared_link_settings(c: Call) -> Response:
+    url = c.args.req_str("url")
+    settings = c.args.obj("settings", required=True)
+    assert settings is not None
+    expires = settings.opt_str("expires", pattern=TS_RE)
+    allow_download = settings.value.get("allow_download")
+    if allow_download is not None and not isinstance(allow_download, bool):
+        raise bad_input(c.func, "request body: settings: allow_download: expected boolean")
+    settings.union_tag("requested_visibility", "public", ("public", "team_only", "password"))
+    settings.union_tag("audience", "public", ("public", "team", "no_one", "password", "members"))
+    settings.union_tag("access", "viewer", ("viewer", "editor", "max", "default"))
+    remove_expiration = c.args.flag("remove_expiration")
+    node, link = await blocking(_link_by_url, c, url)
+    if expires is not None and expires <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()):
+        raise api_error(tag("settings_error", tag("invalid_settings")))
+    record = {k: v for k, v in link.items() if k != "node_id"}
+    if expires is not None:
+        record["expires"] = expires
+    if remove_expiration:
+        record.pop("expires", None)
+    if allow_download is not None:
+        record["allow_download"] = allow_download
+    await blocking(c.emu.store.kv_put, "links", link["node_id"], record)
+    return json_response(_rendered(node, record))
+
+
+# ---------------------------------------------------------------- download_zip
+
+ZIP_MAX_FILES = 10_000
+ZIP_MAX_BYTES = 20 * 1024**3
+
+
+def _build_zip(c: Call, path: str) -> tuple[dict[str, Any], Path]:
+    store = c.emu.store
+    with store.lock:
+        try:
+            folder = store.lookup(path)
+        except LookupFail as e:
+            raise lookup_error(e) from None
+        if folder.kind != "folder":
+            raise api_error(tag("path", tag("not_folder")))
+        items = [store.nodes[k] for k in store._subtree(folder.key)]
+        files = [n for n in items if n.kind == "file"]
+        if len(files) > ZIP_MAX_FILES:
+            raise api_error(tag("too_many_files"))
+        if sum(n.size for n in files) > ZIP_MAX_BYTES:
+            raise api_error(tag("too_large"))
+        fds = {n.key: os.open(store.blob_dir / n.blob, os.O_RDONLY) for n in files}
+        md = folder.metadata(tagged=False)
+    top = basename(folder.display)
+    out = store.tmp_dir / ("zip-" + secrets.token_hex(8))
+    try:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            for n in items:
+                rel = top + n.display[len(folder.display) :]
+                if n.kind == "folder":
+                    zf.writestr(rel + "/", b"")
+                    continue
+                with os.fdopen(fds.pop(n.key), "rb") as src, zf.open(rel, "w", force_zip64=True) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    return md, out
+
+
+async def download_zip(c: Call) -> Response:
+    path = c.args.req_str("path", pattern=READ_PATH_PATTERN)
+    md, zpath = await blocking(_build_zip, c, path)
+    fd = os.open(zpath, os.O_RDONLY)
+    zpath.unlink()  # the open fd keeps the bytes until the stream closes it
+    size = os.fstat(fd).st_size
+    headers = {"Dropbox-API-Result": dumps({"metadata": md}), "Content-Length": str(size)}
+    stream = FdStream(fd, 0, size, Throttle(c.emu.faults.bytes_per_s))
+    return StreamingResponse(stream, headers=headers, media_type="application/zip")
+
+
 # ---------------------------------------------------------------- team listing (team.stone)
 
 
@@ -515,6 +688,11 @@ ROUTES = [
     Route("/2/files/get_temporary_link", "rpc", get_temporary_link),
     Route("/2/files/restore", "rpc", restore, write=True),
     Route("/2/files/get_thumbnail_v2", "download", get_thumbnail_v2),
+    Route("/2/files/download_zip", "download", download_zip),
+    Route("/2/sharing/get_shared_link_metadata", "rpc", get_shared_link_metadata),
+    Route("/2/sharing/get_shared_link_file", "download", get_shared_link_file),
+    Route("/2/sharing/revoke_shared_link", "rpc", revoke_shared_link, write=True),
+    Route("/2/sharing/modify_shared_link_settings", "rpc", modify_shared_link_settings, write=True),
     Route("/2/team/members/list", "rpc", team_members_list),
     Route("/2/team/groups/list", "rpc", team_groups_list),
 ]

@@ -508,6 +508,81 @@ class DropboxHook(BaseHook):
 
         return batch.restore(self.get_conn(), path, rev)
 
+    def download_zip(self, path: str, local_path: str | os.PathLike[str]) -> dict[str, Any]:
+        """
+        Save a Dropbox folder as one zip file (files/download_zip: up to 20 GB and 10,000 files).
+
+        The zip is written beside ``local_path`` and renamed into place only when complete.
+
+        :param path: Dropbox folder path.
+        :param local_path: Local zip file to write (replaced if it exists).
+        :return: Metadata of the folder.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.download_zip(self.get_conn(), path, local_path)
+
+    def get_shared_link_metadata(self, url: str, path: str | None = None) -> dict[str, Any]:
+        """
+        Metadata of a shared link's item (``path``: an item inside a shared folder).
+
+        :param url: Shared link URL.
+        :param path: Path relative to the shared folder, starting with ``/``.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.shared_link_metadata(self.get_conn(), url, path=path)
+
+    def download_shared_link_file(
+        self, url: str, local_path: str | os.PathLike[str], path: str | None = None
+    ) -> dict[str, Any]:
+        """
+        Save the file behind a shared link, complete or not at all.
+
+        :param url: Shared link URL.
+        :param local_path: Local file to write.
+        :param path: For a shared folder, the file inside it, starting with ``/``.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.download_shared_link_file(self.get_conn(), url, local_path, path=path)
+
+    def modify_shared_link_settings(
+        self,
+        url: str,
+        *,
+        expires: str | None = None,
+        remove_expiration: bool = False,
+        allow_download: bool | None = None,
+    ) -> dict[str, Any]:
+        """
+        Change a shared link's expiry (``YYYY-MM-DDTHH:MM:SSZ``) or whether it allows downloads.
+
+        :param url: Shared link URL.
+        :param expires: New expiry time, UTC.
+        :param remove_expiration: Drop the expiry.
+        :param allow_download: Allow or forbid downloading through the link.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.modify_shared_link(
+            self.get_conn(),
+            url,
+            expires=expires,
+            remove_expiration=remove_expiration,
+            allow_download=allow_download,
+        )
+
+    def revoke_shared_link(self, url: str) -> None:
+        """
+        Revoke a shared link; it stops working at once.
+
+        :param url: Shared link URL.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        batch.revoke_shared_link(self.get_conn(), url)
+
 
 def _api_base(client: DropboxClient | None) -> str:
     return client.endpoints.api if client is not None else "?"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import urllib.request
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,39 @@ def test_restore_brings_back_a_revision(make_conn: MakeConn, remote_dir: str) ->
     with pytest.raises(errors.DropboxApiError) as err:
         hook.restore(f"{remote_dir}/cfg.yaml", other["rev"])
     assert "invalid_revision" in err.value.tags
+
+
+def test_download_zip_is_complete_or_absent(make_conn: MakeConn, remote_dir: str, tmp_path: Path) -> None:
+    hook = DropboxHook(make_conn())
+    _upload(hook, f"{remote_dir}/pack/a.txt", b"a" * 1000)
+    _upload(hook, f"{remote_dir}/pack/deep/b.bin", bytes(range(256)) * 40)
+    target = tmp_path / "pack.zip"
+    md = hook.download_zip(f"{remote_dir}/pack", target)
+    assert md["path_display"] == f"{remote_dir}/pack"
+    with zipfile.ZipFile(target) as zf:
+        assert zf.read("pack/deep/b.bin") == bytes(range(256)) * 40
+        assert zf.read("pack/a.txt") == b"a" * 1000
+    with pytest.raises(errors.PathNotFoundError):
+        hook.download_zip(f"{remote_dir}/absent", tmp_path / "absent.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pack.zip"]  # no partial file left behind
+    with pytest.raises(errors.LocalPathError):
+        hook.download_zip(f"{remote_dir}/pack", tmp_path / "no-such-dir" / "x.zip")
+
+
+def test_shared_link_routes_through_the_hook(make_conn: MakeConn, remote_dir: str, tmp_path: Path) -> None:
+    hook = DropboxHook(make_conn())
+    _upload(hook, f"{remote_dir}/pub/data.csv", b"x,y\n")
+    url = hook.create_shared_link(f"{remote_dir}/pub")
+    assert hook.get_shared_link_metadata(url)[".tag"] == "folder"
+    assert hook.get_shared_link_metadata(url, path="/data.csv")["size"] == 4
+    md = hook.download_shared_link_file(url, tmp_path / "data.csv", path="/data.csv")
+    assert md["name"] == "data.csv" and (tmp_path / "data.csv").read_bytes() == b"x,y\n"
+    changed = hook.modify_shared_link_settings(url, expires="2099-01-01T00:00:00Z", allow_download=False)
+    assert changed["expires"] == "2099-01-01T00:00:00Z"
+    with pytest.raises(errors.DropboxApiError) as err:
+        hook.download_shared_link_file(url, tmp_path / "denied.csv", path="/data.csv")
+    assert "shared_link_access_denied" in err.value.tags and not (tmp_path / "denied.csv").exists()
+    hook.revoke_shared_link(url)
+    with pytest.raises(errors.DropboxApiError) as err:
+        hook.get_shared_link_metadata(url)
+    assert "shared_link_not_found" in err.value.tags

@@ -3,9 +3,12 @@ temporary links, check/user, the deprecated v1 delete and the team listings."""
 
 from __future__ import annotations
 
+import datetime
+import io
 import ssl
 import urllib.request
 import uuid
+import zipfile
 from typing import Any
 from urllib.parse import urlparse
 
@@ -254,3 +257,59 @@ def test_restore_and_rev_paths(sdk_target: SdkTarget, dbx: Any, root: str) -> No
     with pytest.raises(exc.ApiError) as err:
         dbx.files_restore(path, "0123456789abcdef")
     assert err.value.error.is_invalid_revision()
+
+
+def test_shared_link_metadata_file_settings_and_revoke(sdk_target: SdkTarget, dbx: Any, root: str) -> None:
+    sharing = sdk_target.dropbox.sharing
+    exc = sdk_target.dropbox.exceptions
+    dbx.files_upload(b"inside", root + "/shared/in.txt")
+    url = dbx.sharing_create_shared_link_with_settings(root + "/shared").url
+    md = dbx.sharing_get_shared_link_metadata(url)
+    assert isinstance(md, sharing.FolderLinkMetadata) and md.name == "shared"
+    inner = dbx.sharing_get_shared_link_metadata(url, path="/in.txt")
+    assert isinstance(inner, sharing.FileLinkMetadata) and inner.size == 6
+    got, resp = dbx.sharing_get_shared_link_file(url, path="/in.txt")
+    assert resp.content == b"inside" and got.name == "in.txt"
+    with pytest.raises(exc.ApiError) as err:
+        dbx.sharing_get_shared_link_file(url)
+    assert err.value.error.is_shared_link_is_directory()
+
+    changed = dbx.sharing_modify_shared_link_settings(
+        url, sharing.SharedLinkSettings(expires=datetime.datetime(2099, 1, 1), allow_download=False)
+    )
+    assert changed.expires == datetime.datetime(2099, 1, 1) and not changed.link_permissions.allow_download
+    with pytest.raises(exc.ApiError) as err:
+        dbx.sharing_get_shared_link_file(url, path="/in.txt")
+    assert err.value.error.is_shared_link_access_denied()
+    back = dbx.sharing_modify_shared_link_settings(
+        url, sharing.SharedLinkSettings(allow_download=True), remove_expiration=True
+    )
+    assert back.expires is None and back.link_permissions.allow_download
+
+    dbx.sharing_revoke_shared_link(url)
+    with pytest.raises(exc.ApiError) as err:
+        dbx.sharing_get_shared_link_metadata(url)
+    assert err.value.error.is_shared_link_not_found()
+    with pytest.raises(exc.ApiError) as err:
+        dbx.sharing_revoke_shared_link(url)
+    assert err.value.error.is_shared_link_not_found()
+
+
+def test_download_zip(sdk_target: SdkTarget, dbx: Any, root: str) -> None:
+    dbx.files_upload(b"A", root + "/Zipped/a.txt")
+    dbx.files_upload(b"BB", root + "/Zipped/sub/b.txt")
+    dbx.files_create_folder_v2(root + "/Zipped/empty")
+    md, resp = dbx.files_download_zip(root + "/zipped")
+    assert md.metadata.path_display == root + "/Zipped"
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as zf:
+        assert sorted(zf.namelist()) == [
+            "Zipped/",
+            "Zipped/a.txt",
+            "Zipped/empty/",
+            "Zipped/sub/",
+            "Zipped/sub/b.txt",
+        ]
+        assert zf.read("Zipped/sub/b.txt") == b"BB"
+    with pytest.raises(sdk_target.dropbox.exceptions.ApiError) as err:
+        dbx.files_download_zip(root + "/Zipped/a.txt")
+    assert err.value.error.is_path() and err.value.error.get_path().is_not_folder()
