@@ -435,11 +435,11 @@ def test_team_headers_are_sent(
     make_conn: MakeConn, recording_proxy: tuple[str, list[tuple[str, dict[str, str]]]]
 ) -> None:
     base, seen = recording_proxy
-    team = make_conn(base_url=base, extra={"team_member_id": "dbmid:AAAteam", "root_namespace_id": "4242"})
+    team = make_conn(base_url=base, extra={"team_member_id": "dbmid:AAAteam", "root_namespace_id": "3235641"})
     assert DropboxHook(team).test_connection()[0]
     api = [h for path, h in seen if path.startswith("/2/")]
     assert api and all(h.get("Dropbox-API-Select-User") == "dbmid:AAAteam" for h in api)
-    assert all(json.loads(h["Dropbox-API-Path-Root"]) == {".tag": "root", "root": "4242"} for h in api)
+    assert all(json.loads(h["Dropbox-API-Path-Root"]) == {".tag": "root", "root": "3235641"} for h in api)
 
     seen.clear()
     assert DropboxHook(make_conn(base_url=base)).test_connection()[0]
