@@ -53,6 +53,8 @@ class _Extra:
     lock: threading.Lock = field(default_factory=threading.Lock)
     jobs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     links: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (rev, expiry)
+    in_progress_checks: int = 0  # admin switch: each job answers in_progress this many times first
+    pending: dict[str, int] = field(default_factory=dict)
 
 
 _STATE: weakref.WeakKeyDictionary[Emulator, _Extra] = weakref.WeakKeyDictionary()
@@ -70,6 +72,7 @@ def _new_job(c: Call, kind: str, result: dict[str, Any]) -> str:
     st = _state(c.emu)
     with st.lock:
         st.jobs[job] = (kind, result)
+        st.pending[job] = st.in_progress_checks
     return job
 
 
@@ -80,8 +83,13 @@ def _check_job(c: Call, kind: str) -> Response:
     st = _state(c.emu)
     with st.lock:
         found = st.jobs.get(job)
+        waits = st.pending.get(job, 0)
+        if found is not None and found[0] == kind and waits > 0:
+            st.pending[job] = waits - 1
     if found is None or found[0] != kind:
         raise api_error(tag("invalid_async_job_id"))
+    if waits > 0:
+        return json_response({".tag": "in_progress"})
     return json_response({".tag": "complete", **found[1]})
 
 
@@ -343,7 +351,25 @@ def link_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
         stream = FdStream(fd, 0, size, Throttle(emu.faults.bytes_per_s))
         return StreamingResponse(stream, headers=headers, media_type="application/octet-stream")
 
-    return {("GET", LINK_PREFIX + "{token}/{name:path}"): serve, **app_auth_routes(emu)}
+    async def batch_jobs(request: Request) -> Response:
+        """``{"in_progress_checks": n}``: jobs launched from now on answer ``in_progress`` n times first."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            n = body["in_progress_checks"]
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return text_response('bad batch job settings: {"in_progress_checks": <int >= 0>}')
+        st = _state(emu)
+        with st.lock:
+            st.in_progress_checks = n
+        return json_response({"in_progress_checks": n})
+
+    return {
+        ("GET", LINK_PREFIX + "{token}/{name:path}"): serve,
+        ("POST", "/_emulator/batch_jobs"): batch_jobs,
+        **app_auth_routes(emu),
+    }
 
 
 # ---------------------------------------------------------------- restore

@@ -215,3 +215,35 @@ def test_shared_link_routes_through_the_hook(make_conn: MakeConn, remote_dir: st
     with pytest.raises(errors.DropboxApiError) as err:
         hook.get_shared_link_metadata(url)
     assert "shared_link_not_found" in err.value.tags
+
+
+def test_batch_jobs_still_running_are_polled_until_complete(
+    make_conn: MakeConn, remote_dir: str, emulator: EmulatorProcess
+) -> None:
+    hook = DropboxHook(make_conn())
+    emulator.admin("batch_jobs", {"in_progress_checks": 3})
+    try:
+        emulator.reset_stats()
+        out = hook.create_folder_batch([f"{remote_dir}/p", f"{remote_dir}/q"])  # answers complete at once
+        deleted = hook.delete_batch([f"{remote_dir}/p", f"{remote_dir}/q"])
+        assert [e["metadata"]["name"] for e in deleted] == ["p", "q"] and len(out) == 2
+        assert emulator.stats().get("/2/files/delete_batch/check") == 4  # 3 x in_progress, then complete
+    finally:
+        emulator.admin("batch_jobs", {"in_progress_checks": 0})
+
+
+def test_a_job_that_never_finishes_is_a_typed_timeout(
+    make_conn: MakeConn, remote_dir: str, emulator: EmulatorProcess
+) -> None:
+    client = DropboxHook(make_conn()).get_conn()
+    emulator.admin("batch_jobs", {"in_progress_checks": 1000})
+    try:
+        launch = client.rpc("files/delete_batch", {"entries": [{"path": f"{remote_dir}/none"}]})
+        with pytest.raises(batch.BatchJobTimeout) as err:
+            batch.wait_for_job(client, "files/delete_batch/check", launch, timeout=1)
+        assert "still running after 1 s" in str(err.value)
+    finally:
+        emulator.admin("batch_jobs", {"in_progress_checks": 0})
+    with pytest.raises(errors.DropboxApiError) as err2:  # a job id checked on another kind's route
+        batch.wait_for_job(client, "files/copy_batch/check_v2", launch)
+    assert "invalid_async_job_id" in err2.value.tags
