@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,9 +74,20 @@ class Team:
         return Team(data["name"], data["root_namespace_id"], [Member(**m) for m in data["members"]])
 
 
+_CACHE: weakref.WeakKeyDictionary[Emulator, list[Team | None]] = weakref.WeakKeyDictionary()
+
+
 def load(emu: Emulator) -> Team | None:
-    data = emu.store.kv_get("meta", "team")
-    return Team.from_json(data) if data else None
+    """The team, read from the store once and then kept in memory (every API request asks)."""
+    cached = _CACHE.get(emu)
+    if cached is None:
+        data = emu.store.kv_get("meta", "team")
+        cached = _CACHE.setdefault(emu, [Team.from_json(data) if data else None])
+    return cached[0]
+
+
+def _remember(emu: Emulator, team: Team | None) -> None:
+    _CACHE[emu] = [team]
 
 
 def setup(emu: Emulator, spec: dict[str, Any]) -> Team:
@@ -106,6 +118,7 @@ def setup(emu: Emulator, spec: dict[str, Any]) -> Team:
         if emu.store.nodes.get(norm(m.folder)) is None:
             emu.store.create_folder(m.folder, False)
     emu.store.kv_put("meta", "team", team.to_json())
+    _remember(emu, team)
     return team
 
 
@@ -413,6 +426,7 @@ def admin_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
     async def drop_team(request: Request) -> Response:
         """Back to a single-user account; the member folders stay as ordinary folders."""
         await blocking(emu.store.kv_del, "meta", "team")
+        _remember(emu, None)
         return Response(status_code=204)
 
     async def get_team(request: Request) -> Response:
