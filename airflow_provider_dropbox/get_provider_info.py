@@ -87,7 +87,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": [f"{_PKG}.operators.dropbox", f"{_PKG}.operators.mirror"],
+                "python-modules": [
+                    f"{_PKG}.operators.dropbox",
+                    f"{_PKG}.operators.mirror",
+                    f"{_PKG}.operators.dropbox_extra",
+                ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors.dropbox"]}],

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import routes_content, routes_files, routes_other, routes_sessions
+from . import routes_content, routes_extra, routes_files, routes_other, routes_sessions, team
 from .core import Emulator, EmulatorConfig, endpoint
 from .wire import ApiFail, rate_limit_response, text_response
 
@@ -105,6 +105,10 @@ def create_app(config: EmulatorConfig) -> Starlette:
         routes.append(StarletteRoute(spec.path, _guard(endpoint(emu, spec)), methods=list(spec.methods)))
     for (method, path), handler in routes_other.admin_routes(emu).items():
         routes.append(StarletteRoute(path, _guard(handler), methods=[method]))
+    for spec in routes_extra.ROUTES:
+        routes.append(StarletteRoute(spec.path, _guard(endpoint(emu, spec)), methods=list(spec.methods)))
+    for (method, path), handler in {**routes_extra.admin_routes(emu), **team.admin_routes(emu)}.items():
+        routes.append(StarletteRoute(path, _guard(handler), methods=[method]))
 
     async def temporary_link(request: Request) -> Response:
         return await routes_content.serve_temporary_link(request, emu)
@@ -133,4 +137,6 @@ class _EmulatorApp(Starlette):
     emulator: Emulator
 
     def build_middleware_stack(self) -> ASGIApp:
-        return EmulatorMiddleware(super().build_middleware_stack(), self.emulator)
+        return EmulatorMiddleware(
+            team.TeamLayer(super().build_middleware_stack(), self.emulator), self.emulator
+        )

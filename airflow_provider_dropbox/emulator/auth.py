@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from .scopes import check_scope, parse_scope
 from .store import Store
 from .wire import ApiFail, auth_error, bad_input, json_response, text_response
 
@@ -61,10 +62,12 @@ class Auth:
         self.refresh[token] = {"pkce": pkce}
         self.store.kv_put("refresh", token, self.refresh[token])
 
-    def issue_access(self, refresh_token: str | None) -> tuple[str, int]:
+    def issue_access(self, refresh_token: str | None, scope: list[str] | None = None) -> tuple[str, int]:
         lifetime = self.config.token_lifetime
         token = "sl.u." + base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")
-        rec = {"expires": time.time() + lifetime, "refresh": refresh_token}
+        rec: dict[str, Any] = {"expires": time.time() + lifetime, "refresh": refresh_token}
+        if scope is not None:
+            rec["scope"] = scope
         with self.lock:
             self.access[token] = rec
             self.store.kv_put("access", token, rec)
@@ -109,6 +112,7 @@ class Auth:
             raise auth_error("invalid_access_token")
         if time.time() >= rec["expires"]:
             raise auth_error("expired_access_token")
+        check_scope(rec.get("scope"), func)
         return token
 
     def revoke(self, token: str) -> None:
@@ -170,8 +174,12 @@ class Auth:
             raise _oauth_error("invalid_grant", "refresh token is invalid or revoked")
         if secret is None and not rec.get("pkce"):
             raise _oauth_error("invalid_client", "No client_secret provided.")
-        token, lifetime = self.issue_access(rt)
-        return json_response({"access_token": token, "token_type": "bearer", "expires_in": lifetime})
+        scope = parse_scope(params.get("scope"))
+        token, lifetime = self.issue_access(rt, scope)
+        body: dict[str, Any] = {"access_token": token, "token_type": "bearer", "expires_in": lifetime}
+        if scope is not None:
+            body["scope"] = " ".join(scope)
+        return json_response(body)
 
     def _code_grant(self, params: dict[str, str], secret: str | None) -> Response:
         code = params.get("code", "")

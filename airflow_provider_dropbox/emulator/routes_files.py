@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -33,8 +34,19 @@ async def get_metadata(c: Call) -> Response:
     try:
         md = await blocking(c.emu.store.get_metadata, path, include_deleted)
     except LookupFail as e:
-        raise lookup_error(e) from None
+        if not path.startswith("rev:"):
+            raise lookup_error(e) from None
+        md = await blocking(_old_revision_metadata, c, path)  # an earlier revision of a file
     return json_response(md)
+
+
+def _old_revision_metadata(c: Call, path: str) -> dict[str, Any]:
+    try:
+        node, fd = c.emu.store.open_file(path)
+    except LookupFail as e:
+        raise lookup_error(e) from None
+    os.close(fd)
+    return node.metadata(tagged=True)
 
 
 async def list_revisions(c: Call) -> Response:

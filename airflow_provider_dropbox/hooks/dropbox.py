@@ -416,6 +416,194 @@ class DropboxHook(BaseHook):
         """Log bytes done, percent, MB/s and ETA every few seconds, in the task log."""
         return ProgressLogger(label, logger=log)
 
+    # -- many paths, search, temporary links ----------------------------------------------------------------
+    # Imported per call so this block stays independent of the connection code above.
+
+    def delete_batch(self, paths: list[str], *, raise_on_failure: bool = True) -> list[dict[str, Any]]:
+        """
+        Delete many files or folders with one async job per 1000 paths (files/delete_batch).
+
+        :param paths: Dropbox paths.
+        :param raise_on_failure: Raise ``BatchError`` (every entry's outcome attached) if any entry failed.
+        :return: Per path, in the order given: ``{"path", "metadata"}`` or ``{"path", "error"}``.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return _entries(batch.delete_batch(self.get_conn(), paths, raise_on_failure=raise_on_failure))
+
+    def create_folder_batch(
+        self, paths: list[str], *, autorename: bool = False, raise_on_failure: bool = True
+    ) -> list[dict[str, Any]]:
+        """
+        Create many folders (files/create_folder_batch).
+
+        :param paths: Dropbox folder paths.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param raise_on_failure: Raise ``BatchError`` if any entry failed.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        entries = batch.create_folder_batch(
+            self.get_conn(), paths, autorename=autorename, raise_on_failure=raise_on_failure
+        )
+        return _entries(entries)
+
+    def copy_batch(
+        self, pairs: list[tuple[str, str]], *, autorename: bool = False, raise_on_failure: bool = True
+    ) -> list[dict[str, Any]]:
+        """
+        Copy many ``(from_path, to_path)`` pairs in one job per 1000 (files/copy_batch_v2).
+
+        :param pairs: Source and destination Dropbox paths.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param raise_on_failure: Raise ``BatchError`` if any entry failed.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        entries = batch.relocate_batch(
+            self.get_conn(), pairs, copy=True, autorename=autorename, raise_on_failure=raise_on_failure
+        )
+        return _entries(entries)
+
+    def move_batch(
+        self, pairs: list[tuple[str, str]], *, autorename: bool = False, raise_on_failure: bool = True
+    ) -> list[dict[str, Any]]:
+        """
+        Move many ``(from_path, to_path)`` pairs in one job per 1000 (files/move_batch_v2).
+
+        :param pairs: Source and destination Dropbox paths.
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param raise_on_failure: Raise ``BatchError`` if any entry failed.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        entries = batch.relocate_batch(
+            self.get_conn(), pairs, copy=False, autorename=autorename, raise_on_failure=raise_on_failure
+        )
+        return _entries(entries)
+
+    def search(
+        self,
+        query: str,
+        *,
+        path: str | None = None,
+        file_extensions: list[str] | None = None,
+        max_results: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """
+        Metadata of the files and folders whose names match ``query`` (files/search_v2, every page).
+
+        :param query: Words that must all occur in the name (case-insensitive).
+        :param path: Folder to search under; the whole Dropbox when unset.
+        :param file_extensions: Only files with these extensions (``["csv", "txt"]``).
+        :param max_results: Stop after this many matches.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        found = batch.search(
+            self.get_conn(), query, path=path, file_extensions=file_extensions, max_results=max_results
+        )
+        return list(found)
+
+    def get_temporary_link(self, path: str) -> str:
+        """
+        A direct download URL for the file at ``path``, valid for four hours, needing no token.
+
+        The URL is a credential for that file: hand it only to whoever may read it.
+
+        :param path: Dropbox file path.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return str(batch.get_temporary_link(self.get_conn(), path)["link"])
+
+    def restore(self, path: str, rev: str) -> dict[str, Any]:
+        """
+        Bring back an earlier revision of a file as its newest revision (files/restore).
+
+        :param path: Dropbox file path (the file may have been deleted since).
+        :param rev: The revision to restore, as in a file's ``rev`` or ``list_revisions``.
+        :return: Metadata of the new revision.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.restore(self.get_conn(), path, rev)
+
+    def download_zip(self, path: str, local_path: str | os.PathLike[str]) -> dict[str, Any]:
+        """
+        Save a Dropbox folder as one zip file (files/download_zip: up to 20 GB and 10,000 files).
+
+        The zip is written beside ``local_path`` and renamed into place only when complete.
+
+        :param path: Dropbox folder path.
+        :param local_path: Local zip file to write (replaced if it exists).
+        :return: Metadata of the folder.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.download_zip(self.get_conn(), path, local_path)
+
+    def get_shared_link_metadata(self, url: str, path: str | None = None) -> dict[str, Any]:
+        """
+        Metadata of a shared link's item (``path``: an item inside a shared folder).
+
+        :param url: Shared link URL.
+        :param path: Path relative to the shared folder, starting with ``/``.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.shared_link_metadata(self.get_conn(), url, path=path)
+
+    def download_shared_link_file(
+        self, url: str, local_path: str | os.PathLike[str], path: str | None = None
+    ) -> dict[str, Any]:
+        """
+        Save the file behind a shared link, complete or not at all.
+
+        :param url: Shared link URL.
+        :param local_path: Local file to write.
+        :param path: For a shared folder, the file inside it, starting with ``/``.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.download_shared_link_file(self.get_conn(), url, local_path, path=path)
+
+    def modify_shared_link_settings(
+        self,
+        url: str,
+        *,
+        expires: str | None = None,
+        remove_expiration: bool = False,
+        allow_download: bool | None = None,
+    ) -> dict[str, Any]:
+        """
+        Change a shared link's expiry (``YYYY-MM-DDTHH:MM:SSZ``) or whether it allows downloads.
+
+        :param url: Shared link URL.
+        :param expires: New expiry time, UTC.
+        :param remove_expiration: Drop the expiry.
+        :param allow_download: Allow or forbid downloading through the link.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        return batch.modify_shared_link(
+            self.get_conn(),
+            url,
+            expires=expires,
+            remove_expiration=remove_expiration,
+            allow_download=allow_download,
+        )
+
+    def revoke_shared_link(self, url: str) -> None:
+        """
+        Revoke a shared link; it stops working at once.
+
+        :param url: Shared link URL.
+        """
+        from airflow_provider_dropbox.client import batch
+
+        batch.revoke_shared_link(self.get_conn(), url)
+
 
 def _api_base(client: DropboxClient | None) -> str:
     return client.endpoints.api if client is not None else "?"
@@ -682,3 +870,11 @@ def _as_bool(value: Any) -> bool:
 
 def _as_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _entries(entries: list[Any]) -> list[dict[str, Any]]:
+    """Batch outcomes as plain data (XCom-safe)."""
+    out: list[dict[str, Any]] = []
+    for e in entries:
+        out.append({"path": e.path, "metadata": e.metadata} if e.ok else {"path": e.path, "error": e.error})
+    return out
