@@ -281,16 +281,7 @@ def _resolve(team: Team, headers: dict[str, str]) -> tuple[Member, str]:
     raise _Refusal(text_response(f'HTTP header "Dropbox-API-Path-Root": unknown tag {kind!r}'))
 
 
-def _check_user_root(headers: dict[str, str]) -> None:
-    """No team: the account has one namespace; any other id is refused as Dropbox refuses it."""
-    root = _parse_root(headers.get("dropbox-api-path-root"))
-    if not isinstance(root, dict):
-        return
-    kind = root.get(".tag")
-    if kind == "root" and root.get("root") != ROOT_NAMESPACE_ID:
-        raise _Refusal(_error({".tag": "invalid_root", "invalid_root": _user_root_info()}, 422))
-    if kind == "namespace_id" and root.get("namespace_id") != ROOT_NAMESPACE_ID:
-        raise _Refusal(_error({".tag": "no_permission"}, 422))
+_RESOLVED = (b"dropbox-api-path-root", b"dropbox-api-select-user", b"dropbox-api-select-admin")
 
 
 class TeamLayer:
@@ -308,9 +299,7 @@ class TeamLayer:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         team = load(self.emu)
         try:
-            if team is None:
-                if self.emu.config.team_member_id is None:
-                    _check_user_root(headers)
+            if team is None:  # the routes check Path-Root and Select-User (core.check_team_headers)
                 await self.app(scope, receive, send)
                 return
             member, prefix = _resolve(team, headers)
@@ -327,6 +316,8 @@ class TeamLayer:
             answer = account(team, member) if func == "users/get_current_account" else members_list(team)
             await json_response(answer)(scope, receive, send)
             return
+        # This layer has resolved the member and the namespace: the routes see a plain user request.
+        scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() not in _RESOLVED]}
         if prefix == "":
             await self.app(scope, receive, send)
             return
