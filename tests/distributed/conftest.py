@@ -243,6 +243,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "AIRFLOW__API_AUTH__JWT_SECRET": "distributed-suite-jwt-secret-0123456789abcdef",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # A task whose worker was killed fails (and is retried) after this many seconds without heartbeat.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW_CONN_DROPBOX_DEFAULT": conn_json(emulator.base_url),
             "DIST_SOURCE_DIR": str(source),
         }

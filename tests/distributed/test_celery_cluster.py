@@ -40,3 +40,48 @@ def test_mapped_upload_of_20_folders_spreads_over_both_workers(cluster: Cluster)
                 assert hashlib.sha256(resp.content).hexdigest() == digest, path
             finally:
                 resp.close()
+
+
+def test_worker_killed_mid_upload_retries_on_the_other_worker(cluster: Cluster) -> None:
+    """Runs last: it leaves one worker dead."""
+    import os
+    import signal
+    import time
+
+    source = Path(cluster.env["DIST_SOURCE_DIR"])
+    source.mkdir(parents=True, exist_ok=True)
+    data = os.urandom(24 * 1024 * 1024)  # upload session of several chunks
+    (source / "big.bin").write_bytes(data)
+    cluster.emulator.set_faults(bandwidth_mbps=16)  # ~12 s per attempt: time to kill it mid-way
+    try:
+        run_id = cluster.unpause_and_trigger("dist_killed_upload")
+        deadline = time.monotonic() + 180
+        victim = None
+        while time.monotonic() < deadline and victim is None:
+            (ti,) = cluster.task_instances("dist_killed_upload", run_id)
+            if ti["state"] == "running" and ti["hostname"] in WORKERS:
+                time.sleep(3)  # mid-upload
+                victim = ti["hostname"]
+            else:
+                time.sleep(0.5)
+        assert victim is not None, "the upload never started"
+        cluster.stop(victim, signal.SIGKILL)  # kill -9 the worker and the task process it runs
+        cluster.emulator.clear_faults()
+        state = cluster.wait_run("dist_killed_upload", run_id, timeout=300)
+    finally:
+        cluster.emulator.clear_faults()
+    (ti,) = cluster.task_instances("dist_killed_upload", run_id)
+    assert state == "success", ti
+    assert ti["try_number"] >= 2, ti
+    survivor = next(w for w in WORKERS if w != victim)
+    assert ti["hostname"] == survivor, (ti["hostname"], victim)
+    from tests.client.conftest import client_for
+
+    with client_for(cluster.emulator) as client:
+        resp = client.download_response(
+            "files/download", {"path": "/dist/killed/big.bin"}, path="/dist/killed/big.bin"
+        )
+        try:
+            assert hashlib.sha256(resp.content).digest() == hashlib.sha256(data).digest()
+        finally:
+            resp.close()
