@@ -92,6 +92,13 @@ class Cluster:
             start_new_session=True,
         )
 
+    def start_worker(self, name: str) -> None:
+        self.start(
+            name,
+            [AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "4"],
+            {"DIST_WORKER_NAME": name},
+        )
+
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.get(name)
         if proc is None or proc.poll() is not None:
@@ -268,11 +275,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cluster.start("dag-processor", [AIRFLOW, "dag-processor"])
         cluster.start("triggerer", [AIRFLOW, "triggerer"])
         for name in WORKERS:
-            cluster.start(
-                name,
-                [AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "4"],
-                {"DIST_WORKER_NAME": name},
-            )
+            cluster.start_worker(name)
         yield cluster
     finally:
         if cluster is not None:

@@ -42,6 +42,44 @@ def test_mapped_upload_of_20_folders_spreads_over_both_workers(cluster: Cluster)
                 resp.close()
 
 
+def test_deferrable_sensor_resumes_on_another_worker(cluster: Cluster) -> None:
+    import time
+
+    from tests.client.conftest import client_for
+
+    with client_for(cluster.emulator) as client:
+        client.create_folder("/dist/watch")
+        run_id = cluster.unpause_and_trigger("dist_deferred_sensor")
+        deadline = time.monotonic() + 180
+        ti: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            (ti,) = cluster.task_instances("dist_deferred_sensor", run_id)
+            if ti["state"] == "deferred":
+                break
+            time.sleep(0.5)
+        assert ti.get("state") == "deferred", ti
+        deferred_on = str(ti["hostname"])
+        assert deferred_on in WORKERS, ti
+        cluster.stop(deferred_on)  # warm shutdown: that worker is idle, the trigger lives in the triggerer
+        try:
+            client.upload_call(
+                "files/upload",
+                {"path": "/dist/watch/arrived.csv", "mode": "overwrite"},
+                lambda: b"a,b\n1,2\n",
+                path="/dist/watch/arrived.csv",
+            )
+            state = cluster.wait_run("dist_deferred_sensor", run_id, timeout=240)
+        finally:
+            cluster.start_worker(deferred_on)  # the next test needs both workers
+    (ti,) = cluster.task_instances("dist_deferred_sensor", run_id)
+    assert state == "success", ti
+    assert ti["hostname"] != deferred_on and ti["hostname"] in WORKERS, (ti["hostname"], deferred_on)
+    result = cluster.api(
+        "GET", f"dags/dist_deferred_sensor/dagRuns/{run_id}/taskInstances/wait/xcomEntries/return_value"
+    )
+    assert "/dist/watch/arrived.csv" in str(result["value"]), result
+
+
 def test_worker_killed_mid_upload_retries_on_the_other_worker(cluster: Cluster) -> None:
     """Runs last: it leaves one worker dead."""
     import os
