@@ -362,9 +362,9 @@ class DropboxClient:
         budget = min(self.retry.connect_deadline, self.retry.deadline)
         reason = describe(exc)
         return DropboxUnreachableError(
-            f"Could not connect to the Dropbox host {where or '(unknown)'} ({what}): {reason}; gave up after "
-            f"{budget:g} s of retries. Check the connection's host and port (is the server running, is the "
-            "name right?); the extra connect_retry_deadline lengthens the wait for flaky networks",
+            f"Could not reach Dropbox at {where or '(unknown host)'} ({what}): {reason}, retried for up to "
+            f"{budget:g} s; check the host URL and the network (is a server listening on that port, is the "
+            "name right?); the connection extra connect_retry_deadline lengthens the wait for flaky networks",
             host=host or None,
             port=int(port) if port.isdigit() else None,
             route=what,
