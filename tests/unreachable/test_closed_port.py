@@ -44,6 +44,7 @@ def test_task_against_closed_port_fails_within_60_s(tmp_path: Path) -> None:
     out = run.stdout + run.stderr
     assert "DropboxUnreachableError" in out, out[-4000:]
     assert f"127.0.0.1:{port}" in out and "connection refused" in out, out[-4000:]
+    print(f"closed-port task: airflow dags test ended after {elapsed:.1f} s")
     assert elapsed <= 60, f"took {elapsed:.1f} s"
     # Every retry warning names the host and what is retried; none comes from a nested token refresh.
     warnings = [line for line in out.splitlines() if "retrying the request" in line]
