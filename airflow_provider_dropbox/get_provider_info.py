@@ -66,6 +66,12 @@ def _connection_type() -> dict[str, Any]:
                 "rate limits). Lower it to fail fast on a dead host.",
                 "schema": {"type": ["integer", "null"], "default": 600, "minimum": 1},
             },
+            "connect_retry_deadline": {
+                "label": "Connect retry deadline (s)",
+                "description": "Seconds of retries for a host that refuses connections or does not resolve "
+                "(capped by the retry deadline). Raise it for flaky networks.",
+                "schema": {"type": ["integer", "null"], "default": 30, "minimum": 1},
+            },
         },
     }
 

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/ensure_chromium.sh
+scripts/ensure_services.sh
 export PATH="$PWD/.venv/bin:$PATH"
 quick=()
 if [[ "${1:-}" == "--quick" ]]; then quick=(-m "not slow"); shift; fi

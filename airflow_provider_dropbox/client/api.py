@@ -36,6 +36,7 @@ from airflow_provider_dropbox.client.errors import (
     CursorResetError,
     DropboxApiError,
     DropboxConnectionError,
+    DropboxUnreachableError,
     ExpiredAccessTokenError,
     InvalidArgumentError,
     PathConflictError,
@@ -45,7 +46,14 @@ from airflow_provider_dropbox.client.errors import (
 )
 from airflow_provider_dropbox.client.paths import check_remote_path
 from airflow_provider_dropbox.client.progress import ProgressCallback
-from airflow_provider_dropbox.client.retry import RetryPolicy, is_retryable
+from airflow_provider_dropbox.client.retry import (
+    RetryPolicy,
+    describe,
+    host_port,
+    is_retryable,
+    is_unreachable,
+    remaining_budget,
+)
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
@@ -194,12 +202,16 @@ class DropboxClient:
         retry_deadline: float = 600.0,
         ca_bundle: str | None = None,
         retry_policy: RetryPolicy | None = None,
+        connect_retry_deadline: float = 30.0,
     ) -> None:
         self.endpoints = endpoints or Endpoints()
         self.timeout = check_seconds(timeout, name="timeout")
         check_seconds(retry_deadline, name="retry_deadline")
+        check_seconds(connect_retry_deadline, name="connect_retry_deadline")
         self.parallelism = check_parallelism(parallelism) or 1
-        self.retry = retry_policy or RetryPolicy(deadline=retry_deadline)
+        self.retry = retry_policy or RetryPolicy(
+            deadline=retry_deadline, connect_deadline=connect_retry_deadline
+        )
         self.commit_lock = threading.Lock()
         """Serialises finish_batch_v2 commits made through this client."""
         self.session: requests.Session = _Session()
@@ -249,7 +261,13 @@ class DropboxClient:
         return max(1, min(chosen, self.pool_size))
 
     def _timeouts(self, read: float | None = None) -> tuple[float, float]:
-        return (min(10.0, self.timeout), read if read is not None else self.timeout)
+        """(connect, read) timeouts, both within what is left of the operation's retry budget."""
+        connect, read_s = min(10.0, self.timeout), read if read is not None else self.timeout
+        left = remaining_budget()
+        if left is not None:
+            left = max(1.0, left)
+            connect, read_s = min(connect, left), min(read_s, left)
+        return (connect, read_s)
 
     def send(
         self,
@@ -346,12 +364,28 @@ class DropboxClient:
             requests.exceptions.ChunkedEncodingError,
             ConnectionError,
         ) as exc:
+            if is_unreachable(exc):
+                raise self._unreachable(what, exc) from exc
             raise DropboxConnectionError(
                 f"Could not reach Dropbox ({what}) after retries: {type(exc).__name__}; check the host "
                 f"URL and the network (retries stop after the retry deadline, {self.retry.deadline:g} s: "
                 "retry_deadline)",
                 route=what,
             ) from exc
+
+    def _unreachable(self, what: str, exc: BaseException) -> DropboxUnreachableError:
+        where = host_port(exc)
+        host, _, port = where.rpartition(":") if where else (None, "", "")
+        budget = min(self.retry.connect_deadline, self.retry.deadline)
+        reason = describe(exc)
+        return DropboxUnreachableError(
+            f"Could not reach Dropbox at {where or '(unknown host)'} ({what}): {reason}, retried for up to "
+            f"{budget:g} s; check the host URL and the network (is a server listening on that port, is the "
+            "name right?); the connection extra connect_retry_deadline lengthens the wait for flaky networks",
+            host=host or None,
+            port=int(port) if port.isdigit() else None,
+            route=what,
+        )
 
     # ------------------------------------------------------------------ the four call styles
 

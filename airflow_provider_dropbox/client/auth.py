@@ -124,6 +124,8 @@ class TokenManager:
         if creds.app_secret:
             form["client_secret"] = creds.app_secret
         started = time.monotonic()
+        # Inside a request's retries this is one attempt (the request's budget decides about another);
+        # outside any, it is its own operation with its own budget.
         payload = self._retry.call(
             "token refresh", lambda: token_request(self._session, self._endpoints, form, self._timeout)
         )

@@ -110,6 +110,15 @@ class DropboxConnectionError(DropboxApiError):
     """The host could not be reached or the connection broke, even after retries."""
 
 
+class DropboxUnreachableError(DropboxConnectionError):
+    """No connection could be made at all (refused, unknown host, no answer); ``host``/``port`` say where."""
+
+    def __init__(self, message: str, *, host: str | None, port: int | None, route: str = "") -> None:
+        super().__init__(message, route=route)
+        self.host = host
+        self.port = port
+
+
 class LocalPathError(DropboxApiError):
     """Bad local input: a missing file, a directory where a file is expected, an unwritable destination."""
 

@@ -103,7 +103,10 @@ def create_app(config: EmulatorConfig) -> Starlette:
     ]
     for spec in routes_files.ROUTES + routes_content.ROUTES + routes_sessions.ROUTES + routes_other.ROUTES:
         routes.append(StarletteRoute(spec.path, _guard(endpoint(emu, spec)), methods=list(spec.methods)))
-    for (method, path), handler in routes_other.admin_routes(emu).items():
+    for (method, path), handler in {
+        **routes_other.admin_routes(emu),
+        **routes_other.share_link_routes(emu),
+    }.items():
         routes.append(StarletteRoute(path, _guard(handler), methods=[method]))
     for spec in routes_extra.ROUTES:
         routes.append(StarletteRoute(spec.path, _guard(endpoint(emu, spec)), methods=list(spec.methods)))

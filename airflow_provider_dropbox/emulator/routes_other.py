@@ -9,12 +9,13 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from .auth import ACCOUNT_ID
 from .core import Call, Emulator, Route, blocking, lookup_error
 from .paths import READ_PATH_PATTERN
 from .store import ROOT_NAMESPACE_ID, LookupFail, Node, StoreError
+from .transfer import FdStream, Throttle
 from .wire import api_error, bad_input, json_response, tag, text_response, void_response
 
 ALLOCATED = 2 * 1024**4
@@ -111,7 +112,10 @@ async def create_shared_link(c: Call) -> Response:
     kind = "fi" if node.kind == "file" else "fo"
     token = base64.b32encode(secrets.token_bytes(10)).decode().lower()
     name = quote(node.display.rsplit("/", 1)[1])
-    link = {"url": f"https://www.dropbox.com/scl/{kind}/{token}/{name}?rlkey={secrets.token_hex(12)}&dl=0"}
+    # The link points at this emulator (the host the caller reached it by), where ``serve_shared_link``
+    # answers it: a real dropbox.com look-alike would lead nowhere.
+    base = str(c.request.base_url).rstrip("/")
+    link = {"url": f"{base}/scl/{kind}/{token}/{name}?rlkey={secrets.token_hex(12)}&dl=0"}
     await blocking(store.kv_put, "links", node.id, link)
     return json_response(_link_metadata(node, link))
 
@@ -150,6 +154,54 @@ async def check_user(c: Call) -> Response:
         msg = f"'{query}' must be at most 500 characters, got {len(query)}"  # stone's validator wording
         raise bad_input(c.func, f"request body: query: {msg}")
     return json_response({"result": query})
+
+
+def _find_link(emu: Emulator, token: str, rlkey: str) -> Node | None:
+    """The node whose shared link carries ``token`` and ``rlkey`` (None if revoked, moved away or wrong)."""
+    store = emu.store
+    for node_id, link in store.kv_all("links").items():
+        url = str(link.get("url", ""))
+        if f"/{token}/" in url and f"rlkey={rlkey}&" in url:
+            key = store.by_id.get(node_id)
+            return store.nodes.get(key) if key is not None else None
+    return None
+
+
+def share_link_routes(emu: Emulator) -> dict[tuple[str, str], Any]:
+    """``GET /scl/{fi|fo}/{token}/{name}?rlkey=..&dl=0|1``: what a shared link opens. A file's bytes
+    (inline for ``dl=0``, as a download for ``dl=1``); a folder's entries as a plain-text list."""
+
+    async def serve_shared_link(request: Request) -> Response:
+        token = request.path_params["token"]
+        rlkey = request.query_params.get("rlkey", "")
+        node = await blocking(_find_link, emu, token, rlkey)
+        if node is None:
+            return text_response("This shared link does not exist (or was revoked).", status=404)
+        name = node.display.rsplit("/", 1)[1]
+        if node.kind != "file":
+            prefix = node.key + "/"
+            names = sorted(
+                n.display.rsplit("/", 1)[1] + ("/" if n.kind != "file" else "")
+                for key, n in list(emu.store.nodes.items())
+                if key.startswith(prefix) and "/" not in key[len(prefix) :]
+            )
+            return text_response("".join(f"{n}\n" for n in names), status=200)
+        try:
+            node, fd = await blocking(emu.store.open_file, node.id)
+        except LookupFail:
+            return text_response("This shared link's file is gone.", status=404)
+        disposition = "attachment" if request.query_params.get("dl") == "1" else "inline"
+        headers = {
+            "Content-Length": str(node.size),
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+        }
+        return StreamingResponse(
+            FdStream(fd, 0, node.size, Throttle(None)),
+            headers=headers,
+            media_type="application/octet-stream",
+        )
+
+    return {("GET", "/scl/{kind}/{token}/{name:path}"): serve_shared_link}
 
 
 ROUTES = [

@@ -106,6 +106,7 @@ class DropboxHook(BaseHook):
             root_namespace_id=options["root_namespace_id"],
             on_new_token=_mask_token,
             retry_deadline=retry_deadline,
+            connect_retry_deadline=options["connect_retry_deadline"],
             ca_bundle=options["ca_bundle"],
         )
 
@@ -721,7 +722,8 @@ def connection_options(conn: Connection) -> dict[str, Any]:
     """
     Read the client settings from an Airflow connection, validating them before any request.
 
-    Also used by the async hook; keys: credentials, endpoints, timeout, retry_deadline, team_member_id,
+    Also used by the async hook; keys: credentials, endpoints, timeout, retry_deadline,
+    connect_retry_deadline, team_member_id,
     root_namespace_id, ca_bundle.
 
     :param conn: A ``dropbox`` connection (login = app key, password = app secret, extra = conn-fields).
@@ -762,6 +764,7 @@ def connection_options(conn: Connection) -> dict[str, Any]:
     retry_deadline = _seconds(extra, "retry_deadline", 600.0, where)
     team_member_id = _header_field(extra, "team_member_id", where)
     root_namespace_id = _header_field(extra, "root_namespace_id", where)
+    connect_retry_deadline = _seconds(extra, "connect_retry_deadline", 30.0, where)
     host = (conn.host or "").strip()
     try:
         base_url = base_url_from_host(host, conn.port) if host else None
@@ -779,6 +782,7 @@ def connection_options(conn: Connection) -> dict[str, Any]:
         "endpoints": Endpoints.single_host(base_url) if base_url else Endpoints(),
         "timeout": timeout,
         "retry_deadline": retry_deadline,
+        "connect_retry_deadline": connect_retry_deadline,
         "team_member_id": team_member_id,
         "root_namespace_id": root_namespace_id,
         "ca_bundle": _ca_bundle(_extra_value(extra, "ca_bundle"), where),

@@ -178,6 +178,7 @@ def _client_for(conn: Any, on_new_token: Any) -> DropboxClient:
         endpoints=options["endpoints"],
         timeout=options["timeout"],
         retry_deadline=options["retry_deadline"],
+        connect_retry_deadline=options["connect_retry_deadline"],
         parallelism=2,
         team_member_id=options["team_member_id"],
         root_namespace_id=options["root_namespace_id"],

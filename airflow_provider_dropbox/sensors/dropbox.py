@@ -73,7 +73,7 @@ class DropboxChangeSensor(BaseSensorOperator):
     triggerer on ``list_folder/longpoll`` (honouring its ``backoff``) and reacts within about a second.
 
     Cursor reset (Dropbox expired or rebuilt the cursor; 409 ``reset``), per ``on_cursor_reset``:
-    ``relist`` (default) lists the folder again and reports every current entry as ``added`` with
+    ``relist`` (default) lists the folder again and reports every current entry as ``changed`` with
     ``reset: True``, so no change is lost; ``restart`` continues from the latest cursor (changes made
     meanwhile are skipped); ``fail`` fails the task with a message saying so.
 
@@ -85,7 +85,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         changes that don't match are skipped (the sensor keeps waiting). Templated.
     :param kinds: Which changes count: any of ``added``, ``modified``, ``deleted`` (default all). Added vs
         modified is relative to the cursor; with only one of them a changed file may cost a
-        ``files/list_revisions`` call, and a file whose kind cannot be told (``kind_exact`` False) passes.
+        ``files/list_revisions`` call, and a file whose kind cannot be told passes as ``changed``.
     :param include_folders: Report folder entries too (default: files and deletions only).
     :param start_from: First-run cursor: ``latest`` or ``beginning``.
     :param use_previous_cursor: Continue from the previous successful run's cursor (default True).
@@ -249,7 +249,8 @@ class DropboxChangeSensor(BaseSensorOperator):
             except Exception as exc:
                 self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
 
-    def _relist(self) -> tuple[list[dict[str, Any]], str, str | None]:
+    def _relist(self, *, from_beginning: bool) -> tuple[list[dict[str, Any]], str, str | None]:
+        """Every entry now: ``added`` when watching from the beginning, ``changed`` after a reset."""
         clock = self._clock
         clock.reset()
         try:
@@ -262,18 +263,19 @@ class DropboxChangeSensor(BaseSensorOperator):
             entries,
             root=self._root,
             file_pattern=self.file_pattern,
+            kinds=self.kinds,
             include_folders=self.include_folders,
             exact_kinds=False,
+            from_empty=from_beginning,
         )
-        changes = [{**c, "kind": "added"} for c in selected] if "added" in self.kinds else []
-        return changes, cursor, clock.now()
+        return selected, cursor, clock.now()
 
     def _check(self, context: Context) -> dict[str, Any] | None:
         """One look at Dropbox; the result dict when matching changes arrived, else None."""
         if self._ready is not None:
             return self._ready
         if self._cursor is None:
-            changes, cursor, cursor_time = self._relist()
+            changes, cursor, cursor_time = self._relist(from_beginning=True)
             self.log.info("Listed %s from the beginning: %d matching entries", self.path or "/", len(changes))
             self._remember(context, cursor, cursor_time)
             if changes:
@@ -296,7 +298,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             if self.on_cursor_reset == "restart":
                 self._remember(context, *self._latest_cursor())
                 return None
-            changes, cursor, cursor_time = self._relist()
+            changes, cursor, cursor_time = self._relist(from_beginning=False)
             self._remember(context, cursor, cursor_time)
             if changes:
                 self._ready = self._result(changes, cursor, reset=True)

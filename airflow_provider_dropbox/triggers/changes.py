@@ -4,8 +4,13 @@ Shared by the change sensor (poke/reschedule), its deferrable trigger and the As
 three report exactly the same thing (peers differ between modes; users file bugs about it).
 
 A change record is a small JSON dict: ``path`` (display case), ``path_lower``, ``kind`` (``added`` /
-``modified`` / ``deleted``), ``kind_exact``, ``type`` (``file`` / ``folder`` / ``deleted``), ``id``, ``rev``,
-``size``, ``content_hash`` and ``server_modified`` (``None`` where Dropbox gives none).
+``modified`` / ``deleted`` / ``changed``), ``kind_exact``, ``type`` (``file`` / ``folder`` /
+``deleted``), ``id``, ``rev``, ``size``, ``content_hash`` and ``server_modified`` (``None`` where Dropbox
+gives none).
+
+A kind is only ever a statement that was established: ``added``, ``modified`` and ``deleted`` are exact
+(``kind_exact`` True). When it was not established whether a path is new or edited, the kind is ``changed``
+("this path now holds this content; new or edited is unknown") and ``kind_exact`` is False.
 
 Added or modified is decided relative to the CURSOR the changes were read from, not by counting revisions
 (a file created and then edited twice since the cursor has three revisions and is still new to the watcher):
@@ -32,9 +37,11 @@ Added or modified is decided relative to the CURSOR the changes were read from, 
   ``MAX_KIND_LOOKUPS``.
 
 Kinds are looked up only when the caller's ``kinds`` separates added from modified (one of them without
-the other). An unexact file is reported as ``modified`` ("this path now has this content") with
-``kind_exact`` False and passes an added-only filter too: a watcher must not miss a new file because the
-kind is unknown. Folders are ``added`` and deletions ``deleted``, always exactly.
+the other); watching both costs no lookup and reports files as ``changed``. A ``changed`` entry passes any
+filter naming ``added`` or ``modified``: a watcher must not miss a new file because the kind is unknown, and
+it keeps its ``changed`` label (never relabelled). Folders reported by ``list_folder/continue`` are ``added``
+and deletions ``deleted``, exactly; a relist after a cursor reset reports every entry as ``changed``
+(``exact_kinds=False``: nothing says what was there before).
 """
 
 from __future__ import annotations
@@ -49,8 +56,11 @@ from typing import Any, Literal
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+; the package supports 3.10
 
-ChangeKind = Literal["added", "modified", "deleted"]
+ChangeKind = Literal["added", "modified", "deleted", "changed"]
 ALL_KINDS: tuple[ChangeKind, ...] = ("added", "modified", "deleted")
+"""The kinds a watcher can filter on; ``changed`` (undetermined) is reported, never asked for."""
+UNDETERMINED: ChangeKind = "changed"
+"""The kind of a change whose added/modified status was not established (``kind_exact`` False)."""
 MAX_KIND_LOOKUPS = 200
 # Revisions asked for per file: enough for a file edited this often between two looks at Dropbox.
 REVISION_LOOKUP_LIMIT = 20
@@ -72,6 +82,11 @@ def normalize_kinds(kinds: Iterable[str] | str | None) -> tuple[ChangeKind, ...]
         kinds = [kinds]
     out: list[ChangeKind] = []
     for kind in kinds:
+        if kind == UNDETERMINED:
+            raise ValueError(
+                f"kinds cannot name {UNDETERMINED!r}: it is reported for files whose kind was not "
+                "established, and such changes already pass any filter naming 'added' or 'modified'"
+            )
         if kind not in ALL_KINDS:
             raise ValueError(f"Unknown change kind {kind!r}; use any of {', '.join(ALL_KINDS)}")
         if kind not in out:
@@ -104,11 +119,12 @@ def matches_glob(path_lower: str, root: str, pattern: str | None) -> bool:
 
 
 def to_change(entry: dict[str, Any], kind: ChangeKind | None = None) -> dict[str, Any]:
+    """The change record of ``entry``; ``kind`` None means not established: ``changed`` for a file."""
     tag = entry.get(".tag", "file")
     path_lower = entry.get("path_lower") or _lower(entry.get("path_display") or entry.get("name", ""))
-    exact = kind is not None or tag != "file"
     if kind is None:
-        kind = "deleted" if tag == "deleted" else ("added" if tag == "folder" else "modified")
+        kind = "deleted" if tag == "deleted" else ("added" if tag == "folder" else UNDETERMINED)
+    exact = kind != UNDETERMINED
     return {
         "path": entry.get("path_display") or path_lower,
         "path_lower": path_lower,
@@ -278,7 +294,7 @@ def kind_lookups(
     ]
     if len(paths) > MAX_KIND_LOOKUPS:
         log.warning(
-            "More than %d changed files in one batch: the rest are reported as 'modified' (kind not exact)",
+            "More than %d changed files in one batch: the rest are reported as 'changed' (kind unknown)",
             MAX_KIND_LOOKUPS,
         )
     return paths[:MAX_KIND_LOOKUPS]
@@ -295,13 +311,16 @@ def select_changes(
     cursor_time: str | None = None,
     cursor_paths: Mapping[str, str | None] | None = None,
     exact_kinds: bool | None = None,
+    from_empty: bool = False,
 ) -> list[dict[str, Any]]:
     """Filter raw entries to the changes the user asked for, last event per path winning.
 
     ``revisions`` maps ``path_lower`` to its ``list_revisions`` result (None: the lookup failed) for the
     paths ``kind_lookups`` named; ``cursor_time`` is when the cursor these entries were read from was taken
     and ``cursor_paths`` what the batch that produced it said (``state_at_cursor``).
-    ``exact_kinds=False`` reports files without deciding (the relist after a reset).
+    ``exact_kinds=False`` reports every entry as ``changed`` without deciding (the relist after a reset).
+    A ``changed`` entry passes when ``kinds`` names ``added`` or ``modified``. ``from_empty=True`` says the
+    reference point is an empty folder (watching from the beginning): every entry is then exactly ``added``.
     """
     latest, recreated = _latest(entries, root, file_pattern, include_folders)
     decide = exact_kinds is not False
@@ -309,18 +328,22 @@ def select_changes(
     out: list[dict[str, Any]] = []
     for path_lower, entry in latest.items():
         kind: ChangeKind | None = None
-        if entry.get(".tag", "file") == "file" and decide:
+        if from_empty:
+            kind = "deleted" if entry.get(".tag") == "deleted" else "added"
+        elif entry.get(".tag", "file") == "file" and decide:
             if path_lower in recreated:
                 kind = "added"  # needs no lookup, so it is exact whatever ``kinds`` asks for
             elif cursor_paths is not None and path_lower in cursor_paths:
                 kind = "modified" if cursor_paths[path_lower] == entry.get("id") else "added"
             elif lookup and revisions is not None and path_lower in revisions:
                 kind = kind_since(entry, revisions[path_lower], cursor_time)
+        elif not decide and entry.get(".tag", "file") == "folder":
+            kind = UNDETERMINED  # a relisted folder may have been there all along
         change = to_change(entry, kind)
         if change["kind"] in kinds:
             out.append(change)
-        elif not change["kind_exact"] and "added" in kinds:
-            out.append({**change, "kind": "added"})
+        elif change["kind"] == UNDETERMINED and ("added" in kinds or "modified" in kinds):
+            out.append(change)
     return out
 
 
@@ -332,7 +355,7 @@ def lookup_gave_up(exc: BaseException, logger: Any = log) -> bool:
     """Log a failed ``list_revisions``; True when the server cannot do it at all (400/404: stop asking)."""
     status = getattr(exc, "status", None)
     if status in (400, 404):
-        logger.warning("files/list_revisions unavailable (%s): reporting files as 'modified'", exc)
+        logger.warning("files/list_revisions unavailable (%s): reporting files as 'changed'", exc)
         return True
     logger.info("files/list_revisions failed (%s): that file's kind is not exact", exc)
     return False
@@ -353,7 +376,7 @@ def fetch_revisions(rpc: Callable[[str, Any], Any], paths: Sequence[str]) -> dic
 
 def reset_message(path: str, policy: str) -> str:
     what = {
-        "relist": "listing the whole folder again and reporting every entry as 'added' (nothing is lost)",
+        "relist": "listing the whole folder again and reporting every entry as 'changed' (nothing is lost)",
         "restart": "starting again from the latest cursor (changes made meanwhile are skipped)",
         "fail": "failing as configured (on_cursor_reset='fail'); rerun with cursor=None to start afresh",
     }[policy]

@@ -131,7 +131,7 @@ class _ChangeWaiter:
         return cursor
 
     async def relist(self) -> tuple[list[dict[str, Any]], str]:
-        """Every current entry as ``added`` plus a fresh cursor: the no-loss answer to a cursor reset."""
+        """Every current entry as ``changed`` plus a fresh cursor: the no-loss answer to a cursor reset."""
         clock = await self._clock()
         entries, cursor = await self.hook.list_folder_snapshot(self.path, recursive=self.recursive)
         self.cursor_time, self.cursor_paths = clock.now(), None
@@ -139,13 +139,11 @@ class _ChangeWaiter:
             entries,
             root=self.path,
             file_pattern=self.file_pattern,
-            kinds=("added", "modified", "deleted"),
+            kinds=self.kinds,
             include_folders=self.include_folders,
             exact_kinds=False,
         )
-        if "added" not in self.kinds:
-            return [], cursor
-        return [{**change, "kind": "added"} for change in selected], cursor
+        return selected, cursor
 
     async def next_batch(self, cursor: str) -> tuple[list[dict[str, Any]], str, bool]:
         """Wait until a batch of matching changes arrives: ``(changes, new_cursor, reset)``.

@@ -101,3 +101,80 @@ def test_connection_points_at_the_emulator_service(compose: dict[str, Any]) -> N
     assert conn["host"] == f"http://dropbox-emulator:{port}"
     assert conn["extra"]["allow_insecure_http"] is True  # http to a non-loopback host is refused otherwise
     assert conn["extra"]["refresh_token"]
+
+
+# -- issue 16 item 5: ownership, seeding, the Celery variant ------------------------------------------------
+
+CELERY_FILE = ROOT / "docker-compose.celery.yaml"
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """Compose's merge for what these files use: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = _merge(base.get(key), value) if key in base else value
+        return out
+    return override
+
+
+def test_emulator_data_dir_is_made_in_the_image_for_its_user(compose: dict[str, Any]) -> None:
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    emulator = compose["services"]["dropbox-emulator"]
+    data_dir = emulator["command"][emulator["command"].index("--data-dir") + 1]
+    mounted = {v.split(":")[1] for v in emulator["volumes"]}
+    assert data_dir in mounted
+    assert re.search(rf"mkdir -p [^\n]*{re.escape(data_dir)}\b", dockerfile)
+    assert re.search(rf"chown airflow:0 [^\n]*{re.escape(data_dir)}\b", dockerfile)
+    # the image ends as the unprivileged user, which is who the emulator runs as
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1] == "airflow"
+    # every named volume an Airflow container writes is created in the image too
+    for volume in compose["services"]["airflow-scheduler"]["volumes"]:
+        source, target = volume.split(":")[:2]
+        if not source.startswith((".", "/")) and target != "/opt/airflow/logs":
+            assert target in dockerfile, f"{target} not created in the image"
+
+
+def test_no_service_changes_ownership_or_runs_as_root(compose: dict[str, Any]) -> None:
+    text = COMPOSE_FILE.read_text() + CELERY_FILE.read_text()
+    assert "chown" not in text and "chmod" not in text
+    for name, service in compose["services"].items():
+        assert str(service.get("user", "")).split(":")[0] not in ("0", "root"), name
+
+
+def test_seed_runs_only_on_request(compose: dict[str, Any]) -> None:
+    seed = compose["services"]["dropbox-emulator-seed"]
+    assert seed["profiles"] == ["seed"]  # `up` does not seed; `--profile seed run` does
+    assert seed.get("restart") == "no"
+    seeder = (ROOT / "scripts" / "seed_demo.py").read_text()
+    assert '"mode": "overwrite"' in seeder  # running it twice leaves the same files, not "(1)" copies
+
+
+def test_celery_variant_is_valid_and_complete(compose: dict[str, Any]) -> None:
+    override = yaml.safe_load(CELERY_FILE.read_text())
+    assert _spec_errors(override) == []
+    merged = _merge(compose, override)
+    assert _spec_errors(merged) == []
+    services = merged["services"]
+    assert {"redis", "airflow-worker", "flower"} <= set(services)
+    assert services["flower"]["profiles"] == ["flower"]
+    for name in AIRFLOW_SERVICES | {"airflow-worker", "flower"}:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:") or env[
+            "AIRFLOW__CELERY__BROKER_URL"
+        ].startswith("redis://:@redis:"), name
+    worker = services["airflow-worker"]
+    assert worker["command"] == "celery worker" and "healthcheck" in worker
+    assert "mirror-data:/opt/airflow/mirror" in worker["volumes"]  # workers share the mirror destination
+    scheduler_env = services["airflow-scheduler"]["environment"]
+    assert (
+        worker["environment"]["AIRFLOW_CONN_DROPBOX_DEFAULT"] == scheduler_env["AIRFLOW_CONN_DROPBOX_DEFAULT"]
+    )
+    for dep in worker["depends_on"]:
+        assert dep in services
+    # the LocalExecutor file alone is unchanged by the variant
+    assert (
+        compose["services"]["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    )

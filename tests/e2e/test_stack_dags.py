@@ -204,9 +204,9 @@ def test_deferrable_sensor_waits_in_the_triggerer_and_resumes_on_a_change(
     (change,) = result["changes"]
     assert change["path"] == f"{folder}/arrived.csv", change
     # Watching every kind, the sensor does not spend a list_revisions call per file to tell a new file
-    # from an edit: it reports "modified" with kind_exact False, unless the kind is known without a call
+    # from an edit: it reports "changed" with kind_exact False, unless the kind is known without a call
     # (a path the cursor's own batch reported, or a delete and re-create in one batch; triggers/changes.py).
-    assert (change["kind"], change["kind_exact"]) in {("modified", False), ("added", True)}, change
+    assert (change["kind"], change["kind_exact"]) in {("changed", False), ("added", True)}, change
     assert change["type"] == "file", change
     assert change["size"] == len(data)
     cursor = xcom(airflow_stack, SENSOR_DAG, run_id, "wait_for_change", key="dropbox_cursor")
@@ -250,7 +250,7 @@ def test_asset_watcher_runs_the_dag_on_a_change_and_not_while_quiet(
     assert task_states(airflow_stack, EVENT_DAG, run_id)["log_changes"] == "success"
     changes = xcom(airflow_stack, EVENT_DAG, run_id, "log_changes")
     assert [c["path"] for c in changes] == ["/Inbox/e2e-event.txt"], changes
-    assert changes[0]["kind"] in ("added", "modified"), changes
+    assert changes[0]["kind"] in ("added", "changed"), changes
     time.sleep(3)
     assert len(airflow_stack.runs(EVENT_DAG)) == 1, "one change, one run"
     assert state == "success", task_states(airflow_stack, EVENT_DAG, run_id)

@@ -32,6 +32,7 @@ EXTRA_FIELDS = {
     "ca_bundle",
     "timeout",
     "retry_deadline",
+    "connect_retry_deadline",
 }
 
 
@@ -126,6 +127,16 @@ class TestConnectionToClient:
         assert DropboxHook(conn_id, retry_deadline=2).get_conn().retry.deadline == 2
         with pytest.raises(DropboxConnectionConfigError, match="retry_deadline must be a number of seconds"):
             DropboxHook(make_conn(extra={"retry_deadline": "soon"})).get_conn()
+
+    def test_connect_retry_deadline_from_the_connection(self, make_conn: MakeConn) -> None:
+        """Issue 16: an unreachable host gets 30 s of retries by default; the extra lengthens it."""
+        assert DropboxHook(make_conn()).get_conn().retry.connect_deadline == 30
+        assert (
+            DropboxHook(make_conn(extra={"connect_retry_deadline": 90})).get_conn().retry.connect_deadline
+            == 90
+        )
+        with pytest.raises(DropboxConnectionConfigError, match="connect_retry_deadline must be a number"):
+            DropboxHook(make_conn(extra={"connect_retry_deadline": "soon"})).get_conn()
 
     def test_empty_host_means_real_dropbox(self, make_conn: MakeConn) -> None:
         hook = DropboxHook(make_conn(base_url=None))

@@ -53,7 +53,7 @@ def test_sensor_reports_change_and_continues_from_its_cursor(
     writer.join()
     assert str(dr.state) == "success", task_states(dr)
     result = xcom(dr, "wait_for_change")
-    assert [(c["path"], c["kind"]) for c in result["changes"]] == [(f"{root}/in/a.csv", "modified")]
+    assert [(c["path"], c["kind"]) for c in result["changes"]] == [(f"{root}/in/a.csv", "changed")]
     change = result["changes"][0]
     assert change["size"] == 1 and change["rev"] and change["content_hash"]
     assert xcom(dr, "changed_paths") == [f"{root}/in/a.csv"]
@@ -69,6 +69,6 @@ def test_sensor_reports_change_and_continues_from_its_cursor(
     assert str(dr2.state) == "success", task_states(dr2)
     second = xcom(dr2, "wait_for_change")
     assert sorted((c["path_lower"], c["kind"]) for c in second["changes"]) == [
-        (f"{root}/b.csv", "modified"),
+        (f"{root}/b.csv", "changed"),
         (f"{root}/in/a.csv", "deleted"),
     ]

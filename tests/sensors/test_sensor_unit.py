@@ -119,7 +119,7 @@ def test_reset_policies(dropbox_default: Any, hook: Any, root: str, tmp_path: Pa
     relist = DropboxChangeSensor(task_id="s", path=root, cursor=cursor)
     value = relist.poke({"ti": FakeTI()}).xcom_value  # type: ignore[union-attr]
     assert value["reset"] is True
-    assert [(c["path"], c["kind"]) for c in value["changes"]] == [(f"{root}/keep.csv", "added")]
+    assert [(c["path"], c["kind"]) for c in value["changes"]] == [(f"{root}/keep.csv", "changed")]
 
 
 def test_deferrable_pokes_once_then_defers(dropbox_default: Any, hook: Any, root: str) -> None:

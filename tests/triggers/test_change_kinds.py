@@ -120,7 +120,7 @@ def test_modified_only_passes_exactly_the_changed_files(
 
 def test_all_kinds_look_nothing_up(hook: Any, root: str, window: tuple[str, str], emulator: Any) -> None:
     """Without a filter that needs it no list_revisions is spent; only a re-creation seen in the batch is
-    exact, everything else is 'modified' with kind_exact False."""
+    exact, everything else is 'changed' (undetermined) with kind_exact False, never 'added'/'modified'."""
     cursor, cursor_time = window
     before = emulator.stats().get("/2/files/list_revisions", 0)
     got = changes_since(hook, root, cursor, cursor_time, ["added", "modified", "deleted"])
@@ -130,7 +130,8 @@ def test_all_kinds_look_nothing_up(hook: Any, root: str, window: tuple[str, str]
         ("old", "deleted", True),
         ("recreated.csv", "added", True),
     ]
-    assert ("new.csv", "modified", False) in got and ("existing.csv", "modified", False) in got
+    assert ("new.csv", "changed", False) in got and ("existing.csv", "changed", False) in got
+    assert all(c[2] for c in got if c[1] in ("added", "modified", "deleted"))
 
 
 def test_unknown_cursor_time_is_not_exact_and_passes_both_filters(
@@ -138,11 +139,12 @@ def test_unknown_cursor_time_is_not_exact_and_passes_both_filters(
 ) -> None:
     cursor, _ = window
     added = changes_since(hook, root, cursor, None, ADDED_ONLY)
-    # every changed file passes (as 'added', not exact), except the re-creations the batch itself proves
-    assert ("existing.csv", "added", False) in added and ("new.csv", "added", False) in added
+    # every changed file passes (as 'changed', not exact), except the re-creations the batch itself proves
+    assert ("existing.csv", "changed", False) in added and ("new.csv", "changed", False) in added
     assert ("recreated.csv", "added", True) in added
     modified = changes_since(hook, root, cursor, None, MODIFIED_ONLY)
-    assert ("existing.csv", "modified", False) in modified and ("new.csv", "modified", False) in modified
+    assert ("existing.csv", "changed", False) in modified and ("new.csv", "changed", False) in modified
+    assert not [c for c in added + modified if c[1] in ("added", "modified") and not c[2]]
     assert all(name not in ("recreated.csv", "inner.csv") for name, _, _ in modified)
 
 
@@ -231,8 +233,8 @@ def test_list_revisions_failure_falls_back_to_not_exact(
     assert revisions == {f"{root}/existing.csv": None, f"{root}/new.csv": None}
     picked = select_changes(entries, root=root, kinds=ADDED_ONLY, revisions=revisions, cursor_time=when)
     assert sorted((c["path_lower"], c["kind"], c["kind_exact"]) for c in picked) == [
-        (f"{root}/existing.csv", "added", False),
-        (f"{root}/new.csv", "added", False),
+        (f"{root}/existing.csv", "changed", False),
+        (f"{root}/new.csv", "changed", False),
     ]
     # with the server healthy again, the same batch is told apart exactly
     revisions = fetch_revisions(client.rpc, lookups)

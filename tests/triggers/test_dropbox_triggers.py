@@ -177,7 +177,7 @@ def test_sensor_trigger_relists_after_a_reset(quick_emulator: EmulatorProcess, t
     trigger = DropboxChangeTrigger(path="/watched", cursor=cursor, dropbox_conn_id="dbx_quick")
     payload = asyncio.run(asyncio.wait_for(anext(trigger.run()), 30)).payload  # type: ignore[arg-type]
     assert payload["status"] == "success" and payload["reset"] is True
-    assert [(c["path"], c["kind"]) for c in payload["changes"]] == [("/watched/old.csv", "added")]
+    assert [(c["path"], c["kind"]) for c in payload["changes"]] == [("/watched/old.csv", "changed")]
 
 
 # -- the AssetWatcher trigger ------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_event_trigger_silent_on_quiet_folder_then_fires_per_batch(
 
     quiet_polls, events, latency = asyncio.run(scenario())
     assert quiet_polls >= 3
-    assert [(c["path"], c["kind"]) for c in events[0]["changes"]] == [("/inbox/a.csv", "modified")]
+    assert [(c["path"], c["kind"]) for c in events[0]["changes"]] == [("/inbox/a.csv", "changed")]
     assert [(c["path_lower"], c["kind"]) for c in events[1]["changes"]] == [("/inbox/a.csv", "deleted")]
     assert events[0]["count"] == 1 and events[0]["truncated"] is False
     assert latency < 2.0, f"noticed the change after {latency:.2f} s"

@@ -1,0 +1,42 @@
+"""docs/testing-your-dags.md's example, run as a user would run it: the files are cut out of the page itself
+(so the doc and this test cannot drift) and pytest runs them in a fresh directory, in a subprocess with its
+own AIRFLOW_HOME."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+DOC = Path(__file__).parents[2] / "docs" / "testing-your-dags.md"
+EXAMPLE = re.compile(r"<!-- example-file: (\S+) -->\n```python\n(.*?)```", re.S)
+
+
+def example_files() -> dict[str, str]:
+    files = dict(EXAMPLE.findall(DOC.read_text()))
+    assert set(files) == {"conftest.py", "test_copy_report.py"}, files
+    return files
+
+
+def test_the_documented_example_passes(tmp_path: Path) -> None:
+    for name, text in example_files().items():
+        (tmp_path / name).write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-5000:]
+    assert "2 passed" in out, out[-3000:]
