@@ -14,6 +14,9 @@ os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).parent / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+# One Fernet key for this process and every Airflow process the tests start: an `airflow` subprocess would
+# otherwise write a fresh key into airflow.cfg and encrypt trigger kwargs that this process cannot read.
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "dGVzdHMtb25seS1mZXJuZXQta2V5LTMyLWJ5dGVzISE=")
 
 from tests.emulator_process import EmulatorProcess, start_emulator  # noqa: E402
 
