@@ -277,7 +277,8 @@ failed = 0
 for page in sys.argv[1:]:
     for i, block in enumerate(re.findall(r"```python\n(.*?)```", pathlib.Path(page).read_text(), re.S)):
         try:
-            exec(compile(block, f"{page} python block {i + 1}", "exec"), {"__name__": "docs_block"})
+            code = compile(block, f"{page} python block {i + 1}", "exec")
+            exec(code, {"__name__": "docs_block", "__file__": page})
         except Exception:
             failed += 1
             traceback.print_exc()
