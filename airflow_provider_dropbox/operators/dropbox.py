@@ -8,9 +8,10 @@ asset scheduling and lineage work; templated paths are reported through hook lin
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,45 @@ def reject_unrendered_fields(task: BaseOperator) -> None:
                 )
 
 
+class DropboxPermanentError(AirflowFailException):
+    """An error no retry can fix (bad input, bad credentials, a path of the wrong kind): the task fails at
+    once, whatever its ``retries``. Raised as a subclass of the original error's class too, with its
+    attributes, so ``except MalformedPathError`` (or a failure callback checking the type) still works."""
+
+
+_FAIL_FAST_CLASSES: dict[type[BaseException], type[BaseException]] = {}
+
+
+def _fail_fast_copy(exc: BaseException) -> BaseException:
+    """``exc`` as an instance of ``(type(exc), DropboxPermanentError)``: same message, same attributes."""
+    cls = type(exc)
+    combined = _FAIL_FAST_CLASSES.get(cls)
+    if combined is None:
+        combined = type(cls.__name__, (cls, DropboxPermanentError), {"__module__": cls.__module__})
+        _FAIL_FAST_CLASSES[cls] = combined
+    copy = combined.__new__(combined, *exc.args)
+    copy.args = exc.args
+    copy.__dict__.update(exc.__dict__)
+    return copy
+
+
+def _fail_fast(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-raise errors whose class says ``permanent = True`` as fail-fast errors (no retry)."""
+
+    @functools.wraps(execute)
+    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute(self, *args, **kwargs)
+        except AirflowFailException:
+            raise
+        except Exception as exc:
+            if getattr(exc, "permanent", False) is True:
+                raise _fail_fast_copy(exc).with_traceback(exc.__traceback__) from exc.__cause__
+            raise
+
+    return wrapper
+
+
 class _DropboxBaseOperator(BaseOperator):
     """Shared plumbing: the hook (built lazily in ``execute``), asset declaration, lineage reporting,
     and the run-time check of the rendered fields (``_check_inputs``, first thing in every ``execute``)."""
@@ -97,6 +137,13 @@ class _DropboxBaseOperator(BaseOperator):
     _local_path_fields: tuple[str, ...] = ()
     """Fields holding a local path: refused when blank, relative (both would depend on the worker's cwd)
     or ``/`` (the whole file system), before any request."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every operator's ``execute`` fails fast on errors no retry can fix (the error classes'
+        ``permanent`` attribute decides; this is the one place it is mapped to Airflow)."""
+        super().__init_subclass__(**kwargs)
+        if "execute" in cls.__dict__:
+            cls.execute = _fail_fast(cls.__dict__["execute"])  # type: ignore[method-assign]
 
     def __init__(self, *, dropbox_conn_id: str = DropboxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
