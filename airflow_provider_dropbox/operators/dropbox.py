@@ -443,7 +443,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
             self.log.warning("%s", message)
             return self._result([], uploaded=0, skipped=0)
         if self.mode == "update" and len(pairs) > 1:
-            raise AirflowException(
+            raise AirflowFailException(  # the arguments, not the moment, are wrong: no retry
                 "mode='update' (by revision) applies to a single file, not a folder or glob"
             )
         client = self.hook.get_conn()

@@ -83,6 +83,14 @@ def test_permanent_errors_run_once(
     assert error in out
 
 
+def test_bad_argument_combination_runs_once(run_ff: Run, tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text(name)
+    state, tries, out = run_ff("update_dag", remote="/ff/folder", local=str(tmp_path))
+    assert state == "failed" and tries == 1, out[-3000:]
+    assert "applies to a single file" in out
+
+
 def test_transient_errors_keep_their_retries(run_ff: Run) -> None:
     state, tries, out = run_ff("download_dag", remote="/ff/missing.csv", local="/tmp/ff-missing.csv")
     assert state == "failed"

@@ -36,3 +36,13 @@ with DAG("ff_download", schedule=None, start_date=START, catchup=False, params=P
     DropboxDownloadOperator(
         task_id="t", remote_path="{{ params.remote }}", local_path="{{ params.local }}", **RETRY
     )
+
+with DAG("ff_update_folder", schedule=None, start_date=START, catchup=False, params=PARAMS) as update_dag:
+    DropboxUploadOperator(
+        task_id="t",
+        local_path="{{ params.local }}",
+        remote_path="{{ params.remote }}",
+        mode="update",
+        rev="0123456789abcdef",
+        **RETRY,
+    )
