@@ -1,8 +1,16 @@
-"""``airflow-dropbox-auth``: authorize the Dropbox app once and print a ready Airflow connection.
+"""``airflow-dropbox-auth``: authorize the Dropbox app once and hand over a ready Airflow connection.
 
 The flow is PKCE (S256) with ``token_access_type=offline``, so the answer holds a long-lived refresh token
 that the hook can renew with the app key alone; an app secret is optional. Output on stdout: the authorize
-URL, then the ``airflow connections add`` command and the ``AIRFLOW_CONN_...`` JSON. Prompts go to stderr.
+URL, then the connection. Prompts and warnings go to stderr.
+
+The refresh token must stay out of shell history and out of Airflow's audit log (the ``log`` table records
+every CLI command line, masking ``--conn-password`` but not ``--conn-extra``). So the connection is handed
+over in ways that keep it out of both: ``--conn-file PATH`` writes it to a new owner-only file for
+``airflow connections import PATH`` (only the path is logged; stdout then holds no secret), and by default
+the ``AIRFLOW_CONN_...`` JSON is printed for an environment file or a secrets backend. The old
+``airflow connections add ... --conn-extra`` command leaks the token into both and is printed only on request
+(``--print-add-command``), with a warning.
 
 The app secret is optional and never printed by default. The exchange always uses PKCE, so the refresh token
 can be renewed with the app key alone and a connection without the secret works; printing the secret would
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import shlex
 import sys
 from typing import Any, TextIO
@@ -48,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Put the app secret in the printed connection (not needed: PKCE tokens refresh without it).",
     )
     parser.add_argument("--conn-id", default="dropbox_default", help="Airflow connection id to print.")
+    parser.add_argument(
+        "--conn-file",
+        metavar="PATH",
+        help="Write the connection to this new file (owner-only) for 'airflow connections import PATH', "
+        "which keeps the token out of Airflow's audit log and shell history; print no secret.",
+    )
+    parser.add_argument(
+        "--print-add-command",
+        action="store_true",
+        help="Also print an 'airflow connections add' command. It puts the refresh token in Airflow's "
+        "audit log (the log table) and in shell history: prefer --conn-file.",
+    )
     return parser
 
 
@@ -87,6 +108,23 @@ def render_outputs(conn_id: str, conn: dict[str, Any]) -> tuple[str, str]:
     return shlex.join(args), f"export {env_name}={shlex.quote(json.dumps(conn))}"
 
 
+def write_conn_file(path: str, conn_id: str, conn: dict[str, Any]) -> None:
+    """Write ``{conn_id: conn}`` (the ``airflow connections import`` JSON shape) to a new 0600 file."""
+    body = {conn_id: {**conn, "extra": json.dumps(conn["extra"])}}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(body, fh, indent=2)
+        fh.write("\n")
+
+
+LEAK_WARNING = (
+    "warning: the 'airflow connections add' command below holds the refresh token; running it stores the "
+    "token in clear text in Airflow's audit log (the log table) and in your shell history. Prefer "
+    "--conn-file (airflow connections import), the environment variable in an env file, a secrets "
+    "backend, or the UI form."
+)
+
+
 def main(argv: list[str] | None = None, *, stdin: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     stdin = stdin or sys.stdin
@@ -94,6 +132,11 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None) -> int:
     app_secret: str | None = args.app_secret
     if args.include_secret and not app_secret:
         print("error: --include-secret needs --app-secret", file=sys.stderr)
+        return 2
+    if args.conn_file and os.path.lexists(args.conn_file):
+        print(
+            f"error: --conn-file {args.conn_file} exists; pick a new path (it is never overwritten)", file=err
+        )
         return 2
     if app_secret == "-":
         app_secret = getpass.getpass("Dropbox app secret (not echoed): ", stream=err) or None
@@ -125,11 +168,29 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None) -> int:
     conn = connection_fields(args.app_key, tokens, app_secret=stored_secret, base_url=args.base_url)
     command, export = render_outputs(args.conn_id, conn)
     who = tokens.get("account_id") or tokens.get("team_id") or "the account"
+    if args.conn_file:
+        try:
+            write_conn_file(args.conn_file, args.conn_id, conn)
+        except OSError as exc:
+            print(f"error: cannot write --conn-file {args.conn_file}: {exc.strerror}", file=err)
+            return 1
+        path = shlex.quote(args.conn_file)
+        print(f"Authorized {who}. The connection (with its refresh token) is in {args.conn_file}.", file=err)
+        print("# Store it in the Airflow metadata database, then delete the file:", file=out)
+        print(f"airflow connections import {path} && rm {path}", file=out, flush=True)
+        return 0
     print(f"Authorized {who}. The lines below contain secrets; keep them out of shared logs.", file=err)
-    print("# Store it in the Airflow metadata database:", file=out)
-    print(command, file=out)
-    print("# Or as an environment variable:", file=out)
+    print(
+        "# The connection as an environment variable. It holds the refresh token: put it in an env file "
+        "or a secrets backend,\n# not at a shell prompt (history). For the metadata database, run again "
+        "with --conn-file PATH.",
+        file=out,
+    )
     print(export, file=out, flush=True)
+    if args.print_add_command:
+        print(LEAK_WARNING, file=err)
+        print("# Leaks the token into Airflow's log table and shell history:", file=out)
+        print(command, file=out, flush=True)
     return 0
 
 

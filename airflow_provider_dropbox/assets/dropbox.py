@@ -3,6 +3,11 @@
 Dropbox paths are case-insensitive, so two spellings of one folder must be one asset: the handler
 normalises the path like Dropbox's ``path_lower`` (Unicode NFC, then lower case). The ObjectStoragePath
 spelling ``dropbox://<conn_id>@/<path>`` is accepted too and rewritten to the canonical form.
+
+Dropbox names may contain ``%``. A Dropbox path is never percent-decoded (``normalize_path``); it is
+percent-encoded, ``%`` included, when a URI is built from it (``create_asset``), and a URI path is decoded
+exactly once (``sanitize_uri``). So ``/a%20b.csv`` and ``/a b.csv`` stay two assets, and the canonical
+form is a fixed point of the handler.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ _CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 def normalize_path(path: str) -> str:
-    """Dropbox-style ``path_lower``: ``/``-rooted, no trailing or doubled slashes, NFC, lower case."""
-    path = unicodedata.normalize("NFC", urllib.parse.unquote(path or "/"))
+    """Dropbox-style ``path_lower``: ``/``-rooted, no trailing or doubled slashes, NFC, lower case.
+
+    ``path`` is a Dropbox path, not a URI path: a ``%`` in it is part of the name and is kept.
+    """
+    path = unicodedata.normalize("NFC", path or "/")
     if "\\" in path:
         raise ValueError(f"Dropbox path {path!r} must use '/' separators")
     if ".." in path.split("/"):
@@ -52,7 +60,7 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
         raise ValueError(
             f"dropbox:// URI connection id {netloc!r} may contain only letters, digits, '_', '-', '.'"
         )
-    path = urllib.parse.quote(normalize_path(uri.path), safe="/")
+    path = _quote(normalize_path(urllib.parse.unquote(uri.path)))
     return uri._replace(netloc=netloc, path=path, query="", fragment="")
 
 
@@ -60,7 +68,12 @@ def create_asset(
     *, path: str, conn_id: str = "dropbox_default", extra: dict[str, Any] | None = None
 ) -> Asset:
     """Build the asset for a Dropbox path; used by hook lineage (``add_input_asset(scheme="dropbox")``)."""
-    return Asset(uri=f"{SCHEME}://{conn_id}{urllib.parse.quote(normalize_path(path), safe='/')}", extra=extra)
+    return Asset(uri=f"{SCHEME}://{conn_id}{_quote(normalize_path(path))}", extra=extra)
+
+
+def _quote(path: str) -> str:
+    """Percent-encode a normalised Dropbox path for a URI; ``%`` itself becomes ``%25``."""
+    return urllib.parse.quote(path, safe="/")
 
 
 def asset_uri(path: str, conn_id: str = "dropbox_default") -> str:

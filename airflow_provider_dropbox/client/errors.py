@@ -11,7 +11,14 @@ from typing import Any
 
 
 class DropboxApiError(Exception):
-    """Base of every error the client raises on purpose (API answers and bad local input alike)."""
+    """Base of every error the client raises on purpose (API answers and bad local input alike).
+
+    ``permanent`` says whether running the same call again, unchanged, cannot succeed (bad input,
+    bad credentials, a path of the wrong kind): callers such as Airflow operators fail at once instead of
+    retrying. ``False`` (the default) for anything a later attempt may get past.
+    """
+
+    permanent: bool = False
 
     def __init__(
         self,
@@ -49,9 +56,13 @@ class PathNotFoundError(DropboxApiError):
 class NotAFileError(DropboxApiError):
     """A file was expected at the remote path but a folder is there."""
 
+    permanent = True
+
 
 class NotAFolderError(DropboxApiError):
     """A folder was expected at the remote path but a file is there."""
+
+    permanent = True
 
 
 class PathConflictError(DropboxApiError):
@@ -60,6 +71,8 @@ class PathConflictError(DropboxApiError):
 
 class MalformedPathError(DropboxApiError):
     """The remote path is not a valid Dropbox path (checked locally before any request, or by the server)."""
+
+    permanent = True
 
 
 class DisallowedNameError(MalformedPathError):
@@ -73,9 +86,13 @@ class InsufficientSpaceError(DropboxApiError):
 class AuthError(DropboxApiError):
     """401/403 and token-endpoint failures: the credentials are wrong, expired for good, or lack a scope."""
 
+    permanent = True
+
 
 class ExpiredAccessTokenError(AuthError):
     """401 ``expired_access_token``; the client refreshes once and retries by itself when it can."""
+
+    permanent = False
 
 
 class InvalidRefreshTokenError(AuthError):
@@ -96,6 +113,8 @@ class CursorResetError(DropboxApiError):
 
 class BadInputError(DropboxApiError):
     """HTTP 400 (the server rejected the request; the body is plain text) or 422 (bad path root)."""
+
+    permanent = True
 
 
 class ServerError(DropboxApiError):
@@ -122,10 +141,14 @@ class DropboxUnreachableError(DropboxConnectionError):
 class LocalPathError(DropboxApiError):
     """Bad local input: a missing file, a directory where a file is expected, an unwritable destination."""
 
+    permanent = True
+
 
 class LocalFileChangedError(LocalPathError):
     """The local file changed (size, modification time, inode or content) while it was being uploaded, and
     did not hold still for a retry; nothing that mixes two versions was committed."""
+
+    permanent = False
 
 
 class InvalidTokenError(AuthError):
@@ -135,6 +158,8 @@ class InvalidTokenError(AuthError):
 
 class InvalidArgumentError(DropboxApiError, ValueError):
     """A call argument is out of its documented range (e.g. ``parallelism`` above ``MAX_PARALLELISM``)."""
+
+    permanent = True
 
 
 class ContentHashMismatchError(DropboxApiError):

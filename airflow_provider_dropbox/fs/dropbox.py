@@ -2,7 +2,17 @@
 
 Built on ``DropboxHook`` (same connection, token refresh, retries, verified transfers). Reads download
 the file once to a local temp file (verified against the content hash) and serve ranges from it; writes
-go to a temp file and are uploaded on close (``overwrite``), single request or upload session by size.
+go to a temp file and are uploaded on close, single request or upload session by size.
+
+Modes (text variants behave like their binary ones): ``r`` reads; ``w`` replaces the file on close; ``x``
+creates it and raises ``FileExistsError`` when it exists (at open, and again at close if another writer
+created it meanwhile); ``a`` downloads the current content, appends, and uploads on close as an update of
+the revision it read, so a change made by someone else in between is refused (``FileChangedError``)
+instead of lost. ``+`` modes (read and write on one handle) have no safe meaning on Dropbox, which
+replaces whole files, and are refused with ``ValueError``.
+
+``glob`` compares patterns with Dropbox's case-insensitive keys (the server's ``path_lower``), like
+``exists`` and ``ls`` do.
 
 Registered twice, and both are needed: provider info ``filesystems`` (Airflow's ``get_fs``, which
 passes the connection id) and the ``fsspec.specs`` entry point (fsspec otherwise maps ``dropbox`` to the
@@ -27,6 +37,29 @@ UTC = timezone.utc  # datetime.UTC is Python 3.11+; the package supports 3.10
 
 def _is_error(exc: BaseException, *names: str) -> bool:
     return any(cls.__name__ in names for cls in type(exc).__mro__)
+
+
+class FileChangedError(OSError):
+    """A file opened for append changed on Dropbox before close; nothing was written over it."""
+
+
+_KINDS = {"r", "w", "a", "x"}
+
+
+def _binary_mode(mode: str) -> str:
+    """``rb``/``wb``/``ab``/``xb`` for any spelling of those modes; a clear ``ValueError`` for the rest."""
+    chars = set(mode)
+    kinds = chars & _KINDS
+    if "+" in chars:
+        raise ValueError(
+            f"Dropbox files cannot be opened with mode {mode!r}: Dropbox replaces whole files, so reading "
+            "and writing one handle has no safe meaning. Read with 'r', then write with 'w' or 'a'."
+        )
+    if len(kinds) != 1 or not chars <= _KINDS | {"b", "t"} or len(mode) != len(chars) or chars >= {"b", "t"}:
+        raise ValueError(
+            f"Invalid file mode {mode!r} for Dropbox; use one of r, w, a, x (optionally with b or t)"
+        )
+    return f"{kinds.pop()}b"
 
 
 class DropboxFileSystem(AbstractFileSystem):
@@ -83,6 +116,7 @@ class DropboxFileSystem(AbstractFileSystem):
         is_dir = entry.get(".tag") == "folder"
         return {
             "name": entry.get("path_display") or entry.get("path_lower"),
+            "path_lower": entry.get("path_lower"),
             "size": 0 if is_dir else entry.get("size", 0),
             "type": "directory" if is_dir else "file",
             "id": entry.get("id"),
@@ -135,6 +169,39 @@ class DropboxFileSystem(AbstractFileSystem):
 
     def checksum(self, path: str) -> Any:
         return self.info(path).get("content_hash") or super().checksum(path)
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """fsspec's glob, but matched against the server's ``path_lower`` like every other lookup."""
+        import re
+        import unicodedata
+        from glob import has_magic
+
+        from fsspec.utils import glob_translate
+
+        ends_with_sep = str(path).endswith("/")
+        path = self._strip_protocol(path)
+        detail = kwargs.pop("detail", False)
+        withdirs = kwargs.pop("withdirs", True)
+        if not has_magic(path):
+            return super().glob(path, maxdepth=maxdepth, detail=detail, withdirs=withdirs, **kwargs)
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        magic = min(i for i in (path.find("*"), path.find("?"), path.find("["), len(path)) if i >= 0)
+        cut = path[:magic].rindex("/")
+        root = path[: cut + 1]
+        depth: int | None = path[cut + 1 :].count("/") + 1
+        if "**" in path:
+            depth = None if maxdepth is None else depth - (path[path.find("**") :].count("/") + 1) + maxdepth  # type: ignore[operator]
+        found = self.find(root, maxdepth=depth, withdirs=withdirs, detail=True, **kwargs)
+        folded = unicodedata.normalize("NFC", path + ("/" if ends_with_sep else "")).lower()
+        pattern = re.compile(glob_translate(folded), re.IGNORECASE)
+        slash = ends_with_sep or path.endswith("/**")
+        out = {}
+        for name, info in sorted(found.items()):
+            key = info.get("path_lower") or unicodedata.normalize("NFC", name).lower()
+            if pattern.match(key + "/" if slash and info["type"] == "directory" else key):
+                out[name] = info
+        return out if detail else list(out)
 
     # -- changes --------------------------------------------------------------------------------------------
 
@@ -205,7 +272,12 @@ class DropboxFileSystem(AbstractFileSystem):
         cache_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> DropboxFile:
+        mode = _binary_mode(mode)
         return DropboxFile(self, self._strip_protocol(path), mode=mode, block_size=block_size or "default")
+
+    def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        _binary_mode(mode)  # refuse '+' and unknown modes before fsspec's own, vaguer checks
+        return super().open(path, mode=mode, **kwargs)
 
 
 class DropboxFile(AbstractBufferedFile):
@@ -214,13 +286,36 @@ class DropboxFile(AbstractBufferedFile):
     def __init__(self, fs: DropboxFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
         self._local: str | None = None
         self._spool: Any = None
+        self._write_mode: Any = "overwrite"
         size = None
-        if "r" in mode:
-            info = fs.info(path)
-            if info["type"] != "file":
+        existing: dict[str, Any] | None = None
+        if mode != "wb":
+            try:
+                existing = fs.info(path)
+            except FileNotFoundError:
+                if mode == "rb":
+                    raise
+            if existing is not None and existing["type"] != "file":
                 raise IsADirectoryError(path)
-            size = info["size"]
+        if mode == "rb":
+            size = existing["size"] if existing else None
+        elif mode == "xb":
+            if existing is not None:
+                raise FileExistsError(path)
+            self._write_mode = "add"
+        elif mode == "ab":
+            self._write_mode = {"update": existing["rev"]} if existing else "add"
         super().__init__(fs, path, mode=mode, size=size, cache_type="none", **kwargs)
+        if mode == "ab" and existing is not None:
+            fd, local = tempfile.mkstemp(prefix="dropbox-fs-")
+            os.close(fd)
+            try:
+                fs.hook.download_file(path, local)  # verified; replaces ``local`` atomically
+            except BaseException:
+                os.unlink(local)
+                raise
+            self._spool = open(local, "ab")  # closed in _upload_chunk
+            self.loc = self._spool.tell()
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         if self._local is None:
@@ -233,7 +328,8 @@ class DropboxFile(AbstractBufferedFile):
             return fh.read(max(0, end - start))
 
     def _initiate_upload(self) -> None:
-        self._spool = tempfile.NamedTemporaryFile(prefix="dropbox-fs-", delete=False)
+        if self._spool is None:  # append mode already holds the downloaded content
+            self._spool = tempfile.NamedTemporaryFile(prefix="dropbox-fs-", delete=False)
 
     def _upload_chunk(self, final: bool = False) -> bool:
         if self._spool is None:
@@ -242,7 +338,18 @@ class DropboxFile(AbstractBufferedFile):
         if final:
             self._spool.close()
             try:
-                self.fs.hook.upload_file(self._spool.name, self.path, mode="overwrite")
+                self.fs.hook.upload_file(self._spool.name, self.path, mode=self._write_mode)
+            except Exception as exc:
+                if not _is_error(exc, "PathConflictError"):
+                    raise
+                if self.mode == "xb":
+                    raise FileExistsError(
+                        f"{self.path} was created by another writer; nothing written"
+                    ) from exc
+                raise FileChangedError(
+                    f"{self.path} changed on Dropbox after it was opened for append; nothing was written "
+                    "over it. Open it again to append to the new content."
+                ) from exc
             finally:
                 os.unlink(self._spool.name)
                 self._spool = None

@@ -44,6 +44,8 @@ _TEST_TIMEOUT = 15.0
 class DropboxConnectionConfigError(AirflowException):
     """The Airflow connection lacks what is needed to authenticate (raised before any request)."""
 
+    permanent = True  # fixed by editing the connection, not by a retry
+
 
 class DropboxHook(BaseHook):
     """

@@ -8,9 +8,10 @@ asset scheduling and lineage work; templated paths are reported through hook lin
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,74 @@ def reject_unrendered_fields(task: BaseOperator) -> None:
                 )
 
 
+XCOM_FILE_LIMIT = 100
+"""Files listed in an upload/download result by default; counts always cover all of them."""
+
+
+def file_summary(
+    files: Sequence[Any], *, where: str, full_list: bool, **counts: Any
+) -> dict[str, Any] | list[Any]:
+    """The XCom result of a transfer: counts, at most ``XCOM_FILE_LIMIT`` files and where the rest are.
+
+    XCom lives in the metadata database, so a 20,000-file folder must not push 20,000 entries on every run;
+    ``full_list=True`` returns the whole list (the operator's argument of that name) instead.
+    """
+    if full_list:
+        return list(files)
+    listed = list(files[:XCOM_FILE_LIMIT])
+    more = len(files) - len(listed)
+    return {
+        "count": len(files),
+        **counts,
+        "files": listed,
+        "truncated": more,
+        "rest": (
+            f"{more} more file(s) not listed: they are under {where}; pass full_list=True for every entry"
+            if more
+            else None
+        ),
+    }
+
+
+class DropboxPermanentError(AirflowFailException):
+    """An error no retry can fix (bad input, bad credentials, a path of the wrong kind): the task fails at
+    once, whatever its ``retries``. Raised as a subclass of the original error's class too, with its
+    attributes, so ``except MalformedPathError`` (or a failure callback checking the type) still works."""
+
+
+_FAIL_FAST_CLASSES: dict[type[BaseException], type[BaseException]] = {}
+
+
+def _fail_fast_copy(exc: BaseException) -> BaseException:
+    """``exc`` as an instance of ``(type(exc), DropboxPermanentError)``: same message, same attributes."""
+    cls = type(exc)
+    combined = _FAIL_FAST_CLASSES.get(cls)
+    if combined is None:
+        combined = type(cls.__name__, (cls, DropboxPermanentError), {"__module__": cls.__module__})
+        _FAIL_FAST_CLASSES[cls] = combined
+    copy = combined.__new__(combined, *exc.args)
+    copy.args = exc.args
+    copy.__dict__.update(exc.__dict__)
+    return copy
+
+
+def _fail_fast(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-raise errors whose class says ``permanent = True`` as fail-fast errors (no retry)."""
+
+    @functools.wraps(execute)
+    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute(self, *args, **kwargs)
+        except AirflowFailException:
+            raise
+        except Exception as exc:
+            if getattr(exc, "permanent", False) is True:
+                raise _fail_fast_copy(exc).with_traceback(exc.__traceback__) from exc.__cause__
+            raise
+
+    return wrapper
+
+
 class _DropboxBaseOperator(BaseOperator):
     """Shared plumbing: the hook (built lazily in ``execute``), asset declaration, lineage reporting,
     and the run-time check of the rendered fields (``_check_inputs``, first thing in every ``execute``)."""
@@ -97,6 +166,13 @@ class _DropboxBaseOperator(BaseOperator):
     _local_path_fields: tuple[str, ...] = ()
     """Fields holding a local path: refused when blank, relative (both would depend on the worker's cwd)
     or ``/`` (the whole file system), before any request."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every operator's ``execute`` fails fast on errors no retry can fix (the error classes'
+        ``permanent`` attribute decides; this is the one place it is mapped to Airflow)."""
+        super().__init_subclass__(**kwargs)
+        if "execute" in cls.__dict__:
+            cls.execute = _fail_fast(cls.__dict__["execute"])  # type: ignore[method-assign]
 
     def __init__(self, *, dropbox_conn_id: str = DropboxHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -166,13 +242,15 @@ class DropboxUploadOperator(_DropboxBaseOperator):
 
     Small files go in one request, large ones (above ``single_request_limit``) through an upload
     session of ``chunk_size`` chunks, ``parallelism`` at a time. Files whose Dropbox content hash already
-    equals the local one are not sent again (``skip_identical``). Returns the metadata of every file, in
-    order (skipped files included, with the metadata Dropbox already has).
+    equals the local one are not sent again (``skip_identical``). Returns a summary (``count``,
+    ``uploaded``, ``skipped_identical``, ``bytes``, the metadata of the first 100 files in order, how many
+    more and where they are); ``full_list=True`` returns the metadata of every file instead.
 
     ``local_path`` may be a file, a folder (uploaded with its layout under ``remote_path``, recursive
     by default, filtered by ``pattern``), or a glob like ``/data/*.csv`` (each match goes into the
     ``remote_path`` folder). A glob or pattern that matches nothing uploads nothing: the task logs a
-    warning and returns ``[]``, or fails when ``fail_on_empty=True``. For a single file, a ``remote_path``
+    warning and returns a summary with ``count`` 0, or fails when ``fail_on_empty=True``. For a single
+    file, a ``remote_path``
     ending in ``/`` means "into this folder, same name". A folder or glob upload leaves out what
     ``exclude`` matches and skips, logging them, names Dropbox never syncs (``desktop.ini``,
     ``.DS_Store``, ``thumbs.db``, ``Icon\\r``, ``.dropbox``, ``.dropbox.attr``).
@@ -196,7 +274,8 @@ class DropboxUploadOperator(_DropboxBaseOperator):
     :param parallelism: Parallel chunks of one file, and files at once for a folder.
     :param single_request_limit: Files up to this size go in one request (default 150 MiB).
     :param skip_identical: Skip files whose content hash already matches on Dropbox.
-    :param fail_on_empty: Fail when nothing matches instead of returning ``[]``.
+    :param fail_on_empty: Fail when nothing matches instead of returning an empty result.
+    :param full_list: Return every file's metadata (a list) instead of the bounded summary.
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     """
 
@@ -229,9 +308,11 @@ class DropboxUploadOperator(_DropboxBaseOperator):
         single_request_limit: int | None = None,
         skip_identical: bool = True,
         fail_on_empty: bool = False,
+        full_list: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.full_list = full_list
         if mode not in WRITE_MODES:
             raise ValueError(f"mode must be one of {', '.join(WRITE_MODES)}, not {mode!r}")
         if mode == "update" and not rev:
@@ -348,7 +429,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
             todo.append((local, remote))
         return todo, skipped
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> dict[str, Any] | list[Any]:
         self._check_inputs()
         pairs = self._plan()
         check_upload_targets(pairs, route=type(self).__name__)  # before any request: nothing partial
@@ -360,9 +441,9 @@ class DropboxUploadOperator(_DropboxBaseOperator):
             if self.fail_on_empty:
                 raise AirflowException(message)
             self.log.warning("%s", message)
-            return []
+            return self._result([], uploaded=0, skipped=0)
         if self.mode == "update" and len(pairs) > 1:
-            raise AirflowException(
+            raise AirflowFailException(  # the arguments, not the moment, are wrong: no retry
                 "mode='update' (by revision) applies to a single file, not a folder or glob"
             )
         client = self.hook.get_conn()
@@ -401,7 +482,20 @@ class DropboxUploadOperator(_DropboxBaseOperator):
         results = [uploaded.get(remote) or skipped[remote] for _, remote in pairs]
         self._lineage(outputs=[remote for _, remote in pairs][:100])
         self.log.info("Uploaded %d file(s), skipped %d identical", len(uploaded), len(skipped))
-        return results
+        return self._result(results, uploaded=len(uploaded), skipped=len(skipped))
+
+    def _result(
+        self, metas: list[dict[str, Any]], *, uploaded: int, skipped: int
+    ) -> dict[str, Any] | list[Any]:
+        return file_summary(
+            metas,
+            where=f"Dropbox {self.remote_path}",
+            full_list=self.full_list,
+            uploaded=uploaded,
+            skipped_identical=skipped,
+            bytes=sum(int(m.get("size") or 0) for m in metas),
+            remote_path=str(self.remote_path),
+        )
 
 
 class DropboxChunkedUploadOperator(DropboxUploadOperator):
@@ -430,7 +524,8 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
     Overwrite policy for files that already exist locally: ``if_changed`` (default) replaces them only
     when their content differs (identical files are skipped); ``never`` keeps them; ``error`` fails the
     task before writing anything if any would be replaced by different content. A pattern that matches
-    nothing downloads nothing: a warning and ``[]``, or a failure with ``fail_on_empty=True``.
+    nothing downloads nothing: a warning and a summary with ``count`` 0, or a failure with
+    ``fail_on_empty=True``.
 
     :param remote_path: Dropbox file or folder. Templated.
     :param local_path: Local file (for a file) or folder; an existing folder or a path ending in the
@@ -441,6 +536,7 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
     :param overwrite: ``if_changed``, ``never`` or ``error`` (``True``/``False`` mean if_changed/never).
     :param parallelism: Files (or ranges of one large file) fetched at once.
     :param fail_on_empty: Fail when nothing matches.
+    :param full_list: Return every local path written (a list) instead of the bounded summary.
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     """
 
@@ -457,9 +553,11 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
         overwrite: str | bool = "if_changed",
         parallelism: int | None = None,
         fail_on_empty: bool = False,
+        full_list: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.full_list = full_list
         if overwrite is True:
             overwrite = "if_changed"
         elif overwrite is False:
@@ -533,7 +631,7 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
                 f"{len(conflicts)} local file(s) exist with different content (overwrite='error'): {shown}"
             )
 
-    def execute(self, context: Context) -> list[str]:
+    def execute(self, context: Context) -> dict[str, Any] | list[Any]:
         self._check_inputs()
         try:
             meta = self.hook.get_metadata(str(self.remote_path))
@@ -563,7 +661,12 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
                     raise AirflowException(message)
                 self.log.warning("%s", message)
         self.log.info("Downloaded %d file(s) to %s", len(written), self.local_path)
-        return [str(p) for p in written]
+        return file_summary(
+            [str(p) for p in written],
+            where=f"local {self.local_path}",
+            full_list=self.full_list,
+            local_path=str(self.local_path),
+        )
 
 
 class DropboxDeleteOperator(_DropboxBaseOperator):

@@ -97,3 +97,49 @@ def test_provider_info_registers_everything() -> None:
     assert info["filesystems"] == ["airflow_provider_dropbox.fs.dropbox"]
     (uris,) = info["asset-uris"]
     assert uris["schemes"] == ["dropbox"] and uris["handler"].endswith("sanitize_uri")
+
+
+# -- a literal '%' in a Dropbox name stays distinct --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("literal", "other"),
+    [
+        pytest.param("/a%20b.csv", "/a b.csv", id="encoded-space"),
+        pytest.param("/x%41.csv", "/xa.csv", id="encoded-letter"),
+        pytest.param("/x%41.csv", "/xA.csv", id="encoded-letter-upper"),
+        pytest.param("/d%2Fe.csv", "/d/e.csv", id="encoded-slash"),
+        pytest.param("/p%25q.csv", "/p%q.csv", id="encoded-percent"),
+        pytest.param("/r%2E%2E/s", "/r../s", id="encoded-dots"),
+    ],
+)
+def test_percent_in_dropbox_names_stays_distinct(literal: str, other: str) -> None:
+    assert create_asset(path=literal).uri != create_asset(path=other).uri
+    assert normalize_path(literal) != normalize_path(other)
+
+
+@pytest.mark.parametrize(
+    "path", ["/a%20b.csv", "/x%41.csv", "/100%.csv", "/%", "/a b/c%2Fd", "/Ünï%C3%BC/ÿ.txt", "/p%25q"]
+)
+def test_percent_round_trips(path: str) -> None:
+    """Dropbox path -> URI -> handler -> OpenLineage name gives the path back; the handler is idempotent."""
+    uri = create_asset(path=path).uri
+    assert "%25" in uri  # the literal '%' is encoded, not taken as an escape
+    again = urllib.parse.urlunsplit(sanitize_uri(urllib.parse.urlsplit(uri)))
+    assert again == uri
+    assert Asset(uri=uri).uri == uri
+    decoded = urllib.parse.unquote(urllib.parse.urlsplit(uri).path)
+    assert decoded == normalize_path(path)
+
+
+@pytest.mark.parametrize(
+    ("uri", "path"),
+    [
+        pytest.param("dropbox://c/a%20b.csv", "/a b.csv", id="uri-escape-is-a-space"),
+        pytest.param("dropbox://c/a%2520b.csv", "/a%20b.csv", id="uri-escaped-percent"),
+        pytest.param("dropbox://c/x%41.csv", "/xA.csv", id="uri-escape-is-a-letter"),
+    ],
+)
+def test_uri_escapes_decode_once(uri: str, path: str) -> None:
+    """A hand-written URI is decoded exactly once: it names the same asset as create_asset(path)."""
+    assert Asset(uri=uri).uri == create_asset(path=path, conn_id="c").uri

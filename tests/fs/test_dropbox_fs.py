@@ -68,3 +68,127 @@ def test_object_storage_copy_and_move(dropbox_default: Any, root: str, tmp_path:
     assert sorted(p.name for p in base.iterdir()) == ["b.txt", "c.txt"]
     base.fs.rm(base.path, recursive=True)
     assert not base.exists()
+
+
+# -- open modes: each does what it means or is refused ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["ab", "a", "at"])
+def test_append_keeps_existing_content(dropbox_default: Any, root: str, mode: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    target = ObjectStoragePath(f"dropbox://dropbox_default@{root}/log.csv")
+    target.write_bytes(b"a,b\n1,2\n")
+    with target.open(mode) as fh:
+        fh.write(b"3,4\n" if "b" in mode else "3,4\n")
+    with target.open(mode) as fh:
+        fh.write(b"5,6\n" if "b" in mode else "5,6\n")
+    assert target.read_bytes() == b"a,b\n1,2\n3,4\n5,6\n"
+
+
+def test_append_creates_missing_file_and_large_appends(dropbox_default: Any, root: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    target = ObjectStoragePath(f"dropbox://dropbox_default@{root}/new.bin")
+    with target.open("ab") as fh:
+        fh.write(b"x" * 10)
+    first = b"x" * 10
+    big = bytes(range(256)) * 40_000  # > one fsspec block: flushed in several chunks
+    with target.open("ab", block_size=1 << 20) as fh:
+        assert fh.tell() == 10
+        fh.write(big)
+    assert target.read_bytes() == first + big
+
+
+def test_append_refuses_to_overwrite_a_concurrent_change(dropbox_default: Any, root: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_dropbox.fs.dropbox import FileChangedError
+
+    target = ObjectStoragePath(f"dropbox://dropbox_default@{root}/shared.txt")
+    target.write_bytes(b"one\n")
+    fh = target.open("ab")
+    fh.write(b"mine\n")
+    target.write_bytes(b"one\ntheirs\n")  # someone else changes it meanwhile
+    with pytest.raises(FileChangedError, match="changed on Dropbox"):
+        fh.close()
+    assert target.read_bytes() == b"one\ntheirs\n"
+
+
+@pytest.mark.parametrize("mode", ["xb", "x", "xt"])
+def test_exclusive_create_refuses_existing_file(dropbox_default: Any, root: str, mode: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    target = ObjectStoragePath(f"dropbox://dropbox_default@{root}/once.txt")
+    with target.open(mode) as fh:
+        fh.write(b"first" if "b" in mode else "first")
+    with pytest.raises(FileExistsError):
+        target.open(mode)
+    assert target.read_bytes() == b"first"
+
+
+def test_exclusive_create_loses_race_with_file_exists(dropbox_default: Any, root: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    target = ObjectStoragePath(f"dropbox://dropbox_default@{root}/race.txt")
+    fh = target.open("xb")
+    fh.write(b"late")
+    target.write_bytes(b"early")
+    with pytest.raises(FileExistsError):
+        fh.close()
+    assert target.read_bytes() == b"early"
+
+
+@pytest.mark.parametrize("mode", ["wb", "w", "wt"])
+def test_write_replaces(dropbox_default: Any, root: str, mode: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    target = ObjectStoragePath(f"dropbox://dropbox_default@{root}/w.txt")
+    target.write_bytes(b"old content")
+    with target.open(mode) as fh:
+        fh.write(b"new" if "b" in mode else "new")
+    assert target.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("mode", ["r+", "r+b", "rb+", "w+", "w+b", "a+", "ab+", "x+", "rw", "q", "", "rbt"])
+def test_unsafe_modes_refused_file_kept(dropbox_default: Any, root: str, mode: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    target = ObjectStoragePath(f"dropbox://dropbox_default@{root}/keep.txt")
+    target.write_bytes(b"keep me")
+    with pytest.raises(ValueError, match="mode"):
+        target.fs.open(target.path, mode)
+    assert target.read_bytes() == b"keep me"
+
+
+# -- glob is case-insensitive like every other lookup ------------------------------------------------------
+
+
+def test_glob_is_case_insensitive(dropbox_default: Any, root: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    base = ObjectStoragePath(f"dropbox://dropbox_default@{root}")
+    (base / "O7Dir" / "A.TXT").write_text("1")
+    (base / "O7Dir" / "b.txt").write_text("2")
+    (base / "O7Dir" / "c.csv").write_text("3")
+    (base / "O7Dir" / "Sub" / "D.Txt").write_text("4")
+    fs = base.fs
+    names = lambda ps: sorted(p.rsplit("/", 1)[1] for p in ps)  # noqa: E731
+    assert names(fs.glob(f"{base.path}/o7dir/*.txt")) == ["A.TXT", "b.txt"]
+    assert names(fs.glob(f"{base.path}/O7DIR/*.TXT")) == ["A.TXT", "b.txt"]
+    assert names(fs.glob(f"{base.path}/o7dir/**/*.txt")) == ["A.TXT", "D.Txt", "b.txt"]
+    assert names(fs.glob(f"{base.path}/o7dir/[ab].*")) == ["A.TXT", "b.txt"]
+    assert names(fs.glob(f"{base.path}/o7dir/s?b/d.txt")) == ["D.Txt"]
+    assert names(p.path for p in (base / "o7dir").glob("*.txt")) == ["A.TXT", "b.txt"]
+    assert fs.glob(f"{base.path}/o7dir/*.md") == []
+    detail = fs.glob(f"{base.path}/o7dir/a.*", detail=True)
+    assert list(detail) and all(v["type"] == "file" for v in detail.values())
+
+
+def test_glob_uses_server_keys_for_non_ascii(dropbox_default: Any, root: str) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    base = ObjectStoragePath(f"dropbox://dropbox_default@{root}")
+    (base / "ÄRGER" / "Ωmega.txt").write_text("1")
+    found = base.fs.glob(f"{base.path}/ärger/ω*.txt")
+    assert [p.rsplit("/", 1)[1] for p in found] == ["Ωmega.txt"]

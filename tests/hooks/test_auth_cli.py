@@ -73,7 +73,7 @@ def run_auth(
 def test_pkce_flow_gives_a_working_connection(
     emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = run_auth(emulator.base_url, conn_id="dbx_auth_pkce")
+    run = run_auth(emulator.base_url, "--print-add-command", conn_id="dbx_auth_pkce")
     assert run.returncode == 0, run.stderr
 
     query = parse_qs(urlsplit(run.url).query)
@@ -119,6 +119,7 @@ def test_include_secret_puts_it_only_in_the_connection(
         "--app-secret",
         "-",
         "--include-secret",
+        "--print-add-command",
         conn_id="dbx_auth_inc",
         secret=DEV_APP_SECRET,
     )
@@ -156,7 +157,7 @@ def test_parse_code_accepts_the_redirect_url() -> None:
 @pytest.mark.slow
 def test_printed_command_creates_the_connection(emulator: EmulatorProcess, tmp_path: Path) -> None:
     """Run the printed ``airflow connections add`` for real, then ``airflow connections test`` it."""
-    run = run_auth(emulator.base_url, conn_id="dbx_auth_db")
+    run = run_auth(emulator.base_url, "--print-add-command", conn_id="dbx_auth_db")
     assert run.returncode == 0, run.stderr
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
@@ -168,3 +169,101 @@ def test_printed_command_creates_the_connection(emulator: EmulatorProcess, tmp_p
         [airflow, "connections", "test", "dbx_auth_db"], env=env, capture_output=True, text=True, timeout=120
     )
     assert "Connection success!" in tested.stdout, tested.stdout + tested.stderr
+
+
+# -- keeping the refresh token out of Airflow's audit log and shell history ---------------------------------
+
+
+def test_default_output_prints_no_add_command(emulator: EmulatorProcess) -> None:
+    run = run_auth(emulator.base_url, conn_id="dbx_auth_default")
+    assert run.returncode == 0, run.stderr
+    assert not any(line.startswith("airflow ") for line in run.stdout.splitlines())
+    assert "--conn-extra" not in run.stdout
+    assert "secrets backend" in run.stdout and "--conn-file" in run.stdout
+    assert json.loads(run.env_var()[1])["extra"]["refresh_token"]
+
+
+def test_add_command_only_on_request_and_with_a_warning(emulator: EmulatorProcess) -> None:
+    run = run_auth(emulator.base_url, "--print-add-command", conn_id="dbx_auth_warn")
+    assert run.returncode == 0, run.stderr
+    token = json.loads(run.env_var()[1])["extra"]["refresh_token"]
+    assert token in " ".join(run.command())
+    assert "audit log" in run.stderr and "shell history" in run.stderr and token not in run.stderr
+
+
+def test_conn_file_holds_the_token_and_stdout_none(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    path = tmp_path / "conn.json"
+    run = run_auth(emulator.base_url, "--conn-file", str(path), conn_id="dbx_auth_file")
+    assert run.returncode == 0, run.stderr
+    body = json.loads(path.read_text())
+    token = json.loads(body["dbx_auth_file"]["extra"])["refresh_token"]
+    assert token and token not in run.stdout + run.stderr
+    assert "AIRFLOW_CONN_" not in run.stdout
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert run.stdout.splitlines()[-1] == f"airflow connections import {path} && rm {path}"
+
+
+def test_conn_file_never_overwrites(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    path = tmp_path / "conn.json"
+    path.write_text("keep")
+    proc = subprocess.run(
+        [SCRIPT, "--app-key", DEV_APP_KEY, "--base-url", emulator.base_url, "--conn-file", str(path)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "exists" in proc.stderr
+    assert path.read_text() == "keep"
+
+
+def _log_rows(home: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute("SELECT event, extra FROM log").fetchall()
+    return "\n".join(f"{event} {extra}" for event, extra in rows)
+
+
+@pytest.mark.slow
+def test_conn_file_import_leaves_no_token_in_the_log_table(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """The suggested way (connections import) stores a working connection, and the log table holds no
+    token; the add command, run the same way, does put it there (so the check can see a leak)."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+    }
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
+
+    path = tmp_path / "conn.json"
+    run = run_auth(emulator.base_url, "--conn-file", str(path), conn_id="dbx_auth_imp")
+    assert run.returncode == 0, run.stderr
+    token = json.loads(json.loads(path.read_text())["dbx_auth_imp"]["extra"])["refresh_token"]
+    imported = subprocess.run(
+        ["bash", "-c", run.stdout.splitlines()[-1].replace("airflow ", f"{shlex.quote(airflow)} ", 1)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert not path.exists()
+    tested = subprocess.run(
+        [airflow, "connections", "test", "dbx_auth_imp"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "Connection success!" in tested.stdout, tested.stdout + tested.stderr
+    log = _log_rows(home)
+    assert "connections" in log  # the import was audited ...
+    assert token not in log  # ... without the token
+
+    leaky = run_auth(emulator.base_url, "--print-add-command", conn_id="dbx_auth_leak")
+    leak_token = json.loads(leaky.env_var()[1])["extra"]["refresh_token"]
+    added = subprocess.run(
+        [airflow, *leaky.command()[1:]], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert leak_token in _log_rows(home)

@@ -87,7 +87,9 @@ def test_upload_folder_leaves_out_excluded_and_never_synced_names(
     _write(tmp_path / "src", TREE)
     state, output, dr = run_opts("upload_dag", local=str(tmp_path / "src"), remote=root, exclude="build/*")
     assert state == "success", output[-3000:]
-    assert sorted(m["path_display"] for m in xcom(dr, "upload")) == sorted(f"{root}/{r}" for r in SENT)
+    assert sorted(m["path_display"] for m in xcom(dr, "upload")["files"]) == sorted(
+        f"{root}/{r}" for r in SENT
+    )
     assert _remote_files(hook, root) == SENT
     # One line each for what was left out, naming it; nothing silent.
     assert "Left out 2 path(s)" in output and "'scratch.tmp'" in output and "'build/out.log'" in output

@@ -41,7 +41,7 @@ def test_missing_local_file(dropbox_default: Any, tmp_path: Path) -> None:
 
 def test_glob_matching_nothing_is_documented_noop_or_error(dropbox_default: Any, tmp_path: Path) -> None:
     op = DropboxUploadOperator(task_id="t", local_path=str(tmp_path / "*.csv"), remote_path="/x")
-    assert op.execute({}) == []  # type: ignore[arg-type]
+    assert op.execute({})["count"] == 0  # type: ignore[arg-type,index]
     strict = DropboxUploadOperator(
         task_id="t", local_path=str(tmp_path / "*.csv"), remote_path="/x", fail_on_empty=True
     )
@@ -74,7 +74,7 @@ def test_download_overwrite_policies(dropbox_default: Any, hook: Any, tmp_path: 
     never = DropboxDownloadOperator(
         task_id="t", remote_path=f"{root}/f", local_path=str(out), overwrite="never"
     )
-    assert never.execute({}) == []  # type: ignore[arg-type]
+    assert never.execute({})["files"] == []  # type: ignore[arg-type,index]
     assert (out / "a.csv").read_text() == "local edit"
 
     error = DropboxDownloadOperator(
@@ -84,9 +84,9 @@ def test_download_overwrite_policies(dropbox_default: Any, hook: Any, tmp_path: 
         error.execute({})  # type: ignore[arg-type]
 
     changed = DropboxDownloadOperator(task_id="t", remote_path=f"{root}/f", local_path=str(out))
-    assert changed.execute({}) == [str(out / "a.csv")]  # type: ignore[arg-type]
+    assert changed.execute({})["files"] == [str(out / "a.csv")]  # type: ignore[arg-type,index]
     assert (out / "a.csv").read_text() == "remote"
-    assert changed.execute({}) == []  # type: ignore[arg-type]  # identical now: nothing written
+    assert changed.execute({})["count"] == 0  # type: ignore[arg-type,index]  # identical now: nothing written
 
 
 def test_update_mode_by_rev(dropbox_default: Any, hook: Any, tmp_path: Path, root: str) -> None:
@@ -97,7 +97,7 @@ def test_update_mode_by_rev(dropbox_default: Any, hook: Any, tmp_path: Path, roo
     ok = DropboxUploadOperator(
         task_id="t", local_path=str(src), remote_path=f"{root}/a.csv", mode="update", rev=rev
     )
-    new_rev = ok.execute({})[0]["rev"]  # type: ignore[arg-type]
+    new_rev = ok.execute({})["files"][0]["rev"]  # type: ignore[arg-type,index]
     assert new_rev != rev
     src.write_text("v3")
     stale = DropboxUploadOperator(

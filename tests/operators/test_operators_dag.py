@@ -25,23 +25,26 @@ def test_every_operator_runs_in_a_dag(run_dag: RunDag, hook: Any, root: str, tmp
     assert str(dr.state) == "success", states
     assert set(states.values()) == {"success"}
 
-    uploaded = xcom(dr, "upload_file")
+    summary = xcom(dr, "upload_file")
+    assert summary["count"] == 1 and summary["uploaded"] == 1 and summary["truncated"] == 0
+    uploaded = summary["files"]
     assert [m["path_display"] for m in uploaded] == [f"{root}/report.csv"]
     stats_before = uploaded[0]["rev"]
     again = xcom(dr, "upload_again_identical")
-    assert again[0]["rev"] == stats_before  # identical content: not sent again
+    assert again["skipped_identical"] == 1 and again["uploaded"] == 0
+    assert again["files"][0]["rev"] == stats_before  # identical content: not sent again
 
-    folder = sorted(m["path_display"] for m in xcom(dr, "upload_folder"))
+    folder = sorted(m["path_display"] for m in xcom(dr, "upload_folder")["files"])
     assert folder == [f"{root}/folder/report.csv", f"{root}/folder/sub/nested.csv"]  # pattern *.csv
-    assert [m["path_display"] for m in xcom(dr, "upload_glob")] == [f"{root}/glob/notes.txt"]
-    assert xcom(dr, "upload_glob_empty") == []  # documented: a glob matching nothing is not an error
+    assert [m["path_display"] for m in xcom(dr, "upload_glob")["files"]] == [f"{root}/glob/notes.txt"]
+    assert xcom(dr, "upload_glob_empty")["count"] == 0  # documented: a glob matching nothing is not an error
 
-    big = xcom(dr, "upload_chunked")[0]
+    big = xcom(dr, "upload_chunked")["files"][0]
     assert big["size"] == (tmp_path / "big.bin").stat().st_size
 
-    assert xcom(dr, "download_file") == [str(tmp_path / "out" / "big.bin")]
+    assert xcom(dr, "download_file")["files"] == [str(tmp_path / "out" / "big.bin")]
     assert (tmp_path / "out" / "big.bin").read_bytes() == (tmp_path / "big.bin").read_bytes()
-    assert xcom(dr, "download_folder") == [str(tmp_path / "out" / "folder" / "sub" / "nested.csv")]
+    assert xcom(dr, "download_folder")["files"] == [str(tmp_path / "out" / "folder" / "sub" / "nested.csv")]
     assert not (tmp_path / "out" / "folder" / "report.csv").exists()
 
     assert xcom(dr, "move")["path_display"] == f"{root}/moved/copy.csv"

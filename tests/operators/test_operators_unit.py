@@ -117,7 +117,7 @@ def test_chunked_upload_forces_a_session_with_explicit_chunking(tmp_path: Any) -
     client.get_metadata.side_effect = type("PathNotFoundError", (Exception,), {})()
     client.upload_file.return_value = {"path_display": "/f.bin"}
     op._hook = mock.MagicMock(get_conn=mock.MagicMock(return_value=client))
-    assert op.execute({}) == [{"path_display": "/f.bin"}]  # type: ignore[arg-type]
+    assert op.execute({})["files"] == [{"path_display": "/f.bin"}]  # type: ignore[arg-type,index]
     kwargs = client.upload_file.call_args.kwargs
     assert kwargs["single_request_limit"] == 0
     assert kwargs["chunk_size"] == 8 * 1024 * 1024 and kwargs["parallelism"] == 2
