@@ -300,3 +300,24 @@ def test_an_index_from_before_the_key_index_gains_it_once(tmp_path: Path) -> Non
     with sqlite3.connect(path) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "manifest_key" in names
+
+
+def test_touched_paths_from_the_key_index_match_a_whole_manifest_pass(tmp_path: Path) -> None:
+    from airflow_provider_dropbox.sync.engine import _touched_paths
+    from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
+    from airflow_provider_dropbox.sync.state import Managed
+
+    _dbx, dest = _by_key_tree(tmp_path)
+    index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+    try:
+        state = index.load()
+        layout = build_layout(state.remote, make_exclude(()), max_path_bytes=4000)
+        del layout.by_key["a-x/four.txt"]  # deleted remotely: only the manifest knows where it was
+        state.manifest["recovered.txt"] = Managed(False, "ab/six.txt", "h", 3, 1, "r")  # in memory only
+        state.manifest["a/one.txt"] = Managed(False, "elsewhere", "h", 3, 1, "r")  # key changed in memory
+        touched = {"a/one.txt", "ab/six.txt", "caf\u00e9/\u00df.txt", "gone/key", "a", "a-x/four.txt"}
+        fast = _touched_paths(touched, layout, state.manifest, index)
+        assert fast == _touched_paths(touched, layout, state.manifest, None)
+        assert {"recovered.txt", "ab/six.txt", "a", "a-x/four.txt"} <= fast
+    finally:
+        index.close()
