@@ -503,7 +503,8 @@ def _run_steps(
     excluded = make_exclude(exclude)
     layout = _layout(listing.tree, root, excluded, report, log)
     if not listing.full:
-        verify |= _touched_paths(listing.touched, layout, state.manifest)
+        assert isinstance(state.manifest, TrackedManifest)
+        verify |= _touched_paths(listing.touched, layout, state.manifest, index)
     plan = _plan(
         layout, state, root, verify, listing.full, report, log, remote,
         dry_run=dry_run, delete_stale=delete_stale, adopt_local=adopt_local, conflict=conflict,
@@ -580,7 +581,9 @@ def _list(
     if state.cursor and same_root and not full_rescan and root_lower is not None:
         try:
             changes, new_cursor = client.list_changes(state.cursor)
-            tree = state.remote.copy()
+            # applied in place: the loaded tree is this run's alone, and a copy doubled its memory
+            tree = state.remote
+            tree.changed = set()
             touched = tree.apply_changes(changes, root_lower)
             report.mode = "incremental"
             log.info("Dropbox reported %d change(s) since the last mirror run", len(changes))
@@ -617,11 +620,26 @@ def _layout(
     return layout
 
 
-def _touched_paths(touched: set[str], layout: Layout, manifest: Mapping[str, Managed]) -> set[str]:
-    """Local paths an incremental run must check on disk: where the touched keys go, and where they were."""
+def _touched_paths(
+    touched: set[str], layout: Layout, manifest: TrackedManifest, index: MirrorIndex | None
+) -> set[str]:
+    """Local paths an incremental run must check on disk: where the touched keys go, and where they were.
+
+    Where they were comes from the index's key index (plus the rows this run already changed in memory,
+    e.g. recovered ones), not a pass over the whole manifest."""
     out: set[str] = set()
     by_key: dict[str, list[str]] = {}
-    if touched:
+    if touched and index is not None:
+        for key in touched:
+            for p in index.manifest_by_key(key):
+                rec = manifest.get(p)
+                if rec is not None and rec.key == key:
+                    by_key.setdefault(key, []).append(p)
+        for p in manifest.changed:
+            rec = manifest.get(p)
+            if rec is not None and rec.key in touched:
+                by_key.setdefault(rec.key, []).append(p)
+    elif touched:
         for p, rec in manifest.items():
             by_key.setdefault(rec.key, []).append(p)
     for key in touched:

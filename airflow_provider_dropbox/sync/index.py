@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS manifest (
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, rev TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS manifest_hash ON manifest (content_hash) WHERE content_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS manifest_key ON manifest (key);
 CREATE TABLE IF NOT EXISTS pending (
     path TEXT PRIMARY KEY, op TEXT NOT NULL, is_dir INTEGER NOT NULL, key TEXT NOT NULL,
     content_hash TEXT, rev TEXT
@@ -157,6 +158,7 @@ class MirrorIndex:
                 index._create()
             else:
                 conn.execute("SELECT count(*) FROM meta").fetchone()
+                index._add_missing_indexes()
         except StateError:
             conn.close()
             raise
@@ -178,6 +180,13 @@ class MirrorIndex:
                 if stmt.strip():
                     self.conn.execute(stmt)
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    def _add_missing_indexes(self) -> None:
+        """Indexes added within schema 1 (no row changes): created once on an older file, in one write."""
+        have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        if "manifest_key" not in have:
+            with self._tx():
+                self.conn.execute("CREATE INDEX IF NOT EXISTS manifest_key ON manifest (key)")
 
     def close(self) -> None:
         self.conn.close()
@@ -262,6 +271,85 @@ class MirrorIndex:
             last_run=meta.get("last_run"),
             updated_at=float(meta.get("updated_at") or 0.0),
         )
+
+    # -- reading by key (what an incremental run needs, without loading the tree) ------------------------
+    _REMOTE_COLS = "key, name, is_dir, id, rev, content_hash, size, downloadable, synthetic"
+    _MANIFEST_COLS = "path, is_dir, key, content_hash, size, mtime_ns, rev"
+
+    def _remote_query(self, sql: str, args: Iterable[Any]) -> dict[str, RemoteEntry]:
+        try:
+            return {
+                r[0]: RemoteEntry(r[0], r[1], bool(r[2]), r[3], r[4], r[5], int(r[6]), bool(r[7]), bool(r[8]))
+                for r in self.conn.execute(f"SELECT {self._REMOTE_COLS} FROM remote {sql}", tuple(args))
+            }
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
+
+    def _manifest_query(self, sql: str, args: Iterable[Any]) -> dict[str, Any]:
+        from airflow_provider_dropbox.sync.state import Managed
+
+        try:
+            return {
+                r[0]: Managed(bool(r[1]), r[2], r[3], int(r[4]), int(r[5]), r[6])
+                for r in self.conn.execute(f"SELECT {self._MANIFEST_COLS} FROM manifest {sql}", tuple(args))
+            }
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
+
+    def remote_rows(self, keys: Iterable[str]) -> dict[str, RemoteEntry]:
+        """The stored remote entries for ``keys`` (missing keys are absent), one primary-key lookup each."""
+        out: dict[str, RemoteEntry] = {}
+        for k in keys:
+            out.update(self._remote_query("WHERE key=?", (k,)))
+        return out
+
+    def remote_children(self, parent: str) -> dict[str, RemoteEntry]:
+        """The direct children of folder ``parent`` ("" is the root), through the parent index: the rows the
+        case/NFC collision layout of one folder needs."""
+        return self._remote_query("WHERE parent=?", (parent,))
+
+    def remote_subtree(self, key: str) -> dict[str, RemoteEntry]:
+        """Everything strictly under folder ``key``, by a range query on the primary key ('/' sorts just
+        before '0', so ``key/`` <= k < ``key0`` is exactly the subtree)."""
+        if key == "":
+            return self._remote_query("", ())
+        return self._remote_query("WHERE key >= ? AND key < ?", (key + "/", key + "0"))
+
+    def remote_by_hash(self, content_hash: str) -> dict[str, RemoteEntry]:
+        return self._remote_query("WHERE content_hash=?", (content_hash,))
+
+    def manifest_rows(self, paths: Iterable[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in paths:
+            out.update(self._manifest_query("WHERE path=?", (p,)))
+        return out
+
+    def manifest_by_key(self, key: str) -> dict[str, Any]:
+        """The local paths the mirror wrote for remote ``key`` (normally one; more after a collision)."""
+        return self._manifest_query("WHERE key=?", (key,))
+
+    def manifest_subtree(self, path: str) -> dict[str, Any]:
+        """Every manifest row strictly under local folder ``path``, by a range query on the primary key."""
+        if path == "":
+            return self._manifest_query("", ())
+        return self._manifest_query("WHERE path >= ? AND path < ?", (path + "/", path + "0"))
+
+    def manifest_by_hash(self, content_hash: str) -> dict[str, Any]:
+        """Local files with this content (copy sources for a move or an identical file), by the hash index."""
+        return self._manifest_query("WHERE content_hash=? AND is_dir=0", (content_hash,))
+
+    def counts(self) -> dict[str, int]:
+        """Counters for the guards (``max_deletes``, the empty-listing guard) from COUNT queries, not a load:
+        ``remote_files`` (downloadable files in the stored tree) and ``managed_files`` (files the mirror
+        wrote)."""
+        try:
+            remote_files = self.conn.execute(
+                "SELECT count(*) FROM remote WHERE is_dir=0 AND downloadable=1"
+            ).fetchone()[0]
+            managed_files = self.conn.execute("SELECT count(*) FROM manifest WHERE is_dir=0").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
+        return {"remote_files": int(remote_files), "managed_files": int(managed_files)}
 
     # -- writing ----------------------------------------------------------------------------------------
     def _put_manifest(self, rows: Mapping[str, Any]) -> None:

@@ -199,3 +199,125 @@ def test_intents_of_a_crashed_json_engine_run_are_migrated_and_recovered(tmp_pat
     finally:
         index.close()
     assert state is not None and not state.pending and "Docs/new.txt" in state.manifest
+
+
+def _by_key_tree(tmp_path: Path) -> tuple[FakeDropbox, Path]:
+    """Folders whose keys sort around the '/' boundary ('a', 'a b', 'a-x', 'a/...', 'a0', 'ab')."""
+    dbx = FakeDropbox()
+    dbx.put("/Root/a/one.txt", b"same")
+    dbx.put("/Root/a/sub/two.txt", b"two")
+    dbx.put("/Root/a b/three.txt", b"three")
+    dbx.put("/Root/a-x/four.txt", b"same")
+    dbx.put("/Root/a0/five.txt", b"five")
+    dbx.put("/Root/ab/six.txt", b"six")
+    dbx.put("/Root/Caf\u00e9/\u00df.txt", b"sharp")
+    dbx.put("/Root/top.txt", b"same")
+    dest = tmp_path / "m"
+    mirror(dbx, "/Root", dest)
+    return dbx, dest
+
+
+@pytest.mark.parametrize("folder", ["a", "a b", "a-x", "a0", "ab", "a/sub", "caf\u00e9", ""])
+def test_subtree_range_queries_return_exactly_the_subtree(tmp_path: Path, folder: str) -> None:
+    _dbx, dest = _by_key_tree(tmp_path)
+    index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+    try:
+        state = index.load()
+        want_remote = {k for k in state.remote.entries if folder == "" or k.startswith(folder + "/")}
+        want_manifest = {p for p in state.manifest if folder == "" or p.lower().startswith(folder + "/")}
+        assert set(index.remote_subtree(folder)) == want_remote
+        assert set(index.manifest_subtree(_local(state, folder))) == want_manifest
+        assert index.remote_subtree(folder) == {k: state.remote.entries[k] for k in want_remote}
+    finally:
+        index.close()
+
+
+def _local(state: Any, key: str) -> str:
+    return next((p for p, m in state.manifest.items() if m.key == key), key)
+
+
+def test_rows_by_key_parent_and_hash_match_the_loaded_state(tmp_path: Path) -> None:
+    _dbx, dest = _by_key_tree(tmp_path)
+    index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+    try:
+        state = index.load()
+        entries = state.remote.entries
+        for parent in ["", "a", "a/sub", "caf\u00e9", "missing"]:
+            want = {k for k in entries if k.rpartition("/")[0] == parent}
+            assert set(index.remote_children(parent)) == want
+        assert index.remote_rows(["a/one.txt", "nope", "ab"]) == {
+            "a/one.txt": entries["a/one.txt"], "ab": entries["ab"]
+        }  # fmt: skip
+        same = entries["a/one.txt"].content_hash
+        assert same is not None
+        assert set(index.remote_by_hash(same)) == {"a/one.txt", "a-x/four.txt", "top.txt"}
+        assert set(index.manifest_by_hash(same)) == {"a/one.txt", "a-x/four.txt", "top.txt"}
+        assert index.manifest_by_hash("0" * 64) == {}
+        for key in ["a/one.txt", "a", "caf\u00e9/\u00df.txt"]:
+            want_paths = {p for p, m in state.manifest.items() if m.key == key}
+            assert want_paths and set(index.manifest_by_key(key)) == want_paths
+        some = [*list(state.manifest)[:3], "not/there"]
+        assert index.manifest_rows(some) == {p: state.manifest[p] for p in some if p in state.manifest}
+    finally:
+        index.close()
+
+
+def test_counters_follow_every_run_without_a_load(tmp_path: Path) -> None:
+    dbx, dest = _by_key_tree(tmp_path)
+
+    def check() -> None:
+        index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+        try:
+            state = index.load()
+            assert index.counts() == {
+                "remote_files": sum(
+                    1 for e in state.remote.entries.values() if not e.is_dir and e.downloadable
+                ),
+                "managed_files": sum(1 for m in state.manifest.values() if not m.is_dir),
+            }
+        finally:
+            index.close()
+
+    check()
+    dbx.delete("/Root/a")
+    dbx.put("/Root/new/seven.txt", b"seven")
+    mirror(dbx, "/Root", dest)
+    check()
+    index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+    try:
+        assert index.counts() == {"remote_files": 7, "managed_files": 7}
+        assert index.remote_subtree("a") == {} and index.manifest_subtree("a") == {}
+    finally:
+        index.close()
+
+
+def test_an_index_from_before_the_key_index_gains_it_once(tmp_path: Path) -> None:
+    _dbx, dest = _by_key_tree(tmp_path)
+    path = dest / ".dropbox-mirror" / "index.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX manifest_key")
+    MirrorIndex.open(str(path.parent)).close()
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "manifest_key" in names
+
+
+def test_touched_paths_from_the_key_index_match_a_whole_manifest_pass(tmp_path: Path) -> None:
+    from airflow_provider_dropbox.sync.engine import _touched_paths
+    from airflow_provider_dropbox.sync.layout import build_layout, make_exclude
+    from airflow_provider_dropbox.sync.state import Managed
+
+    _dbx, dest = _by_key_tree(tmp_path)
+    index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
+    try:
+        state = index.load()
+        layout = build_layout(state.remote, make_exclude(()), max_path_bytes=4000)
+        del layout.by_key["a-x/four.txt"]  # deleted remotely: only the manifest knows where it was
+        state.manifest["recovered.txt"] = Managed(False, "ab/six.txt", "h", 3, 1, "r")  # in memory only
+        state.manifest["a/one.txt"] = Managed(False, "elsewhere", "h", 3, 1, "r")  # key changed in memory
+        touched = {"a/one.txt", "ab/six.txt", "caf\u00e9/\u00df.txt", "gone/key", "a", "a-x/four.txt"}
+        fast = _touched_paths(touched, layout, state.manifest, index)
+        assert fast == _touched_paths(touched, layout, state.manifest, None)
+        assert {"recovered.txt", "ab/six.txt", "a", "a-x/four.txt"} <= fast
+    finally:
+        index.close()
