@@ -132,7 +132,9 @@ class DropboxConnectionError(DropboxApiError):
 class DropboxUnreachableError(DropboxConnectionError):
     """No connection could be made at all (refused, unknown host, no answer); ``host``/``port`` say where."""
 
-    def __init__(self, message: str, *, host: str | None, port: int | None, route: str = "") -> None:
+    def __init__(
+        self, message: str, *, host: str | None = None, port: int | None = None, route: str = ""
+    ) -> None:
         super().__init__(message, route=route)
         self.host = host
         self.port = port
