@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEV_APP_KEY = "dev-app-key"
-DEV_APP_SECRET = "dev-app-secret"
-DEV_REFRESH_TOKEN = "dev-refresh-token"
+from airflow_provider_dropbox.testing import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, FAULT_DEFAULTS
+
+__all__ = ["DEV_APP_KEY", "DEV_APP_SECRET", "DEV_REFRESH_TOKEN", "EmulatorProcess", "running_emulator", "start_emulator"]
 
 
 @dataclass
@@ -45,33 +45,7 @@ class EmulatorProcess:
         return self.admin("faults", faults)
 
     def clear_faults(self) -> Any:
-        return self.admin(
-            "faults",
-            {
-                "latency_ms": 0,
-                "bandwidth_mbps": None,
-                "window_bytes": None,
-                "rate_limit": 0,
-                "server_error": 0,
-                "lock_contention": 0,
-                "drop_after_commit": 0,
-                "retry_after_s": 1,
-                "rate_limit_text": False,
-                "longpoll_max_s": None,
-                "longpoll_backoff_s": None,
-                "token_lifetime": None,
-                "quota_bytes": None,
-                "truncate_download": 0,
-                "corrupt_download": 0,
-                "resent_piece": "incorrect_offset",
-                "deleted_folder_cursor": "reset",
-                "repeat_paths": False,
-                "write_lock": False,
-                "write_lock_commit_ms": 20,
-                "write_lock_entry_ms": 1,
-                "write_lock_wait_ms": 100,
-            },
-        )
+        return self.admin("faults", FAULT_DEFAULTS)
 
     def stats(self) -> dict[str, int]:
         return dict(self.admin("stats", method="GET")["requests"])

@@ -15,11 +15,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints, RetryPolicy
 from airflow_provider_dropbox.client.errors import PathNotFoundError
+from airflow_provider_dropbox.emulator.faults import FaultSettings
 
 __all__ = ["DEV_APP_KEY", "DEV_APP_SECRET", "DEV_REFRESH_TOKEN", "DropboxEmulator", "running_emulator"]
 
@@ -27,23 +29,7 @@ DEV_APP_KEY = "dev-app-key"
 DEV_APP_SECRET = "dev-app-secret"
 DEV_REFRESH_TOKEN = "dev-refresh-token"
 
-FAULT_DEFAULTS: dict[str, Any] = {
-    "latency_ms": 0,
-    "bandwidth_mbps": None,
-    "window_bytes": None,
-    "rate_limit": 0,
-    "server_error": 0,
-    "lock_contention": 0,
-    "drop_after_commit": 0,
-    "retry_after_s": 1,
-    "rate_limit_text": False,
-    "longpoll_max_s": None,
-    "longpoll_backoff_s": None,
-    "token_lifetime": None,
-    "quota_bytes": None,
-    "truncate_download": 0,
-    "corrupt_download": 0,
-}
+FAULT_DEFAULTS: dict[str, Any] = {k: v for k, v in asdict(FaultSettings()).items() if k != "seed"}
 """Every fault switch off: what ``clear_faults`` sets."""
 
 
