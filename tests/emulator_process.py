@@ -17,7 +17,14 @@ from typing import Any
 
 from airflow_provider_dropbox.testing import DEV_APP_KEY, DEV_APP_SECRET, DEV_REFRESH_TOKEN, FAULT_DEFAULTS
 
-__all__ = ["DEV_APP_KEY", "DEV_APP_SECRET", "DEV_REFRESH_TOKEN", "EmulatorProcess", "running_emulator", "start_emulator"]
+__all__ = [
+    "DEV_APP_KEY",
+    "DEV_APP_SECRET",
+    "DEV_REFRESH_TOKEN",
+    "EmulatorProcess",
+    "running_emulator",
+    "start_emulator",
+]
 
 
 @dataclass
