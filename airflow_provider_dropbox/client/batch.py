@@ -97,6 +97,14 @@ def wait_for_job(
         delay = min(delay * 2, 5.0)
 
 
+def _entries(paths: Sequence[str], results: Sequence[Mapping[str, Any]], value: str) -> list[BatchEntry]:
+    """One entry per launched path from a job's ``complete`` entries; ``value`` names the metadata field."""
+    return [
+        BatchEntry(p, metadata=e[value]) if e[".tag"] == "success" else BatchEntry(p, error=e.get("failure"))
+        for p, e in zip(paths, results, strict=True)
+    ]
+
+
 def _finish(route: str, entries: list[BatchEntry], raise_on_failure: bool) -> list[BatchEntry]:
     failed = [e for e in entries if not e.ok]
     if failed and raise_on_failure:
@@ -120,11 +128,7 @@ def delete_batch(
     for chunk in _chunks(paths):
         launch = client.rpc(route, {"entries": [{"path": p} for p in chunk]})
         done = wait_for_job(client, route + "/check", launch, timeout=timeout)
-        for p, e in zip(chunk, done["entries"], strict=True):
-            if e[".tag"] == "success":
-                out.append(BatchEntry(p, metadata=e["metadata"]))
-            else:
-                out.append(BatchEntry(p, error=e.get("failure")))
+        out.extend(_entries(chunk, done["entries"], "metadata"))
     return _finish(route, out, raise_on_failure)
 
 
@@ -143,11 +147,7 @@ def create_folder_batch(
     for chunk in _chunks(paths):
         launch = client.rpc(route, {"paths": list(chunk), "autorename": autorename})
         done = wait_for_job(client, route + "/check", launch, timeout=timeout)
-        for p, e in zip(chunk, done["entries"], strict=True):
-            if e[".tag"] == "success":
-                out.append(BatchEntry(p, metadata=e["metadata"]))
-            else:
-                out.append(BatchEntry(p, error=e.get("failure")))
+        out.extend(_entries(chunk, done["entries"], "metadata"))
     return _finish(route, out, raise_on_failure)
 
 
@@ -168,11 +168,7 @@ def relocate_batch(
     for chunk in _chunks(pairs):
         arg = {"entries": [{"from_path": a, "to_path": b} for a, b in chunk], "autorename": autorename}
         done = wait_for_job(client, check, client.rpc(route, arg), timeout=timeout)
-        for (a, _), e in zip(chunk, done["entries"], strict=True):
-            if e[".tag"] == "success":
-                out.append(BatchEntry(a, metadata=e["success"]))
-            else:
-                out.append(BatchEntry(a, error=e.get("failure")))
+        out.extend(_entries([a for a, _ in chunk], done["entries"], "success"))
     return _finish(route, out, raise_on_failure)
 
 
