@@ -187,8 +187,12 @@ info = pm.providers[DIST]
 hook = pm.hooks["dropbox"]
 pkg = airflow_provider_dropbox
 modules = sorted(m.name for m in pkgutil.walk_packages(pkg.__path__, "airflow_provider_dropbox."))
-for name in modules:  # every module imports with only the wheel's declared dependencies
-    importlib.import_module(name)
+# Every module imports with only the wheel's declared dependencies; the pytest plugin is loaded by pytest,
+# which a user running it has (it is not a runtime dependency).
+TEST_ONLY = {"airflow_provider_dropbox.testing.pytest_plugin"}
+for name in modules:
+    if name not in TEST_ONLY:
+        importlib.import_module(name)
 
 def classes(kind):
     found = []
