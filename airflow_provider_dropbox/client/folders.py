@@ -12,12 +12,12 @@ import fnmatch
 import logging
 import os
 import stat
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from airflow_provider_dropbox.casefold import path_key
 from airflow_provider_dropbox.client.config import check_parallelism
 from airflow_provider_dropbox.client.content_hash import content_hash_file
 from airflow_provider_dropbox.client.errors import DisallowedNameError, LocalPathError
@@ -152,7 +152,7 @@ def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *,
     Two local files whose Dropbox paths differ only in case or Unicode normalization (``Report.csv`` and
     ``report.csv``; the NFC and NFD spellings of ``café.csv``) are one Dropbox path: the first commit wins and
     the second fails, leaving a partial upload. The same goes for a file whose path is a folder of another
-    upload. Grouping uses the key Dropbox uses, ``NFC(path).lower()``.
+    upload. Grouping uses the key Dropbox uses (``casefold.path_key``).
     """
     pairs = list(pairs)
     refused = [(os.fspath(local), name) for local, remote in pairs if (name := disallowed_name(remote))]
@@ -170,7 +170,7 @@ def check_upload_targets(pairs: Iterable[tuple[str | os.PathLike[str], str]], *,
     by_key: dict[str, list[tuple[str, str]]] = {}
     folder_keys: dict[str, str] = {}
     for local, remote in pairs:
-        key = unicodedata.normalize("NFC", remote).lower()
+        key = path_key(remote)
         by_key.setdefault(key, []).append((os.fspath(local), remote))
         parent = key
         while "/" in parent:

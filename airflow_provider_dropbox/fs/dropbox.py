@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
+from airflow_provider_dropbox.casefold import path_key
+
 if TYPE_CHECKING:
     from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
@@ -173,7 +175,6 @@ class DropboxFileSystem(AbstractFileSystem):
     def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
         """fsspec's glob, but matched against the server's ``path_lower`` like every other lookup."""
         import re
-        import unicodedata
         from glob import has_magic
 
         from fsspec.utils import glob_translate
@@ -193,12 +194,12 @@ class DropboxFileSystem(AbstractFileSystem):
         if "**" in path:
             depth = None if maxdepth is None else depth - (path[path.find("**") :].count("/") + 1) + maxdepth  # type: ignore[operator]
         found = self.find(root, maxdepth=depth, withdirs=withdirs, detail=True, **kwargs)
-        folded = unicodedata.normalize("NFC", path + ("/" if ends_with_sep else "")).lower()
+        folded = path_key(path + ("/" if ends_with_sep else ""))
         pattern = re.compile(glob_translate(folded), re.IGNORECASE)
         slash = ends_with_sep or path.endswith("/**")
         out = {}
         for name, info in sorted(found.items()):
-            key = info.get("path_lower") or unicodedata.normalize("NFC", name).lower()
+            key = info.get("path_lower") or path_key(name)
             if pattern.match(key + "/" if slash and info["type"] == "directory" else key):
                 out[name] = info
         return out if detail else list(out)

@@ -14,10 +14,10 @@ import secrets
 import shutil
 import stat
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from airflow_provider_dropbox.casefold import path_key
 from airflow_provider_dropbox.client import errors as client_errors
 from airflow_provider_dropbox.sync.apply import Applier
 from airflow_provider_dropbox.sync.durable import make_durable
@@ -222,7 +222,7 @@ def _resolve_root(client: MirrorClient, remote: str) -> str:
             f"The remote path {remote!r} is a {meta.get('.tag', 'non-folder')}, not a folder; mirror a "
             "folder, or use download_file for a single file"
         )
-    return str(meta.get("path_lower") or unicodedata.normalize("NFC", remote).lower())
+    return str(meta.get("path_lower") or path_key(remote))
 
 
 def _recover(state: MirrorState, root: str, log: logging.Logger) -> None:
@@ -546,10 +546,7 @@ def _load(
         state.remote_path = remote
     if not isinstance(state.manifest, TrackedManifest):
         state.manifest = TrackedManifest(state.manifest)
-    same_root = (
-        unicodedata.normalize("NFC", state.remote_path).lower()
-        == unicodedata.normalize("NFC", remote).lower()
-    )
+    same_root = path_key(state.remote_path) == path_key(remote)
     if not same_root and (state.cursor or state.manifest):
         raise MirrorConfigError(
             f"{root} is the mirror of Dropbox folder {state.remote_path or '/'!r}, not {remote or '/'!r}; "

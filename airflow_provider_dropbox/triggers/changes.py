@@ -48,11 +48,12 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+
+from airflow_provider_dropbox.casefold import path_key
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+; the package supports 3.10
 
@@ -97,7 +98,7 @@ def normalize_kinds(kinds: Iterable[str] | str | None) -> tuple[ChangeKind, ...]
 
 
 def _lower(path: str) -> str:
-    return unicodedata.normalize("NFC", path).lower()
+    return path_key(path)
 
 
 def relative_path(path_lower: str, root: str) -> str:
