@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -40,8 +41,8 @@ class DropboxEmulator:
     def __init__(
         self, data_dir: str | os.PathLike[str], *extra_args: str, startup_timeout: float = 30.0
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        data = Path(data_dir)
+        data.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable,
             "-m",
@@ -51,27 +52,50 @@ class DropboxEmulator:
             "--port",
             "0",
             "--data-dir",
-            str(self.data_dir),
+            str(data),
             *extra_args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-        self.base_url = self._wait_for_url(startup_timeout)
+        self.process: subprocess.Popen[str] | None = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, text=True, env=env
+        )
+        cafile = Path(extra_args[extra_args.index("--certfile") + 1]) if "--certfile" in extra_args else None
+        self._attach(self._wait_for_url(self.process, startup_timeout), data, self.process, cafile)
+
+    @classmethod
+    def attach(cls, base_url: str, *, cafile: str | os.PathLike[str] | None = None) -> DropboxEmulator:
+        """An emulator that is already running (docker-compose, another process): ``stop`` leaves it be."""
+        emu = cls.__new__(cls)
+        emu._attach(base_url, None, None, Path(cafile) if cafile else None)
+        return emu
+
+    def _attach(
+        self,
+        base_url: str,
+        data_dir: Path | None,
+        process: subprocess.Popen[str] | None,
+        cafile: Path | None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.data_dir = data_dir
+        self.process = process
+        self.cafile = cafile  # the self-signed certificate of an https emulator (``--certfile``)
         self._client: DropboxClient | None = None
 
-    def _wait_for_url(self, timeout: float) -> str:
-        assert self.process.stdout is not None
+    @staticmethod
+    def _wait_for_url(process: subprocess.Popen[str], timeout: float) -> str:
+        assert process.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
+            line = process.stdout.readline()
             if not line:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"the Dropbox emulator exited with {self.process.returncode} at start")
+                if process.poll() is not None:
+                    raise RuntimeError(f"the Dropbox emulator exited with {process.returncode} at start")
                 continue
             if line.startswith(("http://", "https://")):
-                return line.strip().rstrip("/")
-        self.process.kill()
-        self.process.wait()
+                return line.strip()
+        process.kill()
+        process.wait()
         raise RuntimeError(f"the Dropbox emulator printed no URL within {timeout:g} s")
 
     # ---------------------------------------------------------------- connection
@@ -143,7 +167,8 @@ class DropboxEmulator:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        context = ssl.create_default_context(cafile=str(self.cafile)) if self.cafile else None
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -168,6 +193,8 @@ class DropboxEmulator:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self.process is None:
+            return
         if self.process.poll() is None:
             self.process.terminate()
             try:
