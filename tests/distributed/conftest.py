@@ -6,6 +6,7 @@ the test session and is stopped at its end."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -27,6 +28,8 @@ from tests.hooks.conftest import conn_json, free_port
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAGS = Path(__file__).parent / "dags"
+# The example DAGs the suite runs unchanged (copied next to the suite's own DAGs, configured by env).
+EXAMPLE_DAGS = ("dropbox_upload_on_local_file.py", "dropbox_event_driven.py")
 WORKERS = ("worker-a", "worker-b")
 
 
@@ -69,11 +72,11 @@ class Cluster:
     logs: dict[str, Path] = field(default_factory=dict)
     token: str = ""
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+    def api(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
         resp = requests.request(
             method,
             f"{self.url}/api/v2/{path}",
-            headers={"Authorization": f"Bearer {self.token}"},
+            headers={"Authorization": f"Bearer {self.token}", **(headers or {})},
             timeout=60,
             **kwargs,
         )
@@ -93,9 +96,20 @@ class Cluster:
         )
 
     def start_worker(self, name: str) -> None:
+        """Each worker takes the default queue and one named after itself (to pin a task to a worker)."""
         self.start(
             name,
-            [AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "4"],
+            [
+                AIRFLOW,
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--concurrency",
+                "4",
+                "--queues",
+                f"default,{name}",
+            ],
             {"DIST_WORKER_NAME": name},
         )
 
@@ -113,9 +127,7 @@ class Cluster:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
-    def unpause_and_trigger(
-        self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 120
-    ) -> str:
+    def unpause(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while True:  # the dag-processor must have parsed it first
             resp = requests.get(
@@ -131,8 +143,33 @@ class Cluster:
                 )
             time.sleep(1)
         self.api("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+
+    def pause(self, dag_id: str) -> None:
+        self.api("PATCH", f"dags/{dag_id}", json={"is_paused": True})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         run = self.api("POST", f"dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         return str(run["dag_run_id"])
+
+    def unpause_and_trigger(
+        self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 120
+    ) -> str:
+        self.unpause(dag_id, timeout)
+        return self.trigger(dag_id, conf)
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return list(self.api("GET", f"dags/{dag_id}/dagRuns?limit=100")["dag_runs"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        value = self.api("GET", f"{path}?map_index={map_index}")["value"]
+        return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The task's log as the api-server serves it (read from the worker's log file)."""
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        content = self.api("GET", f"{path}?full_content=true", headers={"Accept": "application/json"})
+        return json.dumps(content)
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
@@ -232,11 +269,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
         api_port = free_port()
         source = tmp / "source"
+        dags = tmp / "dags"
+        dags.mkdir(exist_ok=True)
+        for dag_file in [*DAGS.glob("*.py"), *(ROOT / "dags" / name for name in EXAMPLE_DAGS)]:
+            shutil.copy(dag_file, dags / dag_file.name)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
             "AIRFLOW_HOME": str(tmp / "home"),
             "PYTHONPATH": str(ROOT),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://airflow@127.0.0.1:{pg_port}/airflow",
@@ -255,6 +296,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW_CONN_DROPBOX_DEFAULT": conn_json(emulator.base_url),
             "DIST_SOURCE_DIR": str(source),
+            # One destination both workers see at the same path (shared storage), raced by two mirror DAGs.
+            "DIST_MIRROR_DIR": str(tmp / "shared" / "mirror"),
+            # dags/dropbox_upload_on_local_file.py: watched inbox and archive under this root.
+            "DROPBOX_UPLOAD_ROOT": str(tmp / "shared" / "upload"),
+            # dags/dropbox_event_driven.py: the watched Dropbox folder, its mirror under <root>/_events.
+            "DROPBOX_WATCH_PATH": "/dist/events",
+            "DROPBOX_MIRROR_LOCAL_PATH": str(tmp / "shared" / "events-mirror"),
         }
         migrate = subprocess.run(
             [AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.distributed.conftest import WORKERS, Cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+LONGPOLL = "/2/files/list_folder/longpoll"
+T = TypeVar("T")
 
 
 def test_mapped_upload_of_20_folders_spreads_over_both_workers(cluster: Cluster) -> None:
@@ -40,6 +47,182 @@ def test_mapped_upload_of_20_folders_spreads_over_both_workers(cluster: Cluster)
                 assert hashlib.sha256(resp.content).hexdigest() == digest, path
             finally:
                 resp.close()
+
+
+def _wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _assert_dropbox_bytes(cluster: Cluster, expected: dict[str, bytes]) -> None:
+    from tests.client.conftest import client_for
+
+    with client_for(cluster.emulator) as client:
+        for path, data in expected.items():
+            resp = client.download_response("files/download", {"path": path}, path=path)
+            try:
+                assert hashlib.sha256(resp.content).digest() == hashlib.sha256(data).digest(), path
+            finally:
+                resp.close()
+
+
+def _read_lock(lock: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None  # not there yet (or caught between write and replace)
+    return info if isinstance(info, dict) and "pid" in info else None
+
+
+def test_mirror_lock_when_two_runs_race_on_two_workers(cluster: Cluster) -> None:
+    """Two mirror runs into one shared destination at once, on two workers: one mirrors, the other stops at
+    LockHeldError naming the holder and changes nothing; the destination ends equal to Dropbox, and a later
+    run on the other worker continues incrementally from the state the first one left."""
+    from tests.client.conftest import client_for
+    from tests.trees import local_tree, put
+
+    dest = Path(cluster.env["DIST_MIRROR_DIR"])
+    files = {f"part-{i:02d}.bin": os.urandom(256 * 1024) for i in range(24)}
+    files["docs/readme.txt"] = b"mirrored by whichever worker holds the lock\n"
+    with client_for(cluster.emulator) as client:
+        for rel, data in files.items():
+            put(client, f"/dist/mirror/{rel}", data)
+    # 24 files of 256 KiB, 2 downloads at a time, each capped at 0.5 Mbit/s: about 50 s of holding the lock,
+    # cut short (faults cleared) as soon as the racing run has ended.
+    cluster.emulator.set_faults(bandwidth_mbps=0.5)
+    try:
+        run_a = cluster.unpause_and_trigger("dist_mirror_on_a")
+        lock = dest / ".dropbox-mirror" / "lock"
+        holder = _wait_until(lambda: _read_lock(lock), 180, "run A to take the mirror lock")
+        cluster.unpause("dist_mirror_on_b")
+        run_b = cluster.trigger("dist_mirror_on_b")
+        state_b = cluster.wait_run("dist_mirror_on_b", run_b, timeout=180)
+        (ti_a_meanwhile,) = cluster.task_instances("dist_mirror_on_a", run_a)
+    finally:
+        cluster.emulator.clear_faults()
+    state_a = cluster.wait_run("dist_mirror_on_a", run_a, timeout=180)
+    (ti_a,) = cluster.task_instances("dist_mirror_on_a", run_a)
+    (ti_b,) = cluster.task_instances("dist_mirror_on_b", run_b)
+    assert (ti_a["hostname"], ti_b["hostname"]) == ("worker-a", "worker-b"), (ti_a, ti_b)
+    # At once: run A was still mirroring when run B had already ended.
+    assert ti_a_meanwhile["state"] == "running", ti_a_meanwhile
+    assert state_b == "failed", ti_b
+    log_b = cluster.task_log("dist_mirror_on_b", run_b, "mirror")
+    assert "LockHeldError" in log_b, log_b[-3000:]
+    assert f"owner {holder['host']}:{holder['pid']}" in log_b, (holder, log_b[-3000:])
+    assert state_a == "success", ti_a
+    report = cluster.xcom("dist_mirror_on_a", run_a, "mirror")
+    assert report["ok"] is True and report["mode"] == "full", report
+    assert report["done"].get("download") == len(files), report
+    # Nothing lost, no partial file, the lock released.
+    assert local_tree(dest) == files
+    assert not lock.exists()
+
+    # The other worker continues from the state in the shared destination: only the changes move.
+    edited, added = b"edited on Dropbox\n", b"new on Dropbox\n" * 100
+    with client_for(cluster.emulator) as client:
+        put(client, "/dist/mirror/docs/readme.txt", edited)
+        client.delete("/dist/mirror/part-00.bin")
+        put(client, "/dist/mirror/docs/added.txt", added)
+    run_b2 = cluster.trigger("dist_mirror_on_b")
+    state_b2 = cluster.wait_run("dist_mirror_on_b", run_b2, timeout=180)
+    (ti_b2,) = cluster.task_instances("dist_mirror_on_b", run_b2)
+    assert state_b2 == "success" and ti_b2["hostname"] == "worker-b", ti_b2
+    report = cluster.xcom("dist_mirror_on_b", run_b2, "mirror")
+    assert report["ok"] is True and report["mode"] == "incremental", report
+    assert report["done"].get("download") == 2 and report["done"].get("delete_file") == 1, report
+    expected = {**files, "docs/readme.txt": edited, "docs/added.txt": added}
+    del expected["part-00.bin"]
+    assert local_tree(dest) == expected
+
+
+def test_upload_on_local_file_dag_uploads_a_file_that_appears(cluster: Cluster) -> None:
+    """dags/dropbox_upload_on_local_file.py unchanged, on its own schedule: its sensor pokes an empty inbox,
+    files appear, the next poke hands them to mapped upload tasks on the workers; the bytes on Dropbox are
+    checked, the uploaded files are archived, a partial (.part) file is left alone."""
+    dag_id = "dropbox_upload_on_local_file"
+    root = Path(cluster.env["DROPBOX_UPLOAD_ROOT"])
+    inbox, archive = root / "inbox", root / "archive"
+    inbox.mkdir(parents=True, exist_ok=True)
+    cluster.unpause(dag_id)  # schedule=1 min, catchup=False: the scheduler starts a run at once
+    try:
+
+        def first_poke_came_back_empty() -> dict[str, Any] | None:
+            for run in cluster.dag_runs(dag_id):
+                for ti in cluster.task_instances(dag_id, run["dag_run_id"]):
+                    if ti["task_id"] == "stable_files" and ti["state"] == "up_for_reschedule":
+                        return run
+            return None
+
+        run = _wait_until(first_poke_came_back_empty, 180, "the sensor's first poke of the empty inbox")
+        files = {"ledger.csv": b"id,amount\n1,10\n2,20\n" * 500, "scans/page-1.bin": os.urandom(512 * 1024)}
+        for rel, data in files.items():
+            (inbox / rel).parent.mkdir(parents=True, exist_ok=True)
+            (inbox / rel).write_bytes(data)
+        (inbox / "incoming.csv.part").write_bytes(b"still being written")
+        state = cluster.wait_run(dag_id, run["dag_run_id"], timeout=240)
+    finally:
+        cluster.pause(dag_id)
+    tis = cluster.task_instances(dag_id, run["dag_run_id"])
+    assert state == "success", tis
+    uploads = [t for t in tis if t["task_id"] == "upload_and_archive"]
+    assert sorted(t["map_index"] for t in uploads) == [0, 1], tis
+    assert all(t["state"] == "success" and t["hostname"] in WORKERS for t in uploads), uploads
+    _assert_dropbox_bytes(cluster, {f"/Uploads/{rel}": data for rel, data in files.items()})
+    from airflow_provider_dropbox.client.errors import PathNotFoundError
+    from tests.client.conftest import client_for
+    from tests.trees import local_tree
+
+    with client_for(cluster.emulator) as client, pytest.raises(PathNotFoundError):
+        client.get_metadata("/Uploads/incoming.csv.part")
+    assert local_tree(archive) == files
+    assert [p.name for p in inbox.rglob("*") if p.is_file()] == ["incoming.csv.part"]
+
+
+def test_asset_watcher_schedules_a_run_on_a_dropbox_change(cluster: Cluster) -> None:
+    """dags/dropbox_event_driven.py unchanged: its AssetWatcher (DropboxChangeEventTrigger, in the triggerer)
+    sees a change on Dropbox and schedules one asset-triggered run whose tasks run on the Celery workers."""
+    from tests.client.conftest import client_for
+    from tests.trees import local_tree, put
+
+    dag_id = "dropbox_event_driven"
+    watched = cluster.env["DROPBOX_WATCH_PATH"]
+    before, data = b"there before the watcher\n", b"dropped into the watched folder\n"
+    with client_for(cluster.emulator) as client:
+        client.create_folder(watched)
+        put(client, f"{watched}/before.txt", before)
+        longpolls = cluster.emulator.stats().get(LONGPOLL, 0)
+        cluster.unpause(dag_id)  # only unpaused DAGs get their watchers started
+        try:
+            _wait_until(
+                lambda: cluster.emulator.stats().get(LONGPOLL, 0) > longpolls,
+                180,
+                "the watcher's first longpoll",
+            )
+            assert cluster.dag_runs(dag_id) == [], "a quiet folder must not schedule a run"
+            put(client, f"{watched}/event.txt", data)
+            run = _wait_until(
+                lambda: next(iter(cluster.dag_runs(dag_id)), None), 180, "an asset-triggered run"
+            )
+            state = cluster.wait_run(dag_id, run["dag_run_id"], timeout=240)
+        finally:
+            cluster.pause(dag_id)
+    run_id = run["dag_run_id"]
+    tis = cluster.task_instances(dag_id, run_id)
+    assert run["run_type"] == "asset_triggered", run
+    assert state == "success", tis
+    assert {t["task_id"] for t in tis} == {"log_changes", "mirror_inbox"}, tis
+    assert all(t["hostname"] in WORKERS for t in tis), tis
+    changes = cluster.xcom(dag_id, run_id, "log_changes")
+    assert [c["path"] for c in changes] == [f"{watched}/event.txt"], changes
+    assert len(cluster.dag_runs(dag_id)) == 1, "one change, one run"
+    mirror = Path(cluster.env["DROPBOX_MIRROR_LOCAL_PATH"]) / "_events"
+    assert local_tree(mirror) == {"before.txt": before, "event.txt": data}
 
 
 def test_deferrable_sensor_resumes_on_another_worker(cluster: Cluster) -> None:
