@@ -8,11 +8,14 @@ exactly like the poke-mode sensor (``triggers/changes.py``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_provider_dropbox.casefold import path_key
 from airflow_provider_dropbox.hooks.dropbox_async import (
     LONGPOLL_MIN,
     DropboxAsyncHook,
@@ -37,6 +40,19 @@ from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
 _PERMANENT = ("AuthError", "PathNotFoundError", "MalformedPathError", "BadInputError", "NotAFolderError")
 _MAX_RETRY_DELAY = 300.0
 CURSOR_STATE_KEY = "dropbox_cursor"
+
+
+def watcher_digest(kw: dict[str, Any]) -> str:
+    """A short stable digest of what makes a watcher's cursor meaningful (see ``state_key``)."""
+    identity = {
+        "conn": kw["dropbox_conn_id"],
+        "path": path_key(kw["path"] or "").rstrip("/"),
+        "recursive": bool(kw["recursive"]),
+        "file_pattern": kw["file_pattern"],
+        "kinds": sorted(kw["kinds"]),
+        "include_folders": bool(kw["include_folders"]),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -341,8 +357,10 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
     payload is ``{"path", "changes" (at most ``max_changes_in_event``), "count", "truncated", "cursor",
     "reset"}``; downstream tasks read it from ``triggering_asset_events``.
 
-    Cursor durability: on Airflow 3.3+ the cursor is kept in the asset state store (key
-    ``dropbox_cursor``) and saved every time it advances, so a triggerer restart resumes where it stopped
+    Cursor durability: on Airflow 3.3+ the cursor is kept in the asset state store of every watched asset
+    under a key naming this watcher (``dropbox_cursor.<digest of connection, folder, recursion and
+    filters>``, see ``state_key``) and saved every time it advances, so a triggerer restart resumes where
+    it stopped, also when several assets share one watcher or one asset has several watchers
     (neither replaying nor skipping changes, except for a crash in the sub-second window between handing an
     event to the triggerer and saving the cursor). On Airflow 3.2 there is no state store: every (re)start
     begins at the latest cursor, so changes made while the triggerer was down are not reported.
@@ -382,6 +400,7 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
         self.max_changes_in_event = int(max_changes_in_event)
         self._waiter: _ChangeWaiter | None = None
         self._loaded: dict[str, Any] = {}
+        self._seq = 0  # save counter: tells the least recently saved of several assets' cursors
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -389,44 +408,94 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
             {**self.kw, "max_changes_in_event": self.max_changes_in_event},
         )
 
-    def _state(self) -> Any:
-        # Injected by the 3.3+ triggerer; absent on 3.2 (and in plain unit tests).
-        return getattr(self, "asset_state_store", None)
+    def _accessors(self) -> list[Any]:
+        """One state accessor per watched asset (the 3.3+ triggerer injects ``asset_state_store``).
+
+        The triggerer hands a trigger shared by several assets one ``AssetStateStoreAccessors`` over all
+        of them, whose plain ``aget``/``aset`` refuse to pick one; Airflow offers no public way to list
+        its per-asset accessors, so they are read from its two mappings (absent: it is a single accessor).
+        """
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return []
+        per_asset = [
+            *getattr(store, "_by_name", {}).values(),
+            *getattr(store, "_by_uri", {}).values(),
+        ]
+        return per_asset or [store]
+
+    def state_key(self) -> str:
+        """The state-store key of this watcher: one per (connection, folder key, recursion, filters).
+
+        Two watchers on one asset (different folders or filters) never overwrite each other's cursor,
+        and a changed path or filter starts afresh instead of resuming a cursor meant for another scope.
+        """
+        return f"{CURSOR_STATE_KEY}.{watcher_digest(self.kw)}"
 
     def _state_marker(self) -> dict[str, Any]:
-        return {"path": (self.kw["path"] or "").lower().rstrip("/"), "recursive": self.kw["recursive"]}
+        return {"path": path_key(self.kw["path"] or "").rstrip("/"), "recursive": self.kw["recursive"]}
 
     async def load_cursor(self) -> str | None:
-        state = self._state()
-        if state is None:
+        """The cursor every watched asset agrees on, or the least recently saved one (replay, never lose)."""
+        accessors = self._accessors()
+        if not accessors:
             if not AIRFLOW_V_3_3_PLUS:
                 self.log.info("Airflow < 3.3 has no asset state store: watching from the latest cursor")
             return None
-        try:
-            saved = await state.aget(CURSOR_STATE_KEY)
-        except Exception as exc:
-            self.log.warning("Cannot read the saved Dropbox cursor (%s); starting from the latest", exc)
+        found = await self._read_saved(accessors, self.state_key())
+        if not found:
+            # Saved by a version that used one key per asset: resumable if it names this folder.
+            legacy = await self._read_saved(accessors, CURSOR_STATE_KEY)
+            found = [
+                s for s in legacy if {k: s.get(k) for k in ("path", "recursive")} == self._state_marker()
+            ]
+        if not found:
+            self.log.info("No saved Dropbox cursor for this watcher; starting from the latest")
             return None
-        if isinstance(saved, dict) and saved.get("cursor"):
-            if {k: saved.get(k) for k in ("path", "recursive")} == self._state_marker():
-                self._loaded = saved  # cursor_time/cursor_paths are absent when saved by older versions
-                return str(saved["cursor"])
-            self.log.info("Saved Dropbox cursor belongs to another path/recursion; starting from the latest")
-        return None
+        oldest = min(found, key=lambda saved: int(saved.get("seq") or 0))
+        if len({str(saved["cursor"]) for saved in found}) > 1:
+            self.log.warning(
+                "The watched assets hold different saved cursors; resuming from the oldest (changes since "
+                "then may be reported again, none are lost)"
+            )
+        self._loaded = oldest
+        self._seq = max(int(saved.get("seq") or 0) for saved in found)
+        return str(oldest["cursor"])
+
+    async def _read_saved(self, accessors: list[Any], key: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for accessor in accessors:
+            try:
+                saved = await accessor.aget(key)
+            except Exception as exc:
+                self.log.warning("Cannot read the saved Dropbox cursor from %s (%s)", accessor, exc)
+                continue
+            if isinstance(saved, dict) and saved.get("cursor"):
+                found.append(saved)
+        return found
 
     async def save_cursor(self, cursor: str) -> None:
-        state = self._state()
-        if state is None:
+        """Save the cursor under this watcher's key through every watched asset's own accessor."""
+        accessors = self._accessors()
+        if not accessors:
             return
         waiter = self._waiter
-        known = {
+        self._seq += 1
+        value = {
+            **self._state_marker(),
+            "cursor": cursor,
+            "seq": self._seq,
             "cursor_time": waiter.cursor_time if waiter else None,
             "cursor_paths": waiter.cursor_paths if waiter else None,
         }
-        try:
-            await state.aset(CURSOR_STATE_KEY, {**self._state_marker(), "cursor": cursor, **known})
-        except Exception as exc:
-            self.log.warning("Cannot save the Dropbox cursor in the asset state store: %s", exc)
+        key = self.state_key()
+        for accessor in accessors:
+            try:
+                await accessor.aset(key, value)
+            except Exception as exc:
+                self.log.warning(
+                    "Cannot save the Dropbox cursor in the asset state store (%s): %s", accessor, exc
+                )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DropboxAsyncHook(dropbox_conn_id=self.kw["dropbox_conn_id"])

@@ -284,7 +284,7 @@ def test_triggers_report_like_the_kind_function(
     assert [(c["path_lower"], c["kind"], c["kind_exact"]) for c in event["changes"]] == expected
     assert [(c["path_lower"], c["kind"], c["kind_exact"]) for c in fired["changes"]] == expected
     assert fired["cursor_time"] and fired["cursor_time"] >= fired["changes"][0]["server_modified"]
-    saved = watcher.asset_state_store.data["dropbox_cursor"]
+    saved = watcher.asset_state_store.data[watcher.state_key()]
     assert saved["cursor_time"] is not None
     hook.close()
 
