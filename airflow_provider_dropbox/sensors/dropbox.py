@@ -9,7 +9,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 from airflow_provider_dropbox.hooks.dropbox_async import LONGPOLL_MIN, clamp_longpoll_timeout
@@ -32,18 +37,8 @@ if TYPE_CHECKING:
 
 CURSOR_XCOM_KEY = "dropbox_cursor"
 START_FROM = ("latest", "beginning")
-
-
-def _unpack_cursor(saved: Any) -> tuple[str, str | None, dict[str, str | None] | None]:
-    """The reschedule Variable: ``{"cursor", "cursor_time", "cursor_paths"}`` as JSON, or a bare cursor
-    (older versions)."""
-    try:
-        value = json.loads(str(saved))
-    except ValueError:
-        value = None
-    if isinstance(value, dict) and value.get("cursor"):
-        return str(value["cursor"]), value.get("cursor_time"), value.get("cursor_paths")
-    return str(saved), None, None
+# Reschedule mode: runs of one sensor task whose cursor progress is kept at once (one Variable per task).
+MAX_RESCHEDULE_RUNS = 16
 
 
 def _is_error(exc: BaseException, name: str) -> bool:
@@ -158,9 +153,33 @@ class DropboxChangeSensor(BaseSensorOperator):
         return "" if self.path in ("", "/") else self.path
 
     def _variable_key(self, context: Context) -> str:
+        """One Variable per sensor task (not per run): reused by every run, so failed runs add nothing."""
         ti = context["ti"]
-        raw = f"{ti.dag_id}|{ti.task_id}|{ti.run_id}|{ti.map_index}"
+        raw = f"{ti.dag_id}|{ti.task_id}|{ti.map_index}"
         return f"dropbox_sensor_cursor_{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
+
+    def _saved_runs(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk import Variable
+
+        saved = Variable.get(self._variable_key(context), default=None)
+        try:
+            value = json.loads(str(saved)) if saved else None
+        except ValueError:
+            value = None
+        runs = value.get("runs") if isinstance(value, dict) else None
+        return dict(runs) if isinstance(runs, dict) else {}
+
+    def _store_runs(self, context: Context, runs: dict[str, Any]) -> None:
+        from airflow.sdk import Variable
+
+        key = self._variable_key(context)
+        if runs:
+            Variable.set(key, json.dumps({"runs": runs}))
+            return
+        try:
+            Variable.delete(key)
+        except Exception as exc:
+            self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
 
     def _result(self, changes: list[dict[str, Any]], cursor: str, reset: bool) -> dict[str, Any]:
         return {
@@ -183,12 +202,10 @@ class DropboxChangeSensor(BaseSensorOperator):
         ``None`` means "list from the beginning".
         """
         if self.reschedule:
-            from airflow.sdk import Variable
-
-            saved = Variable.get(self._variable_key(context), default=None)
-            if saved:
-                cursor, self._cursor_time, self._cursor_paths = _unpack_cursor(saved)
-                return cursor
+            saved = self._saved_runs(context).get(context["ti"].run_id)
+            if isinstance(saved, dict) and saved.get("cursor") and saved.get("watch") == self._watch_marker():
+                self._cursor_time, self._cursor_paths = saved.get("cursor_time"), saved.get("cursor_paths")
+                return str(saved["cursor"])
         if self.cursor:
             self.log.info("Starting from the cursor given to the sensor")
             self._cursor_time = self._cursor_paths = None  # unknown: kinds not exact for the first batch
@@ -235,19 +252,30 @@ class DropboxChangeSensor(BaseSensorOperator):
         """Reschedule mode starts each poke afresh: keep the advanced cursor in a Variable meanwhile."""
         self._cursor, self._cursor_time, self._cursor_paths = cursor, cursor_time, cursor_paths
         if self.reschedule:
-            from airflow.sdk import Variable
-
-            saved = {"cursor": cursor, "cursor_time": cursor_time, "cursor_paths": cursor_paths}
-            Variable.set(self._variable_key(context), json.dumps(saved))
+            runs = self._saved_runs(context)
+            run_id = context["ti"].run_id
+            runs.pop(run_id, None)
+            runs[run_id] = {
+                "cursor": cursor,
+                "watch": self._watch_marker(),
+                "cursor_time": cursor_time,
+                "cursor_paths": cursor_paths,
+            }
+            # Runs that ended without ``_forget`` (killed, marked failed or skipped by hand) leave an
+            # entry; the oldest go once more runs than ``MAX_RESCHEDULE_RUNS`` wait at the same time.
+            while len(runs) > MAX_RESCHEDULE_RUNS:
+                runs.pop(next(iter(runs)))
+            self._store_runs(context, runs)
 
     def _forget(self, context: Context) -> None:
+        """Drop this run's entry (success, timeout, failure); the Variable goes with its last entry."""
         if self.reschedule:
-            from airflow.sdk import Variable
-
             try:
-                Variable.delete(self._variable_key(context))
+                runs = self._saved_runs(context)
+                if runs.pop(context["ti"].run_id, None) is not None or not runs:
+                    self._store_runs(context, runs)
             except Exception as exc:
-                self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
+                self.log.warning("Could not remove this run's reschedule cursor: %s", exc)
 
     def _relist(self, *, from_beginning: bool) -> tuple[list[dict[str, Any]], str, str | None]:
         """Every entry now: ``added`` when watching from the beginning, ``changed`` after a reset."""
@@ -358,7 +386,13 @@ class DropboxChangeSensor(BaseSensorOperator):
         self._ready = None
         self._cursor = self._initial_cursor(context)
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except (AirflowSensorTimeout, AirflowFailException, AirflowSkipException):
+                # Final for this run (no retry resumes it): its reschedule cursor goes now. Other errors
+                # keep it for the retry; the Variable is bounded either way (``MAX_RESCHEDULE_RUNS``).
+                self._forget(context)
+                raise
         result = self._check(context)
         if result is not None:
             return self._finish(context, result)
