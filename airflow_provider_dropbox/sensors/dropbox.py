@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import (
 
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 from airflow_provider_dropbox.hooks.dropbox_async import LONGPOLL_MIN, clamp_longpoll_timeout
-from airflow_provider_dropbox.operators.dropbox import reject_unrendered_fields
+from airflow_provider_dropbox.operators.common import bounded_list, reject_unrendered_fields
 from airflow_provider_dropbox.triggers.changes import (
     CURSOR_RESET_POLICIES,
     ServerClock,
@@ -49,8 +49,11 @@ class DropboxChangeSensor(BaseSensorOperator):
     """
     Wait for files under a Dropbox folder to be added, modified or deleted; return what changed.
 
-    The result (XCom ``return_value``) is ``{"path", "changes": [{path, kind, kind_exact, type, rev, size,
-    content_hash, ...}], "count", "cursor", "reset"}``; the new cursor is also pushed as XCom
+    The result (XCom ``return_value``) is ``{"path", "count", "by_kind", "changes": [{path, kind,
+    kind_exact, type, rev, size, content_hash, ...}], "truncated", "rest", "cursor", "from_cursor",
+    "reset"}``: at most 100 changes are listed (``truncated`` says how many more, ``rest`` where they are:
+    ``DropboxHook.list_changes(from_cursor)``), every one with ``full_list=True``. The new cursor is also
+    pushed as XCom
     ``dropbox_cursor`` (``{"cursor", "watch", "cursor_time", "cursor_paths"}``: the last two tell added from
     modified relative to the cursor, see ``triggers/changes.py``), and the next run of the same task
     continues from it when it watches the same folder, so every change is reported once across DAG runs (at
@@ -87,6 +90,7 @@ class DropboxChangeSensor(BaseSensorOperator):
     :param on_cursor_reset: ``relist``, ``restart`` or ``fail``.
     :param longpoll_timeout: Seconds per longpoll in deferrable mode (30..480).
     :param deferrable: Wait in the triggerer instead of a worker slot.
+    :param full_list: List every change in the result instead of the first ``XCOM_FILE_LIMIT`` (100).
     """
 
     template_fields: Sequence[str] = ("path", "dropbox_conn_id", "cursor", "file_pattern")
@@ -107,6 +111,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         on_cursor_reset: str = "relist",
         longpoll_timeout: int = LONGPOLL_MIN,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        full_list: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -128,6 +133,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         self.on_cursor_reset = on_cursor_reset
         self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
         self.deferrable = deferrable
+        self.full_list = full_list
         self._cursor: str | None = None
         # What tells added from modified relative to the cursor (``triggers/changes.py``): the server time
         # it was taken and the state of the paths of the batch that produced it.
@@ -181,12 +187,27 @@ class DropboxChangeSensor(BaseSensorOperator):
         except Exception as exc:
             self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
 
-    def _result(self, changes: list[dict[str, Any]], cursor: str, reset: bool) -> dict[str, Any]:
+    def _result(
+        self, changes: list[dict[str, Any]], cursor: str, reset: bool, from_cursor: str | None
+    ) -> dict[str, Any]:
+        """Counts, a bounded list of changes and where the rest are (all of them with ``full_list``)."""
+        by_kind: dict[str, int] = {}
+        for change in changes:
+            by_kind[change["kind"]] = by_kind.get(change["kind"], 0) + 1
+        if from_cursor:
+            rest = (
+                "they are the matching entries of DropboxHook.list_changes(from_cursor) under "
+                f"{self.path or '/'}"
+            )
+        else:
+            rest = f"they are the matching entries of a listing of {self.path or '/'}"
         return {
             "path": self.path,
-            "changes": changes,
-            "count": len(changes),
+            **bounded_list(
+                changes, key="changes", noun="change(s)", rest=rest, full_list=self.full_list, by_kind=by_kind
+            ),
             "cursor": cursor,
+            "from_cursor": from_cursor,
             "reset": reset,
         }
 
@@ -307,8 +328,9 @@ class DropboxChangeSensor(BaseSensorOperator):
             self.log.info("Listed %s from the beginning: %d matching entries", self.path or "/", len(changes))
             self._remember(context, cursor, cursor_time)
             if changes:
-                self._ready = self._result(changes, cursor, reset=False)
+                self._ready = self._result(changes, cursor, reset=False, from_cursor=None)
             return self._ready
+        from_cursor = self._cursor
         clock = self._clock
         clock.reset()
         try:
@@ -329,7 +351,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             changes, cursor, cursor_time = self._relist(from_beginning=False)
             self._remember(context, cursor, cursor_time)
             if changes:
-                self._ready = self._result(changes, cursor, reset=True)
+                self._ready = self._result(changes, cursor, reset=True, from_cursor=None)
             return self._ready
         filters: dict[str, Any] = {
             "root": self._root,
@@ -355,7 +377,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         )
         self._remember(context, cursor, cursor_time, cursor_paths)
         if changes:
-            self._ready = self._result(changes, cursor, reset=False)
+            self._ready = self._result(changes, cursor, reset=False, from_cursor=from_cursor)
         return self._ready
 
     def _watch_marker(self) -> str:
@@ -437,6 +459,9 @@ class DropboxChangeSensor(BaseSensorOperator):
         self._cursor_time = event.get("cursor_time")
         self._cursor_paths = event.get("cursor_paths")
         result = self._result(
-            list(event.get("changes") or []), str(event["cursor"]), bool(event.get("reset"))
+            list(event.get("changes") or []),
+            str(event["cursor"]),
+            bool(event.get("reset")),
+            from_cursor=None if event.get("reset") else event.get("from_cursor"),
         )
         return self._finish(context, result)

@@ -334,6 +334,7 @@ class DropboxChangeTrigger(BaseTrigger):
                 "status": "success",
                 "changes": changes,
                 "cursor": cursor,
+                "from_cursor": self.cursor,
                 "cursor_time": waiter.cursor_time,
                 "cursor_paths": waiter.cursor_paths,
                 "reset": reset,
