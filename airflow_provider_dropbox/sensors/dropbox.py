@@ -16,20 +16,19 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from airflow_provider_dropbox.hooks.dropbox import DropboxHook
-from airflow_provider_dropbox.hooks.dropbox_async import LONGPOLL_MIN, clamp_longpoll_timeout
-from airflow_provider_dropbox.operators.common import bounded_list, reject_unrendered_fields
-from airflow_provider_dropbox.triggers.changes import (
+from airflow_provider_dropbox.casefold import path_key
+from airflow_provider_dropbox.changes import (
     CURSOR_RESET_POLICIES,
-    ServerClock,
-    fetch_revisions,
     kind_lookups,
     normalize_kinds,
     reset_message,
     select_changes,
-    server_clock,
     state_at_cursor,
 )
+from airflow_provider_dropbox.client.errors import CursorResetError, NotAFolderError, PathNotFoundError
+from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+from airflow_provider_dropbox.longpoll import LONGPOLL_MIN, clamp_longpoll_timeout
+from airflow_provider_dropbox.operators.common import bounded_list, reject_unrendered_fields
 from airflow_provider_dropbox.triggers.dropbox import DropboxChangeTrigger
 
 if TYPE_CHECKING:
@@ -39,10 +38,6 @@ CURSOR_XCOM_KEY = "dropbox_cursor"
 START_FROM = ("latest", "beginning")
 # Reschedule mode: runs of one sensor task whose cursor progress is kept at once (one Variable per task).
 MAX_RESCHEDULE_RUNS = 16
-
-
-def _is_error(exc: BaseException, name: str) -> bool:
-    return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
 class DropboxChangeSensor(BaseSensorOperator):
@@ -55,7 +50,7 @@ class DropboxChangeSensor(BaseSensorOperator):
     ``DropboxHook.list_changes(from_cursor)``), every one with ``full_list=True``. The new cursor is also
     pushed as XCom
     ``dropbox_cursor`` (``{"cursor", "watch", "cursor_time", "cursor_paths"}``: the last two tell added from
-    modified relative to the cursor, see ``triggers/changes.py``), and the next run of the same task
+    modified relative to the cursor, see ``changes.py``), and the next run of the same task
     continues from it when it watches the same folder, so every change is reported once across DAG runs (at
     least once if a run fails after the sensor succeeded).
 
@@ -135,7 +130,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.full_list = full_list
         self._cursor: str | None = None
-        # What tells added from modified relative to the cursor (``triggers/changes.py``): the server time
+        # What tells added from modified relative to the cursor (``changes.py``): the server time
         # it was taken and the state of the paths of the batch that produced it.
         self._cursor_time: str | None = None
         self._cursor_paths: dict[str, str | None] | None = None
@@ -149,10 +144,6 @@ class DropboxChangeSensor(BaseSensorOperator):
         if self._hook is None:
             self._hook = DropboxHook(dropbox_conn_id=self.dropbox_conn_id)
         return self._hook
-
-    @property
-    def _clock(self) -> ServerClock:
-        return server_clock(self.hook.get_conn().session)
 
     @property
     def _root(self) -> str:
@@ -250,7 +241,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         try:
             cursor, cursor_time = self._latest_cursor()
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError"):
+            if isinstance(exc, (PathNotFoundError, NotAFolderError)):
                 raise self._missing_folder(exc) from exc
             raise
         self.log.info("First run: watching %s for changes from now on", self.path or "/")
@@ -258,10 +249,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         return cursor
 
     def _latest_cursor(self) -> tuple[str, str | None]:
-        clock = self._clock
-        clock.reset()
-        cursor = self.hook.get_latest_cursor(self._root, recursive=self.recursive)
-        return cursor, clock.now()
+        return self.hook.latest_cursor_at(self._root, recursive=self.recursive)
 
     def _remember(
         self,
@@ -300,12 +288,10 @@ class DropboxChangeSensor(BaseSensorOperator):
 
     def _relist(self, *, from_beginning: bool) -> tuple[list[dict[str, Any]], str, str | None]:
         """Every entry now: ``added`` when watching from the beginning, ``changed`` after a reset."""
-        clock = self._clock
-        clock.reset()
         try:
-            entries, cursor = self.hook.get_conn().list_folder_snapshot(self._root, recursive=self.recursive)
+            entries, cursor, cursor_time = self.hook.snapshot_at(self._root, recursive=self.recursive)
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError"):
+            if isinstance(exc, (PathNotFoundError, NotAFolderError)):
                 raise self._missing_folder(exc) from exc
             raise
         selected = select_changes(
@@ -317,7 +303,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             exact_kinds=False,
             from_empty=from_beginning,
         )
-        return selected, cursor, clock.now()
+        return selected, cursor, cursor_time
 
     def _check(self, context: Context) -> dict[str, Any] | None:
         """One look at Dropbox; the result dict when matching changes arrived, else None."""
@@ -331,15 +317,13 @@ class DropboxChangeSensor(BaseSensorOperator):
                 self._ready = self._result(changes, cursor, reset=False, from_cursor=None)
             return self._ready
         from_cursor = self._cursor
-        clock = self._clock
-        clock.reset()
         try:
-            entries, cursor = self.hook.list_changes(self._cursor)
+            entries, cursor, taken_at = self.hook.list_changes_at(self._cursor)
             # Nothing in scope changed since the old cursor: what was known at it stays true (fewer ties).
-            cursor_time = clock.now() if entries or self._cursor_time is None else self._cursor_time
+            cursor_time = taken_at if entries or self._cursor_time is None else self._cursor_time
             cursor_paths = state_at_cursor(entries) if entries else self._cursor_paths
         except Exception as exc:
-            if not _is_error(exc, "CursorResetError"):
+            if not isinstance(exc, CursorResetError):
                 raise
             msg = reset_message(self.path, self.on_cursor_reset)
             self.log.warning("%s", msg)
@@ -360,7 +344,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             "include_folders": self.include_folders,
         }
         lookups = kind_lookups(entries, cursor_paths=self._cursor_paths, **filters)
-        revisions = fetch_revisions(self.hook.get_conn().rpc, lookups) if lookups else {}
+        revisions = self.hook.kind_revisions(lookups) if lookups else {}
         changes = select_changes(
             entries,
             revisions=revisions,
@@ -382,7 +366,7 @@ class DropboxChangeSensor(BaseSensorOperator):
 
     def _watch_marker(self) -> str:
         """What a cursor is valid for; a cursor saved for another folder or recursion is not reused."""
-        return f"{(self._root or '/').lower()}|recursive={self.recursive}"
+        return f"{path_key(self._root or '/')}|recursive={self.recursive}"
 
     def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         context["ti"].xcom_push(

@@ -2,7 +2,7 @@
 
 Both wait with ``list_folder/longpoll`` (no worker slot, no auth on the wire), honour its ``backoff``
 whether or not it reported changes, then read the changes with ``list_folder/continue`` and filter them
-exactly like the poke-mode sensor (``triggers/changes.py``).
+exactly like the poke-mode sensor (``changes.py``).
 """
 
 from __future__ import annotations
@@ -16,28 +16,29 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from airflow_provider_dropbox.casefold import path_key
-from airflow_provider_dropbox.hooks.dropbox_async import (
-    LONGPOLL_MIN,
-    DropboxAsyncHook,
-    clamp_longpoll_timeout,
-    jittered,
-)
-from airflow_provider_dropbox.triggers.changes import (
+from airflow_provider_dropbox.changes import (
     CURSOR_RESET_POLICIES,
-    ServerClock,
     kind_lookups,
     lookup_gave_up,
     normalize_kinds,
     reset_message,
-    revisions_arg,
     select_changes,
-    server_clock,
     state_at_cursor,
 )
+from airflow_provider_dropbox.client.errors import (
+    AuthError,
+    BadInputError,
+    CursorResetError,
+    MalformedPathError,
+    NotAFolderError,
+    PathNotFoundError,
+)
+from airflow_provider_dropbox.hooks.dropbox_async import DropboxAsyncHook
+from airflow_provider_dropbox.longpoll import LONGPOLL_MIN, clamp_longpoll_timeout, jittered
 from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
 
 # Transient trouble (network, 5xx, 429) is retried with capped exponential backoff; these give up for good.
-_PERMANENT = ("AuthError", "PathNotFoundError", "MalformedPathError", "BadInputError", "NotAFolderError")
+_PERMANENT = (AuthError, PathNotFoundError, MalformedPathError, BadInputError, NotAFolderError)
 _MAX_RETRY_DELAY = 300.0
 CURSOR_STATE_KEY = "dropbox_cursor"
 
@@ -60,15 +61,15 @@ def _event(payload: dict[str, Any]) -> TriggerEvent:
 
 
 def _is_permanent(exc: BaseException) -> bool:
-    return any(cls.__name__ in _PERMANENT for cls in type(exc).__mro__)
+    return isinstance(exc, _PERMANENT)
 
 
 def _is_reset(exc: BaseException) -> bool:
-    return any(cls.__name__ == "CursorResetError" for cls in type(exc).__mro__)
+    return isinstance(exc, CursorResetError)
 
 
 def _is_missing(exc: BaseException) -> bool:
-    return any(cls.__name__ in ("PathNotFoundError", "NotAFolderError") for cls in type(exc).__mro__)
+    return isinstance(exc, (PathNotFoundError, NotAFolderError))
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -104,16 +105,10 @@ class _ChangeWaiter:
         self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
         self.on_cursor_reset = on_cursor_reset
         self.log = log
-        # Server time the current cursor was taken (``triggers/changes.py``): set by the owner for the
+        # Server time the current cursor was taken (``changes.py``): set by the owner for the
         # cursor it starts from, then advanced with every cursor this waiter obtains.
         self.cursor_time: str | None = None
         self.cursor_paths: dict[str, str | None] | None = None
-
-    async def _clock(self) -> ServerClock:
-        client = await self.hook.get_client()
-        clock = server_clock(client.session)
-        clock.reset()
-        return clock
 
     async def select(
         self,
@@ -131,7 +126,7 @@ class _ChangeWaiter:
         revisions: dict[str, Any] = {}
         for path_lower in kind_lookups(entries, cursor_paths=cursor_paths, **filters):
             try:
-                revisions[path_lower] = await self.hook.rpc("files/list_revisions", revisions_arg(path_lower))
+                revisions[path_lower] = await self.hook.list_revisions(path_lower)
             except Exception as exc:  # never fail the batch over a kind: fall back to "not exact"
                 revisions[path_lower] = None
                 if lookup_gave_up(exc, self.log):
@@ -141,16 +136,14 @@ class _ChangeWaiter:
         )
 
     async def latest_cursor(self) -> str:
-        clock = await self._clock()
-        cursor = await self.hook.get_latest_cursor(self.path, recursive=self.recursive)
-        self.cursor_time, self.cursor_paths = clock.now(), None
+        cursor, self.cursor_time = await self.hook.latest_cursor_at(self.path, recursive=self.recursive)
+        self.cursor_paths = None
         return cursor
 
     async def relist(self) -> tuple[list[dict[str, Any]], str]:
         """Every current entry as ``changed`` plus a fresh cursor: the no-loss answer to a cursor reset."""
-        clock = await self._clock()
-        entries, cursor = await self.hook.list_folder_snapshot(self.path, recursive=self.recursive)
-        self.cursor_time, self.cursor_paths = clock.now(), None
+        entries, cursor, self.cursor_time = await self.hook.snapshot_at(self.path, recursive=self.recursive)
+        self.cursor_paths = None
         selected = select_changes(
             entries,
             root=self.path,
@@ -174,10 +167,9 @@ class _ChangeWaiter:
                 result = await self.hook.longpoll(cursor, self.longpoll_timeout)
                 backoff = result.get("backoff")
                 if result.get("changes"):
-                    clock = await self._clock()
-                    entries, new_cursor = await self.hook.list_changes(cursor)
+                    entries, new_cursor, taken_at = await self.hook.list_changes_at(cursor)
                     # Nothing in scope changed since the old cursor: what was known at it stays true.
-                    new_time = clock.now() if entries or self.cursor_time is None else self.cursor_time
+                    new_time = taken_at if entries or self.cursor_time is None else self.cursor_time
                     new_paths = state_at_cursor(entries) if entries else self.cursor_paths
                     changes = await self.select(entries, self.cursor_time, self.cursor_paths)
                     cursor, self.cursor_time, self.cursor_paths = new_cursor, new_time, new_paths

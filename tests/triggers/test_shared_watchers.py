@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """Watcher cursors when state-store storage is shared, through real DAG processing and a real triggerer.
 
 ``tests/triggers/dags/shared_watch_dag.py`` gives two assets one trigger (one trigger row, an accessor
@@ -72,6 +73,14 @@ def test_state_key_names_the_watcher() -> None:
     assert all(t.state_key() == base.state_key() for t in same)
     keys = {t.state_key() for t in other}
     assert len(keys) == len(other) and base.state_key() not in keys
+
+    # Folded as Dropbox folds names (casefold.path_key), not with str.lower().
+    def key(path: str) -> str:
+        return DropboxChangeEventTrigger(path=path).state_key()
+
+    assert key("/ΣΑΣ") == key("/σασ") != key("/σας")
+    assert key("/İzmir") == key("/izmir")
+    assert key("/STRAẞE") != key("/straße")
 
 
 def test_cursor_goes_to_every_asset_and_the_oldest_is_resumed() -> None:
