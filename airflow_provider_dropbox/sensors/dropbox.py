@@ -223,8 +223,13 @@ class DropboxChangeSensor(BaseSensorOperator):
             self._cursor_time = self._cursor_paths = None  # unknown: kinds not exact for the first batch
             return self.cursor
         if self.use_previous_cursor:
+            # With ``map_indexes`` the Task SDK returns the newest value; without it, every prior run's
+            # value as a list once there are several (the cursor would then never be reused).
             previous = context["ti"].xcom_pull(
-                task_ids=self.task_id, key=CURSOR_XCOM_KEY, include_prior_dates=True
+                task_ids=self.task_id,
+                key=CURSOR_XCOM_KEY,
+                include_prior_dates=True,
+                map_indexes=context["ti"].map_index,
             )
             if isinstance(previous, dict) and previous.get("cursor"):
                 if previous.get("watch") == self._watch_marker():
