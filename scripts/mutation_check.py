@@ -266,7 +266,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "watcher-saves-no-cursor",
         "the AssetWatcher keeps its cursor in the asset state store (a restart neither replays nor loses)",
         "triggers/dropbox.py",
-        'await state.aset(CURSOR_STATE_KEY, {**self._state_marker(), "cursor": cursor, **known})',
+        "await accessor.aset(key, value)",
         "pass",
         ("tests/triggers/test_dropbox_triggers.py::test_event_trigger_restart_neither_replays_nor_loses",),
     ),

@@ -54,6 +54,7 @@ from airflow_provider_dropbox.client.retry import (
     is_unreachable,
     remaining_budget,
 )
+from airflow_provider_dropbox.longpoll import LONGPOLL_JITTER, clamp_longpoll_timeout
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
@@ -65,8 +66,6 @@ MiB = 1024 * 1024
 SEND_BLOCKSIZE = 1 * MiB
 """Socket write size for streamed bodies (urllib3's default of 16 KiB costs CPU on GiB-sized uploads)."""
 
-LONGPOLL_JITTER = 90.0
-"""Dropbox may hold a longpoll up to ``timeout`` + 90 s of random jitter before answering."""
 
 Body = bytes | IO[bytes] | Any
 
@@ -214,6 +213,7 @@ class DropboxClient:
         )
         self.commit_lock = threading.Lock()
         """Serialises finish_batch_v2 commits made through this client."""
+        self._server_date = threading.local()
         self.session: requests.Session = _Session()
         self.pool_size = self.parallelism * 2 + 4
         adapter = _Adapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
@@ -309,6 +309,7 @@ class DropboxClient:
                 if callable(close) and body is not data:
                     close()
             if resp.status_code < 300:
+                self._server_date.value = resp.headers.get("Date")
                 return resp
             try:
                 error = self._decode_error(resp, route, path if path is not None else _path_of(arg))
@@ -470,7 +471,7 @@ class DropboxClient:
 
         No Authorization header (the route is noauth and Dropbox answers 400 if one is sent), and a read
         timeout above ``timeout + 90 s`` because Dropbox adds up to 90 s of jitter."""
-        timeout = max(30, min(480, int(timeout)))
+        timeout = clamp_longpoll_timeout(timeout)
         arg = {"cursor": cursor, "timeout": timeout}
         body = json.dumps(arg).encode("ascii")
         route = "files/list_folder/longpoll"
@@ -545,6 +546,13 @@ class DropboxClient:
             arg["limit"] = int(limit)
         for page in self._list_pages("files/list_folder", arg):
             yield from page.get("entries", [])
+
+    def last_server_date(self) -> str | None:
+        """The HTTP ``Date`` of the last successful response to a call made by this thread (server clock).
+
+        Per thread, so concurrent calls never see each other's; used to tell when a cursor was taken.
+        """
+        return getattr(self._server_date, "value", None)
 
     def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]:
         """All entries plus the cursor after the last page (start of incremental sync)."""

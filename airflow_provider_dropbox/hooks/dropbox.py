@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +16,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_dropbox.changes import fetch_revisions, server_time
 from airflow_provider_dropbox.client import Credentials, DropboxClient, Endpoints, errors, folders
 from airflow_provider_dropbox.client.auth import secret_forms
 from airflow_provider_dropbox.client.config import (
@@ -606,6 +607,55 @@ class DropboxHook(BaseHook):
         from airflow_provider_dropbox.client import batch
 
         batch.revoke_shared_link(self.get_conn(), url)
+
+    # --- change listing (sensor) ---
+
+    def latest_cursor_at(self, path: str, recursive: bool = True) -> tuple[str, str | None]:
+        """
+        Return a cursor for "now" and the server time it was taken (``2026-01-02T03:04:05Z``, or None).
+
+        The server's clock, not the worker's, tells later whether a file changed since the cursor was
+        added or modified (its revisions carry server times).
+
+        :param path: Dropbox folder to watch.
+        :param recursive: Include changes in subfolders.
+        """
+        client = self.get_conn()
+        cursor = client.get_latest_cursor(path, recursive=recursive)
+        return cursor, server_time(client.last_server_date())
+
+    def list_changes_at(self, cursor: str) -> tuple[list[dict[str, Any]], str, str | None]:
+        """
+        Return the entries changed since ``cursor``, the next cursor and the server time it was taken.
+
+        Raises ``CursorResetError`` when Dropbox invalidated the cursor.
+
+        :param cursor: A cursor from ``latest_cursor_at``, ``list_changes_at`` or ``snapshot_at``.
+        """
+        client = self.get_conn()
+        entries, new_cursor = client.list_changes(cursor)
+        return entries, new_cursor, server_time(client.last_server_date())
+
+    def snapshot_at(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str, str | None]:
+        """
+        Return every entry under ``path``, the cursor after the listing and the server time it was taken.
+
+        :param path: Dropbox folder; ``""`` or ``"/"`` is the root.
+        :param recursive: Also list subfolders.
+        """
+        client = self.get_conn()
+        entries, cursor = client.list_folder_snapshot(path, recursive=recursive)
+        return entries, cursor, server_time(client.last_server_date())
+
+    def kind_revisions(self, paths_lower: Sequence[str]) -> dict[str, Any]:
+        """
+        Return ``files/list_revisions`` (path mode) of each path, None where it failed.
+
+        What tells a changed file added from modified since a cursor (``airflow_provider_dropbox.changes``).
+
+        :param paths_lower: Dropbox ``path_lower`` values.
+        """
+        return fetch_revisions(self.get_conn().rpc, paths_lower)
 
 
 def _api_base(client: DropboxClient | None) -> str:

@@ -13,26 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import ssl
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from airflow.sdk import BaseHook
 
+from airflow_provider_dropbox.changes import revisions_arg, server_time
+from airflow_provider_dropbox.longpoll import (
+    LONGPOLL_JITTER,
+    LONGPOLL_MIN,
+    clamp_longpoll_timeout,
+)
+
 if TYPE_CHECKING:
     from airflow_provider_dropbox.client import DropboxClient
 
-LONGPOLL_MIN = 30
-LONGPOLL_MAX = 480
-# Dropbox adds up to 90 s of random jitter to a longpoll; the read timeout must exceed timeout + 90 s.
-LONGPOLL_JITTER = 90
 LONGPOLL_ROUTE = "files/list_folder/longpoll"
-
-
-def clamp_longpoll_timeout(timeout: int | float) -> int:
-    """Dropbox accepts 30..480 s; clamp instead of failing a long-running watcher on a typo."""
-    return int(min(max(int(timeout), LONGPOLL_MIN), LONGPOLL_MAX))
 
 
 class DropboxAsyncHook(BaseHook):
@@ -86,15 +83,42 @@ class DropboxAsyncHook(BaseHook):
         client = await self.get_client()
         return await asyncio.to_thread(client.list_changes, cursor)
 
-    async def list_folder_snapshot(
-        self, path: str, recursive: bool = True
-    ) -> tuple[list[dict[str, Any]], str]:
+    async def latest_cursor_at(self, path: str, recursive: bool = True) -> tuple[str, str | None]:
+        """A cursor for "now" and the server time it was taken (see ``DropboxHook.latest_cursor_at``)."""
         client = await self.get_client()
-        return await asyncio.to_thread(client.list_folder_snapshot, path, recursive=recursive)
 
-    async def rpc(self, route: str, arg: Any) -> Any:
+        def call() -> tuple[str, str | None]:  # one thread: the Date read is this call's
+            cursor = client.get_latest_cursor(path, recursive=recursive)
+            return cursor, server_time(client.last_server_date())
+
+        return await asyncio.to_thread(call)
+
+    async def list_changes_at(self, cursor: str) -> tuple[list[dict[str, Any]], str, str | None]:
+        """Entries since ``cursor``, the next cursor and the server time it was taken."""
         client = await self.get_client()
-        return await asyncio.to_thread(client.rpc, route, arg)
+
+        def call() -> tuple[list[dict[str, Any]], str, str | None]:
+            entries, new_cursor = client.list_changes(cursor)
+            return entries, new_cursor, server_time(client.last_server_date())
+
+        return await asyncio.to_thread(call)
+
+    async def snapshot_at(
+        self, path: str, recursive: bool = True
+    ) -> tuple[list[dict[str, Any]], str, str | None]:
+        """Every entry under ``path``, the cursor after the listing and the server time it was taken."""
+        client = await self.get_client()
+
+        def call() -> tuple[list[dict[str, Any]], str, str | None]:
+            entries, cursor = client.list_folder_snapshot(path, recursive=recursive)
+            return entries, cursor, server_time(client.last_server_date())
+
+        return await asyncio.to_thread(call)
+
+    async def list_revisions(self, path_lower: str) -> Any:
+        """``files/list_revisions`` of one path (path mode): what tells added from modified."""
+        client = await self.get_client()
+        return await asyncio.to_thread(client.rpc, "files/list_revisions", revisions_arg(path_lower))
 
     async def longpoll(self, cursor: str, timeout: int = LONGPOLL_MIN) -> dict[str, Any]:
         """``{"changes": bool, "backoff": int | None}``; unauthenticated, so no token ever leaves here.
@@ -185,8 +209,3 @@ def _client_for(conn: Any, on_new_token: Any) -> DropboxClient:
         on_new_token=on_new_token,
         ca_bundle=options["ca_bundle"],
     )
-
-
-def jittered(delay: float) -> float:
-    """Spread retries of many watchers so they don't hit Dropbox in lockstep."""
-    return delay * (0.8 + 0.4 * random.random())

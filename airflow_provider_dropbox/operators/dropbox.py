@@ -28,6 +28,10 @@ from airflow_provider_dropbox.client.folders import (
     local_files,
 )
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+from airflow_provider_dropbox.operators.common import XCOM_FILE_LIMIT as XCOM_FILE_LIMIT  # re-export
+from airflow_provider_dropbox.operators.common import UnrenderedTemplateError as UnrenderedTemplateError
+from airflow_provider_dropbox.operators.common import file_summary, reject_unrendered_fields
+from airflow_provider_dropbox.operators.common import templated as _templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -39,10 +43,6 @@ WRITE_MODES = ("add", "overwrite", "update")
 OVERWRITE_POLICIES = ("if_changed", "never", "error")
 _GLOB_CHARS = ("*", "?", "[")
 _METADATA_LOOKUPS_PER_FOLDER = 16
-
-
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _rooted_glob(pattern: str) -> bool:
@@ -70,53 +70,6 @@ def _glob_base(pattern: str) -> str:
             break
         fixed.append(part)
     return "/".join(fixed) or "/"
-
-
-class UnrenderedTemplateError(AirflowFailException):
-    """A template field still holds ``{{ ... }}`` or ``{% ... %}`` at run time (a retry would not help)."""
-
-
-def reject_unrendered_fields(task: BaseOperator) -> None:
-    """Raise ``UnrenderedTemplateError`` if a template field of ``task`` still holds Jinja at run time."""
-    for name in task.template_fields:
-        value = getattr(task, name, None)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if _templated(item):
-                raise UnrenderedTemplateError(
-                    f"{type(task).__name__}: {name}={item!r} still holds a Jinja template at run time; "
-                    "it was not rendered (Airflow renders a field once: values from dag_run.conf, params "
-                    "or XCom are not rendered again). Render the value upstream or pass a plain path; "
-                    "nothing was sent to Dropbox"
-                )
-
-
-XCOM_FILE_LIMIT = 100
-"""Files listed in an upload/download result by default; counts always cover all of them."""
-
-
-def file_summary(
-    files: Sequence[Any], *, where: str, full_list: bool, **counts: Any
-) -> dict[str, Any] | list[Any]:
-    """The XCom result of a transfer: counts, at most ``XCOM_FILE_LIMIT`` files and where the rest are.
-
-    XCom lives in the metadata database, so a 20,000-file folder must not push 20,000 entries on every run;
-    ``full_list=True`` returns the whole list (the operator's argument of that name) instead.
-    """
-    if full_list:
-        return list(files)
-    listed = list(files[:XCOM_FILE_LIMIT])
-    more = len(files) - len(listed)
-    return {
-        "count": len(files),
-        **counts,
-        "files": listed,
-        "truncated": more,
-        "rest": (
-            f"{more} more file(s) not listed: they are under {where}; pass full_list=True for every entry"
-            if more
-            else None
-        ),
-    }
 
 
 class DropboxPermanentError(AirflowFailException):

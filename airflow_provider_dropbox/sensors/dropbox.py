@@ -9,22 +9,26 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
-from airflow_provider_dropbox.hooks.dropbox import DropboxHook
-from airflow_provider_dropbox.hooks.dropbox_async import LONGPOLL_MIN, clamp_longpoll_timeout
-from airflow_provider_dropbox.operators.dropbox import reject_unrendered_fields
-from airflow_provider_dropbox.triggers.changes import (
+from airflow_provider_dropbox.casefold import path_key
+from airflow_provider_dropbox.changes import (
     CURSOR_RESET_POLICIES,
-    ServerClock,
-    fetch_revisions,
     kind_lookups,
     normalize_kinds,
     reset_message,
     select_changes,
-    server_clock,
     state_at_cursor,
 )
+from airflow_provider_dropbox.client.errors import CursorResetError, NotAFolderError, PathNotFoundError
+from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+from airflow_provider_dropbox.longpoll import LONGPOLL_MIN, clamp_longpoll_timeout
+from airflow_provider_dropbox.operators.common import bounded_list, reject_unrendered_fields
 from airflow_provider_dropbox.triggers.dropbox import DropboxChangeTrigger
 
 if TYPE_CHECKING:
@@ -32,32 +36,21 @@ if TYPE_CHECKING:
 
 CURSOR_XCOM_KEY = "dropbox_cursor"
 START_FROM = ("latest", "beginning")
-
-
-def _unpack_cursor(saved: Any) -> tuple[str, str | None, dict[str, str | None] | None]:
-    """The reschedule Variable: ``{"cursor", "cursor_time", "cursor_paths"}`` as JSON, or a bare cursor
-    (older versions)."""
-    try:
-        value = json.loads(str(saved))
-    except ValueError:
-        value = None
-    if isinstance(value, dict) and value.get("cursor"):
-        return str(value["cursor"]), value.get("cursor_time"), value.get("cursor_paths")
-    return str(saved), None, None
-
-
-def _is_error(exc: BaseException, name: str) -> bool:
-    return any(cls.__name__ == name for cls in type(exc).__mro__)
+# Reschedule mode: runs of one sensor task whose cursor progress is kept at once (one Variable per task).
+MAX_RESCHEDULE_RUNS = 16
 
 
 class DropboxChangeSensor(BaseSensorOperator):
     """
     Wait for files under a Dropbox folder to be added, modified or deleted; return what changed.
 
-    The result (XCom ``return_value``) is ``{"path", "changes": [{path, kind, kind_exact, type, rev, size,
-    content_hash, ...}], "count", "cursor", "reset"}``; the new cursor is also pushed as XCom
+    The result (XCom ``return_value``) is ``{"path", "count", "by_kind", "changes": [{path, kind,
+    kind_exact, type, rev, size, content_hash, ...}], "truncated", "rest", "cursor", "from_cursor",
+    "reset"}``: at most 100 changes are listed (``truncated`` says how many more, ``rest`` where they are:
+    ``DropboxHook.list_changes(from_cursor)``), every one with ``full_list=True``. The new cursor is also
+    pushed as XCom
     ``dropbox_cursor`` (``{"cursor", "watch", "cursor_time", "cursor_paths"}``: the last two tell added from
-    modified relative to the cursor, see ``triggers/changes.py``), and the next run of the same task
+    modified relative to the cursor, see ``changes.py``), and the next run of the same task
     continues from it when it watches the same folder, so every change is reported once across DAG runs (at
     least once if a run fails after the sensor succeeded).
 
@@ -92,6 +85,7 @@ class DropboxChangeSensor(BaseSensorOperator):
     :param on_cursor_reset: ``relist``, ``restart`` or ``fail``.
     :param longpoll_timeout: Seconds per longpoll in deferrable mode (30..480).
     :param deferrable: Wait in the triggerer instead of a worker slot.
+    :param full_list: List every change in the result instead of the first ``XCOM_FILE_LIMIT`` (100).
     """
 
     template_fields: Sequence[str] = ("path", "dropbox_conn_id", "cursor", "file_pattern")
@@ -112,6 +106,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         on_cursor_reset: str = "relist",
         longpoll_timeout: int = LONGPOLL_MIN,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        full_list: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -133,8 +128,9 @@ class DropboxChangeSensor(BaseSensorOperator):
         self.on_cursor_reset = on_cursor_reset
         self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
         self.deferrable = deferrable
+        self.full_list = full_list
         self._cursor: str | None = None
-        # What tells added from modified relative to the cursor (``triggers/changes.py``): the server time
+        # What tells added from modified relative to the cursor (``changes.py``): the server time
         # it was taken and the state of the paths of the batch that produced it.
         self._cursor_time: str | None = None
         self._cursor_paths: dict[str, str | None] | None = None
@@ -150,24 +146,59 @@ class DropboxChangeSensor(BaseSensorOperator):
         return self._hook
 
     @property
-    def _clock(self) -> ServerClock:
-        return server_clock(self.hook.get_conn().session)
-
-    @property
     def _root(self) -> str:
         return "" if self.path in ("", "/") else self.path
 
     def _variable_key(self, context: Context) -> str:
+        """One Variable per sensor task (not per run): reused by every run, so failed runs add nothing."""
         ti = context["ti"]
-        raw = f"{ti.dag_id}|{ti.task_id}|{ti.run_id}|{ti.map_index}"
+        raw = f"{ti.dag_id}|{ti.task_id}|{ti.map_index}"
         return f"dropbox_sensor_cursor_{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
 
-    def _result(self, changes: list[dict[str, Any]], cursor: str, reset: bool) -> dict[str, Any]:
+    def _saved_runs(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk import Variable
+
+        saved = Variable.get(self._variable_key(context), default=None)
+        try:
+            value = json.loads(str(saved)) if saved else None
+        except ValueError:
+            value = None
+        runs = value.get("runs") if isinstance(value, dict) else None
+        return dict(runs) if isinstance(runs, dict) else {}
+
+    def _store_runs(self, context: Context, runs: dict[str, Any]) -> None:
+        from airflow.sdk import Variable
+
+        key = self._variable_key(context)
+        if runs:
+            Variable.set(key, json.dumps({"runs": runs}))
+            return
+        try:
+            Variable.delete(key)
+        except Exception as exc:
+            self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
+
+    def _result(
+        self, changes: list[dict[str, Any]], cursor: str, reset: bool, from_cursor: str | None
+    ) -> dict[str, Any]:
+        """Counts, a bounded list of changes and where the rest are (all of them with ``full_list``)."""
+        by_kind: dict[str, int] = {}
+        for change in changes:
+            by_kind[change["kind"]] = by_kind.get(change["kind"], 0) + 1
+        if from_cursor:
+            rest = (
+                "they are the matching entries of DropboxHook.list_changes(from_cursor) under "
+                f"{self.path or '/'}"
+            )
+        else:
+            rest = f"they are the matching entries of a listing of {self.path or '/'}"
         return {
             "path": self.path,
-            "changes": changes,
-            "count": len(changes),
+            **bounded_list(
+                changes, key="changes", noun="change(s)", rest=rest, full_list=self.full_list, by_kind=by_kind
+            ),
             "cursor": cursor,
+            "from_cursor": from_cursor,
             "reset": reset,
         }
 
@@ -183,19 +214,22 @@ class DropboxChangeSensor(BaseSensorOperator):
         ``None`` means "list from the beginning".
         """
         if self.reschedule:
-            from airflow.sdk import Variable
-
-            saved = Variable.get(self._variable_key(context), default=None)
-            if saved:
-                cursor, self._cursor_time, self._cursor_paths = _unpack_cursor(saved)
-                return cursor
+            saved = self._saved_runs(context).get(context["ti"].run_id)
+            if isinstance(saved, dict) and saved.get("cursor") and saved.get("watch") == self._watch_marker():
+                self._cursor_time, self._cursor_paths = saved.get("cursor_time"), saved.get("cursor_paths")
+                return str(saved["cursor"])
         if self.cursor:
             self.log.info("Starting from the cursor given to the sensor")
             self._cursor_time = self._cursor_paths = None  # unknown: kinds not exact for the first batch
             return self.cursor
         if self.use_previous_cursor:
+            # With ``map_indexes`` the Task SDK returns the newest value; without it, every prior run's
+            # value as a list once there are several (the cursor would then never be reused).
             previous = context["ti"].xcom_pull(
-                task_ids=self.task_id, key=CURSOR_XCOM_KEY, include_prior_dates=True
+                task_ids=self.task_id,
+                key=CURSOR_XCOM_KEY,
+                include_prior_dates=True,
+                map_indexes=context["ti"].map_index,
             )
             if isinstance(previous, dict) and previous.get("cursor"):
                 if previous.get("watch") == self._watch_marker():
@@ -212,7 +246,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         try:
             cursor, cursor_time = self._latest_cursor()
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError"):
+            if isinstance(exc, (PathNotFoundError, NotAFolderError)):
                 raise self._missing_folder(exc) from exc
             raise
         self.log.info("First run: watching %s for changes from now on", self.path or "/")
@@ -220,10 +254,7 @@ class DropboxChangeSensor(BaseSensorOperator):
         return cursor
 
     def _latest_cursor(self) -> tuple[str, str | None]:
-        clock = self._clock
-        clock.reset()
-        cursor = self.hook.get_latest_cursor(self._root, recursive=self.recursive)
-        return cursor, clock.now()
+        return self.hook.latest_cursor_at(self._root, recursive=self.recursive)
 
     def _remember(
         self,
@@ -235,28 +266,37 @@ class DropboxChangeSensor(BaseSensorOperator):
         """Reschedule mode starts each poke afresh: keep the advanced cursor in a Variable meanwhile."""
         self._cursor, self._cursor_time, self._cursor_paths = cursor, cursor_time, cursor_paths
         if self.reschedule:
-            from airflow.sdk import Variable
-
-            saved = {"cursor": cursor, "cursor_time": cursor_time, "cursor_paths": cursor_paths}
-            Variable.set(self._variable_key(context), json.dumps(saved))
+            runs = self._saved_runs(context)
+            run_id = context["ti"].run_id
+            runs.pop(run_id, None)
+            runs[run_id] = {
+                "cursor": cursor,
+                "watch": self._watch_marker(),
+                "cursor_time": cursor_time,
+                "cursor_paths": cursor_paths,
+            }
+            # Runs that ended without ``_forget`` (killed, marked failed or skipped by hand) leave an
+            # entry; the oldest go once more runs than ``MAX_RESCHEDULE_RUNS`` wait at the same time.
+            while len(runs) > MAX_RESCHEDULE_RUNS:
+                runs.pop(next(iter(runs)))
+            self._store_runs(context, runs)
 
     def _forget(self, context: Context) -> None:
+        """Drop this run's entry (success, timeout, failure); the Variable goes with its last entry."""
         if self.reschedule:
-            from airflow.sdk import Variable
-
             try:
-                Variable.delete(self._variable_key(context))
+                runs = self._saved_runs(context)
+                if runs.pop(context["ti"].run_id, None) is not None or not runs:
+                    self._store_runs(context, runs)
             except Exception as exc:
-                self.log.debug("Could not delete the reschedule cursor variable: %s", exc)
+                self.log.warning("Could not remove this run's reschedule cursor: %s", exc)
 
     def _relist(self, *, from_beginning: bool) -> tuple[list[dict[str, Any]], str, str | None]:
         """Every entry now: ``added`` when watching from the beginning, ``changed`` after a reset."""
-        clock = self._clock
-        clock.reset()
         try:
-            entries, cursor = self.hook.get_conn().list_folder_snapshot(self._root, recursive=self.recursive)
+            entries, cursor, cursor_time = self.hook.snapshot_at(self._root, recursive=self.recursive)
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError"):
+            if isinstance(exc, (PathNotFoundError, NotAFolderError)):
                 raise self._missing_folder(exc) from exc
             raise
         selected = select_changes(
@@ -268,7 +308,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             exact_kinds=False,
             from_empty=from_beginning,
         )
-        return selected, cursor, clock.now()
+        return selected, cursor, cursor_time
 
     def _check(self, context: Context) -> dict[str, Any] | None:
         """One look at Dropbox; the result dict when matching changes arrived, else None."""
@@ -279,17 +319,16 @@ class DropboxChangeSensor(BaseSensorOperator):
             self.log.info("Listed %s from the beginning: %d matching entries", self.path or "/", len(changes))
             self._remember(context, cursor, cursor_time)
             if changes:
-                self._ready = self._result(changes, cursor, reset=False)
+                self._ready = self._result(changes, cursor, reset=False, from_cursor=None)
             return self._ready
-        clock = self._clock
-        clock.reset()
+        from_cursor = self._cursor
         try:
-            entries, cursor = self.hook.list_changes(self._cursor)
+            entries, cursor, taken_at = self.hook.list_changes_at(self._cursor)
             # Nothing in scope changed since the old cursor: what was known at it stays true (fewer ties).
-            cursor_time = clock.now() if entries or self._cursor_time is None else self._cursor_time
+            cursor_time = taken_at if entries or self._cursor_time is None else self._cursor_time
             cursor_paths = state_at_cursor(entries) if entries else self._cursor_paths
         except Exception as exc:
-            if not _is_error(exc, "CursorResetError"):
+            if not isinstance(exc, CursorResetError):
                 raise
             msg = reset_message(self.path, self.on_cursor_reset)
             self.log.warning("%s", msg)
@@ -301,7 +340,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             changes, cursor, cursor_time = self._relist(from_beginning=False)
             self._remember(context, cursor, cursor_time)
             if changes:
-                self._ready = self._result(changes, cursor, reset=True)
+                self._ready = self._result(changes, cursor, reset=True, from_cursor=None)
             return self._ready
         filters: dict[str, Any] = {
             "root": self._root,
@@ -310,7 +349,7 @@ class DropboxChangeSensor(BaseSensorOperator):
             "include_folders": self.include_folders,
         }
         lookups = kind_lookups(entries, cursor_paths=self._cursor_paths, **filters)
-        revisions = fetch_revisions(self.hook.get_conn().rpc, lookups) if lookups else {}
+        revisions = self.hook.kind_revisions(lookups) if lookups else {}
         changes = select_changes(
             entries,
             revisions=revisions,
@@ -327,12 +366,12 @@ class DropboxChangeSensor(BaseSensorOperator):
         )
         self._remember(context, cursor, cursor_time, cursor_paths)
         if changes:
-            self._ready = self._result(changes, cursor, reset=False)
+            self._ready = self._result(changes, cursor, reset=False, from_cursor=from_cursor)
         return self._ready
 
     def _watch_marker(self) -> str:
         """What a cursor is valid for; a cursor saved for another folder or recursion is not reused."""
-        return f"{(self._root or '/').lower()}|recursive={self.recursive}"
+        return f"{path_key(self._root or '/')}|recursive={self.recursive}"
 
     def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         context["ti"].xcom_push(
@@ -358,7 +397,13 @@ class DropboxChangeSensor(BaseSensorOperator):
         self._ready = None
         self._cursor = self._initial_cursor(context)
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except (AirflowSensorTimeout, AirflowFailException, AirflowSkipException):
+                # Final for this run (no retry resumes it): its reschedule cursor goes now. Other errors
+                # keep it for the retry; the Variable is bounded either way (``MAX_RESCHEDULE_RUNS``).
+                self._forget(context)
+                raise
         result = self._check(context)
         if result is not None:
             return self._finish(context, result)
@@ -403,6 +448,9 @@ class DropboxChangeSensor(BaseSensorOperator):
         self._cursor_time = event.get("cursor_time")
         self._cursor_paths = event.get("cursor_paths")
         result = self._result(
-            list(event.get("changes") or []), str(event["cursor"]), bool(event.get("reset"))
+            list(event.get("changes") or []),
+            str(event["cursor"]),
+            bool(event.get("reset")),
+            from_cursor=None if event.get("reset") else event.get("from_cursor"),
         )
         return self._finish(context, result)

@@ -2,41 +2,58 @@
 
 Both wait with ``list_folder/longpoll`` (no worker slot, no auth on the wire), honour its ``backoff``
 whether or not it reported changes, then read the changes with ``list_folder/continue`` and filter them
-exactly like the poke-mode sensor (``triggers/changes.py``).
+exactly like the poke-mode sensor (``changes.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow_provider_dropbox.hooks.dropbox_async import (
-    LONGPOLL_MIN,
-    DropboxAsyncHook,
-    clamp_longpoll_timeout,
-    jittered,
-)
-from airflow_provider_dropbox.triggers.changes import (
+from airflow_provider_dropbox.casefold import path_key
+from airflow_provider_dropbox.changes import (
     CURSOR_RESET_POLICIES,
-    ServerClock,
     kind_lookups,
     lookup_gave_up,
     normalize_kinds,
     reset_message,
-    revisions_arg,
     select_changes,
-    server_clock,
     state_at_cursor,
 )
+from airflow_provider_dropbox.client.errors import (
+    AuthError,
+    BadInputError,
+    CursorResetError,
+    MalformedPathError,
+    NotAFolderError,
+    PathNotFoundError,
+)
+from airflow_provider_dropbox.hooks.dropbox_async import DropboxAsyncHook
+from airflow_provider_dropbox.longpoll import LONGPOLL_MIN, clamp_longpoll_timeout, jittered
 from airflow_provider_dropbox.version_compat import AIRFLOW_V_3_3_PLUS
 
 # Transient trouble (network, 5xx, 429) is retried with capped exponential backoff; these give up for good.
-_PERMANENT = ("AuthError", "PathNotFoundError", "MalformedPathError", "BadInputError", "NotAFolderError")
+_PERMANENT = (AuthError, PathNotFoundError, MalformedPathError, BadInputError, NotAFolderError)
 _MAX_RETRY_DELAY = 300.0
 CURSOR_STATE_KEY = "dropbox_cursor"
+
+
+def watcher_digest(kw: dict[str, Any]) -> str:
+    """A short stable digest of what makes a watcher's cursor meaningful (see ``state_key``)."""
+    identity = {
+        "conn": kw["dropbox_conn_id"],
+        "path": path_key(kw["path"] or "").rstrip("/"),
+        "recursive": bool(kw["recursive"]),
+        "file_pattern": kw["file_pattern"],
+        "kinds": sorted(kw["kinds"]),
+        "include_folders": bool(kw["include_folders"]),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -44,15 +61,15 @@ def _event(payload: dict[str, Any]) -> TriggerEvent:
 
 
 def _is_permanent(exc: BaseException) -> bool:
-    return any(cls.__name__ in _PERMANENT for cls in type(exc).__mro__)
+    return isinstance(exc, _PERMANENT)
 
 
 def _is_reset(exc: BaseException) -> bool:
-    return any(cls.__name__ == "CursorResetError" for cls in type(exc).__mro__)
+    return isinstance(exc, CursorResetError)
 
 
 def _is_missing(exc: BaseException) -> bool:
-    return any(cls.__name__ in ("PathNotFoundError", "NotAFolderError") for cls in type(exc).__mro__)
+    return isinstance(exc, (PathNotFoundError, NotAFolderError))
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -88,16 +105,10 @@ class _ChangeWaiter:
         self.longpoll_timeout = clamp_longpoll_timeout(longpoll_timeout)
         self.on_cursor_reset = on_cursor_reset
         self.log = log
-        # Server time the current cursor was taken (``triggers/changes.py``): set by the owner for the
+        # Server time the current cursor was taken (``changes.py``): set by the owner for the
         # cursor it starts from, then advanced with every cursor this waiter obtains.
         self.cursor_time: str | None = None
         self.cursor_paths: dict[str, str | None] | None = None
-
-    async def _clock(self) -> ServerClock:
-        client = await self.hook.get_client()
-        clock = server_clock(client.session)
-        clock.reset()
-        return clock
 
     async def select(
         self,
@@ -115,7 +126,7 @@ class _ChangeWaiter:
         revisions: dict[str, Any] = {}
         for path_lower in kind_lookups(entries, cursor_paths=cursor_paths, **filters):
             try:
-                revisions[path_lower] = await self.hook.rpc("files/list_revisions", revisions_arg(path_lower))
+                revisions[path_lower] = await self.hook.list_revisions(path_lower)
             except Exception as exc:  # never fail the batch over a kind: fall back to "not exact"
                 revisions[path_lower] = None
                 if lookup_gave_up(exc, self.log):
@@ -125,16 +136,14 @@ class _ChangeWaiter:
         )
 
     async def latest_cursor(self) -> str:
-        clock = await self._clock()
-        cursor = await self.hook.get_latest_cursor(self.path, recursive=self.recursive)
-        self.cursor_time, self.cursor_paths = clock.now(), None
+        cursor, self.cursor_time = await self.hook.latest_cursor_at(self.path, recursive=self.recursive)
+        self.cursor_paths = None
         return cursor
 
     async def relist(self) -> tuple[list[dict[str, Any]], str]:
         """Every current entry as ``changed`` plus a fresh cursor: the no-loss answer to a cursor reset."""
-        clock = await self._clock()
-        entries, cursor = await self.hook.list_folder_snapshot(self.path, recursive=self.recursive)
-        self.cursor_time, self.cursor_paths = clock.now(), None
+        entries, cursor, self.cursor_time = await self.hook.snapshot_at(self.path, recursive=self.recursive)
+        self.cursor_paths = None
         selected = select_changes(
             entries,
             root=self.path,
@@ -158,10 +167,9 @@ class _ChangeWaiter:
                 result = await self.hook.longpoll(cursor, self.longpoll_timeout)
                 backoff = result.get("backoff")
                 if result.get("changes"):
-                    clock = await self._clock()
-                    entries, new_cursor = await self.hook.list_changes(cursor)
+                    entries, new_cursor, taken_at = await self.hook.list_changes_at(cursor)
                     # Nothing in scope changed since the old cursor: what was known at it stays true.
-                    new_time = clock.now() if entries or self.cursor_time is None else self.cursor_time
+                    new_time = taken_at if entries or self.cursor_time is None else self.cursor_time
                     new_paths = state_at_cursor(entries) if entries else self.cursor_paths
                     changes = await self.select(entries, self.cursor_time, self.cursor_paths)
                     cursor, self.cursor_time, self.cursor_paths = new_cursor, new_time, new_paths
@@ -318,6 +326,7 @@ class DropboxChangeTrigger(BaseTrigger):
                 "status": "success",
                 "changes": changes,
                 "cursor": cursor,
+                "from_cursor": self.cursor,
                 "cursor_time": waiter.cursor_time,
                 "cursor_paths": waiter.cursor_paths,
                 "reset": reset,
@@ -341,8 +350,10 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
     payload is ``{"path", "changes" (at most ``max_changes_in_event``), "count", "truncated", "cursor",
     "reset"}``; downstream tasks read it from ``triggering_asset_events``.
 
-    Cursor durability: on Airflow 3.3+ the cursor is kept in the asset state store (key
-    ``dropbox_cursor``) and saved every time it advances, so a triggerer restart resumes where it stopped
+    Cursor durability: on Airflow 3.3+ the cursor is kept in the asset state store of every watched asset
+    under a key naming this watcher (``dropbox_cursor.<digest of connection, folder, recursion and
+    filters>``, see ``state_key``) and saved every time it advances, so a triggerer restart resumes where
+    it stopped, also when several assets share one watcher or one asset has several watchers
     (neither replaying nor skipping changes, except for a crash in the sub-second window between handing an
     event to the triggerer and saving the cursor). On Airflow 3.2 there is no state store: every (re)start
     begins at the latest cursor, so changes made while the triggerer was down are not reported.
@@ -382,6 +393,7 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
         self.max_changes_in_event = int(max_changes_in_event)
         self._waiter: _ChangeWaiter | None = None
         self._loaded: dict[str, Any] = {}
+        self._seq = 0  # save counter: tells the least recently saved of several assets' cursors
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -389,44 +401,94 @@ class DropboxChangeEventTrigger(BaseEventTrigger):
             {**self.kw, "max_changes_in_event": self.max_changes_in_event},
         )
 
-    def _state(self) -> Any:
-        # Injected by the 3.3+ triggerer; absent on 3.2 (and in plain unit tests).
-        return getattr(self, "asset_state_store", None)
+    def _accessors(self) -> list[Any]:
+        """One state accessor per watched asset (the 3.3+ triggerer injects ``asset_state_store``).
+
+        The triggerer hands a trigger shared by several assets one ``AssetStateStoreAccessors`` over all
+        of them, whose plain ``aget``/``aset`` refuse to pick one; Airflow offers no public way to list
+        its per-asset accessors, so they are read from its two mappings (absent: it is a single accessor).
+        """
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return []
+        per_asset = [
+            *getattr(store, "_by_name", {}).values(),
+            *getattr(store, "_by_uri", {}).values(),
+        ]
+        return per_asset or [store]
+
+    def state_key(self) -> str:
+        """The state-store key of this watcher: one per (connection, folder key, recursion, filters).
+
+        Two watchers on one asset (different folders or filters) never overwrite each other's cursor,
+        and a changed path or filter starts afresh instead of resuming a cursor meant for another scope.
+        """
+        return f"{CURSOR_STATE_KEY}.{watcher_digest(self.kw)}"
 
     def _state_marker(self) -> dict[str, Any]:
-        return {"path": (self.kw["path"] or "").lower().rstrip("/"), "recursive": self.kw["recursive"]}
+        return {"path": path_key(self.kw["path"] or "").rstrip("/"), "recursive": self.kw["recursive"]}
 
     async def load_cursor(self) -> str | None:
-        state = self._state()
-        if state is None:
+        """The cursor every watched asset agrees on, or the least recently saved one (replay, never lose)."""
+        accessors = self._accessors()
+        if not accessors:
             if not AIRFLOW_V_3_3_PLUS:
                 self.log.info("Airflow < 3.3 has no asset state store: watching from the latest cursor")
             return None
-        try:
-            saved = await state.aget(CURSOR_STATE_KEY)
-        except Exception as exc:
-            self.log.warning("Cannot read the saved Dropbox cursor (%s); starting from the latest", exc)
+        found = await self._read_saved(accessors, self.state_key())
+        if not found:
+            # Saved by a version that used one key per asset: resumable if it names this folder.
+            legacy = await self._read_saved(accessors, CURSOR_STATE_KEY)
+            found = [
+                s for s in legacy if {k: s.get(k) for k in ("path", "recursive")} == self._state_marker()
+            ]
+        if not found:
+            self.log.info("No saved Dropbox cursor for this watcher; starting from the latest")
             return None
-        if isinstance(saved, dict) and saved.get("cursor"):
-            if {k: saved.get(k) for k in ("path", "recursive")} == self._state_marker():
-                self._loaded = saved  # cursor_time/cursor_paths are absent when saved by older versions
-                return str(saved["cursor"])
-            self.log.info("Saved Dropbox cursor belongs to another path/recursion; starting from the latest")
-        return None
+        oldest = min(found, key=lambda saved: int(saved.get("seq") or 0))
+        if len({str(saved["cursor"]) for saved in found}) > 1:
+            self.log.warning(
+                "The watched assets hold different saved cursors; resuming from the oldest (changes since "
+                "then may be reported again, none are lost)"
+            )
+        self._loaded = oldest
+        self._seq = max(int(saved.get("seq") or 0) for saved in found)
+        return str(oldest["cursor"])
+
+    async def _read_saved(self, accessors: list[Any], key: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for accessor in accessors:
+            try:
+                saved = await accessor.aget(key)
+            except Exception as exc:
+                self.log.warning("Cannot read the saved Dropbox cursor from %s (%s)", accessor, exc)
+                continue
+            if isinstance(saved, dict) and saved.get("cursor"):
+                found.append(saved)
+        return found
 
     async def save_cursor(self, cursor: str) -> None:
-        state = self._state()
-        if state is None:
+        """Save the cursor under this watcher's key through every watched asset's own accessor."""
+        accessors = self._accessors()
+        if not accessors:
             return
         waiter = self._waiter
-        known = {
+        self._seq += 1
+        value = {
+            **self._state_marker(),
+            "cursor": cursor,
+            "seq": self._seq,
             "cursor_time": waiter.cursor_time if waiter else None,
             "cursor_paths": waiter.cursor_paths if waiter else None,
         }
-        try:
-            await state.aset(CURSOR_STATE_KEY, {**self._state_marker(), "cursor": cursor, **known})
-        except Exception as exc:
-            self.log.warning("Cannot save the Dropbox cursor in the asset state store: %s", exc)
+        key = self.state_key()
+        for accessor in accessors:
+            try:
+                await accessor.aset(key, value)
+            except Exception as exc:
+                self.log.warning(
+                    "Cannot save the Dropbox cursor in the asset state store (%s): %s", accessor, exc
+                )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DropboxAsyncHook(dropbox_conn_id=self.kw["dropbox_conn_id"])

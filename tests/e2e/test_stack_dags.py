@@ -205,7 +205,7 @@ def test_deferrable_sensor_waits_in_the_triggerer_and_resumes_on_a_change(
     assert change["path"] == f"{folder}/arrived.csv", change
     # Watching every kind, the sensor does not spend a list_revisions call per file to tell a new file
     # from an edit: it reports "changed" with kind_exact False, unless the kind is known without a call
-    # (a path the cursor's own batch reported, or a delete and re-create in one batch; triggers/changes.py).
+    # (a path the cursor's own batch reported, or a delete and re-create in one batch; changes.py).
     assert (change["kind"], change["kind_exact"]) in {("changed", False), ("added", True)}, change
     assert change["type"] == "file", change
     assert change["size"] == len(data)

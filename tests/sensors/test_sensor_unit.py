@@ -22,7 +22,9 @@ class FakeTI:
         self.pushed: dict[str, Any] = {}
         self.dag_id, self.task_id, self.run_id, self.map_index = "d", "t", "r", -1
 
-    def xcom_pull(self, task_ids: str, key: str, include_prior_dates: bool = False) -> Any:
+    def xcom_pull(
+        self, task_ids: str, key: str, include_prior_dates: bool = False, map_indexes: int | None = None
+    ) -> Any:
         return self.previous
 
     def xcom_push(self, key: str, value: Any) -> None:

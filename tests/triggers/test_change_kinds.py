@@ -1,4 +1,4 @@
-"""Added vs modified relative to the cursor (``triggers/changes.py``), decided against the emulator's real
+"""Added vs modified relative to the cursor (``changes.py``), decided against the emulator's real
 revision history and its ``Date`` header: the kind function directly, the fallback when
 ``list_revisions`` fails, and the AssetWatcher trigger reporting exactly what the sensor reports."""
 
@@ -12,18 +12,17 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_dropbox.client.retry import RetryPolicy
-from airflow_provider_dropbox.triggers.changes import (
+from airflow_provider_dropbox.changes import (
     MAX_CURSOR_PATHS,
     fetch_revisions,
     kind_lookups,
     kind_since,
     revisions_arg,
     select_changes,
-    server_clock,
     server_time,
     state_at_cursor,
 )
+from airflow_provider_dropbox.client.retry import RetryPolicy
 from airflow_provider_dropbox.triggers.dropbox import DropboxChangeEventTrigger, DropboxChangeTrigger
 from tests.emulator_process import EmulatorProcess
 from tests.ops_fixtures import conn_env
@@ -45,10 +44,7 @@ def put(hook: Any, tmp: Path, remote: str, text: str) -> dict[str, Any]:
 
 
 def take_cursor(hook: Any, root: str) -> tuple[str, str | None]:
-    clock = server_clock(hook.get_conn().session)
-    clock.reset()
-    cursor = hook.get_latest_cursor(root)
-    return cursor, clock.now()
+    return hook.latest_cursor_at(root)  # type: ignore[no-any-return]
 
 
 def changes_since(
@@ -180,10 +176,8 @@ def test_the_batch_behind_the_cursor_settles_same_second_ties(hook: Any, root: s
     hook.create_folder(root)
     cursor, _ = take_cursor(hook, root)
     put(hook, tmp_path, f"{root}/quick.csv", "1")
-    clock = server_clock(hook.get_conn().session)
-    clock.reset()
-    entries, cursor = hook.list_changes(cursor)
-    cursor_time, cursor_paths = clock.now(), state_at_cursor(entries)
+    entries, cursor, cursor_time = hook.list_changes_at(cursor)
+    cursor_paths = state_at_cursor(entries)
     assert cursor_paths is not None and cursor_paths[f"{root}/quick.csv"] == entries[0]["id"]
     put(hook, tmp_path, f"{root}/quick.csv", "2")
     later, _ = hook.list_changes(cursor)
@@ -284,7 +278,7 @@ def test_triggers_report_like_the_kind_function(
     assert [(c["path_lower"], c["kind"], c["kind_exact"]) for c in event["changes"]] == expected
     assert [(c["path_lower"], c["kind"], c["kind_exact"]) for c in fired["changes"]] == expected
     assert fired["cursor_time"] and fired["cursor_time"] >= fired["changes"][0]["server_modified"]
-    saved = watcher.asset_state_store.data["dropbox_cursor"]
+    saved = watcher.asset_state_store.data[watcher.state_key()]
     assert saved["cursor_time"] is not None
     hook.close()
 

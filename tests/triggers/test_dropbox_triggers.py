@@ -232,7 +232,7 @@ def test_event_trigger_silent_on_quiet_folder_then_fires_per_batch(
     assert latency < 2.0, f"noticed the change after {latency:.2f} s"
     # The cursor is saved once the triggerer has taken an event and asks for the next one (at least
     # once); the watcher was stopped right after the second event, so the store holds the first one's.
-    saved = trigger.asset_state_store.data["dropbox_cursor"]
+    saved = trigger.asset_state_store.data[trigger.state_key()]
     assert saved["cursor"] == events[0]["cursor"] and saved["path"] == "/inbox"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_dropbox.triggers.changes import (
+from airflow_provider_dropbox.changes import (
     UNDETERMINED,
     normalize_kinds,
     reset_message,

@@ -157,38 +157,6 @@ def server_time(http_date: str | None) -> str | None:
     return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
-class ServerClock:
-    """A ``requests`` response hook remembering the last ``Date`` the server sent: the time a cursor was
-    taken, by the server's clock (the worker's may be off, and Dropbox's ``server_modified`` is the server's).
-    """
-
-    def __init__(self) -> None:
-        self.last: str | None = None
-
-    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        date = getattr(response, "headers", {}).get("Date")
-        if date:
-            self.last = date
-
-    def reset(self) -> None:
-        self.last = None
-
-    def now(self) -> str | None:
-        """The ``Date`` of the last response since ``reset``, as a Dropbox timestamp."""
-        return server_time(self.last)
-
-
-def server_clock(session: Any) -> ServerClock:
-    """The ``ServerClock`` on a ``requests.Session`` (attached once; the client's calls then feed it)."""
-    hooks = session.hooks.setdefault("response", [])
-    for hook in hooks:
-        if isinstance(hook, ServerClock):
-            return hook
-    clock = ServerClock()
-    hooks.append(clock)
-    return clock
-
-
 def _parse_ts(value: Any) -> datetime | None:
     try:
         return datetime.strptime(str(value), TIMESTAMP_FORMAT)
