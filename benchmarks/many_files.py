@@ -143,7 +143,9 @@ def suite_many_files(res: Results, work: Path, cfg: Config, emus: Emulators) -> 
     tree = work / "many"
     _make_tree(tree, n)
     rtt = 2.0 if cfg.quick else RTT_MS
+    parts = set(cfg.many_files_parts)
     settings = LOCK_SETTINGS[1:2] if cfg.quick else LOCK_SETTINGS
+    settings = [(name, lock) for name, lock in settings if name in parts]
 
     def compare(label: str, lock: dict[str, Any], goal: float) -> None:
         emu.proc.set_faults(latency_ms=rtt, **lock)
@@ -179,9 +181,12 @@ def suite_many_files(res: Results, work: Path, cfg: Config, emus: Emulators) -> 
     try:
         for name, lock in settings:
             compare(f"lock model {name} ({_lock_text(lock)})", {"write_lock": True, **lock}, 3.0)
-        compare("lock model off", {"write_lock": False}, 1.0)
+        if "off" in parts:
+            compare("lock model off", {"write_lock": False}, 1.0)
     finally:
         emu.proc.set_faults(latency_ms=0, write_lock=False)
+    if "big" not in parts:
+        return
 
     # Big files on a capped link (per connection) with RTT, and at loopback.
     size = cfg.big
