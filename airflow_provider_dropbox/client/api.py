@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -212,8 +211,6 @@ class DropboxClient:
         self.retry = retry_policy or RetryPolicy(
             deadline=retry_deadline, connect_deadline=connect_retry_deadline
         )
-        self.commit_lock = threading.Lock()
-        """Serialises finish_batch_v2 commits made through this client."""
         self.session: requests.Session = _Session()
         self.pool_size = self.parallelism * 2 + 4
         adapter = _Adapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
