@@ -333,7 +333,7 @@ def client_download(task: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_dropbox.client import download
 
         part = int(task["part_size"])
-        download.part_size_for = lambda size, parallelism, rate=None: part  # type: ignore[assignment]
+        download.part_size_for = lambda size, parallelism: part  # type: ignore[assignment]
     if task.get("no_verify"):  # diagnostic only: what hashing + verification cost
         from airflow_provider_dropbox.client import download
 

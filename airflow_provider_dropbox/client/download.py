@@ -72,10 +72,6 @@ FAST_STREAM = 256 * MiB
 """Bytes/s at or above which one stream is left alone: splitting would only add CPU and round trips. A 50 ms
 path with a 4 MiB window moves at most 80 MiB/s per connection (the ``parallel`` benchmark), loopback
 500-900 MiB/s."""
-CAPPED_STREAM = 48 * MiB
-"""Bytes/s below which the first stream is taken to be held by a per-connection cap (a 200 Mbit/s link is
-24 MiB/s): parts are then one per connection rather than 32 MiB each (``part_size_for``). A 50 ms path with
-a 4 MiB window (80 MiB/s) stays on 32 MiB parts."""
 MIN_SPLIT = 2 * MIN_PART
 """Never split when less than this is left: the extra requests cannot pay for themselves."""
 WRITE_BEHIND = 32 * MiB
@@ -174,16 +170,8 @@ class _Part:
         return self.hasher.finish_blocks()
 
 
-def part_size_for(size: int, parallelism: int, rate: float | None = None) -> int:
-    """Bytes per ranged part for ``size`` bytes left; ``rate``: the first stream's measured bytes/s.
-
-    On a link-capped stream (below ``CAPPED_STREAM``) every connection moves at the same cap, so one part
-    per connection ends them all together and pays the round trip of a new request once, not four times."""
-    p = max(1, parallelism)
-    if rate is not None and rate < CAPPED_STREAM:
-        want = -(-size // p)
-        return max(MIN_PART, -(-want // BLOCK_SIZE) * BLOCK_SIZE)
-    want = -(-size // (2 * p))
+def part_size_for(size: int, parallelism: int) -> int:
+    want = -(-size // (2 * max(1, parallelism)))
     want = -(-want // BLOCK_SIZE) * BLOCK_SIZE
     return max(MIN_PART, min(MAX_PART, want))
 
@@ -370,7 +358,7 @@ class _Download:
                 "Dropbox download of %s: one stream at %.0f MiB/s, not splitting", self.remote, rate / MiB
             )
             return
-        step = part_size_for(left, self.parallelism, rate)
+        step = part_size_for(left, self.parallelism)
         boundary = min(self.size, -(-first.pos // BLOCK_SIZE) * BLOCK_SIZE + step)
         if self.size - boundary < MIN_PART:
             return
