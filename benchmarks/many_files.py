@@ -143,7 +143,9 @@ def suite_many_files(res: Results, work: Path, cfg: Config, emus: Emulators) -> 
     tree = work / "many"
     _make_tree(tree, n)
     rtt = 2.0 if cfg.quick else RTT_MS
+    parts = set(cfg.many_files_parts)
     settings = LOCK_SETTINGS[1:2] if cfg.quick else LOCK_SETTINGS
+    settings = [(name, lock) for name, lock in settings if name in parts]
 
     def compare(label: str, lock: dict[str, Any], goal: float) -> None:
         emu.proc.set_faults(latency_ms=rtt, **lock)
@@ -166,6 +168,7 @@ def suite_many_files(res: Results, work: Path, cfg: Config, emus: Emulators) -> 
             f"client {_secs(mine)}, SDK pool {_secs(sdk)}; lost/duplicated client {_lost(mine)}, SDK "
             f"{_lost(sdk)}; emulator CPU {_emu_cpu(mine)} / {_emu_cpu(sdk)}",
         )
+        bad = []
         for who, s in (("client", mine), ("SDK pool", sdk)):
             res.compare(
                 "many_files",
@@ -175,13 +178,20 @@ def suite_many_files(res: Results, work: Path, cfg: Config, emus: Emulators) -> 
                 _lost(s) == "0/0",
                 f"{_lost(s)} (per run: {[_lost_run(x) for x in s['runs']]})",
             )
+            if _lost(s) != "0/0":
+                bad.append(f"{who} {_lost(s)}")
+        # Rows first (the results file keeps them), then fail the suite: a lost or duplicated file is a bug.
+        assert not bad, f"{label}: files lost/duplicated (or a trial failed): {', '.join(bad)}"
 
     try:
         for name, lock in settings:
             compare(f"lock model {name} ({_lock_text(lock)})", {"write_lock": True, **lock}, 3.0)
-        compare("lock model off", {"write_lock": False}, 1.0)
+        if "off" in parts:
+            compare("lock model off", {"write_lock": False}, 1.0)
     finally:
         emu.proc.set_faults(latency_ms=0, write_lock=False)
+    if "big" not in parts:
+        return
 
     # Big files on a capped link (per connection) with RTT, and at loopback.
     size = cfg.big
@@ -271,3 +281,100 @@ def _lost(s: dict[str, Any]) -> str:
     if not runs or len(runs) != len(s["runs"]):
         return "error"
     return f"{sum(r['lost'] for r in runs)}/{sum(r['duplicated'] for r in runs)}"
+
+
+# ---------------------------------------------------------------------------------------------- route cost
+
+
+def route_cost(n: int, latency_ms: float) -> dict[str, Any]:
+    """Emulator CPU per request of the small-file routes, measured on the emulator process (plain HTTP,
+    8 threads): ``upload_session/start`` with 10 KiB and close, ``files/upload`` of 10 KiB, and
+    ``finish_batch_v2`` per entry (batches of 1000). What the session path costs the server against the
+    single upload, without the client's own work in the way."""
+    import json
+    import tempfile
+
+    from tests.client.conftest import client_for
+    from tests.emulator_process import running_emulator
+
+    def cpu(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    out: dict[str, Any] = {"files": n, "latency_ms": latency_ms, "load_average": list(os.getloadavg())}
+    with tempfile.TemporaryDirectory() as d, running_emulator(Path(d) / "data") as emu:
+        emu.set_faults(latency_ms=latency_ms)
+        c = client_for(emu, parallelism=8)
+        pid = emu.process.pid
+        data = [os.urandom(FILE_SIZE) for _ in range(n)]
+
+        def start(b: bytes) -> str:
+            arg = {"Dropbox-API-Arg": json.dumps({"close": True}), "Content-Type": "application/octet-stream"}
+            r = c.send("files/upload_session/start", host=c.endpoints.content, data=b, headers=arg)
+            return str(json.loads(r.content)["session_id"])
+
+        def upload(i: int) -> None:
+            arg = json.dumps({"path": f"/u/f{i}.bin", "mode": "add"})
+            headers = {"Dropbox-API-Arg": arg, "Content-Type": "application/octet-stream"}
+            c.send("files/upload", host=c.endpoints.content, data=data[i], headers=headers)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(start, data[:50]))  # warm connections
+            c0, t0 = cpu(pid), time.monotonic()
+            sids = list(pool.map(start, data))
+            c1, t1 = cpu(pid), time.monotonic()
+            list(pool.map(upload, range(n)))
+            c2, t2 = cpu(pid), time.monotonic()
+        finish_s = finish_cpu = 0.0
+        for k in range(0, n, 1000):
+            entries = [
+                {"cursor": {"session_id": s, "offset": FILE_SIZE},
+                 "commit": {"path": f"/s/f{k + i}.bin", "mode": {".tag": "add"}}}
+                for i, s in enumerate(sids[k : k + 1000])
+            ]  # fmt: skip
+            c3, t3 = cpu(pid), time.monotonic()
+            body = json.dumps({"entries": entries}).encode()
+            c.send("files/upload_session/finish_batch_v2", host=c.endpoints.api, data=body,
+                   headers={"Content-Type": "application/json"})  # fmt: skip
+            finish_cpu += cpu(pid) - c3
+            finish_s += time.monotonic() - t3
+        c.close()
+    out.update(
+        start_s=round(t1 - t0, 2),
+        start_cpu_ms_per_file=round((c1 - c0) / n * 1e3, 3),
+        upload_s=round(t2 - t1, 2),
+        upload_cpu_ms_per_file=round((c2 - c1) / n * 1e3, 3),
+        finish_batch_s=round(finish_s, 2),
+        finish_batch_cpu_ms_per_entry=round(finish_cpu / n * 1e3, 3),
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.many_files [benchmarks.run options]``: the suite (``--only many_files``);
+    ``--route-cost N [--latency-ms L] [--out F]``: emulator CPU per small-file request instead."""
+    import argparse
+    import json
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--route-cost" in args:
+        ap = argparse.ArgumentParser(prog="python -m benchmarks.many_files")
+        ap.add_argument("--route-cost", type=int, required=True)
+        ap.add_argument("--latency-ms", type=float, default=0)
+        ap.add_argument("--out", type=Path)
+        ns = ap.parse_args(args)
+        res = route_cost(ns.route_cost, ns.latency_ms)
+        res["command"] = "python -m benchmarks.many_files " + " ".join(args)
+        text = json.dumps(res, indent=2)
+        print(text)
+        if ns.out:
+            ns.out.write_text(text + "\n")
+        return
+    from benchmarks import run
+
+    raise SystemExit(run.main(["--only", "many_files", *args]))
+
+
+if __name__ == "__main__":
+    main()

@@ -105,6 +105,7 @@ class Config:
     trial_timeout: float
     mirror_sequential: bool = True
     many_files: int = 10_000  # many_files suite: files of 10 KiB per upload_folder
+    many_files_parts: tuple[str, ...] = ("light", "default", "heavy", "off", "big")  # which conditions
 
     @classmethod
     def make(cls, quick: bool, repeats: int | None) -> Config:
@@ -1039,6 +1040,10 @@ def main(argv: list[str] | None = None) -> int:
         help="mirror: skip the sequential SDK baseline (about 11 min a round at 10,000 files)",
     )
     ap.add_argument("--many-files", type=int, help="many_files: files per upload (default 10,000; 40 quick)")
+    ap.add_argument(
+        "--many-files-parts",
+        help="many_files: comma-separated conditions to run, of light,default,heavy,off,big (default: all)",
+    )
     sweep = ap.add_argument_group("chunks suite overrides (comma-separated lists)")
     sweep.add_argument("--sweep-chunks-mib", help="upload chunk sizes, e.g. 32,48")
     sweep.add_argument("--sweep-parallelism", help="upload parallelism values, e.g. 8")
@@ -1060,6 +1065,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg.mirror_sequential = not ns.no_sequential_mirror
     if ns.many_files:
         cfg.many_files = ns.many_files
+    if ns.many_files_parts:
+        cfg.many_files_parts = tuple(x.strip() for x in ns.many_files_parts.split(",") if x.strip())
     suites = ns.only or list(SUITES)
     res = Results(cfg)
     started = time.monotonic()
@@ -1087,6 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in suites:
             print(f"== {name}", flush=True)
             res.notes.setdefault("product_at_start", {})[name] = product_version()
+            res.notes.setdefault("load_average_at_start", {})[name] = [round(x, 2) for x in os.getloadavg()]
             t0 = time.monotonic()
             try:
                 SUITE_FUNCS[name](res, work, cfg, emus)
@@ -1095,6 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
                 res.notes.setdefault("suite_errors", {})[name] = repr(exc)
                 print(f"  suite {name} failed: {exc!r}", flush=True)
             res.notes.setdefault("suite_seconds", {})[name] = round(time.monotonic() - t0, 1)
+            res.notes.setdefault("load_average_at_end", {})[name] = [round(x, 2) for x in os.getloadavg()]
             save()
     finally:
         emus.close()

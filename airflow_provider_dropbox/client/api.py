@@ -211,8 +211,6 @@ class DropboxClient:
         self.retry = retry_policy or RetryPolicy(
             deadline=retry_deadline, connect_deadline=connect_retry_deadline
         )
-        self.commit_lock = threading.Lock()
-        """Serialises finish_batch_v2 commits made through this client."""
         self._server_date = threading.local()
         self.session: requests.Session = _Session()
         self.pool_size = self.parallelism * 2 + 4

@@ -94,6 +94,10 @@ BATCH_MAX = 1000
 """finish_batch_v2 accepts at most 1000 entries."""
 MAX_CHUNK_ATTEMPTS = 5
 """Re-sends of one chunk after ``incorrect_offset`` answers that do not confirm it (on top of retry.py)."""
+SMALL_BODY = 256 * 1024
+"""Request bodies up to this size are read into memory and sent in one piece: for a 10 KiB file, requests'
+streaming path (protocol checks, chunked reads) costs more client CPU than the bytes themselves."""
+"""Re-sends of one chunk after ``incorrect_offset`` answers that do not confirm it (on top of retry.py)."""
 
 CHANGE_RETRIES = 2
 """Fresh attempts after the local file changed during an upload, before ``LocalFileChangedError``."""
@@ -152,6 +156,16 @@ class _FileRange:
             self._progress.add(len(data))
         return data
 
+    def whole(self) -> bytes:
+        """All of the range at once (a small body: one ``sendall``, none of requests' streaming path)."""
+        data = self.read(self._length)
+        if len(data) != self._length:
+            self.rollback()
+            raise LocalFileChangedError(
+                "The local file shrank while it was being uploaded; upload it again when it is stable"
+            )
+        return data
+
     def rollback(self) -> None:
         if self._progress is not None and self.sent:
             self._progress.add(-self.sent)
@@ -171,6 +185,8 @@ class _Bodies:
         if self.length == 0:
             return b""
         self._last = _FileRange(self.fd, self.offset, self.length, self.progress)
+        if self.length <= SMALL_BODY:
+            return self._last.whole()
         return self._last
 
     def failed(self) -> None:
@@ -371,12 +387,34 @@ def _check_result(f: _LocalFile, meta: Mapping[str, Any], route: str) -> dict[st
     return dict(meta)
 
 
+class _Tally(Progress):
+    """One attempt's share of a shared ``Progress``: counts what it adds so ``take_back`` can remove it
+    when the attempt is thrown away and the file is sent again (else its bytes would count twice)."""
+
+    def __init__(self, parent: Progress) -> None:
+        super().__init__(parent.total, None)
+        self.parent = parent
+        self.sent = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.sent += n
+        self.parent.add(n)
+
+    def take_back(self) -> None:
+        with self._lock:
+            n, self.sent = self.sent, 0
+        self.parent.add(-n)
+
+
 class _Uploader:
-    def __init__(self, client: DropboxClient, progress: Progress, chunk: int) -> None:
+    def __init__(
+        self, client: DropboxClient, progress: Progress, chunk: int, cancel: threading.Event | None = None
+    ) -> None:
         self.client = client
         self.progress = progress
         self.chunk = chunk
-        self.cancel = threading.Event()
+        self.cancel = cancel or threading.Event()
 
     # -------------------------------------------------------------- single request
 
@@ -520,6 +558,8 @@ class _Uploader:
                     return session_id, f.size, None
             else:
                 rejects += 1
+                if new_offset < offset:  # Dropbox holds less than was counted: those bytes go again
+                    self.progress.add(new_offset - offset)
                 if new_offset == offset:
                     self.client.retry.sleep(self.client.retry.backoff(rejects))
             offset = new_offset
@@ -821,14 +861,17 @@ def upload_files(
 
     def send_data(index: int) -> tuple[str, int]:
         """Send one file's data into a closed session; its commit comes later, in a batch, and only
-        after the file was seen unchanged once its last byte was read (else it is sent again)."""
+        after the file was seen unchanged once its last byte was read (else it is sent again, and the
+        progress of the attempt that is thrown away is taken back first)."""
         local, remote = checked[index]
         for attempt in range(CHANGE_RETRIES + 1):
             f = _open_local(local, remote, route)
             files[index] = f
+            tally = _Tally(counter)
+            sender = _Uploader(client, tally, chunk, uploader.cancel)
             try:
                 try:
-                    session_id, size, _ = uploader.sequential(f, None)
+                    session_id, size, _ = sender.sequential(f, None)
                     f.file_hash()  # while the file is open, in case the request hashes did not cover it
                     _require_unchanged(f)
                 except DropboxApiError as exc:
@@ -838,6 +881,7 @@ def upload_files(
                     raise changed from exc
                 return session_id, size
             except _Changed as changed:
+                tally.take_back()
                 if attempt == CHANGE_RETRIES:
                     raise _change_error(f.path, remote, route, changed, attempt + 1) from None
                 log.warning(

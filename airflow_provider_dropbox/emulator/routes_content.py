@@ -126,8 +126,12 @@ class Commit:
                 raise bad_input(a.func, f"{a.where}: client_modified: not a valid timestamp") from None
 
     async def commit(self, c: Call, data: Path, size: int, chash: str) -> dict[str, Any]:
-        md: dict[str, Any] = await blocking(
-            c.emu.store.commit_file,
+        md: dict[str, Any] = await blocking(self.commit_sync, c, data, size, chash)
+        return md
+
+    def commit_sync(self, c: Call, data: Path, size: int, chash: str) -> dict[str, Any]:
+        """``commit`` for a caller already on a worker thread."""
+        md: dict[str, Any] = c.emu.store.commit_file(
             self.path,
             self.mode,
             self.autorename,

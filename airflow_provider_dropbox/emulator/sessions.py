@@ -110,6 +110,19 @@ class Sessions:
             self._save(s)
         return s
 
+    def new_id(self) -> str:
+        return "pid_upload_session:" + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+
+    def register_started(self, sid: str, size: int, close: bool, hasher: BlockHasher) -> Session:
+        """Record a sequential session whose first piece (``size`` bytes) is already in its data file:
+        ``start`` with data registers and saves it once, after the bytes are in (nobody can name it
+        before)."""
+        s = Session(id=sid, concurrent=False, created=time.time(), closed=close, size=size, hasher=hasher)
+        with self.lock:
+            self.sessions[sid] = s
+            self._save(s)
+        return s
+
     def adopt(self, data: Path, size: int, hasher: BlockHasher) -> str:
         """Turn already-received bytes (a failed single upload) into a closed sequential session."""
         sid = "pid_upload_session:" + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
@@ -217,8 +230,7 @@ class Sessions:
             else:
                 size, hasher = s.size, s.hasher
                 chash = hasher.hexdigest() if hasher is not None else ""
-        with open(path, "r+b") as f:
-            f.truncate(size)
+        os.truncate(path, size)
         if not chash:
             chash = file_content_hash(str(path))
         return path, size, chash

@@ -34,3 +34,21 @@ def test_many_files_suite_quick(tmp_path: Path) -> None:
         assert variant["errors"] == 0, (name, variant["runs"])
         if "upload_folder" in name or "files_upload" in name:
             assert all(run["files"] == 40 for run in variant["runs"]), (name, variant["runs"])
+
+
+def test_many_files_runs_only_the_conditions_asked_for_and_records_the_load(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--only", "many_files", "--out", str(out)]
+    proc = subprocess.run(
+        [*cmd, "--many-files-parts", "off", "--workdir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    metrics = [row["metric"] for row in results["comparisons"]]
+    assert metrics and all("lock model off" in m for m in metrics), metrics
+    for key in ("load_average_at_start", "load_average_at_end"):
+        assert len(results["notes"][key]["many_files"]) == 3, results["notes"]
