@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from airflow_provider_dropbox.casefold import path_key
 from airflow_provider_dropbox.client.config import check_parallelism
@@ -27,14 +27,13 @@ from airflow_provider_dropbox.client.paths import (
     disallowed_name,
     special_kind,
 )
+from airflow_provider_dropbox.client.upload import WriteMode
 
 if TYPE_CHECKING:
     from airflow_provider_dropbox.client import DropboxClient
 
 log = logging.getLogger(__name__)
 
-WriteMode: TypeAlias = Literal["add", "overwrite"] | Mapping[str, str]
-"""``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}`` (Dropbox WriteMode)."""
 Exclude: TypeAlias = str | Sequence[str] | None
 """One glob or several (``"*.tmp"``, ``[".git", "cache/*"]``); see ``exclude_matcher``."""
 _NEVER_SYNCED = "desktop.ini, thumbs.db, .ds_store, Icon\\r, .dropbox, .dropbox.attr"

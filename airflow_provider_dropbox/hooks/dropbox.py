@@ -29,7 +29,8 @@ from airflow_provider_dropbox.client.progress import ProgressLogger
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_dropbox.client.folders import Exclude, WriteMode
+    from airflow_provider_dropbox.client.folders import Exclude
+    from airflow_provider_dropbox.client.upload import WriteMode
 
 log = logging.getLogger(__name__)
 

@@ -8,26 +8,46 @@ asset scheduling and lineage work; templated paths are reported through hook lin
 from __future__ import annotations
 
 import fnmatch
-import functools
 import glob
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
-from airflow_provider_dropbox.client.errors import LocalPathError
+from airflow_provider_dropbox.client.errors import LocalPathError, NotAFolderError, PathNotFoundError
 from airflow_provider_dropbox.client.folders import (
     Exclude,
     UploadSelection,
-    check_local_path_arg,
     check_upload_targets,
     local_files,
 )
-from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+from airflow_provider_dropbox.operators.base import (
+    XCOM_FILE_LIMIT,
+    DropboxBaseOperator,
+    DropboxPermanentError,
+    UnrenderedTemplateError,
+    file_summary,
+    reject_unrendered_fields,
+)
+
+__all__ = [
+    "XCOM_FILE_LIMIT",
+    "DropboxBaseOperator",
+    "DropboxChunkedUploadOperator",
+    "DropboxCopyOperator",
+    "DropboxCreateFolderOperator",
+    "DropboxCreateSharedLinkOperator",
+    "DropboxDeleteOperator",
+    "DropboxDownloadOperator",
+    "DropboxMoveOperator",
+    "DropboxPermanentError",
+    "DropboxUploadOperator",
+    "UnrenderedTemplateError",
+    "file_summary",
+    "reject_unrendered_fields",
+]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,10 +61,6 @@ _GLOB_CHARS = ("*", "?", "[")
 _METADATA_LOOKUPS_PER_FOLDER = 16
 
 
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 def _rooted_glob(pattern: str) -> bool:
     """True for an absolute glob whose first component is a wildcard (``/**``, ``/*/x.csv``, ``//*``)."""
     norm = os.path.normpath(pattern)
@@ -52,10 +68,6 @@ def _rooted_glob(pattern: str) -> bool:
         return False
     first = norm.lstrip("/").split("/", 1)[0]
     return first == "" or any(ch in first for ch in _GLOB_CHARS)
-
-
-def _is_error(exc: BaseException, name: str) -> bool:
-    return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
 def _join(folder: str, name: str) -> str:
@@ -72,171 +84,7 @@ def _glob_base(pattern: str) -> str:
     return "/".join(fixed) or "/"
 
 
-class UnrenderedTemplateError(AirflowFailException):
-    """A template field still holds ``{{ ... }}`` or ``{% ... %}`` at run time (a retry would not help)."""
-
-
-def reject_unrendered_fields(task: BaseOperator) -> None:
-    """Raise ``UnrenderedTemplateError`` if a template field of ``task`` still holds Jinja at run time."""
-    for name in task.template_fields:
-        value = getattr(task, name, None)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if _templated(item):
-                raise UnrenderedTemplateError(
-                    f"{type(task).__name__}: {name}={item!r} still holds a Jinja template at run time; "
-                    "it was not rendered (Airflow renders a field once: values from dag_run.conf, params "
-                    "or XCom are not rendered again). Render the value upstream or pass a plain path; "
-                    "nothing was sent to Dropbox"
-                )
-
-
-XCOM_FILE_LIMIT = 100
-"""Files listed in an upload/download result by default; counts always cover all of them."""
-
-
-def file_summary(
-    files: Sequence[Any], *, where: str, full_list: bool, **counts: Any
-) -> dict[str, Any] | list[Any]:
-    """The XCom result of a transfer: counts, at most ``XCOM_FILE_LIMIT`` files and where the rest are.
-
-    XCom lives in the metadata database, so a 20,000-file folder must not push 20,000 entries on every run;
-    ``full_list=True`` returns the whole list (the operator's argument of that name) instead.
-    """
-    if full_list:
-        return list(files)
-    listed = list(files[:XCOM_FILE_LIMIT])
-    more = len(files) - len(listed)
-    return {
-        "count": len(files),
-        **counts,
-        "files": listed,
-        "truncated": more,
-        "rest": (
-            f"{more} more file(s) not listed: they are under {where}; pass full_list=True for every entry"
-            if more
-            else None
-        ),
-    }
-
-
-class DropboxPermanentError(AirflowFailException):
-    """An error no retry can fix (bad input, bad credentials, a path of the wrong kind): the task fails at
-    once, whatever its ``retries``. Raised as a subclass of the original error's class too, with its
-    attributes, so ``except MalformedPathError`` (or a failure callback checking the type) still works."""
-
-
-_FAIL_FAST_CLASSES: dict[type[BaseException], type[BaseException]] = {}
-
-
-def _fail_fast_copy(exc: BaseException) -> BaseException:
-    """``exc`` as an instance of ``(type(exc), DropboxPermanentError)``: same message, same attributes."""
-    cls = type(exc)
-    combined = _FAIL_FAST_CLASSES.get(cls)
-    if combined is None:
-        combined = type(cls.__name__, (cls, DropboxPermanentError), {"__module__": cls.__module__})
-        _FAIL_FAST_CLASSES[cls] = combined
-    copy = combined.__new__(combined, *exc.args)
-    copy.args = exc.args
-    copy.__dict__.update(exc.__dict__)
-    return copy
-
-
-def _fail_fast(execute: Callable[..., Any]) -> Callable[..., Any]:
-    """Re-raise errors whose class says ``permanent = True`` as fail-fast errors (no retry)."""
-
-    @functools.wraps(execute)
-    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return execute(self, *args, **kwargs)
-        except AirflowFailException:
-            raise
-        except Exception as exc:
-            if getattr(exc, "permanent", False) is True:
-                raise _fail_fast_copy(exc).with_traceback(exc.__traceback__) from exc.__cause__
-            raise
-
-    return wrapper
-
-
-class _DropboxBaseOperator(BaseOperator):
-    """Shared plumbing: the hook (built lazily in ``execute``), asset declaration, lineage reporting,
-    and the run-time check of the rendered fields (``_check_inputs``, first thing in every ``execute``)."""
-
-    ui_color = "#0061fe"
-    _local_path_fields: tuple[str, ...] = ()
-    """Fields holding a local path: refused when blank, relative (both would depend on the worker's cwd)
-    or ``/`` (the whole file system), before any request."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every operator's ``execute`` fails fast on errors no retry can fix (the error classes'
-        ``permanent`` attribute decides; this is the one place it is mapped to Airflow)."""
-        super().__init_subclass__(**kwargs)
-        if "execute" in cls.__dict__:
-            cls.execute = _fail_fast(cls.__dict__["execute"])  # type: ignore[method-assign]
-
-    def __init__(self, *, dropbox_conn_id: str = DropboxHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.dropbox_conn_id = dropbox_conn_id
-        self._hook: DropboxHook | None = None
-
-    @property
-    def hook(self) -> DropboxHook:
-        if self._hook is None:
-            self._hook = DropboxHook(dropbox_conn_id=self.dropbox_conn_id, **self._hook_kwargs())
-        return self._hook
-
-    def _hook_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def _check_inputs(self) -> None:
-        """Refuse bad rendered fields before any request or local write.
-
-        Airflow renders a field once, so a value that itself holds a template (from ``dag_run.conf``,
-        ``params`` or XCom) arrives here as ``/reports/{{ ds }}.csv`` and would name a file literally; a
-        blank template renders a local path to ``""``, the worker's current directory, and a relative
-        path lands wherever the executor started the task.
-        """
-        reject_unrendered_fields(self)
-        for name in self._local_path_fields:
-            check_local_path_arg(
-                getattr(self, name), field=name, route=type(self).__name__, allow_relative=False
-            )
-
-    def _declare_assets(self, *, inlets: Sequence[Any] = (), outlets: Sequence[Any] = ()) -> None:
-        """Add ``dropbox://`` assets for static Dropbox paths unless the user set inlets/outlets."""
-        if _templated(self.dropbox_conn_id):
-            return
-
-        def assets(paths: Sequence[Any]) -> list[Any]:
-            out = []
-            for path in paths:
-                if isinstance(path, str) and path and not _templated(path) and not path.startswith("id:"):
-                    try:
-                        out.append(create_asset(path=path, conn_id=self.dropbox_conn_id))
-                    except ValueError:
-                        continue
-            return out
-
-        if not self.inlets and (found := assets(inlets)):
-            self.inlets = found
-        if not self.outlets and (found := assets(outlets)):
-            self.outlets = found
-
-    def _lineage(self, *, inputs: Sequence[str] = (), outputs: Sequence[str] = ()) -> None:
-        """Report the rendered paths to hook lineage (OpenLineage); never fail the task over it."""
-        try:
-            from airflow.sdk.lineage import get_hook_lineage_collector
-
-            collector = get_hook_lineage_collector()
-            for path in inputs:
-                collector.add_input_asset(context=self.hook, uri=asset_uri(path, self.dropbox_conn_id))
-            for path in outputs:
-                collector.add_output_asset(context=self.hook, uri=asset_uri(path, self.dropbox_conn_id))
-        except Exception as exc:
-            self.log.debug("Lineage not recorded: %s", exc)
-
-
-class DropboxUploadOperator(_DropboxBaseOperator):
+class DropboxUploadOperator(DropboxBaseOperator):
     """
     Upload a local file, a local folder, or the files a local glob matches, to Dropbox.
 
@@ -406,7 +254,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
                         try:
                             entry = client.get_metadata(remote)
                         except Exception as exc:
-                            if _is_error(exc, "PathNotFoundError"):
+                            if isinstance(exc, PathNotFoundError):
                                 continue
                             raise
                         if entry.get(".tag", "file") == "file" and entry.get("path_lower"):
@@ -416,7 +264,7 @@ class DropboxUploadOperator(_DropboxBaseOperator):
                     if entry.get(".tag") == "file" and entry.get("path_lower"):
                         remote_meta[entry["path_lower"]] = entry
             except Exception as exc:
-                if not (_is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError")):
+                if not (isinstance(exc, PathNotFoundError) or isinstance(exc, NotAFolderError)):
                     raise
         todo: list[tuple[Path, str]] = []
         skipped: dict[str, dict[str, Any]] = {}
@@ -514,7 +362,7 @@ class DropboxChunkedUploadOperator(DropboxUploadOperator):
         super().__init__(chunk_size=chunk_size, parallelism=parallelism, **kwargs)
 
 
-class DropboxDownloadOperator(_DropboxBaseOperator):
+class DropboxDownloadOperator(DropboxBaseOperator):
     """
     Download a Dropbox file, or a folder's files (recursive, ``pattern`` glob), to a local path.
 
@@ -636,7 +484,7 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
         try:
             meta = self.hook.get_metadata(str(self.remote_path))
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError"):
+            if isinstance(exc, PathNotFoundError):
                 raise AirflowException(f"Dropbox path '{self.remote_path}' does not exist: {exc}") from exc
             raise
         self._lineage(inputs=[str(self.remote_path)])
@@ -669,7 +517,7 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
         )
 
 
-class DropboxDeleteOperator(_DropboxBaseOperator):
+class DropboxDeleteOperator(DropboxBaseOperator):
     """
     Delete Dropbox files or folders (a folder goes with its contents).
 
@@ -696,7 +544,7 @@ class DropboxDeleteOperator(_DropboxBaseOperator):
                 results.append(self.hook.delete(path))
                 self.log.info("Deleted Dropbox %s", path)
             except Exception as exc:
-                if self.missing_ok and _is_error(exc, "PathNotFoundError"):
+                if self.missing_ok and isinstance(exc, PathNotFoundError):
                     self.log.info("Dropbox %s was already gone", path)
                     results.append(None)
                     continue
@@ -705,7 +553,7 @@ class DropboxDeleteOperator(_DropboxBaseOperator):
         return results
 
 
-class DropboxCreateFolderOperator(_DropboxBaseOperator):
+class DropboxCreateFolderOperator(DropboxBaseOperator):
     """
     Create a Dropbox folder (and missing parents).
 
@@ -731,7 +579,7 @@ class DropboxCreateFolderOperator(_DropboxBaseOperator):
         return meta
 
 
-class _DropboxRelocateOperator(_DropboxBaseOperator):
+class _DropboxRelocateOperator(DropboxBaseOperator):
     template_fields: Sequence[str] = ("from_path", "to_path", "dropbox_conn_id")
     _verb = "relocate"
 
@@ -796,7 +644,7 @@ class DropboxCopyOperator(_DropboxRelocateOperator):
         return self.hook.copy(self.from_path, self.to_path, autorename=self.autorename)
 
 
-class DropboxCreateSharedLinkOperator(_DropboxBaseOperator):
+class DropboxCreateSharedLinkOperator(DropboxBaseOperator):
     """
     Share a Dropbox file or folder: return its shared link URL (the existing link when there is one).
 

@@ -50,7 +50,7 @@ def test_every_path_is_templated_and_conn_id_defaults(
 
 @pytest.mark.parametrize(("cls", "kwargs", "paths"), CASES, ids=IDS)
 def test_hook_not_created_during_init(cls: type[Any], kwargs: dict[str, Any], paths: set[str]) -> None:
-    with mock.patch("airflow_provider_dropbox.operators.dropbox.DropboxHook") as hook_cls:
+    with mock.patch("airflow_provider_dropbox.operators.base.DropboxHook") as hook_cls:
         op = cls(task_id="t", **kwargs)
     hook_cls.assert_not_called()
     assert op._hook is None
@@ -114,7 +114,9 @@ def test_chunked_upload_forces_a_session_with_explicit_chunking(tmp_path: Any) -
     )
     client = mock.MagicMock()
     client.list_folder.return_value = []
-    client.get_metadata.side_effect = type("PathNotFoundError", (Exception,), {})()
+    from airflow_provider_dropbox.client.errors import PathNotFoundError
+
+    client.get_metadata.side_effect = PathNotFoundError("not found", route="files/get_metadata")
     client.upload_file.return_value = {"path_display": "/f.bin"}
     op._hook = mock.MagicMock(get_conn=mock.MagicMock(return_value=client))
     assert op.execute({})["files"] == [{"path_display": "/f.bin"}]  # type: ignore[arg-type,index]
