@@ -7,21 +7,17 @@ asset scheduling and lineage work; templated paths are reported through hook lin
 
 from __future__ import annotations
 
-import fnmatch
-import glob
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_dropbox.client.errors import LocalPathError, NotAFolderError, PathNotFoundError
+from airflow_provider_dropbox.client.errors import PathNotFoundError
 from airflow_provider_dropbox.client.folders import (
+    OVERWRITE_POLICIES,
     Exclude,
-    UploadSelection,
-    check_upload_targets,
-    local_files,
+    LocalConflictError,
+    LocalSourceMissingError,
 )
 from airflow_provider_dropbox.operators.base import (
     XCOM_FILE_LIMIT,
@@ -52,36 +48,9 @@ __all__ = [
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_dropbox.client import DropboxClient
 
 MiB = 1024 * 1024
 WRITE_MODES = ("add", "overwrite", "update")
-OVERWRITE_POLICIES = ("if_changed", "never", "error")
-_GLOB_CHARS = ("*", "?", "[")
-_METADATA_LOOKUPS_PER_FOLDER = 16
-
-
-def _rooted_glob(pattern: str) -> bool:
-    """True for an absolute glob whose first component is a wildcard (``/**``, ``/*/x.csv``, ``//*``)."""
-    norm = os.path.normpath(pattern)
-    if not norm.startswith("/"):
-        return False
-    first = norm.lstrip("/").split("/", 1)[0]
-    return first == "" or any(ch in first for ch in _GLOB_CHARS)
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder.rstrip('/')}/{name}" if folder not in ("", "/") else f"/{name}"
-
-
-def _glob_base(pattern: str) -> str:
-    """The folder a glob starts from (``/data`` for ``/data/**/*.csv``): ``exclude`` sees paths below it."""
-    fixed: list[str] = []
-    for part in pattern.split("/")[:-1]:
-        if any(ch in part for ch in _GLOB_CHARS):
-            break
-        fixed.append(part)
-    return "/".join(fixed) or "/"
 
 
 class DropboxUploadOperator(DropboxBaseOperator):
@@ -196,91 +165,19 @@ class DropboxUploadOperator(DropboxBaseOperator):
     def _write_mode(self) -> str | dict[str, str]:
         return {"update": str(self.rev)} if self.mode == "update" else self.mode
 
-    def _plan(self) -> list[tuple[Path, str]]:
-        """(local file, Dropbox path) pairs for everything ``local_path`` designates."""
-        local = str(self.local_path)
-        remote = str(self.remote_path)
-        if any(ch in local for ch in _GLOB_CHARS) and not os.path.exists(local):
-            if _rooted_glob(local):
-                raise LocalPathError(
-                    f"local_path {local!r} is a glob rooted at '/': expanding it would walk the whole file "
-                    "system (every mount, /proc, network shares) and upload whatever matches; refusing. "
-                    "A template such as '{{ params.dir }}/**' with an empty value? Start the glob at the "
-                    "folder you mean, e.g. '/data/**/*.csv'",
-                    route=type(self).__name__,
-                    path=local,
-                )
-            selection = self._selection(pattern=None)
-            base = _glob_base(local)
-            matches = sorted(
-                Path(p)
-                for p in glob.glob(local, recursive=True)
-                if os.path.isfile(p) and selection.keep(Path(os.path.relpath(p, base)).as_posix())
-            )
-            selection.report(self.log, local)
-            return [(p, _join(remote, p.name)) for p in matches]
-        path = Path(local)
-        if path.is_dir():
-            selection = self._selection(pattern=str(self.pattern) if self.pattern else None)
-            files = sorted(local_files(path, self.recursive, selection, route=type(self).__name__))
-            selection.report(self.log, local)
-            return [(f, _join(remote, rel)) for f, rel in files]
-        if not path.exists():
-            raise AirflowException(f"Local path '{local}' does not exist (and is not a glob that matched)")
-        if remote.endswith("/"):
-            remote = _join(remote, path.name)
-        return [(path, remote)]
-
-    def _selection(self, *, pattern: str | None) -> UploadSelection:
-        return UploadSelection(
-            pattern=pattern, exclude=self.exclude or None, skip_disallowed_names=self.skip_disallowed_names
-        )
-
-    def _skip_identical(
-        self, client: DropboxClient, pairs: list[tuple[Path, str]]
-    ) -> tuple[list[tuple[Path, str]], dict[str, dict[str, Any]]]:
-        """Split off files whose content is already on Dropbox (one folder listing per parent)."""
-        from airflow_provider_dropbox.client.content_hash import content_hash_file
-
-        remote_meta: dict[str, dict[str, Any]] = {}
-        by_parent: dict[str, list[str]] = {}
-        for _, remote in pairs:
-            by_parent.setdefault(remote.rsplit("/", 1)[0], []).append(remote)
-        for parent, remotes in sorted(by_parent.items()):
-            try:
-                if len(remotes) <= _METADATA_LOOKUPS_PER_FOLDER:
-                    # A few files into a possibly huge folder: ask for them, don't list the folder.
-                    for remote in remotes:
-                        try:
-                            entry = client.get_metadata(remote)
-                        except Exception as exc:
-                            if isinstance(exc, PathNotFoundError):
-                                continue
-                            raise
-                        if entry.get(".tag", "file") == "file" and entry.get("path_lower"):
-                            remote_meta[entry["path_lower"]] = entry
-                    continue
-                for entry in client.list_folder(parent, recursive=False):
-                    if entry.get(".tag") == "file" and entry.get("path_lower"):
-                        remote_meta[entry["path_lower"]] = entry
-            except Exception as exc:
-                if not (isinstance(exc, PathNotFoundError) or isinstance(exc, NotAFolderError)):
-                    raise
-        todo: list[tuple[Path, str]] = []
-        skipped: dict[str, dict[str, Any]] = {}
-        for local, remote in pairs:
-            meta = remote_meta.get(remote.lower())
-            if meta is not None and meta.get("size") == local.stat().st_size:
-                if meta.get("content_hash") == content_hash_file(local):
-                    skipped[remote] = meta
-                    continue
-            todo.append((local, remote))
-        return todo, skipped
-
     def execute(self, context: Context) -> dict[str, Any] | list[Any]:
         self._check_inputs()
-        pairs = self._plan()
-        check_upload_targets(pairs, route=type(self).__name__)  # before any request: nothing partial
+        try:
+            pairs = self.hook.plan_upload(
+                str(self.local_path),
+                str(self.remote_path),
+                pattern=str(self.pattern) if self.pattern else None,
+                exclude=self.exclude or None,
+                skip_disallowed_names=self.skip_disallowed_names,
+                recursive=self.recursive,
+            )
+        except LocalSourceMissingError as exc:  # may appear later (an upstream task): retryable
+            raise AirflowException(str(exc)) from exc
         if not pairs:
             message = f"Nothing to upload: '{self.local_path}'"
             if self.pattern:
@@ -294,43 +191,22 @@ class DropboxUploadOperator(DropboxBaseOperator):
             raise AirflowFailException(  # the arguments, not the moment, are wrong: no retry
                 "mode='update' (by revision) applies to a single file, not a folder or glob"
             )
-        client = self.hook.get_conn()
-        todo, skipped = (
-            self._skip_identical(client, pairs)
-            if self.skip_identical and self.mode != "update"
-            else (pairs, {})
+        if len(pairs) > 1:
+            self.log.info("Uploading %d files to Dropbox %s", len(pairs), self.remote_path)
+        done = self.hook.upload_pairs(
+            pairs,
+            mode=self._write_mode(),
+            autorename=self.autorename,
+            chunk_size=self.chunk_size,
+            parallelism=self.parallelism,
+            single_request_limit=0 if self._force_session else self.single_request_limit,
+            skip_identical=self.skip_identical and self.mode != "update",
         )
-        if skipped:
-            self.log.info("%d file(s) already identical on Dropbox, not sent again", len(skipped))
-        uploaded: dict[str, dict[str, Any]] = {}
-        single_limit = 0 if self._force_session else self.single_request_limit
-        if len(todo) == 1 or (todo and (self._force_session or self.mode == "update")):
-            for local, remote in todo:
-                self.log.info("Uploading %s to Dropbox %s", local, remote)
-                kwargs: dict[str, Any] = {
-                    "mode": self._write_mode(),
-                    "autorename": self.autorename,
-                    "chunk_size": self.chunk_size,
-                    "parallelism": self.parallelism,
-                    "skip_if_identical": False,
-                }
-                if single_limit is not None:
-                    kwargs["single_request_limit"] = single_limit
-                uploaded[remote] = client.upload_file(local, remote, **kwargs)
-        elif todo:
-            self.log.info("Uploading %d files to Dropbox %s", len(todo), self.remote_path)
-            metas = client.upload_files(
-                [(str(local), remote) for local, remote in todo],
-                mode=self._write_mode(),
-                autorename=self.autorename,
-                chunk_size=self.chunk_size,
-                parallelism=self.parallelism,
-            )
-            uploaded.update({remote: meta for (_, remote), meta in zip(todo, metas, strict=True)})
-        results = [uploaded.get(remote) or skipped[remote] for _, remote in pairs]
         self._lineage(outputs=[remote for _, remote in pairs][:100])
-        self.log.info("Uploaded %d file(s), skipped %d identical", len(uploaded), len(skipped))
-        return self._result(results, uploaded=len(uploaded), skipped=len(skipped))
+        self.log.info(
+            "Uploaded %d file(s), skipped %d identical", done["uploaded"], done["skipped_identical"]
+        )
+        return self._result(done["files"], uploaded=done["uploaded"], skipped=done["skipped_identical"])
 
     def _result(
         self, metas: list[dict[str, Any]], *, uploaded: int, skipped: int
@@ -424,61 +300,6 @@ class DropboxDownloadOperator(DropboxBaseOperator):
     def _hook_kwargs(self) -> dict[str, Any]:
         return {"parallelism": self.parallelism} if self.parallelism else {}
 
-    @staticmethod
-    def _same_content(local: Path, meta: dict[str, Any]) -> bool:
-        from airflow_provider_dropbox.client.content_hash import content_hash_file
-
-        if not local.is_file() or local.stat().st_size != meta.get("size"):
-            return False
-        return bool(meta.get("content_hash")) and content_hash_file(local) == meta.get("content_hash")
-
-    def _download_one(self, meta: dict[str, Any]) -> list[str]:
-        local = Path(str(self.local_path))
-        if local.is_dir() or str(self.local_path).endswith(("/", os.sep)):
-            local = local / meta["name"]
-        if local.exists():
-            if local.is_dir():
-                raise AirflowException(
-                    f"Local path '{local}' is a folder; give a file path or a folder to fill"
-                )
-            if self._same_content(local, meta):
-                self.log.info("%s already has the same content; not downloaded again", local)
-                return []
-            if self.overwrite == "never":
-                self.log.info("%s exists and overwrite='never'; kept", local)
-                return []
-            if self.overwrite == "error":
-                raise AirflowException(
-                    f"Local file '{local}' exists with different content (overwrite='error')"
-                )
-        self.hook.download_file(meta.get("path_display") or str(self.remote_path), local)
-        return [str(local)]
-
-    def _check_no_conflicts(self) -> None:
-        """``overwrite='error'``: refuse before writing anything if a differing local file is in the way."""
-        root = str(self.remote_path).rstrip("/")
-        prefix = root.lower() + "/"
-        conflicts = []
-        for entry in self.hook.list_folder(root, recursive=self.recursive):
-            if entry.get(".tag") != "file":
-                continue
-            rel = (
-                entry["path_lower"][len(prefix) :]
-                if entry["path_lower"].startswith(prefix)
-                else entry["name"]
-            )
-            if self.pattern and not fnmatch.fnmatchcase(rel, str(self.pattern).lower()):
-                continue
-            display_rel = (entry.get("path_display") or entry["path_lower"])[len(prefix) :] or entry["name"]
-            local = Path(str(self.local_path)) / display_rel
-            if local.exists() and not self._same_content(local, entry):
-                conflicts.append(str(local))
-        if conflicts:
-            shown = ", ".join(conflicts[:10]) + (" ..." if len(conflicts) > 10 else "")
-            raise AirflowException(
-                f"{len(conflicts)} local file(s) exist with different content (overwrite='error'): {shown}"
-            )
-
     def execute(self, context: Context) -> dict[str, Any] | list[Any]:
         self._check_inputs()
         try:
@@ -488,26 +309,25 @@ class DropboxDownloadOperator(DropboxBaseOperator):
                 raise AirflowException(f"Dropbox path '{self.remote_path}' does not exist: {exc}") from exc
             raise
         self._lineage(inputs=[str(self.remote_path)])
-        if meta.get(".tag", "file") == "file":
-            written = self._download_one(meta)
-        else:
-            if self.overwrite == "error":
-                self._check_no_conflicts()
-            written = self.hook.download_folder(
+        try:
+            written = self.hook.download(
                 str(self.remote_path),
                 str(self.local_path),
                 recursive=self.recursive,
                 pattern=self.pattern,
-                overwrite=self.overwrite != "never",
+                overwrite=self.overwrite,
                 parallelism=self.parallelism,
+                metadata=meta,
             )
-            if not written:
-                message = f"Nothing downloaded from Dropbox '{self.remote_path}'"
-                message += f" matching '{self.pattern}'" if self.pattern else ""
-                message += " (no files, or all already up to date)"
-                if self.fail_on_empty:
-                    raise AirflowException(message)
-                self.log.warning("%s", message)
+        except LocalConflictError as exc:  # someone may move the local files away: retryable
+            raise AirflowException(str(exc)) from exc
+        if meta.get(".tag", "file") != "file" and not written:
+            message = f"Nothing downloaded from Dropbox '{self.remote_path}'"
+            message += f" matching '{self.pattern}'" if self.pattern else ""
+            message += " (no files, or all already up to date)"
+            if self.fail_on_empty:
+                raise AirflowException(message)
+            self.log.warning("%s", message)
         self.log.info("Downloaded %d file(s) to %s", len(written), self.local_path)
         return file_summary(
             [str(p) for p in written],
