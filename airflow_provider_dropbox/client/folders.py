@@ -57,12 +57,12 @@ def exclude_matcher(exclude: Exclude) -> Callable[[str], bool]:
         exclude = [exclude]
     if exclude is not None and not all(isinstance(p, str) for p in exclude):
         raise TypeError(f"exclude must be a glob or a list of globs (strings), got {exclude!r}")
-    patterns = [p.strip("/").lower() for p in exclude or () if p.strip("/")]
+    patterns = [path_key(p.strip("/")) for p in exclude or () if p.strip("/")]
 
     def excluded(rel: str) -> bool:
         if not patterns:
             return False
-        parts = rel.lower().split("/")
+        parts = path_key(rel).split("/")
         candidates = {"/".join(parts[: i + 1]) for i in range(len(parts))} | set(parts)
         return any(fnmatch.fnmatchcase(c, p) for p in patterns for c in candidates)
 
@@ -94,7 +94,7 @@ class UploadSelection:
         if self._excluded(rel):
             self.excluded.append(f"{rel}/")
             return False
-        if self.skip_disallowed_names and rel.rsplit("/", 1)[-1].lower() in DISALLOWED_NAMES:
+        if self.skip_disallowed_names and path_key(rel.rsplit("/", 1)[-1]) in DISALLOWED_NAMES:
             self.never_synced.append(f"{rel}/")
             return False
         return True
@@ -715,7 +715,8 @@ def local_files(
 
 
 def _matches(rel: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(rel.lower(), pattern.lower())
+    """``fnmatch`` ignoring case as Dropbox does (``casefold.path_key``: no final sigma, one dotted i)."""
+    return fnmatch.fnmatchcase(path_key(rel), path_key(pattern))
 
 
 def _run_parallel(func: Any, items: list[Any], parallelism: int) -> list[str]:
