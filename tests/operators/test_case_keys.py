@@ -64,8 +64,8 @@ def test_download_overwrite_error_sees_a_differing_file_below_a_folded_root(
 @pytest.mark.parametrize(
     ("name", "pattern", "same"),
     [
-        ("ΣΣΣ.csv", "σσσ*", True),  # no final sigma on Dropbox
-        ("İNDEX.csv", "i*", True),  # one i, not i + combining dot
+        ("ΣΣΣ", "σσσ", True),  # no final sigma on Dropbox
+        ("İNDEX.csv", "in*", True),  # one i, not i + combining dot
         ("ꙊЖ.csv", "ꙋж*", False),  # U+A64A has no lower-case on Dropbox (Unicode 5.1)
         ("ẞ.csv", "ß*", False),  # capital sharp s (5.1) stays as it is
         ("ﬁle.csv", "ﬁ*", True),  # a ligature is its own letter
