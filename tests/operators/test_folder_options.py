@@ -209,6 +209,7 @@ def test_hook_relative_local_dir_is_still_the_callers_choice(
     assert (tmp_path / "rel-out" / "a.csv").read_bytes() == b"rel"
 
 
+@pytest.mark.slow  # ~25 s: dag.test plus a deliberately slow 10 s upload
 def test_operator_upload_logs_progress_with_rate_and_eta(
     run_opts: RunOpts, hook: Any, root: str, tmp_path: Path, dropbox_default: EmulatorProcess
 ) -> None:
