@@ -598,6 +598,47 @@ class DropboxHook(BaseHook):
 
         return _entries(batch.delete_batch(self.get_conn(), paths, raise_on_failure=raise_on_failure))
 
+    def delete_many(self, paths: Sequence[str], *, missing_ok: bool = False) -> list[dict[str, Any] | None]:
+        """
+        Delete several files or folders: one ``files/delete_batch`` job per 1000 paths, not a call each.
+
+        A path already gone is ``None`` with ``missing_ok``; otherwise ``PathNotFoundError`` names every
+        missing path. Any other failed entry raises ``BatchError`` (every entry's outcome attached); the
+        entries that succeeded are deleted either way, as with one call per path.
+
+        :param paths: Dropbox paths.
+        :param missing_ok: Accept paths that are already gone.
+        :return: Per path, in the order given: the deleted item's metadata, or ``None`` (missing).
+        """
+        from airflow_provider_dropbox.client import batch
+
+        if len(paths) == 1:
+            try:
+                return [self.delete(paths[0])]
+            except errors.PathNotFoundError:
+                if missing_ok:
+                    return [None]
+                raise
+        route = "files/delete_batch"
+        entries = batch.delete_batch(self.get_conn(), list(paths), raise_on_failure=False)
+        missing = [e.path for e in entries if not e.ok and "not_found" in e.tags]
+        failed = [e for e in entries if not e.ok and "not_found" not in e.tags]
+        if failed:
+            shown = ", ".join(f"'{e.path}' ({'/'.join(e.tags) or 'error'})" for e in failed[:5])
+            raise batch.BatchError(
+                f"{len(failed)} of {len(entries)} deletes failed ({route}): {shown}; the others were done",
+                entries=entries,
+                route=route,
+            )
+        if missing and not missing_ok:
+            raise errors.PathNotFoundError(
+                f"{len(missing)} path(s) to delete do not exist: {', '.join(missing[:10])}; pass "
+                "missing_ok=True to accept paths that are already gone (the others were deleted)",
+                route=route,
+                path=missing[0],
+            )
+        return [e.metadata if e.ok else None for e in entries]
+
     def create_folder_batch(
         self, paths: list[str], *, autorename: bool = False, raise_on_failure: bool = True
     ) -> list[dict[str, Any]]:

@@ -358,17 +358,9 @@ class DropboxDeleteOperator(DropboxBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any] | None]:
         self._check_inputs()
         paths = [self.path] if isinstance(self.path, str) else list(self.path)
-        results: list[dict[str, Any] | None] = []
-        for path in paths:
-            try:
-                results.append(self.hook.delete(path))
-                self.log.info("Deleted Dropbox %s", path)
-            except Exception as exc:
-                if self.missing_ok and isinstance(exc, PathNotFoundError):
-                    self.log.info("Dropbox %s was already gone", path)
-                    results.append(None)
-                    continue
-                raise
+        results = self.hook.delete_many(paths, missing_ok=self.missing_ok)  # one batch job, not a call each
+        for path, meta in zip(paths, results, strict=True):
+            self.log.info("Deleted Dropbox %s" if meta else "Dropbox %s was already gone", path)
         self._lineage(outputs=paths)
         return results
 
