@@ -631,6 +631,22 @@ class DropboxHook(BaseHook):
                 route=route,
             )
         if missing and not missing_ok:
+            # As ``delete`` does after a lost answer: a path Dropbox remembers as deleted was deleted (by a
+            # re-sent job or an earlier attempt of this task); one that never existed is an error.
+            remembered: dict[str, dict[str, Any]] = {}
+            for path in missing:
+                try:
+                    meta = self.get_metadata(path, include_deleted=True)
+                except errors.PathNotFoundError:
+                    continue
+                if meta.get(".tag") == "deleted":
+                    remembered[path] = meta
+            missing = [p for p in missing if p not in remembered]
+            entries = [
+                batch.BatchEntry(e.path, metadata=remembered[e.path]) if e.path in remembered else e
+                for e in entries
+            ]
+        if missing and not missing_ok:
             raise errors.PathNotFoundError(
                 f"{len(missing)} path(s) to delete do not exist: {', '.join(missing[:10])}; pass "
                 "missing_ok=True to accept paths that are already gone (the others were deleted)",

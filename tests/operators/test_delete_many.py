@@ -49,3 +49,14 @@ def test_missing_paths_fail_naming_them_or_are_none_with_missing_ok(
     ).execute({})  # type: ignore[arg-type]
     assert result[0] is None and result[1]["name"] == "b.txt"  # type: ignore[index]
     assert not hook.exists(f"{root}/b.txt")
+
+
+def test_a_path_dropbox_remembers_as_deleted_counts_as_deleted(hook: Any, root: str, tmp_path: Any) -> None:
+    """A task retry after the batch ran (or a re-sent job after a lost answer) finds the paths gone; as
+    with a single delete, a path Dropbox remembers as deleted is done, not an error."""
+    for name in ("a.txt", "b.txt"):
+        _put(hook, tmp_path, f"{root}/{name}")
+    paths = [f"{root}/a.txt", f"{root}/b.txt"]
+    DropboxDeleteOperator(task_id="d", path=paths).execute({})  # type: ignore[arg-type]
+    again = DropboxDeleteOperator(task_id="d", path=paths).execute({})  # type: ignore[arg-type]
+    assert [m[".tag"] for m in again] == ["deleted", "deleted"]  # type: ignore[index]
