@@ -507,10 +507,16 @@ def upload_folder(
             route="upload_folder",
             path=str(base),
         )
-    selection = UploadSelection(pattern=pattern, exclude=exclude, skip_disallowed_names=skip_disallowed_names)
-    pairs = [(str(path), f"{root}/{rel}") for path, rel in local_files(base, recursive, selection)]
-    selection.report(log, str(base))
-    check_upload_targets(pairs, route="upload_folder")
+    planned = plan_upload(
+        base,
+        root or "/",
+        pattern=pattern,
+        exclude=exclude,
+        skip_disallowed_names=skip_disallowed_names,
+        recursive=recursive,
+        route="upload_folder",
+    )
+    pairs = [(str(path), remote) for path, remote in planned]
     for _, remote in pairs:
         check_remote_path(remote, route="upload_folder")
     if not pairs:
