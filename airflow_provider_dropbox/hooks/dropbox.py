@@ -63,6 +63,9 @@ class DropboxHook(BaseHook):
         "Retry deadline (s)" field (extra ``retry_deadline``), else 600.
     """
 
+    OVERWRITE_POLICIES = folders.OVERWRITE_POLICIES
+    """What ``download`` does with a differing local file: ``if_changed``, ``never``, ``error``."""
+
     conn_name_attr = "dropbox_conn_id"
     default_conn_name = "dropbox_default"
     conn_type = "dropbox"
@@ -501,6 +504,11 @@ class DropboxHook(BaseHook):
         )
         files: list[dict[str, Any]] = result["files"]
         return files
+
+    @staticmethod
+    def check_local_path(value: str | os.PathLike[str], *, field: str, route: str) -> None:
+        """Refuse a blank, relative or ``/`` local path before any request (``LocalPathError``)."""
+        folders.check_local_path_arg(value, field=field, route=route, allow_relative=False)
 
     # -- changes --------------------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
-from airflow_provider_dropbox.client.folders import check_local_path_arg
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
 __all__ = [
@@ -158,9 +157,7 @@ class DropboxBaseOperator(BaseOperator):
         """
         reject_unrendered_fields(self)
         for name in self._local_path_fields:
-            check_local_path_arg(
-                getattr(self, name), field=name, route=type(self).__name__, allow_relative=False
-            )
+            DropboxHook.check_local_path(getattr(self, name), field=name, route=type(self).__name__)
 
     def _declare_assets(self, *, inlets: Sequence[Any] = (), outlets: Sequence[Any] = ()) -> None:
         """Add ``dropbox://`` assets for static Dropbox paths unless the user set inlets/outlets."""

@@ -13,12 +13,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_dropbox.client.errors import PathNotFoundError
-from airflow_provider_dropbox.client.folders import (
-    OVERWRITE_POLICIES,
-    Exclude,
-    LocalConflictError,
-    LocalSourceMissingError,
-)
+from airflow_provider_dropbox.client.folders import LocalConflictError, LocalSourceMissingError
+from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 from airflow_provider_dropbox.operators.base import (
     XCOM_FILE_LIMIT,
     DropboxBaseOperator,
@@ -47,6 +43,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_dropbox.client.folders import Exclude  # a type only
+
+OVERWRITE_POLICIES = DropboxHook.OVERWRITE_POLICIES
 
 
 MiB = 1024 * 1024
