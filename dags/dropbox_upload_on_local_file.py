@@ -2,9 +2,10 @@
 
 A file is picked up only once it has stopped growing (same size and mtime across ``settle_seconds``) and
 is not a temp/partial file, so a half-written file is never uploaded. Large files go through a chunked,
-parallel upload session automatically. The file is moved to ``archive`` only after Dropbox's
-``content_hash`` and size match the local bytes and the file did not change during the upload; on any
-failure it stays where it is for the next run.
+parallel upload session automatically. ``DropboxHook.upload_file`` returns only once Dropbox's
+``content_hash`` and size match the bytes it read (else it raises), so the file is moved to ``archive``
+when the upload returned and the file did not change since it was read; on any failure it stays where it
+is for the next run.
 """
 
 from __future__ import annotations
@@ -66,8 +67,7 @@ with DAG(
 
     @task(retries=2, retry_delay=timedelta(seconds=20))
     def upload_and_archive(rel_path: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Upload one file, verify it, then archive it; any failure leaves it in the inbox."""
-        from airflow_provider_dropbox.client.content_hash import content_hash_file
+        """Upload one file (verified by the hook), then archive it; any failure leaves it in the inbox."""
         from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
         source = Path(params["inbox"]) / rel_path
@@ -82,12 +82,6 @@ with DAG(
         stamp = ("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev")
         if any(getattr(after, k) != getattr(before, k) for k in stamp):
             raise RuntimeError(f"{source} changed during the upload; it stays in the inbox for the next run")
-        local_hash = content_hash_file(source)
-        if meta["size"] != after.st_size or meta["content_hash"] != local_hash:
-            raise RuntimeError(
-                f"Dropbox copy of {source} does not match the local bytes "
-                f"(size {meta['size']} vs {after.st_size}); it stays in the inbox"
-            )
         target = Path(params["archive"]) / rel_path
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():

@@ -9,32 +9,38 @@ A folder upload leaves out what ``exclude`` matches and, by default, the names D
 from __future__ import annotations
 
 import fnmatch
+import glob
 import logging
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from airflow_provider_dropbox.casefold import path_key
 from airflow_provider_dropbox.client.config import check_parallelism
 from airflow_provider_dropbox.client.content_hash import content_hash_file
-from airflow_provider_dropbox.client.errors import DisallowedNameError, LocalPathError
+from airflow_provider_dropbox.client.errors import (
+    DisallowedNameError,
+    LocalPathError,
+    NotAFolderError,
+    PathNotFoundError,
+)
 from airflow_provider_dropbox.client.paths import (
     DISALLOWED_NAMES,
     check_remote_path,
     disallowed_name,
     special_kind,
 )
+from airflow_provider_dropbox.client.progress import ProgressCallback
+from airflow_provider_dropbox.client.upload import WriteMode
 
 if TYPE_CHECKING:
     from airflow_provider_dropbox.client import DropboxClient
 
 log = logging.getLogger(__name__)
 
-WriteMode: TypeAlias = Literal["add", "overwrite"] | Mapping[str, str]
-"""``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}`` (Dropbox WriteMode)."""
 Exclude: TypeAlias = str | Sequence[str] | None
 """One glob or several (``"*.tmp"``, ``[".git", "cache/*"]``); see ``exclude_matcher``."""
 _NEVER_SYNCED = "desktop.ini, thumbs.db, .ds_store, Icon\\r, .dropbox, .dropbox.attr"
@@ -51,12 +57,12 @@ def exclude_matcher(exclude: Exclude) -> Callable[[str], bool]:
         exclude = [exclude]
     if exclude is not None and not all(isinstance(p, str) for p in exclude):
         raise TypeError(f"exclude must be a glob or a list of globs (strings), got {exclude!r}")
-    patterns = [p.strip("/").lower() for p in exclude or () if p.strip("/")]
+    patterns = [path_key(p.strip("/")) for p in exclude or () if p.strip("/")]
 
     def excluded(rel: str) -> bool:
         if not patterns:
             return False
-        parts = rel.lower().split("/")
+        parts = path_key(rel).split("/")
         candidates = {"/".join(parts[: i + 1]) for i in range(len(parts))} | set(parts)
         return any(fnmatch.fnmatchcase(c, p) for p in patterns for c in candidates)
 
@@ -88,7 +94,7 @@ class UploadSelection:
         if self._excluded(rel):
             self.excluded.append(f"{rel}/")
             return False
-        if self.skip_disallowed_names and rel.rsplit("/", 1)[-1].lower() in DISALLOWED_NAMES:
+        if self.skip_disallowed_names and path_key(rel.rsplit("/", 1)[-1]) in DISALLOWED_NAMES:
             self.never_synced.append(f"{rel}/")
             return False
         return True
@@ -248,7 +254,7 @@ def download_folder(
     *,
     recursive: bool = True,
     pattern: str | None = None,
-    overwrite: bool = True,
+    overwrite: bool | str = True,
     parallelism: int = 8,
 ) -> list[str]:
     """Download the files under ``remote_dir`` into ``local_dir``, keeping the relative layout.
@@ -258,10 +264,13 @@ def download_folder(
     :param local_dir: Local folder (created; not blank, not ``/``); no file is written outside it.
     :param recursive: Include subfolders.
     :param pattern: ``fnmatch`` glob on the relative path, case-insensitive as Dropbox (``*`` crosses ``/``).
-    :param overwrite: Replace local files whose content differs; False keeps every existing local file.
+    :param overwrite: ``True``/``"if_changed"`` replaces local files whose content differs;
+        ``False``/``"never"`` keeps every existing local file; ``"error"`` raises ``LocalConflictError``
+        naming them, before anything is written, if any local file would be replaced by different content.
     :param parallelism: Files downloaded at once.
     :return: Local paths written (files already identical, or kept because ``overwrite`` is False, are not).
     """
+    policy = overwrite_policy(overwrite)
     check_local_path_arg(local_dir, field="local_dir", route="download_folder")
     check_parallelism(parallelism)
     root = check_remote_path(remote_dir, route="download_folder", allow_root=True)
@@ -286,8 +295,10 @@ def download_folder(
         elif entry.get(".tag") == "file":
             plan.append((entry, target))
 
+    if policy == "error" and (conflicts := download_conflicts(plan)):
+        raise LocalConflictError(conflicts)
     _make_dirs([base] if pattern is not None else [base, *dirs])  # empty folders too: same shape
-    todo = [(entry, target) for entry, target in plan if _needs_download(entry, target, overwrite)]
+    todo = [(entry, target) for entry, target in plan if _needs_download(entry, target, policy != "never")]
     log.info(
         "Downloading %d of %d files from Dropbox '%s' to %s", len(todo), len(plan), remote_dir or "/", base
     )
@@ -299,6 +310,161 @@ def download_folder(
         return str(target)
 
     return _run_parallel(fetch, todo, parallelism)
+
+
+OVERWRITE_POLICIES = ("if_changed", "never", "error")
+
+
+def overwrite_policy(overwrite: bool | str) -> str:
+    """``"if_changed"``, ``"never"`` or ``"error"`` (``True``/``False`` mean if_changed/never)."""
+    if overwrite is True:
+        return "if_changed"
+    if overwrite is False:
+        return "never"
+    if overwrite not in OVERWRITE_POLICIES:
+        raise ValueError(f"overwrite must be one of {', '.join(OVERWRITE_POLICIES)}, not {overwrite!r}")
+    return str(overwrite)
+
+
+class LocalConflictError(LocalPathError):
+    """``overwrite='error'``: local files are in the way with different content; nothing was written."""
+
+    def __init__(self, conflicts: Sequence[str]) -> None:
+        shown = ", ".join(conflicts[:10]) + (" ..." if len(conflicts) > 10 else "")
+        super().__init__(
+            f"{len(conflicts)} local file(s) exist with different content (overwrite='error'): {shown}; "
+            "move them away or pick overwrite='if_changed'/'never'. Nothing was downloaded",
+            route="download_folder",
+            path=conflicts[0] if conflicts else "",
+        )
+        self.conflicts = list(conflicts)
+
+
+def download_file_to(
+    client: DropboxClient,
+    meta: Mapping[str, Any],
+    local_path: str | os.PathLike[str],
+    *,
+    overwrite: bool | str = True,
+    progress: ProgressCallback | None = None,
+) -> list[str]:
+    """Download the Dropbox file ``meta`` describes to ``local_path`` (an existing folder, or a path ending
+    in the separator, receives it under its own name), unless the local file already has its content.
+
+    :return: ``[local path]`` when written, ``[]`` when skipped (identical, or kept by ``"never"``).
+    """
+    policy = overwrite_policy(overwrite)
+    raw = os.fspath(local_path)
+    local = Path(raw)
+    if local.is_dir() or raw.endswith(("/", os.sep)):
+        local = local / str(meta["name"])
+    if local.exists():
+        if local.is_dir():
+            raise LocalPathError(
+                f"Local path '{local}' is a folder; give a file path or a folder to fill",
+                route="download_file",
+                path=str(local),
+            )
+        if same_content(local, meta):
+            log.info("%s already has the same content; not downloaded again", local)
+            return []
+        if policy == "never":
+            log.info("%s exists and overwrite='never'; kept", local)
+            return []
+        if policy == "error":
+            raise LocalConflictError([str(local)])
+    client.download_file(str(meta.get("path_display") or meta["path_lower"]), local, progress=progress)
+    return [str(local)]
+
+
+class LocalSourceMissingError(LocalPathError):
+    """The local file, folder or glob to upload is not there (yet): an upstream step may still write it."""
+
+    permanent = False
+
+
+_GLOB_CHARS = ("*", "?", "[")
+
+
+def _rooted_glob(pattern: str) -> bool:
+    """True for an absolute glob whose first component is a wildcard (``/**``, ``/*/x.csv``, ``//*``)."""
+    norm = os.path.normpath(pattern)
+    if not norm.startswith("/"):
+        return False
+    first = norm.lstrip("/").split("/", 1)[0]
+    return first == "" or any(ch in first for ch in _GLOB_CHARS)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}" if folder not in ("", "/") else f"/{name}"
+
+
+def _glob_base(pattern: str) -> str:
+    """The folder a glob starts from (``/data`` for ``/data/**/*.csv``): ``exclude`` sees paths below it."""
+    fixed: list[str] = []
+    for part in pattern.split("/")[:-1]:
+        if any(ch in part for ch in _GLOB_CHARS):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or "/"
+
+
+def plan_upload(
+    local_path: str | os.PathLike[str],
+    remote_path: str,
+    *,
+    pattern: str | None = None,
+    exclude: Exclude = None,
+    skip_disallowed_names: bool = True,
+    recursive: bool = True,
+    route: str = "upload",
+    logger: Any = None,
+) -> list[tuple[Path, str]]:
+    """``(local file, Dropbox path)`` pairs for what ``local_path`` designates, checked before any request.
+
+    ``local_path`` is a file (``remote_path`` ending in ``/`` means "into this folder, same name"), a folder
+    (its layout under ``remote_path``, filtered by ``pattern``) or a glob (each match into the
+    ``remote_path`` folder). ``exclude`` and never-synced names are left out, with a log line on
+    ``logger``. Refuses a glob rooted at ``/`` and, with ``check_upload_targets``, names Dropbox would
+    store only in part."""
+    logger = logger or log
+    local = os.fspath(local_path)
+    remote = str(remote_path)
+    pairs: list[tuple[Path, str]]
+    if any(ch in local for ch in _GLOB_CHARS) and not os.path.exists(local):
+        if _rooted_glob(local):
+            raise LocalPathError(
+                f"local_path {local!r} is a glob rooted at '/': expanding it would walk the whole file "
+                "system (every mount, /proc, network shares) and upload whatever matches; refusing. "
+                "A template such as '{{ params.dir }}/**' with an empty value? Start the glob at the "
+                "folder you mean, e.g. '/data/**/*.csv'",
+                route=route,
+                path=local,
+            )
+        selection = UploadSelection(exclude=exclude or None, skip_disallowed_names=skip_disallowed_names)
+        base = _glob_base(local)
+        matches = sorted(
+            Path(p)
+            for p in glob.glob(local, recursive=True)
+            if os.path.isfile(p) and selection.keep(Path(os.path.relpath(p, base)).as_posix())
+        )
+        selection.report(logger, local)
+        pairs = [(p, _join(remote, p.name)) for p in matches]
+    elif (path := Path(local)).is_dir():
+        selection = UploadSelection(
+            pattern=pattern or None, exclude=exclude or None, skip_disallowed_names=skip_disallowed_names
+        )
+        files = sorted(local_files(path, recursive, selection, route=route))
+        selection.report(logger, local)
+        pairs = [(f, _join(remote, rel)) for f, rel in files]
+    elif not path.exists():
+        raise LocalSourceMissingError(
+            f"Local path '{local}' does not exist (and is not a glob that matched)", route=route, path=local
+        )
+    else:
+        pairs = [(path, _join(remote, path.name) if remote.endswith("/") else remote)]
+    check_upload_targets(pairs, route=route)  # before any request: nothing partial
+    return pairs
 
 
 def upload_folder(
@@ -341,10 +507,16 @@ def upload_folder(
             route="upload_folder",
             path=str(base),
         )
-    selection = UploadSelection(pattern=pattern, exclude=exclude, skip_disallowed_names=skip_disallowed_names)
-    pairs = [(str(path), f"{root}/{rel}") for path, rel in local_files(base, recursive, selection)]
-    selection.report(log, str(base))
-    check_upload_targets(pairs, route="upload_folder")
+    planned = plan_upload(
+        base,
+        root or "/",
+        pattern=pattern,
+        exclude=exclude,
+        skip_disallowed_names=skip_disallowed_names,
+        recursive=recursive,
+        route="upload_folder",
+    )
+    pairs = [(str(path), remote) for path, remote in planned]
     for _, remote in pairs:
         check_remote_path(remote, route="upload_folder")
     if not pairs:
@@ -438,9 +610,80 @@ def _needs_download(entry: Mapping[str, Any], target: Path, overwrite: bool) -> 
         )
     if not overwrite:
         return False
-    return not (
-        target.stat().st_size == entry.get("size") and content_hash_file(target) == entry.get("content_hash")
-    )
+    return not same_content(target, entry)
+
+
+def same_content(local: Path, meta: Mapping[str, Any]) -> bool:
+    """True when the local file already holds Dropbox's bytes: same size, same content hash.
+
+    The one skip-if-identical test of folder and glob transfers (uploads and downloads alike); a
+    special file (FIFO, device) is never opened."""
+    try:
+        st = local.stat()
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != meta.get("size") or not meta.get("content_hash"):
+        return False
+    return content_hash_file(local) == meta.get("content_hash")
+
+
+METADATA_LOOKUPS_PER_FOLDER = 16
+"""Up to this many files into one Dropbox folder: ask for each (``get_metadata``), don't list the folder."""
+
+
+def split_identical(
+    client: DropboxClient, pairs: Sequence[tuple[Path, str]]
+) -> tuple[list[tuple[Path, str]], dict[str, dict[str, Any]]]:
+    """Split ``(local, remote)`` upload pairs into those to send and those already on Dropbox unchanged.
+
+    Returns ``(todo, skipped)``, ``skipped`` mapping the given remote path to Dropbox's metadata. A few
+    files into a folder are looked up one by one (the answer belongs to the path asked for: no key is
+    computed); many are matched against one listing of their folder by the server's ``path_lower`` and
+    ``casefold.path_key`` of the path given, as Dropbox compares names (Greek final sigma, Turkish dotted
+    I), never by Python's ``str.lower``."""
+    found: dict[str, dict[str, Any]] = {}
+    by_parent: dict[str, list[str]] = {}
+    for _, remote in pairs:
+        by_parent.setdefault(remote.rsplit("/", 1)[0], []).append(remote)
+    for parent, remotes in sorted(by_parent.items()):
+        try:
+            if len(remotes) <= METADATA_LOOKUPS_PER_FOLDER:
+                for remote in remotes:
+                    try:
+                        entry = client.get_metadata(remote)
+                    except PathNotFoundError:
+                        continue
+                    if entry.get(".tag", "file") == "file":
+                        found[remote] = entry
+                continue
+            listed = {
+                e["path_lower"]: e
+                for e in client.list_folder(parent, recursive=False)
+                if e.get(".tag") == "file" and e.get("path_lower")
+            }
+            for remote in remotes:
+                if (hit := listed.get(path_key(remote))) is not None:
+                    found[remote] = hit
+        except (PathNotFoundError, NotAFolderError):
+            continue
+    todo: list[tuple[Path, str]] = []
+    skipped: dict[str, dict[str, Any]] = {}
+    for local, remote in pairs:
+        meta = found.get(remote)
+        if meta is not None and same_content(local, meta):
+            skipped[remote] = meta
+        else:
+            todo.append((local, remote))
+    return todo, skipped
+
+
+def download_conflicts(planned: Iterable[tuple[Mapping[str, Any], Path]]) -> list[str]:
+    """Local files a download would replace with different content (``overwrite='error'``)."""
+    return [
+        str(target)
+        for entry, target in planned
+        if (target.exists() or target.is_symlink()) and not same_content(target, entry)
+    ]
 
 
 def local_files(
@@ -478,7 +721,8 @@ def local_files(
 
 
 def _matches(rel: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(rel.lower(), pattern.lower())
+    """``fnmatch`` ignoring case as Dropbox does (``casefold.path_key``: no final sigma, one dotted i)."""
+    return fnmatch.fnmatchcase(path_key(rel), path_key(pattern))
 
 
 def _run_parallel(func: Any, items: list[Any], parallelism: int) -> list[str]:

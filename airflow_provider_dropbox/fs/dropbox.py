@@ -29,16 +29,13 @@ from typing import TYPE_CHECKING, Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from airflow_provider_dropbox.casefold import path_key
+from airflow_provider_dropbox.client.errors import NotAFolderError, PathConflictError, PathNotFoundError
 
 if TYPE_CHECKING:
     from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 
 schemes = ["dropbox"]
 UTC = timezone.utc  # datetime.UTC is Python 3.11+; the package supports 3.10
-
-
-def _is_error(exc: BaseException, *names: str) -> bool:
-    return any(cls.__name__ in names for cls in type(exc).__mro__)
 
 
 class FileChangedError(OSError):
@@ -135,7 +132,7 @@ class DropboxFileSystem(AbstractFileSystem):
         try:
             meta = self.hook.get_metadata(path)
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError"):
+            if isinstance(exc, PathNotFoundError):
                 raise FileNotFoundError(path) from exc
             raise
         if meta.get(".tag") == "deleted":
@@ -149,9 +146,9 @@ class DropboxFileSystem(AbstractFileSystem):
         try:
             entries = [self._entry_info(e) for e in self.hook.list_folder(self._api(path), recursive=False)]
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError"):
+            if isinstance(exc, PathNotFoundError):
                 raise FileNotFoundError(path) from exc
-            if _is_error(exc, "NotAFolderError"):
+            if isinstance(exc, NotAFolderError):
                 return [self.info(path)] if detail else [path]
             raise
         if not entries and path != "/":
@@ -228,7 +225,7 @@ class DropboxFileSystem(AbstractFileSystem):
         try:
             self.hook.delete(self._strip_protocol(path))
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError"):
+            if isinstance(exc, PathNotFoundError):
                 raise FileNotFoundError(path) from exc
             raise
 
@@ -341,7 +338,7 @@ class DropboxFile(AbstractBufferedFile):
             try:
                 self.fs.hook.upload_file(self._spool.name, self.path, mode=self._write_mode)
             except Exception as exc:
-                if not _is_error(exc, "PathConflictError"):
+                if not isinstance(exc, PathConflictError):
                     raise
                 if self.mode == "xb":
                     raise FileExistsError(

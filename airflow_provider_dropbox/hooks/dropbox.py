@@ -8,7 +8,8 @@ import logging
 import os
 import ssl
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -30,7 +31,8 @@ from airflow_provider_dropbox.client.progress import ProgressLogger
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_dropbox.client.folders import Exclude, WriteMode
+    from airflow_provider_dropbox.client.folders import Exclude
+    from airflow_provider_dropbox.client.upload import WriteMode
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ class DropboxHook(BaseHook):
     :param retry_deadline: Seconds after which retries of one call give up; default: the connection's
         "Retry deadline (s)" field (extra ``retry_deadline``), else 600.
     """
+
+    OVERWRITE_POLICIES = folders.OVERWRITE_POLICIES
+    """What ``download`` does with a differing local file: ``if_changed``, ``never``, ``error``."""
 
     conn_name_attr = "dropbox_conn_id"
     default_conn_name = "dropbox_default"
@@ -276,7 +281,7 @@ class DropboxHook(BaseHook):
         *,
         recursive: bool = True,
         pattern: str | None = None,
-        overwrite: bool = True,
+        overwrite: bool | str = True,
         parallelism: int | None = None,
     ) -> list[str]:
         """
@@ -287,7 +292,9 @@ class DropboxHook(BaseHook):
             outside it.
         :param recursive: Include subfolders.
         :param pattern: Glob on the path relative to ``remote_dir``, e.g. ``*.csv`` (case-insensitive).
-        :param overwrite: Replace local files that differ; with False, existing local files are kept.
+        :param overwrite: ``True``/``"if_changed"`` replaces local files that differ; ``False``/``"never"``
+            keeps existing local files; ``"error"`` raises ``LocalConflictError`` before writing anything if
+            a local file would be replaced by different content.
         :param parallelism: Files downloaded at once (default: the hook's).
         :return: The local paths written.
         """
@@ -301,6 +308,150 @@ class DropboxHook(BaseHook):
             parallelism=check_parallelism(parallelism, allow_none=True) or self.parallelism,
         )
 
+    def download(
+        self,
+        remote_path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        recursive: bool = True,
+        pattern: str | None = None,
+        overwrite: bool | str = "if_changed",
+        parallelism: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """
+        Download a file or a folder's files, skipping local files that already hold the same content.
+
+        :param remote_path: Dropbox file or folder.
+        :param local_path: Local file, or folder (an existing folder, or a path ending in the separator,
+            receives a file under its own name).
+        :param recursive: Include subfolders (folders).
+        :param pattern: Glob on the path relative to ``remote_path`` (folders, case-insensitive).
+        :param overwrite: ``"if_changed"``, ``"never"`` or ``"error"`` (raises ``LocalConflictError``
+            before writing anything if a local file holds different content).
+        :param parallelism: Files (or ranges of one large file) fetched at once (default: the hook's).
+        :param metadata: The item's metadata when the caller already has it (saves one request).
+        :return: The local paths written.
+        """
+        meta = metadata if metadata is not None else self.get_metadata(remote_path)
+        if meta.get(".tag", "file") == "file":
+            return folders.download_file_to(
+                self.get_conn(),
+                meta,
+                local_path,
+                overwrite=overwrite,
+                progress=self._progress(f"Download {remote_path}"),
+            )
+        return self.download_folder(
+            remote_path,
+            local_path,
+            recursive=recursive,
+            pattern=pattern,
+            overwrite=overwrite,
+            parallelism=parallelism,
+        )
+
+    def plan_upload(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_path: str,
+        *,
+        pattern: str | None = None,
+        exclude: Exclude = None,
+        skip_disallowed_names: bool = True,
+        recursive: bool = True,
+    ) -> list[tuple[Path, str]]:
+        """
+        The ``(local file, Dropbox path)`` pairs a file, folder or glob upload would send; no request.
+
+        :param local_path: Local file, folder or glob (not blank, not ``/``, no glob rooted at ``/``).
+        :param remote_path: Dropbox file (single file; ending in ``/``: into that folder) or folder.
+        :param pattern: Glob on the path relative to a local folder (case-insensitive).
+        :param exclude: Glob(s) to leave out, matched on the relative path, its folders and its names.
+        :param skip_disallowed_names: Skip, with a log line, names Dropbox never syncs; False refuses.
+        :param recursive: Include subfolders of a local folder.
+        """
+        return folders.plan_upload(
+            local_path,
+            remote_path,
+            pattern=pattern,
+            exclude=exclude,
+            skip_disallowed_names=skip_disallowed_names,
+            recursive=recursive,
+            logger=self.log,
+        )
+
+    def upload_pairs(
+        self,
+        pairs: Sequence[tuple[str | os.PathLike[str], str]],
+        *,
+        mode: WriteMode = "add",
+        autorename: bool = False,
+        chunk_size: int | None = None,
+        parallelism: int | None = None,
+        single_request_limit: int | None = None,
+        skip_identical: bool = True,
+    ) -> dict[str, Any]:
+        """
+        Upload ``(local file, Dropbox path)`` pairs, logging progress (MB/s, ETA) every few seconds.
+
+        One file goes through ``upload_file`` (an upload session above ``single_request_limit``; 0 forces
+        one); several go up in parallel with batched commits. With ``skip_identical``, files whose Dropbox
+        size and content hash already match are not sent (not with an ``update`` mode).
+
+        :param pairs: Local files and their Dropbox paths (``plan_upload`` makes them).
+        :param mode: ``"add"``, ``"overwrite"`` or ``{"update": "<rev>"}`` (single file).
+        :param autorename: Pick a free name instead of failing on a conflict.
+        :param chunk_size: Upload-session chunk in bytes, a multiple of 4 MiB.
+        :param parallelism: Parallel chunks of one file, files at once for several.
+        :param single_request_limit: Files up to this size go in one request (default 150 MiB).
+        :param skip_identical: Leave out files Dropbox already has unchanged.
+        :return: ``{"files": metadata per pair in order, "uploaded": n, "skipped_identical": n}``.
+        """
+        client = self.get_conn()
+        checked = [(Path(local), remote) for local, remote in pairs]
+        is_update = not isinstance(mode, str)
+        todo, skipped = (
+            folders.split_identical(client, checked) if skip_identical and not is_update else (checked, {})
+        )
+        if skipped:
+            self.log.info("%d file(s) already identical on Dropbox, not sent again", len(skipped))
+        uploaded: dict[str, dict[str, Any]] = {}
+        if len(todo) == 1 or (todo and (single_request_limit == 0 or is_update)):
+            for local, remote in todo:
+                self.log.info("Uploading %s to Dropbox %s", local, remote)
+                extra: dict[str, Any] = {}
+                if single_request_limit is not None:
+                    extra["single_request_limit"] = single_request_limit
+                uploaded[remote] = client.upload_file(
+                    local,
+                    remote,
+                    mode=mode,
+                    autorename=autorename,
+                    chunk_size=chunk_size,
+                    parallelism=parallelism,
+                    skip_if_identical=False,
+                    progress=self._progress(f"Upload {remote}"),
+                    **extra,
+                )
+        elif todo:
+            self.log.info("Uploading %d files to Dropbox", len(todo))
+            metas = client.upload_files(
+                [(str(local), remote) for local, remote in todo],
+                mode=mode,
+                autorename=autorename,
+                chunk_size=chunk_size,
+                parallelism=parallelism,
+                progress=self._progress(f"Upload of {len(todo)} files"),
+            )
+            uploaded.update({remote: meta for (_, remote), meta in zip(todo, metas, strict=True)})
+        self.log.info("Uploaded %d file(s), skipped %d identical", len(uploaded), len(skipped))
+        return {
+            "files": [uploaded.get(remote) or skipped[remote] for _, remote in checked],
+            "uploaded": len(uploaded),
+            "skipped_identical": len(skipped),
+        }
+
     def upload_folder(
         self,
         local_dir: str | os.PathLike[str],
@@ -312,9 +463,10 @@ class DropboxHook(BaseHook):
         skip_disallowed_names: bool = True,
         mode: WriteMode = "add",
         parallelism: int | None = None,
+        skip_identical: bool = False,
     ) -> list[dict[str, Any]]:
         """
-        Upload the files of a local folder, committing them in batches.
+        Upload the files of a local folder, committing them in batches, with progress lines.
 
         :param local_dir: Local folder to read (not blank, not ``/``).
         :param remote_dir: Dropbox folder to write into.
@@ -326,19 +478,38 @@ class DropboxHook(BaseHook):
             ``.DS_Store``, ...); False fails the whole upload instead.
         :param mode: ``"add"`` or ``"overwrite"``.
         :param parallelism: Files uploaded at once (default: the hook's).
-        :return: Metadata of every uploaded file.
+        :param skip_identical: Leave out files Dropbox already has unchanged.
+        :return: Metadata of every file (uploaded or already identical).
         """
-        return folders.upload_folder(
-            self.get_conn(),
-            local_dir,
-            remote_dir,
-            recursive=recursive,
+        base = os.fspath(local_dir)
+        folders.check_local_path_arg(base, field="local_dir", route="upload_folder")
+        if not os.path.isdir(base):
+            raise errors.LocalPathError(
+                f"Local folder '{base}' does not exist or is not a folder (upload_folder)",
+                route="upload_folder",
+                path=base,
+            )
+        pairs = self.plan_upload(
+            base,
+            remote_dir.rstrip("/") or "/",
             pattern=pattern,
             exclude=exclude,
             skip_disallowed_names=skip_disallowed_names,
+            recursive=recursive,
+        )
+        result = self.upload_pairs(
+            pairs,
             mode=mode,
             parallelism=check_parallelism(parallelism, allow_none=True) or self.parallelism,
+            skip_identical=skip_identical,
         )
+        files: list[dict[str, Any]] = result["files"]
+        return files
+
+    @staticmethod
+    def check_local_path(value: str | os.PathLike[str], *, field: str, route: str) -> None:
+        """Refuse a blank, relative or ``/`` local path before any request (``LocalPathError``)."""
+        folders.check_local_path_arg(value, field=field, route=route, allow_relative=False)
 
     # -- changes --------------------------------------------------------------------------------------------
 
@@ -418,7 +589,8 @@ class DropboxHook(BaseHook):
 
     def _progress(self, label: str) -> ProgressLogger:
         """Log bytes done, percent, MB/s and ETA every few seconds, in the task log."""
-        return ProgressLogger(label, logger=log)
+        # The hook's own logger: in a task it writes to the task log (the module logger may not).
+        return ProgressLogger(label, logger=cast("logging.Logger", self.log))
 
     # -- many paths, search, temporary links ----------------------------------------------------------------
     # Imported per call so this block stays independent of the connection code above.
@@ -434,6 +606,63 @@ class DropboxHook(BaseHook):
         from airflow_provider_dropbox.client import batch
 
         return _entries(batch.delete_batch(self.get_conn(), paths, raise_on_failure=raise_on_failure))
+
+    def delete_many(self, paths: Sequence[str], *, missing_ok: bool = False) -> list[dict[str, Any] | None]:
+        """
+        Delete several files or folders: one ``files/delete_batch`` job per 1000 paths, not a call each.
+
+        A path already gone is ``None`` with ``missing_ok``; otherwise ``PathNotFoundError`` names every
+        missing path. Any other failed entry raises ``BatchError`` (every entry's outcome attached); the
+        entries that succeeded are deleted either way, as with one call per path.
+
+        :param paths: Dropbox paths.
+        :param missing_ok: Accept paths that are already gone.
+        :return: Per path, in the order given: the deleted item's metadata, or ``None`` (missing).
+        """
+        from airflow_provider_dropbox.client import batch
+
+        if len(paths) == 1:
+            try:
+                return [self.delete(paths[0])]
+            except errors.PathNotFoundError:
+                if missing_ok:
+                    return [None]
+                raise
+        route = "files/delete_batch"
+        entries = batch.delete_batch(self.get_conn(), list(paths), raise_on_failure=False)
+        missing = [e.path for e in entries if not e.ok and "not_found" in e.tags]
+        failed = [e for e in entries if not e.ok and "not_found" not in e.tags]
+        if failed:
+            shown = ", ".join(f"'{e.path}' ({'/'.join(e.tags) or 'error'})" for e in failed[:5])
+            raise batch.BatchError(
+                f"{len(failed)} of {len(entries)} deletes failed ({route}): {shown}; the others were done",
+                entries=entries,
+                route=route,
+            )
+        if missing and not missing_ok:
+            # As ``delete`` does after a lost answer: a path Dropbox remembers as deleted was deleted (by a
+            # re-sent job or an earlier attempt of this task); one that never existed is an error.
+            remembered: dict[str, dict[str, Any]] = {}
+            for path in missing:
+                try:
+                    meta = self.get_metadata(path, include_deleted=True)
+                except errors.PathNotFoundError:
+                    continue
+                if meta.get(".tag") == "deleted":
+                    remembered[path] = meta
+            missing = [p for p in missing if p not in remembered]
+            entries = [
+                batch.BatchEntry(e.path, metadata=remembered[e.path]) if e.path in remembered else e
+                for e in entries
+            ]
+        if missing and not missing_ok:
+            raise errors.PathNotFoundError(
+                f"{len(missing)} path(s) to delete do not exist: {', '.join(missing[:10])}; pass "
+                "missing_ok=True to accept paths that are already gone (the others were deleted)",
+                route=route,
+                path=missing[0],
+            )
+        return [e.metadata if e.ok else None for e in entries]
 
     def create_folder_batch(
         self, paths: list[str], *, autorename: bool = False, raise_on_failure: bool = True

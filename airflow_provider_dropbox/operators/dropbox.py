@@ -7,189 +7,53 @@ asset scheduling and lineage work; templated paths are reported through hook lin
 
 from __future__ import annotations
 
-import fnmatch
-import functools
-import glob
-import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_dropbox.assets.dropbox import asset_uri, create_asset
-from airflow_provider_dropbox.client.errors import LocalPathError
-from airflow_provider_dropbox.client.folders import (
-    Exclude,
-    UploadSelection,
-    check_local_path_arg,
-    check_upload_targets,
-    local_files,
-)
+from airflow_provider_dropbox.client.errors import PathNotFoundError
+from airflow_provider_dropbox.client.folders import LocalConflictError, LocalSourceMissingError
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
-from airflow_provider_dropbox.operators.common import XCOM_FILE_LIMIT as XCOM_FILE_LIMIT  # re-export
-from airflow_provider_dropbox.operators.common import UnrenderedTemplateError as UnrenderedTemplateError
-from airflow_provider_dropbox.operators.common import file_summary, reject_unrendered_fields
-from airflow_provider_dropbox.operators.common import templated as _templated
+from airflow_provider_dropbox.operators.base import (
+    XCOM_FILE_LIMIT,
+    DropboxBaseOperator,
+    DropboxPermanentError,
+    UnrenderedTemplateError,
+    file_summary,
+    reject_unrendered_fields,
+)
+
+__all__ = [
+    "XCOM_FILE_LIMIT",
+    "DropboxBaseOperator",
+    "DropboxChunkedUploadOperator",
+    "DropboxCopyOperator",
+    "DropboxCreateFolderOperator",
+    "DropboxCreateSharedLinkOperator",
+    "DropboxDeleteOperator",
+    "DropboxDownloadOperator",
+    "DropboxMoveOperator",
+    "DropboxPermanentError",
+    "DropboxUploadOperator",
+    "UnrenderedTemplateError",
+    "file_summary",
+    "reject_unrendered_fields",
+]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_dropbox.client import DropboxClient
+    from airflow_provider_dropbox.client.folders import Exclude  # a type only
+
+OVERWRITE_POLICIES = DropboxHook.OVERWRITE_POLICIES
+
 
 MiB = 1024 * 1024
 WRITE_MODES = ("add", "overwrite", "update")
-OVERWRITE_POLICIES = ("if_changed", "never", "error")
-_GLOB_CHARS = ("*", "?", "[")
-_METADATA_LOOKUPS_PER_FOLDER = 16
 
 
-def _rooted_glob(pattern: str) -> bool:
-    """True for an absolute glob whose first component is a wildcard (``/**``, ``/*/x.csv``, ``//*``)."""
-    norm = os.path.normpath(pattern)
-    if not norm.startswith("/"):
-        return False
-    first = norm.lstrip("/").split("/", 1)[0]
-    return first == "" or any(ch in first for ch in _GLOB_CHARS)
-
-
-def _is_error(exc: BaseException, name: str) -> bool:
-    return any(cls.__name__ == name for cls in type(exc).__mro__)
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder.rstrip('/')}/{name}" if folder not in ("", "/") else f"/{name}"
-
-
-def _glob_base(pattern: str) -> str:
-    """The folder a glob starts from (``/data`` for ``/data/**/*.csv``): ``exclude`` sees paths below it."""
-    fixed: list[str] = []
-    for part in pattern.split("/")[:-1]:
-        if any(ch in part for ch in _GLOB_CHARS):
-            break
-        fixed.append(part)
-    return "/".join(fixed) or "/"
-
-
-class DropboxPermanentError(AirflowFailException):
-    """An error no retry can fix (bad input, bad credentials, a path of the wrong kind): the task fails at
-    once, whatever its ``retries``. Raised as a subclass of the original error's class too, with its
-    attributes, so ``except MalformedPathError`` (or a failure callback checking the type) still works."""
-
-
-_FAIL_FAST_CLASSES: dict[type[BaseException], type[BaseException]] = {}
-
-
-def _fail_fast_copy(exc: BaseException) -> BaseException:
-    """``exc`` as an instance of ``(type(exc), DropboxPermanentError)``: same message, same attributes."""
-    cls = type(exc)
-    combined = _FAIL_FAST_CLASSES.get(cls)
-    if combined is None:
-        combined = type(cls.__name__, (cls, DropboxPermanentError), {"__module__": cls.__module__})
-        _FAIL_FAST_CLASSES[cls] = combined
-    copy = combined.__new__(combined, *exc.args)
-    copy.args = exc.args
-    copy.__dict__.update(exc.__dict__)
-    return copy
-
-
-def _fail_fast(execute: Callable[..., Any]) -> Callable[..., Any]:
-    """Re-raise errors whose class says ``permanent = True`` as fail-fast errors (no retry)."""
-
-    @functools.wraps(execute)
-    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return execute(self, *args, **kwargs)
-        except AirflowFailException:
-            raise
-        except Exception as exc:
-            if getattr(exc, "permanent", False) is True:
-                raise _fail_fast_copy(exc).with_traceback(exc.__traceback__) from exc.__cause__
-            raise
-
-    return wrapper
-
-
-class _DropboxBaseOperator(BaseOperator):
-    """Shared plumbing: the hook (built lazily in ``execute``), asset declaration, lineage reporting,
-    and the run-time check of the rendered fields (``_check_inputs``, first thing in every ``execute``)."""
-
-    ui_color = "#0061fe"
-    _local_path_fields: tuple[str, ...] = ()
-    """Fields holding a local path: refused when blank, relative (both would depend on the worker's cwd)
-    or ``/`` (the whole file system), before any request."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every operator's ``execute`` fails fast on errors no retry can fix (the error classes'
-        ``permanent`` attribute decides; this is the one place it is mapped to Airflow)."""
-        super().__init_subclass__(**kwargs)
-        if "execute" in cls.__dict__:
-            cls.execute = _fail_fast(cls.__dict__["execute"])  # type: ignore[method-assign]
-
-    def __init__(self, *, dropbox_conn_id: str = DropboxHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.dropbox_conn_id = dropbox_conn_id
-        self._hook: DropboxHook | None = None
-
-    @property
-    def hook(self) -> DropboxHook:
-        if self._hook is None:
-            self._hook = DropboxHook(dropbox_conn_id=self.dropbox_conn_id, **self._hook_kwargs())
-        return self._hook
-
-    def _hook_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def _check_inputs(self) -> None:
-        """Refuse bad rendered fields before any request or local write.
-
-        Airflow renders a field once, so a value that itself holds a template (from ``dag_run.conf``,
-        ``params`` or XCom) arrives here as ``/reports/{{ ds }}.csv`` and would name a file literally; a
-        blank template renders a local path to ``""``, the worker's current directory, and a relative
-        path lands wherever the executor started the task.
-        """
-        reject_unrendered_fields(self)
-        for name in self._local_path_fields:
-            check_local_path_arg(
-                getattr(self, name), field=name, route=type(self).__name__, allow_relative=False
-            )
-
-    def _declare_assets(self, *, inlets: Sequence[Any] = (), outlets: Sequence[Any] = ()) -> None:
-        """Add ``dropbox://`` assets for static Dropbox paths unless the user set inlets/outlets."""
-        if _templated(self.dropbox_conn_id):
-            return
-
-        def assets(paths: Sequence[Any]) -> list[Any]:
-            out = []
-            for path in paths:
-                if isinstance(path, str) and path and not _templated(path) and not path.startswith("id:"):
-                    try:
-                        out.append(create_asset(path=path, conn_id=self.dropbox_conn_id))
-                    except ValueError:
-                        continue
-            return out
-
-        if not self.inlets and (found := assets(inlets)):
-            self.inlets = found
-        if not self.outlets and (found := assets(outlets)):
-            self.outlets = found
-
-    def _lineage(self, *, inputs: Sequence[str] = (), outputs: Sequence[str] = ()) -> None:
-        """Report the rendered paths to hook lineage (OpenLineage); never fail the task over it."""
-        try:
-            from airflow.sdk.lineage import get_hook_lineage_collector
-
-            collector = get_hook_lineage_collector()
-            for path in inputs:
-                collector.add_input_asset(context=self.hook, uri=asset_uri(path, self.dropbox_conn_id))
-            for path in outputs:
-                collector.add_output_asset(context=self.hook, uri=asset_uri(path, self.dropbox_conn_id))
-        except Exception as exc:
-            self.log.debug("Lineage not recorded: %s", exc)
-
-
-class DropboxUploadOperator(_DropboxBaseOperator):
+class DropboxUploadOperator(DropboxBaseOperator):
     """
     Upload a local file, a local folder, or the files a local glob matches, to Dropbox.
 
@@ -301,91 +165,19 @@ class DropboxUploadOperator(_DropboxBaseOperator):
     def _write_mode(self) -> str | dict[str, str]:
         return {"update": str(self.rev)} if self.mode == "update" else self.mode
 
-    def _plan(self) -> list[tuple[Path, str]]:
-        """(local file, Dropbox path) pairs for everything ``local_path`` designates."""
-        local = str(self.local_path)
-        remote = str(self.remote_path)
-        if any(ch in local for ch in _GLOB_CHARS) and not os.path.exists(local):
-            if _rooted_glob(local):
-                raise LocalPathError(
-                    f"local_path {local!r} is a glob rooted at '/': expanding it would walk the whole file "
-                    "system (every mount, /proc, network shares) and upload whatever matches; refusing. "
-                    "A template such as '{{ params.dir }}/**' with an empty value? Start the glob at the "
-                    "folder you mean, e.g. '/data/**/*.csv'",
-                    route=type(self).__name__,
-                    path=local,
-                )
-            selection = self._selection(pattern=None)
-            base = _glob_base(local)
-            matches = sorted(
-                Path(p)
-                for p in glob.glob(local, recursive=True)
-                if os.path.isfile(p) and selection.keep(Path(os.path.relpath(p, base)).as_posix())
-            )
-            selection.report(self.log, local)
-            return [(p, _join(remote, p.name)) for p in matches]
-        path = Path(local)
-        if path.is_dir():
-            selection = self._selection(pattern=str(self.pattern) if self.pattern else None)
-            files = sorted(local_files(path, self.recursive, selection, route=type(self).__name__))
-            selection.report(self.log, local)
-            return [(f, _join(remote, rel)) for f, rel in files]
-        if not path.exists():
-            raise AirflowException(f"Local path '{local}' does not exist (and is not a glob that matched)")
-        if remote.endswith("/"):
-            remote = _join(remote, path.name)
-        return [(path, remote)]
-
-    def _selection(self, *, pattern: str | None) -> UploadSelection:
-        return UploadSelection(
-            pattern=pattern, exclude=self.exclude or None, skip_disallowed_names=self.skip_disallowed_names
-        )
-
-    def _skip_identical(
-        self, client: DropboxClient, pairs: list[tuple[Path, str]]
-    ) -> tuple[list[tuple[Path, str]], dict[str, dict[str, Any]]]:
-        """Split off files whose content is already on Dropbox (one folder listing per parent)."""
-        from airflow_provider_dropbox.client.content_hash import content_hash_file
-
-        remote_meta: dict[str, dict[str, Any]] = {}
-        by_parent: dict[str, list[str]] = {}
-        for _, remote in pairs:
-            by_parent.setdefault(remote.rsplit("/", 1)[0], []).append(remote)
-        for parent, remotes in sorted(by_parent.items()):
-            try:
-                if len(remotes) <= _METADATA_LOOKUPS_PER_FOLDER:
-                    # A few files into a possibly huge folder: ask for them, don't list the folder.
-                    for remote in remotes:
-                        try:
-                            entry = client.get_metadata(remote)
-                        except Exception as exc:
-                            if _is_error(exc, "PathNotFoundError"):
-                                continue
-                            raise
-                        if entry.get(".tag", "file") == "file" and entry.get("path_lower"):
-                            remote_meta[entry["path_lower"]] = entry
-                    continue
-                for entry in client.list_folder(parent, recursive=False):
-                    if entry.get(".tag") == "file" and entry.get("path_lower"):
-                        remote_meta[entry["path_lower"]] = entry
-            except Exception as exc:
-                if not (_is_error(exc, "PathNotFoundError") or _is_error(exc, "NotAFolderError")):
-                    raise
-        todo: list[tuple[Path, str]] = []
-        skipped: dict[str, dict[str, Any]] = {}
-        for local, remote in pairs:
-            meta = remote_meta.get(remote.lower())
-            if meta is not None and meta.get("size") == local.stat().st_size:
-                if meta.get("content_hash") == content_hash_file(local):
-                    skipped[remote] = meta
-                    continue
-            todo.append((local, remote))
-        return todo, skipped
-
     def execute(self, context: Context) -> dict[str, Any] | list[Any]:
         self._check_inputs()
-        pairs = self._plan()
-        check_upload_targets(pairs, route=type(self).__name__)  # before any request: nothing partial
+        try:
+            pairs = self.hook.plan_upload(
+                str(self.local_path),
+                str(self.remote_path),
+                pattern=str(self.pattern) if self.pattern else None,
+                exclude=self.exclude or None,
+                skip_disallowed_names=self.skip_disallowed_names,
+                recursive=self.recursive,
+            )
+        except LocalSourceMissingError as exc:  # may appear later (an upstream task): retryable
+            raise AirflowException(str(exc)) from exc
         if not pairs:
             message = f"Nothing to upload: '{self.local_path}'"
             if self.pattern:
@@ -399,43 +191,22 @@ class DropboxUploadOperator(_DropboxBaseOperator):
             raise AirflowFailException(  # the arguments, not the moment, are wrong: no retry
                 "mode='update' (by revision) applies to a single file, not a folder or glob"
             )
-        client = self.hook.get_conn()
-        todo, skipped = (
-            self._skip_identical(client, pairs)
-            if self.skip_identical and self.mode != "update"
-            else (pairs, {})
+        if len(pairs) > 1:
+            self.log.info("Uploading %d files to Dropbox %s", len(pairs), self.remote_path)
+        done = self.hook.upload_pairs(
+            pairs,
+            mode=self._write_mode(),
+            autorename=self.autorename,
+            chunk_size=self.chunk_size,
+            parallelism=self.parallelism,
+            single_request_limit=0 if self._force_session else self.single_request_limit,
+            skip_identical=self.skip_identical and self.mode != "update",
         )
-        if skipped:
-            self.log.info("%d file(s) already identical on Dropbox, not sent again", len(skipped))
-        uploaded: dict[str, dict[str, Any]] = {}
-        single_limit = 0 if self._force_session else self.single_request_limit
-        if len(todo) == 1 or (todo and (self._force_session or self.mode == "update")):
-            for local, remote in todo:
-                self.log.info("Uploading %s to Dropbox %s", local, remote)
-                kwargs: dict[str, Any] = {
-                    "mode": self._write_mode(),
-                    "autorename": self.autorename,
-                    "chunk_size": self.chunk_size,
-                    "parallelism": self.parallelism,
-                    "skip_if_identical": False,
-                }
-                if single_limit is not None:
-                    kwargs["single_request_limit"] = single_limit
-                uploaded[remote] = client.upload_file(local, remote, **kwargs)
-        elif todo:
-            self.log.info("Uploading %d files to Dropbox %s", len(todo), self.remote_path)
-            metas = client.upload_files(
-                [(str(local), remote) for local, remote in todo],
-                mode=self._write_mode(),
-                autorename=self.autorename,
-                chunk_size=self.chunk_size,
-                parallelism=self.parallelism,
-            )
-            uploaded.update({remote: meta for (_, remote), meta in zip(todo, metas, strict=True)})
-        results = [uploaded.get(remote) or skipped[remote] for _, remote in pairs]
         self._lineage(outputs=[remote for _, remote in pairs][:100])
-        self.log.info("Uploaded %d file(s), skipped %d identical", len(uploaded), len(skipped))
-        return self._result(results, uploaded=len(uploaded), skipped=len(skipped))
+        self.log.info(
+            "Uploaded %d file(s), skipped %d identical", done["uploaded"], done["skipped_identical"]
+        )
+        return self._result(done["files"], uploaded=done["uploaded"], skipped=done["skipped_identical"])
 
     def _result(
         self, metas: list[dict[str, Any]], *, uploaded: int, skipped: int
@@ -467,7 +238,7 @@ class DropboxChunkedUploadOperator(DropboxUploadOperator):
         super().__init__(chunk_size=chunk_size, parallelism=parallelism, **kwargs)
 
 
-class DropboxDownloadOperator(_DropboxBaseOperator):
+class DropboxDownloadOperator(DropboxBaseOperator):
     """
     Download a Dropbox file, or a folder's files (recursive, ``pattern`` glob), to a local path.
 
@@ -529,90 +300,34 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
     def _hook_kwargs(self) -> dict[str, Any]:
         return {"parallelism": self.parallelism} if self.parallelism else {}
 
-    @staticmethod
-    def _same_content(local: Path, meta: dict[str, Any]) -> bool:
-        from airflow_provider_dropbox.client.content_hash import content_hash_file
-
-        if not local.is_file() or local.stat().st_size != meta.get("size"):
-            return False
-        return bool(meta.get("content_hash")) and content_hash_file(local) == meta.get("content_hash")
-
-    def _download_one(self, meta: dict[str, Any]) -> list[str]:
-        local = Path(str(self.local_path))
-        if local.is_dir() or str(self.local_path).endswith(("/", os.sep)):
-            local = local / meta["name"]
-        if local.exists():
-            if local.is_dir():
-                raise AirflowException(
-                    f"Local path '{local}' is a folder; give a file path or a folder to fill"
-                )
-            if self._same_content(local, meta):
-                self.log.info("%s already has the same content; not downloaded again", local)
-                return []
-            if self.overwrite == "never":
-                self.log.info("%s exists and overwrite='never'; kept", local)
-                return []
-            if self.overwrite == "error":
-                raise AirflowException(
-                    f"Local file '{local}' exists with different content (overwrite='error')"
-                )
-        self.hook.download_file(meta.get("path_display") or str(self.remote_path), local)
-        return [str(local)]
-
-    def _check_no_conflicts(self) -> None:
-        """``overwrite='error'``: refuse before writing anything if a differing local file is in the way."""
-        root = str(self.remote_path).rstrip("/")
-        prefix = root.lower() + "/"
-        conflicts = []
-        for entry in self.hook.list_folder(root, recursive=self.recursive):
-            if entry.get(".tag") != "file":
-                continue
-            rel = (
-                entry["path_lower"][len(prefix) :]
-                if entry["path_lower"].startswith(prefix)
-                else entry["name"]
-            )
-            if self.pattern and not fnmatch.fnmatchcase(rel, str(self.pattern).lower()):
-                continue
-            display_rel = (entry.get("path_display") or entry["path_lower"])[len(prefix) :] or entry["name"]
-            local = Path(str(self.local_path)) / display_rel
-            if local.exists() and not self._same_content(local, entry):
-                conflicts.append(str(local))
-        if conflicts:
-            shown = ", ".join(conflicts[:10]) + (" ..." if len(conflicts) > 10 else "")
-            raise AirflowException(
-                f"{len(conflicts)} local file(s) exist with different content (overwrite='error'): {shown}"
-            )
-
     def execute(self, context: Context) -> dict[str, Any] | list[Any]:
         self._check_inputs()
         try:
             meta = self.hook.get_metadata(str(self.remote_path))
         except Exception as exc:
-            if _is_error(exc, "PathNotFoundError"):
+            if isinstance(exc, PathNotFoundError):
                 raise AirflowException(f"Dropbox path '{self.remote_path}' does not exist: {exc}") from exc
             raise
         self._lineage(inputs=[str(self.remote_path)])
-        if meta.get(".tag", "file") == "file":
-            written = self._download_one(meta)
-        else:
-            if self.overwrite == "error":
-                self._check_no_conflicts()
-            written = self.hook.download_folder(
+        try:
+            written = self.hook.download(
                 str(self.remote_path),
                 str(self.local_path),
                 recursive=self.recursive,
                 pattern=self.pattern,
-                overwrite=self.overwrite != "never",
+                overwrite=self.overwrite,
                 parallelism=self.parallelism,
+                metadata=meta,
             )
-            if not written:
-                message = f"Nothing downloaded from Dropbox '{self.remote_path}'"
-                message += f" matching '{self.pattern}'" if self.pattern else ""
-                message += " (no files, or all already up to date)"
-                if self.fail_on_empty:
-                    raise AirflowException(message)
-                self.log.warning("%s", message)
+        except LocalConflictError as exc:  # someone may move the local files away: retryable
+            raise AirflowException(str(exc)) from exc
+        if meta.get(".tag", "file") != "file" and not written:
+            message = f"Nothing downloaded from Dropbox '{self.remote_path}'"
+            message += f" matching '{self.pattern}'" if self.pattern else ""
+            message += " (no files, or all already up to date)"
+            if self.fail_on_empty:
+                raise AirflowException(message)
+            self.log.warning("%s", message)
         self.log.info("Downloaded %d file(s) to %s", len(written), self.local_path)
         return file_summary(
             [str(p) for p in written],
@@ -622,7 +337,7 @@ class DropboxDownloadOperator(_DropboxBaseOperator):
         )
 
 
-class DropboxDeleteOperator(_DropboxBaseOperator):
+class DropboxDeleteOperator(DropboxBaseOperator):
     """
     Delete Dropbox files or folders (a folder goes with its contents).
 
@@ -643,22 +358,14 @@ class DropboxDeleteOperator(_DropboxBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any] | None]:
         self._check_inputs()
         paths = [self.path] if isinstance(self.path, str) else list(self.path)
-        results: list[dict[str, Any] | None] = []
-        for path in paths:
-            try:
-                results.append(self.hook.delete(path))
-                self.log.info("Deleted Dropbox %s", path)
-            except Exception as exc:
-                if self.missing_ok and _is_error(exc, "PathNotFoundError"):
-                    self.log.info("Dropbox %s was already gone", path)
-                    results.append(None)
-                    continue
-                raise
+        results = self.hook.delete_many(paths, missing_ok=self.missing_ok)  # one batch job, not a call each
+        for path, meta in zip(paths, results, strict=True):
+            self.log.info("Deleted Dropbox %s" if meta else "Dropbox %s was already gone", path)
         self._lineage(outputs=paths)
         return results
 
 
-class DropboxCreateFolderOperator(_DropboxBaseOperator):
+class DropboxCreateFolderOperator(DropboxBaseOperator):
     """
     Create a Dropbox folder (and missing parents).
 
@@ -684,7 +391,7 @@ class DropboxCreateFolderOperator(_DropboxBaseOperator):
         return meta
 
 
-class _DropboxRelocateOperator(_DropboxBaseOperator):
+class _DropboxRelocateOperator(DropboxBaseOperator):
     template_fields: Sequence[str] = ("from_path", "to_path", "dropbox_conn_id")
     _verb = "relocate"
 
@@ -749,7 +456,7 @@ class DropboxCopyOperator(_DropboxRelocateOperator):
         return self.hook.copy(self.from_path, self.to_path, autorename=self.autorename)
 
 
-class DropboxCreateSharedLinkOperator(_DropboxBaseOperator):
+class DropboxCreateSharedLinkOperator(DropboxBaseOperator):
     """
     Share a Dropbox file or folder: return its shared link URL (the existing link when there is one).
 

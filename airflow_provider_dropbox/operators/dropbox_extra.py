@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dropbox.operators.dropbox import _DropboxBaseOperator
+from airflow_provider_dropbox.operators.base import DropboxBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DropboxGetTemporaryLinkOperator(_DropboxBaseOperator):
+class DropboxGetTemporaryLinkOperator(DropboxBaseOperator):
     """
     Return a direct download URL for a Dropbox file (valid four hours, no token needed) by XCom.
 
@@ -38,7 +38,7 @@ class DropboxGetTemporaryLinkOperator(_DropboxBaseOperator):
         return url
 
 
-class DropboxRestoreOperator(_DropboxBaseOperator):
+class DropboxRestoreOperator(DropboxBaseOperator):
     """
     Restore an earlier revision of a Dropbox file as its newest revision (also brings back a deleted file).
 

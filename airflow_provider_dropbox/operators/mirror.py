@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dropbox.operators.dropbox import _DropboxBaseOperator
+from airflow_provider_dropbox.operators.base import DropboxBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DropboxMirrorOperator(_DropboxBaseOperator):
+class DropboxMirrorOperator(DropboxBaseOperator):
     """
     Keep ``local_path`` a verified, one-way copy of the Dropbox folder ``dropbox_path``.
 

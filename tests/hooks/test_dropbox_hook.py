@@ -533,3 +533,33 @@ def test_full_quota_through_the_hook(
     with pytest.raises(errors.InsufficientSpaceError, match="Not enough space"):
         hook.upload_file(src, "/big.bin")
     assert not hook.exists("/big.bin")
+
+
+def test_hook_upload_download_round_trip_skips_identical_and_refuses_conflicts(
+    make_conn: MakeConn, remote_dir: str, tmp_path: Path
+) -> None:
+    """The hook methods behind the transfer operators: plan, upload with skip-identical, download with
+    overwrite='error' checked before anything is written."""
+    from airflow_provider_dropbox.client.folders import LocalConflictError
+
+    hook = DropboxHook(make_conn())
+    remote = remote_dir
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a")
+    (src / "sub" / "b.txt").write_bytes(b"b")
+    pairs = hook.plan_upload(src, remote)
+    assert [r for _, r in pairs] == [f"{remote}/a.txt", f"{remote}/sub/b.txt"]
+    first = hook.upload_pairs(pairs)
+    assert (first["uploaded"], first["skipped_identical"]) == (2, 0)
+    again = hook.upload_folder(src, remote, skip_identical=True)
+    assert sorted(m["name"] for m in again) == ["a.txt", "b.txt"]
+    assert hook.upload_pairs(pairs)["skipped_identical"] == 2
+    dest = tmp_path / "dest"
+    assert len(hook.download(remote, dest)) == 2
+    (dest / "sub" / "b.txt").write_bytes(b"local edit")
+    (src / "a.txt").write_bytes(b"changed")
+    hook.upload_pairs(pairs, mode="overwrite")
+    with pytest.raises(LocalConflictError, match=r"2 local file\(s\) exist with different content"):
+        hook.download(remote, dest, overwrite="error")
+    assert (dest / "sub" / "b.txt").read_bytes() == b"local edit"

@@ -7,6 +7,8 @@ paths an operator refuses before any request: ``/`` (never meant as a folder to 
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -205,3 +207,27 @@ def test_hook_relative_local_dir_is_still_the_callers_choice(
     monkeypatch.chdir(tmp_path)
     assert hook.download_folder(root, "rel-out") == ["rel-out/a.csv"]
     assert (tmp_path / "rel-out" / "a.csv").read_bytes() == b"rel"
+
+
+@pytest.mark.slow  # ~25 s: dag.test plus a deliberately slow 10 s upload
+def test_operator_upload_logs_progress_with_rate_and_eta(
+    run_opts: RunOpts, hook: Any, root: str, tmp_path: Path, dropbox_default: EmulatorProcess
+) -> None:
+    """A 40 MiB upload over a ~4 MB/s link (the emulator's bandwidth fault) takes ~10 s; the task log
+    shows where it is, how fast and how long is left, as downloads do (issue 15)."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))
+    dropbox_default.set_faults(bandwidth_mbps=32)
+    try:
+        state, output, _ = run_opts("upload_dag", local=str(big), remote=f"{root}/big.bin")
+    finally:
+        dropbox_default.clear_faults()
+    assert state == "success", output[-3000:]
+    running = re.findall(
+        r"Upload \S+/big\.bin: [\d.]+ MiB of 40\.0 MiB \(\d+\.\d%\), ([\d.]+) MB/s, ETA (\d+) s", output
+    )
+    assert running, output[-3000:]
+    assert all(0.5 < float(rate) < 20 for rate, _ in running), running
+    done = r"Upload \S+/big\.bin: 40\.0 MiB of 40\.0 MiB \(100\.0%\), [\d.]+ MB/s, ETA done"
+    assert re.search(done, output), output[-3000:]
+    assert hook.get_metadata(f"{root}/big.bin")["size"] == 40 * 1024 * 1024

@@ -13,7 +13,7 @@ from airflow_provider_dropbox.operators.mirror import DropboxMirrorOperator
 
 
 def test_paths_and_limits_are_templated_and_hook_is_lazy() -> None:
-    with mock.patch("airflow_provider_dropbox.operators.dropbox.DropboxHook") as hook_cls:
+    with mock.patch("airflow_provider_dropbox.operators.base.DropboxHook") as hook_cls:
         op = DropboxMirrorOperator(task_id="m", dropbox_path="/r", local_path="/l")
     hook_cls.assert_not_called()
     assert {"dropbox_path", "local_path", "max_deletes", "dropbox_conn_id"} <= set(op.template_fields)

@@ -50,7 +50,7 @@ def test_every_path_is_templated_and_conn_id_defaults(
 
 @pytest.mark.parametrize(("cls", "kwargs", "paths"), CASES, ids=IDS)
 def test_hook_not_created_during_init(cls: type[Any], kwargs: dict[str, Any], paths: set[str]) -> None:
-    with mock.patch("airflow_provider_dropbox.operators.dropbox.DropboxHook") as hook_cls:
+    with mock.patch("airflow_provider_dropbox.operators.base.DropboxHook") as hook_cls:
         op = cls(task_id="t", **kwargs)
     hook_cls.assert_not_called()
     assert op._hook is None
@@ -114,9 +114,14 @@ def test_chunked_upload_forces_a_session_with_explicit_chunking(tmp_path: Any) -
     )
     client = mock.MagicMock()
     client.list_folder.return_value = []
-    client.get_metadata.side_effect = type("PathNotFoundError", (Exception,), {})()
+    from airflow_provider_dropbox.client.errors import PathNotFoundError
+
+    client.get_metadata.side_effect = PathNotFoundError("not found", route="files/get_metadata")
     client.upload_file.return_value = {"path_display": "/f.bin"}
-    op._hook = mock.MagicMock(get_conn=mock.MagicMock(return_value=client))
+    from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+
+    op._hook = DropboxHook(dropbox_conn_id="never_used")
+    op._hook._client = client
     assert op.execute({})["files"] == [{"path_display": "/f.bin"}]  # type: ignore[arg-type,index]
     kwargs = client.upload_file.call_args.kwargs
     assert kwargs["single_request_limit"] == 0
@@ -140,10 +145,10 @@ def test_unrendered_template_in_any_path_field_is_refused(
         for raw in ("/x/{{ ds }}.csv", "/x/{% if x %}a{% endif %}"):
             op = cls(task_id="t", **kwargs)
             setattr(op, field, [raw] if field == "path" and cls is DropboxDeleteOperator else raw)
-            op._hook = mock.MagicMock()
+            op._hook = _offline_hook()
             with pytest.raises(UnrenderedTemplateError, match=rf"{field}=.*still holds a Jinja template"):
                 op.execute({})
-            assert op._hook.mock_calls == []
+            assert op._hook._client is None  # no client built: no request
 
 
 @pytest.mark.parametrize(
@@ -164,10 +169,10 @@ def test_blank_local_path_is_refused(
 
     monkeypatch.chdir(tmp_path)
     op = cls(task_id="t", local_path=blank, **kwargs)
-    op._hook = mock.MagicMock()
+    op._hook = _offline_hook()
     with pytest.raises(LocalPathError, match=r"local_path .* is empty or blank.*absolute local path"):
         op.execute({})
-    assert op._hook.mock_calls == []
+    assert op._hook._client is None  # no client built: no request
     assert list(tmp_path.iterdir()) == []
 
 
@@ -183,17 +188,19 @@ def test_upload_of_the_whole_filesystem_is_refused(local: str, monkeypatch: pyte
     monkeypatch.setattr(glob, "glob", mock.MagicMock(side_effect=AssertionError("glob expanded")))
     monkeypatch.setattr("pathlib.Path.rglob", mock.MagicMock(side_effect=AssertionError("walked")))
     op = DropboxUploadOperator(task_id="u", local_path=local, remote_path="/r")
-    op._hook = mock.MagicMock()
+    op._hook = _offline_hook()
     with pytest.raises(LocalPathError, match=r"root of the file system|whole file system"):
         op.execute({})
-    assert op._hook.mock_calls == []
+    assert op._hook._client is None  # no client built: no request
 
 
 def test_upload_glob_below_a_top_level_folder_still_works(tmp_path: Any) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.csv").write_bytes(b"a")
     op = DropboxUploadOperator(task_id="u", local_path=f"{tmp_path}/**/*.csv", remote_path="/r")
-    assert [(p.name, r) for p, r in op._plan()] == [("a.csv", "/r/a.csv")]
+    assert [(p.name, r) for p, r in _offline_hook().plan_upload(op.local_path, op.remote_path)] == [
+        ("a.csv", "/r/a.csv")
+    ]
 
 
 def test_upload_glob_collecting_one_name_twice_is_refused_before_any_request(tmp_path: Any) -> None:
@@ -204,10 +211,10 @@ def test_upload_glob_collecting_one_name_twice_is_refused_before_any_request(tmp
         (tmp_path / sub).mkdir()
         (tmp_path / sub / name).write_bytes(b"1")
     op = DropboxUploadOperator(task_id="u", local_path=f"{tmp_path}/*/*.csv", remote_path="/r")
-    op._hook = mock.MagicMock()
+    op._hook = _offline_hook()
     with pytest.raises(LocalPathError, match=r"x/A\.csv' and '.*y/a\.csv' -> '/r/A\.csv'"):
         op.execute({})
-    assert op._hook.mock_calls == []
+    assert op._hook._client is None  # no client built: no request
 
 
 def test_upload_folder_holding_desktop_ini_is_refused_before_any_request(tmp_path: Any) -> None:
@@ -220,15 +227,26 @@ def test_upload_folder_holding_desktop_ini_is_refused_before_any_request(tmp_pat
     op = DropboxUploadOperator(
         task_id="u", local_path=str(tmp_path), remote_path="/r", skip_disallowed_names=False
     )
-    op._hook = mock.MagicMock()
+    op._hook = _offline_hook()
     with pytest.raises(DisallowedNameError, match=r"desktop\.ini'.*nothing was uploaded"):
         op.execute({})
-    assert op._hook.mock_calls == []
+    assert op._hook._client is None  # no client built: no request
     default = DropboxUploadOperator(task_id="u", local_path=str(tmp_path), remote_path="/r")
-    assert [(f.name, r) for f, r in default._plan()] == [("a.csv", "/r/a.csv")]
+    assert [(f.name, r) for f, r in _offline_hook().plan_upload(default.local_path, "/r")] == [
+        ("a.csv", "/r/a.csv")
+    ]
 
 
 def test_exclude_must_be_globs() -> None:
     with pytest.raises(ValueError, match="exclude must be a glob or a list of globs"):
         DropboxUploadOperator(task_id="u", local_path="/d", remote_path="/r", exclude=5)  # type: ignore[arg-type]
     assert "exclude" in DropboxUploadOperator.template_fields
+
+
+def _offline_hook() -> Any:
+    """A real hook whose client must never be built: planning an upload makes no request."""
+    from airflow_provider_dropbox.hooks.dropbox import DropboxHook
+
+    hook = DropboxHook(dropbox_conn_id="never_used")
+    hook.get_conn = mock.MagicMock(side_effect=AssertionError("a request was made"))  # type: ignore[method-assign]
+    return hook
