@@ -6,7 +6,7 @@ known, and what to do about it. Messages never contain tokens or secrets (only p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 
@@ -144,6 +144,26 @@ class LocalPathError(DropboxApiError):
     """Bad local input: a missing file, a directory where a file is expected, an unwritable destination."""
 
     permanent = True
+
+
+class LocalConflictError(LocalPathError):
+    """``overwrite='error'``: local files are in the way with different content; nothing was written."""
+
+    def __init__(self, conflicts: Sequence[str]) -> None:
+        shown = ", ".join(conflicts[:10]) + (" ..." if len(conflicts) > 10 else "")
+        super().__init__(
+            f"{len(conflicts)} local file(s) exist with different content (overwrite='error'): {shown}; "
+            "move them away or pick overwrite='if_changed'/'never'. Nothing was downloaded",
+            route="download_folder",
+            path=conflicts[0] if conflicts else "",
+        )
+        self.conflicts = list(conflicts)
+
+
+class LocalSourceMissingError(LocalPathError):
+    """The local file, folder or glob to upload is not there (yet): an upstream step may still write it."""
+
+    permanent = False
 
 
 class LocalFileChangedError(LocalPathError):

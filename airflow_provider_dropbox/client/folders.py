@@ -23,7 +23,9 @@ from airflow_provider_dropbox.client.config import check_parallelism
 from airflow_provider_dropbox.client.content_hash import content_hash_file
 from airflow_provider_dropbox.client.errors import (
     DisallowedNameError,
+    LocalConflictError,
     LocalPathError,
+    LocalSourceMissingError,
     NotAFolderError,
     PathNotFoundError,
 )
@@ -326,20 +328,6 @@ def overwrite_policy(overwrite: bool | str) -> str:
     return str(overwrite)
 
 
-class LocalConflictError(LocalPathError):
-    """``overwrite='error'``: local files are in the way with different content; nothing was written."""
-
-    def __init__(self, conflicts: Sequence[str]) -> None:
-        shown = ", ".join(conflicts[:10]) + (" ..." if len(conflicts) > 10 else "")
-        super().__init__(
-            f"{len(conflicts)} local file(s) exist with different content (overwrite='error'): {shown}; "
-            "move them away or pick overwrite='if_changed'/'never'. Nothing was downloaded",
-            route="download_folder",
-            path=conflicts[0] if conflicts else "",
-        )
-        self.conflicts = list(conflicts)
-
-
 def download_file_to(
     client: DropboxClient,
     meta: Mapping[str, Any],
@@ -375,12 +363,6 @@ def download_file_to(
             raise LocalConflictError([str(local)])
     client.download_file(str(meta.get("path_display") or meta["path_lower"]), local, progress=progress)
     return [str(local)]
-
-
-class LocalSourceMissingError(LocalPathError):
-    """The local file, folder or glob to upload is not there (yet): an upstream step may still write it."""
-
-    permanent = False
 
 
 _GLOB_CHARS = ("*", "?", "[")

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_dropbox.client.errors import PathNotFoundError
-from airflow_provider_dropbox.client.folders import LocalConflictError, LocalSourceMissingError
+from airflow_provider_dropbox.client.errors import (
+    LocalConflictError,
+    LocalSourceMissingError,
+    PathNotFoundError,
+)
 from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 from airflow_provider_dropbox.operators.base import (
     XCOM_FILE_LIMIT,

@@ -540,7 +540,7 @@ def test_hook_upload_download_round_trip_skips_identical_and_refuses_conflicts(
 ) -> None:
     """The hook methods behind the transfer operators: plan, upload with skip-identical, download with
     overwrite='error' checked before anything is written."""
-    from airflow_provider_dropbox.client.folders import LocalConflictError
+    from airflow_provider_dropbox.client.errors import LocalConflictError
 
     hook = DropboxHook(make_conn())
     remote = remote_dir
