@@ -691,12 +691,9 @@ class DropboxHook(BaseHook):
         :param autorename: Pick a free name instead of failing on a conflict.
         :param raise_on_failure: Raise ``BatchError`` if any entry failed.
         """
-        from airflow_provider_dropbox.client import batch
-
-        entries = batch.relocate_batch(
-            self.get_conn(), pairs, copy=True, autorename=autorename, raise_on_failure=raise_on_failure
+        return self._relocate_batch(
+            pairs, copy=True, autorename=autorename, raise_on_failure=raise_on_failure
         )
-        return _entries(entries)
 
     def move_batch(
         self, pairs: list[tuple[str, str]], *, autorename: bool = False, raise_on_failure: bool = True
@@ -708,10 +705,17 @@ class DropboxHook(BaseHook):
         :param autorename: Pick a free name instead of failing on a conflict.
         :param raise_on_failure: Raise ``BatchError`` if any entry failed.
         """
+        return self._relocate_batch(
+            pairs, copy=False, autorename=autorename, raise_on_failure=raise_on_failure
+        )
+
+    def _relocate_batch(
+        self, pairs: list[tuple[str, str]], *, copy: bool, autorename: bool, raise_on_failure: bool
+    ) -> list[dict[str, Any]]:
         from airflow_provider_dropbox.client import batch
 
         entries = batch.relocate_batch(
-            self.get_conn(), pairs, copy=False, autorename=autorename, raise_on_failure=raise_on_failure
+            self.get_conn(), pairs, copy=copy, autorename=autorename, raise_on_failure=raise_on_failure
         )
         return _entries(entries)
 

@@ -27,6 +27,7 @@ from airflow_provider_dropbox.operators.common import (
 __all__ = [
     "XCOM_FILE_LIMIT",
     "DropboxBaseOperator",
+    "DropboxInputPathOperator",
     "DropboxPermanentError",
     "UnrenderedTemplateError",
     "file_summary",
@@ -147,3 +148,14 @@ class DropboxBaseOperator(BaseOperator):
                 collector.add_output_asset(context=self.hook, uri=asset_uri(path, self.dropbox_conn_id))
         except Exception as exc:
             self.log.debug("Lineage not recorded: %s", exc)
+
+
+class DropboxInputPathOperator(DropboxBaseOperator):
+    """Base of the operators that read one Dropbox path (templated) and declare it as their inlet."""
+
+    template_fields: Sequence[str] = ("path", "dropbox_conn_id")
+
+    def __init__(self, *, path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self._declare_assets(inlets=[path])

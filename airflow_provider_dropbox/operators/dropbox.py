@@ -21,6 +21,7 @@ from airflow_provider_dropbox.hooks.dropbox import DropboxHook
 from airflow_provider_dropbox.operators.base import (
     XCOM_FILE_LIMIT,
     DropboxBaseOperator,
+    DropboxInputPathOperator,
     DropboxPermanentError,
     UnrenderedTemplateError,
     file_summary,
@@ -459,7 +460,7 @@ class DropboxCopyOperator(_DropboxRelocateOperator):
         return self.hook.copy(self.from_path, self.to_path, autorename=self.autorename)
 
 
-class DropboxCreateSharedLinkOperator(DropboxBaseOperator):
+class DropboxCreateSharedLinkOperator(DropboxInputPathOperator):
     """
     Share a Dropbox file or folder: return its shared link URL (the existing link when there is one).
 
@@ -467,13 +468,6 @@ class DropboxCreateSharedLinkOperator(DropboxBaseOperator):
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     :return: The URL.
     """
-
-    template_fields: Sequence[str] = ("path", "dropbox_conn_id")
-
-    def __init__(self, *, path: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.path = path
-        self._declare_assets(inlets=[path])
 
     def execute(self, context: Context) -> str:
         self._check_inputs()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_dropbox.operators.base import DropboxBaseOperator
+from airflow_provider_dropbox.operators.base import DropboxBaseOperator, DropboxInputPathOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DropboxGetTemporaryLinkOperator(DropboxBaseOperator):
+class DropboxGetTemporaryLinkOperator(DropboxInputPathOperator):
     """
     Return a direct download URL for a Dropbox file (valid four hours, no token needed) by XCom.
 
@@ -22,13 +22,6 @@ class DropboxGetTemporaryLinkOperator(DropboxBaseOperator):
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     :return: The URL.
     """
-
-    template_fields: Sequence[str] = ("path", "dropbox_conn_id")
-
-    def __init__(self, *, path: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.path = path
-        self._declare_assets(inlets=[path])
 
     def execute(self, context: Context) -> str:
         self._check_inputs()
