@@ -167,7 +167,9 @@ def test_upload_files_under_contention_loses_and_duplicates_nothing(
     locked_emulator: EmulatorProcess, make_client: MakeClient, tmp_path: Path
 ) -> None:
     emu = locked_emulator
-    emu.set_faults(latency_ms=5, write_lock_commit_ms=30, write_lock_entry_ms=1, write_lock_wait_ms=20)
+    # 240 files over 6 connections at 20 ms each: the data takes >= 0.8 s, well past the pipeline's 0.25 s
+    # linger, so a commit must start while data is still going up (at 5 ms it could all finish first)
+    emu.set_faults(latency_ms=20, write_lock_commit_ms=30, write_lock_entry_ms=1, write_lock_wait_ms=20)
     pairs, want = _tree(tmp_path, 240)
     client: DropboxClient = make_client(emu)
     stop = threading.Event()
