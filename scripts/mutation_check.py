@@ -174,7 +174,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mirror-dry-run-applies",
         "dry_run=True returns the plan and changes nothing",
         "sync/engine.py",
-        "    if dry_run:\n        return\n",
+        "    if o.dry_run:\n        return\n",
         "",
         (f"{S}/test_engine.py::test_dry_run_changes_nothing",),
     ),
@@ -198,7 +198,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mirror-deletes-locally-modified",
         "a locally modified file whose remote was deleted is kept (conflicted copy), not deleted",
         "sync/plan.py",
-        "elif adopt_local or local_hash(p, f, m) == m.content_hash:",
+        "elif self.adopt_local or self.local_hash(p, f, m) == m.content_hash:",
         "elif True:",
         (
             f"{S}/test_engine.py::test_locally_modified_file_is_not_destroyed",
@@ -209,7 +209,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mirror-overwrites-unmanaged",
         "files the mirror did not create are left alone",
         "sync/plan.py",
-        "if adopt_local:\n            return True",
+        "if self.adopt_local:\n            return True",
         "if True:\n            return True",
         (
             f"{S}/test_engine.py::test_unmanaged_local_files_are_left_alone",

@@ -370,12 +370,12 @@ def mirror(
     )
     t0 = time.monotonic()
     try:
-        _run(
-            client, remote, root, report, lock, log,
+        options = _RunOptions(
             delete_stale=delete_stale, dry_run=dry_run, limit=limit, raw_limit=max_deletes,
-            allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=exclude,
+            allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=tuple(exclude),
             adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan, known_root=known_root,
         )  # fmt: skip
+        _run(client, remote, root, report, lock, log, options)
     except MirrorAbortedError as exc:
         report.aborted = str(exc)
         report.duration_s = time.monotonic() - t0
@@ -399,6 +399,23 @@ def mirror(
     return report
 
 
+@dataclasses.dataclass(frozen=True)
+class _RunOptions:
+    """The caller's choices, checked by ``mirror``; read by the steps that need them."""
+
+    delete_stale: bool
+    dry_run: bool
+    limit: MaxDeletes | None
+    raw_limit: Any
+    allow_empty_remote: bool
+    parallelism: int
+    exclude: tuple[str, ...]
+    adopt_local: bool
+    conflict: ConflictPolicy
+    full_rescan: bool
+    known_root: str | None = None
+
+
 def _run(
     client: MirrorClient,
     remote: str,
@@ -406,27 +423,11 @@ def _run(
     report: MirrorReport,
     lock: MirrorLock | None,
     log: logging.Logger,
-    *,
-    delete_stale: bool,
-    dry_run: bool,
-    limit: MaxDeletes | None,
-    raw_limit: Any,
-    allow_empty_remote: bool,
-    parallelism: int,
-    exclude: Sequence[str],
-    adopt_local: bool,
-    conflict: ConflictPolicy,
-    full_rescan: bool,
-    known_root: str | None = None,
+    options: _RunOptions,
 ) -> None:
-    index = None if dry_run else _open_index(root, full_rescan, log)
+    index = None if options.dry_run else _open_index(root, options.full_rescan, log)
     try:
-        _run_steps(
-            client, remote, root, report, lock, log, index,
-            delete_stale=delete_stale, dry_run=dry_run, limit=limit, raw_limit=raw_limit,
-            allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=exclude,
-            adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan, known_root=known_root,
-        )  # fmt: skip
+        _run_steps(client, remote, root, report, lock, log, index, options)
     finally:
         if index is not None:
             index.close()
@@ -484,47 +485,36 @@ def _run_steps(
     lock: MirrorLock | None,
     log: logging.Logger,
     index: MirrorIndex | None,
-    *,
-    delete_stale: bool,
-    dry_run: bool,
-    limit: MaxDeletes | None,
-    raw_limit: Any,
-    allow_empty_remote: bool,
-    parallelism: int,
-    exclude: Sequence[str],
-    adopt_local: bool,
-    conflict: ConflictPolicy,
-    full_rescan: bool,
-    known_root: str | None = None,
+    o: _RunOptions,
 ) -> None:
     """The named steps: load, list, layout, plan, guard, then (not for a dry run) intents, apply, commit."""
-    state, same_root, verify = _load(index, root, remote, dry_run, log)
-    listing = _list(client, state, remote, same_root, full_rescan, known_root, report, log)
-    excluded = make_exclude(exclude)
+    state, same_root, verify = _load(index, root, remote, o.dry_run, log)
+    listing = _list(client, state, remote, same_root, o.full_rescan, o.known_root, report, log)
+    excluded = make_exclude(o.exclude)
     layout = _layout(listing.tree, root, excluded, report, log)
     if not listing.full:
         assert isinstance(state.manifest, TrackedManifest)
         verify |= _touched_paths(listing.touched, layout, state.manifest, index)
     plan = _plan(
         layout, state, root, verify, listing.full, report, log, remote,
-        dry_run=dry_run, delete_stale=delete_stale, adopt_local=adopt_local, conflict=conflict,
+        dry_run=o.dry_run, delete_stale=o.delete_stale, adopt_local=o.adopt_local, conflict=o.conflict,
         excluded=excluded,
     )  # fmt: skip
     try:
-        _guard(plan, limit, raw_limit, allow_empty_remote, remote, full_listing=listing.full)
+        _guard(plan, o.limit, o.raw_limit, o.allow_empty_remote, remote, full_listing=listing.full)
     except MirrorAbortedError as exc:
-        if dry_run:
+        if o.dry_run:
             report.aborted = str(exc)
             return
         raise
-    if dry_run:
+    if o.dry_run:
         return
     assert lock is not None and index is not None
     run_id = _write_intents(index, lock, state, plan, verify)
     _clean_staging(root)
     applier = _apply(
         client, index, lock, state, plan, root, remote, listing.root_lower, report, log,
-        parallelism=parallelism, conflict=conflict, adopt_local=adopt_local,
+        parallelism=o.parallelism, conflict=o.conflict, adopt_local=o.adopt_local,
     )  # fmt: skip
     assert isinstance(state.manifest, TrackedManifest)
     _refresh_unchanged(layout, state.manifest)

@@ -142,53 +142,93 @@ def make_plan(
     """Decide the actions. ``verify=None`` checks every path on disk (full re-list); otherwise only those.
 
     ``unmanaged_local`` (path, is_dir) lists local entries the mirror does not manage; only used with
-    ``adopt_local`` (they are deleted when the remote does not have them).
+    ``adopt_local`` (they are deleted when the remote does not have them). The steps: every desired path
+    (folders and files), then managed paths the remote no longer has, then (``adopt_local``) local items
+    that are not the mirror's, and last the local copies re-pointed at sources that still exist.
     """
-    plan = Plan(
-        managed_files=sum(1 for m in manifest.values() if not m.is_dir),
-        remote_files=layout.file_count(),
-    )
-    unmanaged_local = list(unmanaged_local)
-    plan.local_files = plan.managed_files + sum(
-        1 for p, is_dir in unmanaged_local if not is_dir and p not in manifest
-    )
-    acts = plan.actions
-    blocked: set[str] = set()  # folders we could not create: their subtree is skipped
-    swaps: set[str] = set()  # paths whose old occupant goes in the delete phase; new content waits for it
-    fresh: set[str] = set()  # folders this run creates (nothing of ours below them yet)
-    hashes: dict[str, str | None] = {}
+    planner = _Planner(
+        layout, manifest, probe, hasher,
+        delete_stale=delete_stale, adopt_local=adopt_local, conflict=conflict, excluded=excluded,
+        case_insensitive_fs=case_insensitive_fs,
+    )  # fmt: skip
+    unmanaged = list(unmanaged_local)
+    planner.count_local_files(unmanaged)
+    for p in sorted(layout.paths):
+        planner.desired(p, verify)
+    for p in sorted(manifest, reverse=True):  # children before parents
+        if p not in layout.paths:
+            planner.stale(p)
+    if adopt_local and delete_stale:
+        planner.unmanaged(unmanaged)
+    _reroute_local_copies(planner.acts, planner.all_sources)
+    return planner.plan
 
-    # On a case-insensitive destination "A.txt" and "a.txt" are one file: look managed records up by alias.
-    alias: dict[str, str] = {}
-    if case_insensitive_fs:
-        alias = {path_collision_key(p): p for p in manifest}
 
-    def managed_at(p: str) -> tuple[str, Managed | None]:
-        m = manifest.get(p)
-        if m is None and alias:
-            q = alias.get(path_collision_key(p))
+class _Planner:
+    """The state one ``make_plan`` call builds up while it walks the paths, and one method per decision."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        manifest: Mapping[str, Managed],
+        probe: Callable[[str], DiskFact],
+        hasher: Callable[[str], str | None],
+        *,
+        delete_stale: bool,
+        adopt_local: bool,
+        conflict: ConflictPolicy,
+        excluded: Callable[[str], bool],
+        case_insensitive_fs: bool,
+    ) -> None:
+        self.layout, self.manifest, self.probe, self.hasher = layout, manifest, probe, hasher
+        self.delete_stale, self.adopt_local, self.conflict, self.excluded = (
+            delete_stale, adopt_local, conflict, excluded
+        )  # fmt: skip
+        self.plan = Plan(
+            managed_files=sum(1 for m in manifest.values() if not m.is_dir), remote_files=layout.file_count()
+        )
+        self.acts = self.plan.actions
+        self.blocked: set[str] = set()  # folders we could not create: their subtree is skipped
+        self.swaps: set[str] = set()  # old occupant goes in the delete phase; new content waits for it
+        self.fresh: set[str] = set()  # folders this run creates (nothing of ours below them yet)
+        self.hashes: dict[str, str | None] = {}
+        # On a case-insensitive destination "A.txt" and "a.txt" are one file: managed records by alias.
+        self.alias = {path_collision_key(p): p for p in manifest} if case_insensitive_fs else {}
+        self.desired_aliases = {path_collision_key(p) for p in layout.paths} if case_insensitive_fs else set()
+        self.all_sources: dict[str, list[str]] = {}
+        for p in sorted(manifest):
+            rec = manifest[p]
+            if not rec.is_dir and rec.content_hash:
+                self.all_sources.setdefault(rec.content_hash, []).append(p)
+        self.sources = {h: paths[0] for h, paths in self.all_sources.items()}
+
+    def count_local_files(self, unmanaged: list[tuple[str, bool]]) -> None:
+        self.plan.local_files = self.plan.managed_files + sum(
+            1 for p, is_dir in unmanaged if not is_dir and p not in self.manifest
+        )
+
+    # ---------------------------------------------------------------- lookups
+
+    def managed_at(self, p: str) -> tuple[str, Managed | None]:
+        m = self.manifest.get(p)
+        if m is None and self.alias:
+            q = self.alias.get(path_collision_key(p))
             if q is not None:
-                return q, manifest[q]
+                return q, self.manifest[q]
         return p, m
 
-    def local_hash(p: str, f: DiskFact, m: Managed | None) -> str | None:
+    def local_hash(self, p: str, f: DiskFact, m: Managed | None) -> str | None:
         if _stat_matches(m, f):
             assert m is not None
             return m.content_hash
-        if p not in hashes:
-            hashes[p] = hasher(p)
-        return hashes[p]
+        if p not in self.hashes:
+            self.hashes[p] = self.hasher(p)
+        return self.hashes[p]
 
-    all_sources: dict[str, list[str]] = {}
-    for p in sorted(manifest):
-        rec = manifest[p]
-        if not rec.is_dir and rec.content_hash:
-            all_sources.setdefault(rec.content_hash, []).append(p)
-    sources = {h: paths[0] for h, paths in all_sources.items()}
-
-    def fetch(d: Desired, deferred: bool, reason: str) -> Action:
+    def fetch(self, d: Desired, deferred: bool, reason: str) -> Action:
+        """A download, or a local copy when the same content is already in the mirror."""
         e = d.entry
-        src = sources.get(e.content_hash or "")
+        src = self.sources.get(e.content_hash or "")
         if src is not None and src != d.path:
             return Action(
                 "copy_local", d.path, key=e.key, content_hash=e.content_hash, size=e.size, rev=e.rev,
@@ -199,119 +239,125 @@ def make_plan(
             reason=reason, deferred=deferred,
         )  # fmt: skip
 
-    def occupied(p: str, d: Desired, what: str) -> bool:
+    def occupied(self, p: str, d: Desired, what: str) -> bool:
         """Something that is not ours is in the way. Returns True when the desired item can still go in."""
-        if adopt_local:
+        if self.adopt_local:
             return True
-        if conflict == "copy":
-            acts.append(Action("set_aside", p, reason=f"{what} in the way; kept as a conflicted copy"))
+        if self.conflict == "copy":
+            self.acts.append(Action("set_aside", p, reason=f"{what} in the way; kept as a conflicted copy"))
             return True
-        acts.append(
+        self.acts.append(
             Action("conflict", p, key=d.entry.key, reason=f"{what} in the way; left alone (conflict=skip)")
         )
         return False
 
-    desired_aliases = {path_collision_key(p) for p in layout.paths} if case_insensitive_fs else set()
+    # ---------------------------------------------------------------- step 1: desired paths
 
-    for p in sorted(layout.paths):
-        d = layout.paths[p]
-        if _under_any(key_parent(p), blocked):
-            acts.append(
+    def desired(self, p: str, verify: set[str] | None) -> None:
+        d = self.layout.paths[p]
+        if _under_any(key_parent(p), self.blocked):
+            self.acts.append(
                 Action("conflict", p, key=d.entry.key, reason="parent folder is blocked by a local item")
             )
-            blocked.add(p)
-            continue
-        mp, m = managed_at(p)
+            self.blocked.add(p)
+            return
+        mp, m = self.managed_at(p)
         if verify is not None and p not in verify and mp == p and _matches(m, d):
-            plan.unchanged += 1
-            continue
+            self.plan.unchanged += 1
+            return
         # below a folder this run creates there is nothing to look at (and we must not look through a
         # symlink that is being set aside)
-        f = DiskFact("missing") if _under_any(key_parent(p), fresh) else probe(p)
-        deferred = _under_any(key_parent(p), swaps)
-        e = d.entry
+        f = DiskFact("missing") if _under_any(key_parent(p), self.fresh) else self.probe(p)
+        deferred = _under_any(key_parent(p), self.swaps)
         if d.is_dir:
-            if f.kind == "dir":
-                if m is not None and m.is_dir and mp == p:
-                    plan.unchanged += 1
-                else:
-                    acts.append(Action("adopt", p, is_dir=True, key=e.key, reason="folder already exists"))
-            elif f.kind == "missing":
-                acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=deferred))
-                fresh.add(p)
-            elif (
-                f.kind == "file" and m is not None and not m.is_dir and local_hash(p, f, m) == m.content_hash
-            ):
-                acts.append(
-                    Action("delete_file", p, key=m.key, reason="remote replaced this file by a folder")
-                )
-                acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=True))
-                swaps.add(p)
-            elif adopt_local:
-                acts.append(Action("delete_file", p, reason="adopt_local: replaced by a remote folder"))
-                acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=True))
-                swaps.add(p)
-            elif occupied(p, d, f"local {f.kind}"):
-                acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=deferred))
-                fresh.add(p)
-            else:
-                blocked.add(p)
-            continue
+            self.desired_folder(p, d, f, m, mp, deferred)
+        else:
+            self.desired_file(p, d, f, m, mp, deferred)
 
-        # a file
+    def desired_folder(
+        self, p: str, d: Desired, f: DiskFact, m: Managed | None, mp: str, deferred: bool
+    ) -> None:
+        acts, e = self.acts, d.entry
+        if f.kind == "dir":
+            if m is not None and m.is_dir and mp == p:
+                self.plan.unchanged += 1
+            else:
+                acts.append(Action("adopt", p, is_dir=True, key=e.key, reason="folder already exists"))
+        elif f.kind == "missing":
+            acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=deferred))
+            self.fresh.add(p)
+        elif (
+            f.kind == "file" and m is not None and not m.is_dir and self.local_hash(p, f, m) == m.content_hash
+        ):
+            acts.append(Action("delete_file", p, key=m.key, reason="remote replaced this file by a folder"))
+            acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=True))
+            self.swaps.add(p)
+        elif self.adopt_local:
+            acts.append(Action("delete_file", p, reason="adopt_local: replaced by a remote folder"))
+            acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=True))
+            self.swaps.add(p)
+        elif self.occupied(p, d, f"local {f.kind}"):
+            acts.append(Action("create_folder", p, is_dir=True, key=e.key, deferred=deferred))
+            self.fresh.add(p)
+        else:
+            self.blocked.add(p)
+
+    def desired_file(
+        self, p: str, d: Desired, f: DiskFact, m: Managed | None, mp: str, deferred: bool
+    ) -> None:
+        acts, e = self.acts, d.entry
         if f.kind == "file":
-            h = local_hash(p, f, m)
+            h = self.local_hash(p, f, m)
             if h is not None and h == e.content_hash:
                 if _stat_matches(m, f) and mp == p:
-                    plan.unchanged += 1
+                    self.plan.unchanged += 1
                 else:
                     acts.append(
                         Action("adopt", p, key=e.key, content_hash=e.content_hash, size=e.size, rev=e.rev,
                                reason="identical content already there")
                     )  # fmt: skip
             elif m is not None and not m.is_dir and h == m.content_hash:
-                acts.append(fetch(d, deferred, "remote changed"))
-            elif occupied(
+                acts.append(self.fetch(d, deferred, "remote changed"))
+            elif self.occupied(
                 p, d, "locally modified file" if m is not None else "local file the mirror did not write"
             ):
-                acts.append(fetch(d, deferred, "replacing a conflicting local file"))
+                acts.append(self.fetch(d, deferred, "replacing a conflicting local file"))
         elif f.kind == "missing":
-            acts.append(fetch(d, deferred, ""))
+            acts.append(self.fetch(d, deferred, ""))
         elif f.kind == "dir" and m is not None and m.is_dir:
             acts.append(
                 Action(
                     "delete_folder", p, is_dir=True, key=m.key, reason="remote replaced this folder by a file"
                 )
             )
-            acts.append(fetch(d, True, "remote replaced a folder by this file"))
-            swaps.add(p)
-        elif adopt_local:
+            acts.append(self.fetch(d, True, "remote replaced a folder by this file"))
+            self.swaps.add(p)
+        elif self.adopt_local:
             op: Op = "delete_folder" if f.kind == "dir" else "delete_file"
             acts.append(
                 Action(op, p, is_dir=f.kind == "dir", reason="adopt_local: replaced by a remote file")
             )
-            acts.append(fetch(d, True, ""))
-            swaps.add(p)
-        elif occupied(p, d, f"local {f.kind}"):
-            acts.append(fetch(d, deferred, "replacing a conflicting local item"))
+            acts.append(self.fetch(d, True, ""))
+            self.swaps.add(p)
+        elif self.occupied(p, d, f"local {f.kind}"):
+            acts.append(self.fetch(d, deferred, "replacing a conflicting local item"))
 
-    # managed paths the remote no longer has, children before parents
-    for p in sorted(manifest, reverse=True):
-        if p in layout.paths:
-            continue
-        m = manifest[p]
-        if excluded(p):
+    # ---------------------------------------------------------------- step 2: managed paths gone remotely
+
+    def stale(self, p: str) -> None:
+        acts, m = self.acts, self.manifest[p]
+        if self.excluded(p):
             acts.append(Action("forget", p, is_dir=m.is_dir, key=m.key, reason="now excluded; left on disk"))
-            continue
-        if desired_aliases and path_collision_key(p) in desired_aliases:
+            return
+        if self.desired_aliases and path_collision_key(p) in self.desired_aliases:
             acts.append(
                 Action("forget", p, is_dir=m.is_dir, key=m.key, reason="same file as a desired path here")
             )
-            continue
-        if not delete_stale:
-            plan.stale_kept += 1
-            continue
-        f = probe(p)
+            return
+        if not self.delete_stale:
+            self.plan.stale_kept += 1
+            return
+        f = self.probe(p)
         if m.is_dir:
             if f.kind == "dir":
                 acts.append(Action("delete_folder", p, is_dir=True, key=m.key))
@@ -323,9 +369,9 @@ def make_plan(
             acts.append(Action("forget", p, key=m.key, reason="already gone"))
         elif f.kind != "file":
             acts.append(Action("forget", p, key=m.key, reason=f"replaced locally by a {f.kind}; not ours"))
-        elif adopt_local or local_hash(p, f, m) == m.content_hash:
+        elif self.adopt_local or self.local_hash(p, f, m) == m.content_hash:
             acts.append(Action("delete_file", p, key=m.key, content_hash=m.content_hash, size=m.size))
-        elif conflict == "copy":
+        elif self.conflict == "copy":
             acts.append(
                 Action("set_aside", p, key=m.key, reason="deleted remotely but modified locally; kept")
             )
@@ -336,14 +382,14 @@ def make_plan(
             )
             acts.append(Action("forget", p, key=m.key, reason="locally modified; no longer managed"))
 
-    if adopt_local and delete_stale:
-        for p, is_dir in sorted(unmanaged_local, reverse=True):
-            if p in layout.paths or p in manifest or excluded(p):
+    # ---------------------------------------------------------------- step 3: adopt_local's strangers
+
+    def unmanaged(self, unmanaged: list[tuple[str, bool]]) -> None:
+        for p, is_dir in sorted(unmanaged, reverse=True):
+            if p in self.layout.paths or p in self.manifest or self.excluded(p):
                 continue
-            op2: Op = "delete_folder" if is_dir else "delete_file"
-            acts.append(Action(op2, p, is_dir=is_dir, reason="adopt_local: not in the remote folder"))
-    _reroute_local_copies(acts, all_sources)
-    return plan
+            op: Op = "delete_folder" if is_dir else "delete_file"
+            self.acts.append(Action(op, p, is_dir=is_dir, reason="adopt_local: not in the remote folder"))
 
 
 def _reroute_local_copies(acts: list[Action], all_sources: Mapping[str, list[str]]) -> None:
