@@ -48,7 +48,6 @@ __all__ = [
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_dropbox.client.folders import Exclude  # a type only
 
 OVERWRITE_POLICIES = DropboxHook.OVERWRITE_POLICIES
 
@@ -118,7 +117,7 @@ class DropboxUploadOperator(DropboxBaseOperator):
         local_path: str,
         remote_path: str,
         pattern: str | None = None,
-        exclude: Exclude = None,
+        exclude: str | Sequence[str] | None = None,
         skip_disallowed_names: bool = True,
         recursive: bool = True,
         mode: str = "add",
