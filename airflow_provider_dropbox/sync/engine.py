@@ -36,12 +36,19 @@ from airflow_provider_dropbox.sync.hashing import file_content_hash
 from airflow_provider_dropbox.sync.index import INDEX_FILE, IndexVersionError, MirrorIndex, TrackedManifest
 from airflow_provider_dropbox.sync.layout import Layout, build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
+from airflow_provider_dropbox.sync.partial import (
+    change_keys,
+    collision_siblings,
+    load_manifest_slice,
+    load_remote_slice,
+)
 from airflow_provider_dropbox.sync.paths import (
     FOREIGN_STAGING_PREFIX,
     STATE_DIR_NAME,
     check_local_dir,
     check_private_dirs,
     normalize_remote_root,
+    remote_key,
     safe_local_path,
 )
 from airflow_provider_dropbox.sync.plan import ConflictPolicy, DiskFact, Plan, make_plan
@@ -488,17 +495,23 @@ def _run_steps(
     o: _RunOptions,
 ) -> None:
     """The named steps: load, list, layout, plan, guard, then (not for a dry run) intents, apply, commit."""
-    state, same_root, verify = _load(index, root, remote, o.dry_run, log)
-    listing = _list(client, state, remote, same_root, o.full_rescan, o.known_root, report, log)
     excluded = make_exclude(o.exclude)
-    layout = _layout(listing.tree, root, excluded, report, log)
-    if not listing.full:
-        assert isinstance(state.manifest, TrackedManifest)
-        verify |= _touched_paths(listing.touched, layout, state.manifest, index)
+    known: _KnownCounts | None = None
+    sliced = _incremental_slice(client, index, remote, root, excluded, report, log, o)
+    if sliced is not None:
+        state, listing, layout, verify, known, sources = sliced
+    else:
+        state, same_root, verify = _load(index, root, remote, o.dry_run, log)
+        listing = _list(client, state, remote, same_root, o.full_rescan, o.known_root, report, log)
+        layout = _layout(listing.tree, root, excluded, report, log)
+        if not listing.full:
+            assert isinstance(state.manifest, TrackedManifest)
+            verify |= _touched_paths(listing.touched, layout, state.manifest, index)
+        sources = {}
     plan = _plan(
         layout, state, root, verify, listing.full, report, log, remote,
         dry_run=o.dry_run, delete_stale=o.delete_stale, adopt_local=o.adopt_local, conflict=o.conflict,
-        excluded=excluded,
+        excluded=excluded, copy_sources=sources, known=known,
     )  # fmt: skip
     try:
         _guard(plan, o.limit, o.raw_limit, o.allow_empty_remote, remote, full_listing=listing.full)
@@ -565,7 +578,7 @@ def _list(
     """What the remote looks like now: the stored tree plus the changes since the cursor, or a full listing
     (first run, ``full_rescan``, or a cursor Dropbox reset)."""
     root_lower = state.root_lower
-    if state.cursor and same_root and not full_rescan and root_lower is not None:
+    if state.cursor and same_root and not full_rescan and root_lower is not None and report.mode != "reset":
         try:
             changes, new_cursor = client.list_changes(state.cursor)
             # applied in place: the loaded tree is this run's alone, and a copy doubled its memory
@@ -605,6 +618,88 @@ def _layout(
     for c in layout.collisions:
         log.warning("Name collision in %r: kept %r, renamed %s", c["folder"], c["kept"], c["renamed"])
     return layout
+
+
+@dataclasses.dataclass(frozen=True)
+class _KnownCounts:
+    """What the guards count, from the whole index (an incremental slice holds only a few rows)."""
+
+    managed_files: int
+    remote_files: int
+    unchanged_outside: int  # managed paths the slice did not load: unchanged by definition
+
+
+_Slice = tuple[MirrorState, _Listing, Layout, set[str], _KnownCounts, dict[str, list[str]]]
+
+
+def _incremental_slice(
+    client: MirrorClient,
+    index: MirrorIndex | None,
+    remote: str,
+    root: str,
+    excluded: Callable[[str], bool],
+    report: MirrorReport,
+    log: logging.Logger,
+    o: _RunOptions,
+) -> _Slice | None:
+    """An incremental run on the rows its changes touch (partial.py), so its cost follows the changes.
+
+    ``None`` when the run needs the whole state: a dry run, a first or full run, ``adopt_local`` (it
+    compares every local item), another remote folder than the index's, or a cursor Dropbox reset (then
+    ``report.mode`` is ``"reset"`` and the caller lists the whole folder)."""
+    if index is None or o.full_rescan or o.adopt_local:
+        return None
+    meta = index.meta()
+    cursor, root_lower, stored_root = meta.get("cursor"), meta.get("root_lower"), meta.get("remote_path")
+    if not cursor or root_lower is None or stored_root is None or path_key(stored_root) != path_key(remote):
+        return None
+    try:
+        changes, new_cursor = client.list_changes(cursor)
+    except client_errors.CursorResetError:
+        log.warning(
+            "Dropbox reset the mirror cursor for %r; re-listing the whole folder to reconcile", remote
+        )
+        report.mode = "reset"
+        return None
+    report.mode = "incremental"
+    log.info("Dropbox reported %d change(s) since the last mirror run", len(changes))
+    names = change_keys(changes, root_lower)
+    root_gone = any(
+        m.get(".tag") == "deleted" and remote_key(str(m.get("path_lower")), root_lower) == "" for m in changes
+    )
+    pending = index.pending()
+    pending_keys = {i.key: i.key.rpartition("/")[2] for i in pending.values() if i.key}
+    sliced = load_remote_slice(index, {**pending_keys, **names}, whole_tree=root_gone)
+    touched = sliced.tree.apply_changes(changes, root_lower)
+    layout = _layout(sliced.tree, root, excluded, report, log)
+    keys = touched | collision_siblings(sliced, names) | set(pending_keys)
+    manifest, left_out = load_manifest_slice(index, sliced, keys, layout, pending)
+    loaded = len(manifest) + left_out
+    if left_out:
+        log.debug("%d manifest row(s) outside this run's slice were left for a later run", left_out)
+    state = MirrorState(
+        remote_path=stored_root, root_lower=root_lower, cursor=cursor, remote=sliced.tree, manifest=manifest,
+        pending=pending, last_run=meta.get("last_run"),
+    )  # fmt: skip
+    verify: set[str] = set()
+    if pending:
+        _recover(state, root, log)
+        verify.update(pending)
+    verify |= _touched_paths(touched, layout, manifest, index)
+    counts = index.counts()
+    known = _KnownCounts(
+        managed_files=counts["managed_files"],
+        remote_files=counts["remote_files"] + sliced.file_count() - sliced.files_before,
+        unchanged_outside=max(counts["managed_paths"] - loaded, 0),
+    )
+    sources: dict[str, list[str]] = {}
+    for p in verify:
+        d = layout.paths.get(p)
+        h = d.entry.content_hash if d is not None and not d.is_dir else None
+        if h and h not in sources:
+            sources[h] = sorted(index.manifest_by_hash(h))
+    listing = _Listing(sliced.tree, touched, new_cursor, root_lower, full=False)
+    return state, listing, layout, verify, known, sources
 
 
 def _touched_paths(
@@ -651,6 +746,8 @@ def _plan(
     adopt_local: bool,
     conflict: ConflictPolicy,
     excluded: Callable[[str], bool],
+    copy_sources: Mapping[str, list[str]],
+    known: _KnownCounts | None,
 ) -> Plan:
     case_insensitive = (not dry_run) and _case_insensitive(state_dir(root))
     unmanaged = (
@@ -668,11 +765,16 @@ def _plan(
         excluded=excluded,
         unmanaged_local=unmanaged,
         case_insensitive_fs=case_insensitive,
+        copy_sources=copy_sources,
     )
+    if known is not None:  # an incremental slice: the guards count the whole mirror, not the slice
+        plan.managed_files = plan.local_files = known.managed_files
+        plan.remote_files = known.remote_files
+        plan.unchanged += known.unchanged_outside
     report.planned = plan.counts()
     report.plan = [a.to_dict() for a in plan.actions]
     report.bytes_planned = plan.download_bytes()
-    report.remote_files = layout.file_count()
+    report.remote_files = layout.file_count() if known is None else known.remote_files
     log.info("Mirror plan for %r -> %s (%s): %s", remote or "/", root, report.mode, plan.summary())
     for a in plan.actions:
         log.debug("plan: %s %r %s", a.op, a.path, a.reason)

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS pending (
 ) WITHOUT ROWID;
 """
 
+_COUNTERS = ("remote_files", "managed_files", "managed_paths")  # kept in meta as n_<name>
+
 _WAY_OUT = (
     "Nothing in the destination was changed. Move it away (or delete it) and re-run with "
     "full_rescan=True: the index is rebuilt from the destination and the remote folder, and files whose "
@@ -229,14 +231,11 @@ class MirrorIndex:
 
     def load(self) -> Any:
         """The committed state as a ``MirrorState`` (``None`` if no run ever committed)."""
-        from airflow_provider_dropbox.sync.state import Managed, MirrorState, Pending
+        from airflow_provider_dropbox.sync.state import Managed, MirrorState
 
         try:
             meta = self.meta()
-            pending = {
-                r[0]: Pending(r[1], bool(r[2]), r[3], r[4], r[5])
-                for r in self.conn.execute("SELECT path, op, is_dir, key, content_hash, rev FROM pending")
-            }
+            pending = self.pending()
             if "remote_path" not in meta:
                 if not pending:
                     return None
@@ -271,6 +270,18 @@ class MirrorIndex:
             last_run=meta.get("last_run"),
             updated_at=float(meta.get("updated_at") or 0.0),
         )
+
+    def pending(self) -> dict[str, Any]:
+        """The intents of a run that did not commit (path -> ``Pending``)."""
+        from airflow_provider_dropbox.sync.state import Pending
+
+        try:
+            return {
+                r[0]: Pending(r[1], bool(r[2]), r[3], r[4], r[5])
+                for r in self.conn.execute("SELECT path, op, is_dir, key, content_hash, rev FROM pending")
+            }
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
 
     # -- reading by key (what an incremental run needs, without loading the tree) ------------------------
     _REMOTE_COLS = "key, name, is_dir, id, rev, content_hash, size, downloadable, synthetic"
@@ -339,17 +350,56 @@ class MirrorIndex:
         return self._manifest_query("WHERE content_hash=? AND is_dir=0", (content_hash,))
 
     def counts(self) -> dict[str, int]:
-        """Counters for the guards (``max_deletes``, the empty-listing guard) from COUNT queries, not a load:
-        ``remote_files`` (downloadable files in the stored tree) and ``managed_files`` (files the mirror
-        wrote)."""
+        """Counters for the guards (``max_deletes``, the empty-listing guard) and the report:
+        ``remote_files`` (downloadable files in the stored tree), ``managed_files`` (files the mirror wrote)
+        and ``managed_paths`` (files and folders). Kept in ``meta`` by every write, so reading them costs
+        the same at any size; an index without them is counted once."""
         try:
-            remote_files = self.conn.execute(
-                "SELECT count(*) FROM remote WHERE is_dir=0 AND downloadable=1"
-            ).fetchone()[0]
-            managed_files = self.conn.execute("SELECT count(*) FROM manifest WHERE is_dir=0").fetchone()[0]
+            meta = self.meta()
+            if all(f"n_{c}" in meta for c in _COUNTERS):
+                return {c: int(meta[f"n_{c}"] or 0) for c in _COUNTERS}
+            return self._count_rows()
         except sqlite3.Error as exc:
             raise _read_error(self.path, exc) from exc
-        return {"remote_files": int(remote_files), "managed_files": int(managed_files)}
+        except ValueError as exc:
+            raise StateError(
+                f"The mirror index {self.path!r} holds a malformed counter ({exc}). " + _WAY_OUT
+            ) from exc
+
+    def _count_rows(self) -> dict[str, int]:
+        one = self.conn.execute
+        return {
+            "remote_files": int(
+                one("SELECT count(*) FROM remote WHERE is_dir=0 AND downloadable=1").fetchone()[0]
+            ),
+            "managed_files": int(one("SELECT count(*) FROM manifest WHERE is_dir=0").fetchone()[0]),
+            "managed_paths": int(one("SELECT count(*) FROM manifest").fetchone()[0]),
+        }
+
+    def _manifest_delta(self, rows: Mapping[str, Any]) -> tuple[int, int]:
+        """How writing ``rows`` changes (managed_files, managed_paths): one lookup per written row."""
+        files = paths = 0
+        for p, m in rows.items():
+            old = self.conn.execute("SELECT is_dir FROM manifest WHERE path=?", (p,)).fetchone()
+            if old is not None:
+                paths -= 1
+                files -= 1 if old[0] == 0 else 0
+            if m is not None:
+                paths += 1
+                files += 0 if m.is_dir else 1
+        return files, paths
+
+    def _remote_delta(self, tree: RemoteTree, keys: Iterable[str]) -> int:
+        """How writing ``keys`` of ``tree`` changes remote_files."""
+        delta = 0
+        for k in keys:
+            old = self.conn.execute("SELECT is_dir, downloadable FROM remote WHERE key=?", (k,)).fetchone()
+            if old is not None and old[0] == 0 and old[1] == 1:
+                delta -= 1
+            e = tree.entries.get(k)
+            if e is not None and not e.is_dir and e.downloadable:
+                delta += 1
+        return delta
 
     # -- writing ----------------------------------------------------------------------------------------
     def _put_manifest(self, rows: Mapping[str, Any]) -> None:
@@ -392,10 +442,16 @@ class MirrorIndex:
         """One transaction: manifest rows (``None`` deletes), remote rows (``remote_keys`` of ``remote``, or
         the whole tree when no keys are given), meta values, and the intents (replace or clear)."""
         with self._tx():
+            stored = self.meta()
+            recount = not all(f"n_{c}" in stored for c in _COUNTERS) or replace_manifest is not None
+            recount = recount or (remote is not None and remote_keys is None)
+            delta = {"remote_files": 0, "managed_files": 0, "managed_paths": 0}
             if replace_manifest is not None:
                 self.conn.execute("DELETE FROM manifest")
                 self._put_manifest(replace_manifest)
             if manifest_rows:
+                if not recount:
+                    delta["managed_files"], delta["managed_paths"] = self._manifest_delta(manifest_rows)
                 self._put_manifest(manifest_rows)
             if remote is not None:
                 if remote_keys is None:
@@ -405,10 +461,17 @@ class MirrorIndex:
                         (_remote_row(e) for e in remote.entries.values()),
                     )
                 else:
+                    remote_keys = list(remote_keys)
+                    if not recount:
+                        delta["remote_files"] = self._remote_delta(remote, remote_keys)
                     self._put_remote(remote, remote_keys)
-            if meta:
-                current = self.meta()
-                changed = [(k, v) for k, v in meta.items() if current.get(k) != v]
+            values: dict[str, str | None] = dict(meta or {})
+            if recount:
+                values.update({f"n_{c}": str(n) for c, n in self._count_rows().items()})
+            else:
+                values.update({f"n_{c}": str(int(stored[f"n_{c}"] or 0) + n) for c, n in delta.items() if n})
+            changed = [(k, v) for k, v in values.items() if stored.get(k) != v]
+            if changed:
                 self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
             if clear_pending:
                 self.conn.execute("DELETE FROM pending")

@@ -138,6 +138,7 @@ def make_plan(
     excluded: Callable[[str], bool] = lambda _p: False,
     unmanaged_local: Iterable[tuple[str, bool]] = (),
     case_insensitive_fs: bool = False,
+    copy_sources: Mapping[str, Iterable[str]] | None = None,
 ) -> Plan:
     """Decide the actions. ``verify=None`` checks every path on disk (full re-list); otherwise only those.
 
@@ -145,11 +146,13 @@ def make_plan(
     ``adopt_local`` (they are deleted when the remote does not have them). The steps: every desired path
     (folders and files), then managed paths the remote no longer has, then (``adopt_local``) local items
     that are not the mirror's, and last the local copies re-pointed at sources that still exist.
+    ``copy_sources`` (content hash -> managed paths) adds local copy sources that are not in ``manifest``
+    (an incremental run holds only the rows it touches and looks the others up by hash).
     """
     planner = _Planner(
         layout, manifest, probe, hasher,
         delete_stale=delete_stale, adopt_local=adopt_local, conflict=conflict, excluded=excluded,
-        case_insensitive_fs=case_insensitive_fs,
+        case_insensitive_fs=case_insensitive_fs, copy_sources=copy_sources or {},
     )  # fmt: skip
     unmanaged = list(unmanaged_local)
     planner.count_local_files(unmanaged)
@@ -179,6 +182,7 @@ class _Planner:
         conflict: ConflictPolicy,
         excluded: Callable[[str], bool],
         case_insensitive_fs: bool,
+        copy_sources: Mapping[str, Iterable[str]],
     ) -> None:
         self.layout, self.manifest, self.probe, self.hasher = layout, manifest, probe, hasher
         self.delete_stale, self.adopt_local, self.conflict, self.excluded = (
@@ -200,6 +204,10 @@ class _Planner:
             rec = manifest[p]
             if not rec.is_dir and rec.content_hash:
                 self.all_sources.setdefault(rec.content_hash, []).append(p)
+        for h, paths in copy_sources.items():
+            extra = sorted(set(paths) - set(self.all_sources.get(h, ())) - set(manifest))
+            if extra:
+                self.all_sources.setdefault(h, []).extend(extra)
         self.sources = {h: paths[0] for h, paths in self.all_sources.items()}
 
     def count_local_files(self, unmanaged: list[tuple[str, bool]]) -> None:

@@ -274,6 +274,7 @@ def test_counters_follow_every_run_without_a_load(tmp_path: Path) -> None:
                     1 for e in state.remote.entries.values() if not e.is_dir and e.downloadable
                 ),
                 "managed_files": sum(1 for m in state.manifest.values() if not m.is_dir),
+                "managed_paths": len(state.manifest),
             }
         finally:
             index.close()
@@ -285,7 +286,11 @@ def test_counters_follow_every_run_without_a_load(tmp_path: Path) -> None:
     check()
     index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
     try:
-        assert index.counts() == {"remote_files": 7, "managed_files": 7}
+        assert index.counts() == {
+            "remote_files": 7,
+            "managed_files": 7,
+            "managed_paths": len(index.load().manifest),
+        }
         assert index.remote_subtree("a") == {} and index.manifest_subtree("a") == {}
     finally:
         index.close()

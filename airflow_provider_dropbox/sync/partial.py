@@ -1,0 +1,147 @@
+"""An incremental run's slice of the index: only the rows the changes touch and what their layout needs.
+
+Which remote rows a change at key ``a/b/c`` needs, and why:
+
+- the children of every folder on its way (``""``, ``a``, ``a/b``): a local name depends on the names next
+  to it (case and Unicode-normalisation collisions), all the way up;
+- the whole stored subtree of a touched key that is a folder (a deleted, replaced or renamed folder changes
+  every path below it), and of the folders in its collision group (their local names may change).
+
+Manifest rows: those of the touched keys (where they were written), the manifest subtree of each such
+folder, and the rows at every local path of the partial layout. A manifest row is only judged (kept,
+moved or deleted) when the slice can decide where its key belongs now; any other row is left out of the
+run, so an incomplete slice can skip work but never delete a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_dropbox.sync.index import MirrorIndex, TrackedManifest
+from airflow_provider_dropbox.sync.layout import Layout
+from airflow_provider_dropbox.sync.paths import collision_key, key_parent, remote_key
+from airflow_provider_dropbox.sync.remote import RemoteTree, _name_from
+
+
+def change_keys(changes: Iterable[Mapping[str, Any]], root_lower: str) -> dict[str, str]:
+    """Key -> name of every entry the changes name inside the mirror root (``""`` for the root itself)."""
+    out: dict[str, str] = {}
+    for meta in changes:
+        path_lower = meta.get("path_lower")
+        if not isinstance(path_lower, str):
+            continue
+        key = remote_key(path_lower, root_lower)
+        if key is not None:
+            out[key] = _name_from(meta, key)
+    return out
+
+
+@dataclass
+class RemoteSlice:
+    """The loaded part of the stored remote tree, and which folders it holds completely."""
+
+    tree: RemoteTree = field(default_factory=RemoteTree)
+    expanded: set[str] = field(default_factory=set)  # folders whose children are all loaded
+    subtree_roots: set[str] = field(default_factory=set)  # folders whose whole subtree is loaded
+    files_before: int = 0  # downloadable files among the loaded rows, before the changes
+
+    def decidable(self, key: str) -> bool:
+        """Whether the slice knows for sure if ``key`` exists now (and so where it belongs locally)."""
+        k = key
+        while k:
+            parent = key_parent(k)
+            if parent in self.expanded:
+                if k == key:
+                    return True
+                e = self.tree.entries.get(k)  # an ancestor that is gone or a file: the key cannot exist
+                return e is None or not e.is_dir
+            k = parent
+        return False
+
+    def file_count(self) -> int:
+        return sum(1 for e in self.tree.entries.values() if not e.is_dir and e.downloadable)
+
+
+def load_remote_slice(
+    index: MirrorIndex, names: Mapping[str, str], *, whole_tree: bool = False
+) -> RemoteSlice:
+    """Load what the changes in ``names`` (key -> new name) need from the index (see the module doc);
+    ``whole_tree`` when the mirror root itself was deleted."""
+    s = RemoteSlice()
+    tree = s.tree
+
+    def expand(folder: str) -> None:
+        if folder not in s.expanded:
+            s.expanded.add(folder)
+            for e in index.remote_children(folder).values():
+                if e.key not in tree.entries:
+                    tree._put(e)
+
+    def load_subtree(folder: str) -> None:
+        if folder in s.subtree_roots:
+            return
+        s.subtree_roots.add(folder)
+        s.expanded.add(folder)
+        for e in index.remote_subtree(folder).values():
+            if e.key not in tree.entries:
+                tree._put(e)
+            if e.is_dir:
+                s.expanded.add(e.key)
+                s.subtree_roots.add(e.key)
+
+    if whole_tree:
+        load_subtree("")
+    for key, name in names.items():
+        if not key:
+            continue
+        parts = key.split("/")
+        for depth in range(len(parts)):
+            expand("/".join(parts[:depth]))
+        stored = tree.entries.get(key)
+        groups = {collision_key(name)} | ({collision_key(stored.name)} if stored is not None else set())
+        parent = key_parent(key)
+        for sibling in tree.child_entries(parent):
+            if sibling.is_dir and (sibling.key == key or collision_key(sibling.name) in groups):
+                load_subtree(sibling.key)
+    tree.changed = set()
+    s.files_before = s.file_count()
+    return s
+
+
+def collision_siblings(s: RemoteSlice, names: Mapping[str, str]) -> set[str]:
+    """Keys sharing a collision group with a changed key in its folder (their local names may change)."""
+    out: set[str] = set()
+    for key, name in names.items():
+        if not key:
+            continue
+        group = collision_key(name)
+        for sibling in s.tree.child_entries(key_parent(key)):
+            if collision_key(sibling.name) == group:
+                out.add(sibling.key)
+    return out
+
+
+def load_manifest_slice(
+    index: MirrorIndex, s: RemoteSlice, keys: Iterable[str], layout: Layout, extra_paths: Iterable[str]
+) -> tuple[TrackedManifest, int]:
+    """The manifest rows the run may judge: of ``keys`` (and the subtrees of those that are folders), at
+    the partial layout's paths, and at ``extra_paths`` (a crashed run's intents). Rows whose key the slice
+    cannot place are left out; the second value counts them."""
+    rows: dict[str, Any] = {}
+    for key in keys:
+        for p, m in index.manifest_by_key(key).items():
+            rows[p] = m
+            if m.is_dir:
+                rows.update(index.manifest_subtree(p))
+    rows.update(index.manifest_rows(layout.paths))
+    rows.update(index.manifest_rows(extra_paths))
+    manifest = TrackedManifest()
+    left_out = 0
+    for p, m in rows.items():
+        if p in layout.paths or s.decidable(m.key):
+            dict.__setitem__(manifest, p, m)
+        else:
+            left_out += 1
+    return manifest, left_out
