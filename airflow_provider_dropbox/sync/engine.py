@@ -8,13 +8,14 @@ a cursor ``reset`` falls back to a full re-list) -> layout (local names, collisi
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import secrets
 import shutil
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any, Protocol
 
 from airflow_provider_dropbox.casefold import path_key
@@ -482,6 +483,7 @@ class _Listing:
     cursor: str
     root_lower: str
     full: bool
+    recheck: set[str] = dataclasses.field(default_factory=set)  # unsettled keys this run looked at again
 
 
 def _run_steps(
@@ -534,7 +536,12 @@ def _run_steps(
     applier.make_durable()  # data and folder entries on disk before the index rows that record them
     check_private_dirs(root, state_dir(root))
     lock.check()
-    _commit(index, state, listing, remote, run_id, report, report.errors)
+    unsettled = {a.key for a in plan.actions if a.op == "conflict" and a.key}
+    extra_meta = {"slice_options": _slice_options(o)}
+    _commit(
+        index, state, listing, remote, run_id, report, report.errors, unsettled, extra_meta,
+        whole=sliced is None,
+    )  # fmt: skip
     _forget_foreign_staging(root)
 
 
@@ -604,7 +611,13 @@ def _list(
 
 
 def _layout(
-    tree: RemoteTree, root: str, excluded: Callable[[str], bool], report: MirrorReport, log: logging.Logger
+    tree: RemoteTree,
+    root: str,
+    excluded: Callable[[str], bool],
+    report: MirrorReport,
+    log: logging.Logger,
+    roots: Sequence[tuple[str, str]] = (("", ""),),
+    complete: Container[str] | None = None,
 ) -> Layout:
     """Remote tree -> local paths (collisions resolved, too-long paths skipped)."""
     try:
@@ -612,7 +625,9 @@ def _layout(
     except (OSError, ValueError):
         path_max = 4096
     # room for the destination itself and a temp-name suffix
-    layout = build_layout(tree, excluded, max_path_bytes=path_max - len(os.fsencode(root)) - 2)
+    layout = build_layout(
+        tree, excluded, max_path_bytes=path_max - len(os.fsencode(root)) - 2, roots=roots, complete=complete
+    )
     report.collisions = layout.collisions
     report.skipped = [s for s in layout.skipped if s["reason"] != "excluded"]
     for c in layout.collisions:
@@ -653,6 +668,8 @@ def _incremental_slice(
     cursor, root_lower, stored_root = meta.get("cursor"), meta.get("root_lower"), meta.get("remote_path")
     if not cursor or root_lower is None or stored_root is None or path_key(stored_root) != path_key(remote):
         return None
+    if meta.get("slice_options") != _slice_options(o):  # new excludes or delete_stale: judge every row once
+        return None
     try:
         changes, new_cursor = client.list_changes(cursor)
     except client_errors.CursorResetError:
@@ -669,9 +686,13 @@ def _incremental_slice(
     )
     pending = index.pending()
     pending_keys = {i.key: i.key.rpartition("/")[2] for i in pending.values() if i.key}
+    recheck = index.recheck_keys()
+    pending_keys.update((k, k.rpartition("/")[2]) for k in recheck)
     sliced = load_remote_slice(index, {**pending_keys, **names}, whole_tree=root_gone)
     touched = sliced.tree.apply_changes(changes, root_lower)
-    layout = _layout(sliced.tree, root, excluded, report, log)
+    layout = _layout(
+        sliced.tree, root, excluded, report, log, roots=sorted(sliced.roots.items()), complete=sliced.expanded
+    )
     keys = touched | collision_siblings(sliced, names) | set(pending_keys)
     manifest, left_out = load_manifest_slice(index, sliced, keys, layout, pending)
     loaded = len(manifest) + left_out
@@ -685,21 +706,26 @@ def _incremental_slice(
     if pending:
         _recover(state, root, log)
         verify.update(pending)
-    verify |= _touched_paths(touched, layout, manifest, index)
+    verify |= _touched_paths(touched | recheck, layout, manifest, index)
     counts = index.counts()
     known = _KnownCounts(
         managed_files=counts["managed_files"],
         remote_files=counts["remote_files"] + sliced.file_count() - sliced.files_before,
         unchanged_outside=max(counts["managed_paths"] - loaded, 0),
     )
-    sources: dict[str, list[str]] = {}
-    for p in verify:
-        d = layout.paths.get(p)
-        h = d.entry.content_hash if d is not None and not d.is_dir else None
-        if h and h not in sources:
-            sources[h] = sorted(index.manifest_by_hash(h))
-    listing = _Listing(sliced.tree, touched, new_cursor, root_lower, full=False)
+    sources: dict[str, list[str]] = {}  # copy sources for every file the plan may fetch
+    for p, d in layout.paths.items():
+        h, m = d.entry.content_hash, manifest.get(p)
+        if d.is_dir or not h or h in sources or (p not in verify and m is not None and m.content_hash == h):
+            continue
+        sources[h] = sorted(index.manifest_by_hash(h))
+    listing = _Listing(sliced.tree, touched, new_cursor, root_lower, full=False, recheck=recheck)
     return state, listing, layout, verify, known, sources
+
+
+def _slice_options(o: _RunOptions) -> str:
+    """The options an incremental slice assumes unchanged since the last run (they decide about every row)."""
+    return json.dumps({"exclude": sorted(o.exclude), "delete_stale": o.delete_stale}, sort_keys=True)
 
 
 def _touched_paths(
@@ -874,19 +900,29 @@ def _commit(
     run_id: str,
     report: MirrorReport,
     errors: list[dict[str, str]],
+    unsettled: set[str],
+    extra_meta: Mapping[str, str],
+    whole: bool,
 ) -> None:
     """One transaction: the manifest rows this run changed since the last checkpoint, and, only if every
     action succeeded, the changed remote rows (all of them after a full listing), the cursor, and the
-    retirement of the run's intents. A run with no change writes nothing (or only a moved cursor)."""
+    retirement of the run's intents. A run with no change writes nothing (or only a moved cursor).
+
+    ``unsettled``: keys of conflicts left alone, for later incremental runs to look at again; the ones this
+    run looked at (every key when it judged the ``whole`` index) and settled are dropped."""
     assert isinstance(state.manifest, TrackedManifest)
     rows = state.manifest.take_changes()
     tree = listing.tree
+    looked_at = index.recheck_keys() if whole else listing.recheck
+    recheck = {k: False for k in looked_at - unsettled} | {k: True for k in unsettled - looked_at}
     if errors:
-        if rows:  # progress is kept; the cursor and the remote tree stay where they were
-            index.write(manifest_rows=rows, meta={"remote_path": remote})
+        if rows or unsettled:  # progress is kept; the cursor and the remote tree stay where they were
+            index.write(
+                manifest_rows=rows, meta={"remote_path": remote}, recheck=dict.fromkeys(unsettled, True)
+            )
         return
     meta: dict[str, str | None] = {
-        "cursor": listing.cursor, "root_lower": listing.root_lower, "remote_path": remote
+        "cursor": listing.cursor, "root_lower": listing.root_lower, "remote_path": remote, **extra_meta
     }  # fmt: skip
     if state.pending:
         meta["last_run"] = run_id
@@ -896,6 +932,7 @@ def _commit(
         remote_keys=None if listing.full else tree.changed,
         meta=meta,
         clear_pending=bool(state.pending),
+        recheck=recheck,
     )
     tree.changed = set()
     state.cursor, state.remote, state.root_lower = listing.cursor, tree, listing.root_lower

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS manifest (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS manifest_hash ON manifest (content_hash) WHERE content_hash IS NOT NULL;
 CREATE INDEX IF NOT EXISTS manifest_key ON manifest (key);
+CREATE TABLE IF NOT EXISTS recheck (key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
     path TEXT PRIMARY KEY, op TEXT NOT NULL, is_dir INTEGER NOT NULL, key TEXT NOT NULL,
     content_hash TEXT, rev TEXT
@@ -184,11 +185,13 @@ class MirrorIndex:
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _add_missing_indexes(self) -> None:
-        """Indexes added within schema 1 (no row changes): created once on an older file, in one write."""
-        have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        if "manifest_key" not in have:
+        """Indexes and tables added within schema 1 (no row changes): created once on an older file, in one
+        write (an older provider ignores them)."""
+        have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        if not {"manifest_key", "recheck"} <= have:
             with self._tx():
                 self.conn.execute("CREATE INDEX IF NOT EXISTS manifest_key ON manifest (key)")
+                self.conn.execute("CREATE TABLE IF NOT EXISTS recheck (key TEXT PRIMARY KEY) WITHOUT ROWID")
 
     def close(self) -> None:
         self.conn.close()
@@ -280,6 +283,13 @@ class MirrorIndex:
                 r[0]: Pending(r[1], bool(r[2]), r[3], r[4], r[5])
                 for r in self.conn.execute("SELECT path, op, is_dir, key, content_hash, rev FROM pending")
             }
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
+
+    def recheck_keys(self) -> set[str]:
+        """Keys a run left unsettled (a conflict left alone): an incremental run looks at them again."""
+        try:
+            return {r[0] for r in self.conn.execute("SELECT key FROM recheck")}
         except sqlite3.Error as exc:
             raise _read_error(self.path, exc) from exc
 
@@ -438,9 +448,11 @@ class MirrorIndex:
         meta: Mapping[str, str | None] | None = None,
         pending: Mapping[str, Any] | None = None,
         clear_pending: bool = False,
+        recheck: Mapping[str, bool] | None = None,
     ) -> None:
         """One transaction: manifest rows (``None`` deletes), remote rows (``remote_keys`` of ``remote``, or
-        the whole tree when no keys are given), meta values, and the intents (replace or clear)."""
+        the whole tree when no keys are given), meta values, the intents (replace or clear), and the keys to
+        look at again (``recheck``: key -> keep)."""
         with self._tx():
             stored = self.meta()
             recount = not all(f"n_{c}" in stored for c in _COUNTERS) or replace_manifest is not None
@@ -473,6 +485,13 @@ class MirrorIndex:
             changed = [(k, v) for k, v in values.items() if stored.get(k) != v]
             if changed:
                 self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", changed)
+            if recheck:
+                self.conn.executemany(
+                    "DELETE FROM recheck WHERE key=?", [(k,) for k, v in recheck.items() if not v]
+                )
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO recheck VALUES (?)", [(k,) for k, v in recheck.items() if v]
+                )
             if clear_pending:
                 self.conn.execute("DELETE FROM pending")
             if pending is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,13 +62,25 @@ def _sort_key(entry: RemoteEntry) -> tuple[str, bool, str, str]:
 
 
 def build_layout(
-    tree: RemoteTree, excluded: Callable[[str], bool] | None = None, max_path_bytes: int | None = None
+    tree: RemoteTree,
+    excluded: Callable[[str], bool] | None = None,
+    max_path_bytes: int | None = None,
+    roots: Sequence[tuple[str, str]] = (("", ""),),
+    complete: Container[str] | None = None,
 ) -> Layout:
-    """``max_path_bytes``: longest relative path the destination can hold (PATH_MAX minus its own path)."""
+    """``max_path_bytes``: longest relative path the destination can hold (PATH_MAX minus its own path).
+
+    ``roots`` (remote key, local path) are the folders the walk starts from: the mirror root, or for an
+    incremental slice the folders whose children it loaded, each at the local path it already has; the walk
+    then descends only into ``complete`` folders (those whose children are all in ``tree``)."""
     layout = Layout()
-    stack: list[tuple[str, str]] = [("", "")]  # (remote key, local path) of folders to expand
+    stack: list[tuple[str, str]] = list(reversed(roots))  # (remote key, local path) of folders to expand
+    seen: set[str] = set()
     while stack:
         key, local = stack.pop()
+        if key in seen:
+            continue
+        seen.add(key)
         children = sorted(tree.child_entries(key), key=_sort_key)
         taken: dict[str, str] = {}  # collision key -> local name in this folder
         if local == "":
@@ -103,7 +115,7 @@ def build_layout(
                 continue
             layout.paths[path] = Desired(path, entry)
             layout.by_key[entry.key] = path
-            if entry.is_dir:
+            if entry.is_dir and (complete is None or entry.key in complete):
                 stack.append((entry.key, path))
         for _ckey, members in sorted(groups.items()):
             layout.collisions.append(

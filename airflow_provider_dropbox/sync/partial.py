@@ -2,8 +2,10 @@
 
 Which remote rows a change at key ``a/b/c`` needs, and why:
 
-- the children of every folder on its way (``""``, ``a``, ``a/b``): a local name depends on the names next
-  to it (case and Unicode-normalisation collisions), all the way up;
+- the children of its folder ``a/b``: a local name depends on the names next to it (case and
+  Unicode-normalisation collisions). The folder's own local path comes from the manifest when no change
+  can rename it; otherwise the same applies one level up, to the root if need be;
+- the rows of its folders ``a`` and ``a/b`` (so a change below them never synthesises a stored folder);
 - the whole stored subtree of a touched key that is a folder (a deleted, replaced or renamed folder changes
   every path below it), and of the folders in its collision group (their local names may change).
 
@@ -46,6 +48,7 @@ class RemoteSlice:
     expanded: set[str] = field(default_factory=set)  # folders whose children are all loaded
     subtree_roots: set[str] = field(default_factory=set)  # folders whose whole subtree is loaded
     files_before: int = 0  # downloadable files among the loaded rows, before the changes
+    roots: dict[str, str] = field(default_factory=dict)  # where the layout starts: folder key -> local path
 
     def decidable(self, key: str) -> bool:
         """Whether the slice knows for sure if ``key`` exists now (and so where it belongs locally)."""
@@ -71,13 +74,20 @@ def load_remote_slice(
     ``whole_tree`` when the mirror root itself was deleted."""
     s = RemoteSlice()
     tree = s.tree
+    by_parent: dict[str, list[tuple[str, str]]] = {}
+    for key, name in names.items():
+        if key:
+            by_parent.setdefault(key_parent(key), []).append((key, name))
+
+    def put(rows: Mapping[str, Any]) -> None:
+        for e in rows.values():
+            if e.key not in tree.entries:
+                tree._put(e)
 
     def expand(folder: str) -> None:
         if folder not in s.expanded:
             s.expanded.add(folder)
-            for e in index.remote_children(folder).values():
-                if e.key not in tree.entries:
-                    tree._put(e)
+            put(index.remote_children(folder))
 
     def load_subtree(folder: str) -> None:
         if folder in s.subtree_roots:
@@ -91,18 +101,42 @@ def load_remote_slice(
                 s.expanded.add(e.key)
                 s.subtree_roots.add(e.key)
 
+    def affected(folder: str) -> bool:
+        """Whether a change may rename ``folder`` locally (it, or a name in its collision group, changed)."""
+        group = collision_key(folder.rpartition("/")[2])
+        return any(
+            k == folder or group in (collision_key(n), collision_key(k.rpartition("/")[2]))
+            for k, n in by_parent.get(key_parent(folder), ())
+        )
+
+    def anchor(folder: str) -> None:
+        """Load ``folder``'s children and make its local path known: from the manifest when no change can
+        rename it, else from its parent's layout (anchored the same way, up to the root)."""
+        if folder in s.expanded:
+            return
+        expand(folder)
+        if folder == "":
+            s.roots[""] = ""
+            return
+        if not affected(folder):
+            dirs = [p for p, m in index.manifest_by_key(folder).items() if m.is_dir]
+            if len(dirs) == 1:
+                s.roots[folder] = dirs[0]
+                return
+        anchor(key_parent(folder))
+
     if whole_tree:
         load_subtree("")
+        s.roots[""] = ""
     for key, name in names.items():
         if not key:
             continue
         parts = key.split("/")
-        for depth in range(len(parts)):
-            expand("/".join(parts[:depth]))
+        put(index.remote_rows("/".join(parts[:depth]) for depth in range(1, len(parts))))  # its folders
+        anchor(key_parent(key))
         stored = tree.entries.get(key)
         groups = {collision_key(name)} | ({collision_key(stored.name)} if stored is not None else set())
-        parent = key_parent(key)
-        for sibling in tree.child_entries(parent):
+        for sibling in tree.child_entries(key_parent(key)):
             if sibling.is_dir and (sibling.key == key or collision_key(sibling.name) in groups):
                 load_subtree(sibling.key)
     tree.changed = set()

@@ -205,9 +205,10 @@ class _Planner:
             if not rec.is_dir and rec.content_hash:
                 self.all_sources.setdefault(rec.content_hash, []).append(p)
         for h, paths in copy_sources.items():
-            extra = sorted(set(paths) - set(self.all_sources.get(h, ())) - set(manifest))
+            known = self.all_sources.get(h, [])
+            extra = set(paths) - set(known) - set(manifest)
             if extra:
-                self.all_sources.setdefault(h, []).extend(extra)
+                self.all_sources[h] = sorted([*known, *extra])
         self.sources = {h: paths[0] for h, paths in self.all_sources.items()}
 
     def count_local_files(self, unmanaged: list[tuple[str, bool]]) -> None:

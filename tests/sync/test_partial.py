@@ -10,6 +10,7 @@ disk and the index rows must be identical. The names include case-fold collision
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,31 @@ def _plan(report: Any) -> list[tuple[Any, ...]]:
     return sorted(tuple(sorted(a.items())) for a in report.plan)
 
 
-@pytest.mark.parametrize("seed", range(6))
+STAMP = re.compile(r"conflicted copy [0-9TZ: -]+")
+
+
+def _local(dest: Path) -> list[tuple[str, bytes | None]]:
+    """The local tree with conflicted-copy stamps blanked (the two runs happen seconds apart)."""
+    return sorted((STAMP.sub("conflicted copy *", p), v) for p, v in local_tree(dest).items())
+
+
+def _edit_locally(rng: random.Random, dests: tuple[Path, Path]) -> None:
+    """The same local edit in both destinations: a managed file changed, or a stranger file added."""
+    files = sorted(p for p, v in local_tree(dests[0]).items() if v is not None)
+    if rng.random() < 0.5 and files:
+        rel, data = rng.choice(files), b"local edit %d" % rng.randrange(10**6)
+    else:
+        rel, data = f"{rng.choice([*DIRS, ''])}/{rng.choice(FILES)}".lstrip("/"), b"stranger"
+    for dest in dests:
+        target = dest / rel
+        if target.parent.is_dir() and not target.is_dir():
+            target.write_bytes(data)
+
+
+@pytest.mark.parametrize("conflict", ["copy", "skip"])
+@pytest.mark.parametrize("seed", range(8))
 def test_slice_decides_what_the_whole_index_decides(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, conflict: str
 ) -> None:
     fake = FakeClient()
     ops = _Ops(fake, seed)
@@ -122,15 +145,14 @@ def test_slice_decides_what_the_whole_index_decides(
         if Path(root) == whole.resolve():
             return None
         out = real(client, index, remote, root, *args)
-        modes["slice" if out is not None else "full"] = (
-            modes.get("slice" if out is not None else "full", 0) + 1
-        )
+        key = "slice" if out is not None else "whole"
+        modes[key] = modes.get(key, 0) + 1
         return out
 
     monkeypatch.setattr(engine, "_incremental_slice", only_for_sliced)
     for round_ in range(25):
-        a = mirror(fake, ROOT, sliced, allow_empty_remote=True, parallelism=2)
-        b = mirror(fake, ROOT, whole, allow_empty_remote=True, parallelism=2)
+        a = mirror(fake, ROOT, sliced, allow_empty_remote=True, parallelism=2, conflict=conflict)
+        b = mirror(fake, ROOT, whole, allow_empty_remote=True, parallelism=2, conflict=conflict)
         assert a.ok and b.ok
         assert a.mode == b.mode
         assert _plan(a) == _plan(b), f"round {round_}: the slice planned differently"
@@ -138,7 +160,7 @@ def test_slice_decides_what_the_whole_index_decides(
         # collisions and skipped entries: a slice reports those in the folders its changes touch
         assert set(map(str, a.collisions)) <= set(map(str, b.collisions))
         assert set(map(str, a.skipped)) <= set(map(str, b.skipped))
-        assert local_tree(sliced) == local_tree(whole)
+        assert _local(sliced) == _local(whole)
         manifest_a, remote_a = _index_rows(sliced)
         manifest_b, remote_b = _index_rows(whole)
         assert remote_a == remote_b
@@ -147,6 +169,8 @@ def test_slice_decides_what_the_whole_index_decides(
         }
         for _ in range(ops.rng.randint(0, 4)):
             ops.step()
+        if ops.rng.random() < 0.4:
+            _edit_locally(ops.rng, (sliced, whole))
     assert modes.get("slice", 0) >= 20  # the slice really ran (not the whole-index fallback)
 
 
@@ -197,7 +221,7 @@ def test_a_row_the_slice_cannot_place_is_left_out_never_judged(tmp_path: Path) -
     index = MirrorIndex.open(str(dest / ".dropbox-mirror"))
     try:
         sliced = load_remote_slice(index, {"a/sub/f0.txt": "f0.txt"})
-        assert sliced.expanded == {"", "a", "a/sub"}
+        assert sliced.expanded == {"a/sub"} and sliced.roots == {"a/sub": "a/sub"}
         assert sliced.decidable("a/sub/f1.txt") and sliced.decidable("a/sub/new.txt")
         assert not sliced.decidable("b/sub/f1.txt")  # b/sub was not loaded: unknown, not gone
         manifest, left_out = load_manifest_slice(
@@ -206,3 +230,22 @@ def test_a_row_the_slice_cannot_place_is_left_out_never_judged(tmp_path: Path) -
         assert set(manifest) == {"a/sub/f0.txt", "a/sub/f2.txt"} and left_out == 1
     finally:
         index.close()
+
+
+def test_new_excludes_or_delete_stale_judge_every_row_once(tmp_path: Path) -> None:
+    """Options that decide about every row (excludes, delete_stale) changed: the next run judges the whole
+    index, not only the rows a change touches; the run after it is a slice again."""
+    fake = FakeClient()
+    for name in ("keep.txt", "cache.tmp", "sub/old.txt"):
+        fake.put(f"{ROOT}/{name}", name.encode())
+    dest = tmp_path / "m"
+    mirror(fake, ROOT, dest)
+    report = mirror(fake, ROOT, dest, exclude=["*.tmp"])
+    assert [(a["op"], a["path"]) for a in report.plan] == [("forget", "cache.tmp")]
+    fake.delete(f"{ROOT}/sub/old.txt")
+    report = mirror(fake, ROOT, dest, exclude=["*.tmp"], delete_stale=False)
+    assert report.plan == [] and report.planned["stale_kept"] == 1
+    assert (dest / "sub" / "old.txt").exists()
+    report = mirror(fake, ROOT, dest, exclude=["*.tmp"])
+    assert [(a["op"], a["path"]) for a in report.plan] == [("delete_file", "sub/old.txt")]
+    assert not (dest / "sub" / "old.txt").exists()
