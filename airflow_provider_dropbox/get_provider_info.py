@@ -96,6 +96,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     f"{_PKG}.operators.dropbox",
                     f"{_PKG}.operators.mirror",
+                    f"{_PKG}.operators.two_way",
                     f"{_PKG}.operators.dropbox_extra",
                 ],
             }

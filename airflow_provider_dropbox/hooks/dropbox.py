@@ -587,6 +587,23 @@ class DropboxHook(BaseHook):
         report = mirror(self.get_conn(), remote_path, local_dir, delete_stale=delete_stale, **options)
         return report.to_dict()
 
+    def sync_two_way(
+        self, remote_path: str, local_dir: str | os.PathLike[str], **options: Any
+    ) -> dict[str, Any]:
+        """
+        Two-way sync of the Dropbox folder ``remote_path`` and ``local_dir`` (edits win over deletes; an
+        edit on both sides keeps both versions). ``options`` go to
+        :func:`airflow_provider_dropbox.sync.two_way.sync_two_way` (``conflict``, ``dry_run``,
+        ``max_deletes``, ``allow_empty``, ``exclude``, ...). See docs/two-way-sync.md.
+
+        :return: The run report as plain data (counts, conflicts, skipped names, errors, plan).
+        """
+        from airflow_provider_dropbox.sync.two_way import sync_two_way
+
+        options.setdefault("logger", cast("logging.Logger", self.log))
+        report = sync_two_way(self.get_conn(), remote_path, local_dir, **options)
+        return report.to_dict()
+
     def _progress(self, label: str) -> ProgressLogger:
         """Log bytes done, percent, MB/s and ETA every few seconds, in the task log."""
         # The hook's own logger: in a task it writes to the task log (the module logger may not).

@@ -90,6 +90,7 @@ def test_provider_info_registers_everything() -> None:
         "operators": [
             "airflow_provider_dropbox.operators.dropbox",
             "airflow_provider_dropbox.operators.mirror",
+            "airflow_provider_dropbox.operators.two_way",
             "airflow_provider_dropbox.operators.dropbox_extra",
         ],
         "sensors": ["airflow_provider_dropbox.sensors.dropbox"],

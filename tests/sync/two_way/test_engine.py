@@ -1,0 +1,252 @@
+"""Two-way sync against the emulator over real HTTP, on real files: each behaviour the docs promise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_dropbox.client import DropboxClient
+from airflow_provider_dropbox.sync.errors import TooManyDeletesError
+from airflow_provider_dropbox.sync.two_way import EmptySideError, conflicted_name, sync_two_way
+from tests.emulator_process import EmulatorProcess
+from tests.sync.conftest import local_hash_tree, remote_tree
+
+ROOT = "/Two Way"
+
+
+def put(client: DropboxClient, tmp: Path, rel: str, data: bytes) -> None:
+    src = tmp / f"up-{abs(hash(rel))}"
+    src.write_bytes(data)
+    client.upload_file(src, f"{ROOT}/{rel}", mode="overwrite")
+
+
+def remote_bytes(client: DropboxClient, tmp: Path, rel: str) -> bytes:
+    out = tmp / f"down-{abs(hash(rel))}"
+    client.download_file(f"{ROOT}/{rel}", out)
+    return out.read_bytes()
+
+
+def local_files(dest: Path) -> dict[str, bytes]:
+    out = {}
+    for p in dest.rglob("*"):
+        rel = p.relative_to(dest).as_posix()
+        if p.is_file() and not rel.startswith(".dropbox-sync"):
+            out[rel] = p.read_bytes()
+    return out
+
+
+def same_trees(client: DropboxClient, dest: Path) -> None:
+    local = {k: v for k, v in local_hash_tree(dest).items() if not k.startswith(".dropbox-sync")}
+    assert local == remote_tree(client, ROOT)
+
+
+@pytest.fixture
+def side(emu_client: tuple[EmulatorProcess, DropboxClient], tmp_path: Path) -> Any:
+    _emu, client = emu_client
+    client.create_folder(ROOT)
+    dest = tmp_path / "local"
+    dest.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    return client, dest, work
+
+
+def test_first_run_merges_and_deletes_nothing(side: Any) -> None:
+    client, dest, work = side
+    put(client, work, "remote-only.txt", b"r")
+    put(client, work, "same.txt", b"same")
+    put(client, work, "differ.txt", b"remote version")
+    (dest / "local-only.txt").write_bytes(b"l")
+    (dest / "same.txt").write_bytes(b"same")
+    (dest / "differ.txt").write_bytes(b"local version")
+    (dest / "sub").mkdir()
+    report = sync_two_way(client, ROOT, dest)
+    assert report.first_run and report.ok
+    assert report.done.get("delete_remote", 0) == report.done.get("delete_local", 0) == 0
+    files = local_files(dest)
+    assert (
+        files["remote-only.txt"] == b"r" and files["local-only.txt"] == b"l" and files["same.txt"] == b"same"
+    )
+    assert files["differ.txt"] == b"remote version"
+    copies = [p for p in files if p.startswith("differ (conflicted copy ")]
+    assert len(copies) == 1 and files[copies[0]] == b"local version"
+    assert report.done.get("upload", 0) == 1 and report.done.get("record", 0) == 1  # same.txt: no transfer
+    same_trees(client, dest)
+
+
+def test_no_echo_and_changes_both_ways(side: Any) -> None:
+    client, dest, work = side
+    put(client, work, "a.txt", b"a1")
+    (dest / "b.txt").write_bytes(b"b1")
+    sync_two_way(client, ROOT, dest)
+    again = sync_two_way(client, ROOT, dest)
+    assert again.planned == {} and again.done == {}, "what the sync wrote came back as a change"
+    # local create, edit, delete; remote create, edit, delete
+    (dest / "c.txt").write_bytes(b"c1")
+    (dest / "b.txt").write_bytes(b"b2 local edit")
+    put(client, work, "d/e.txt", b"e1")
+    put(client, work, "a.txt", b"a2 remote edit")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and report.done == {"download": 2, "upload": 2, "mkdir_local": 1}, report.done
+    assert (
+        remote_bytes(client, work, "b.txt") == b"b2 local edit"
+        and local_files(dest)["a.txt"] == b"a2 remote edit"
+    )
+    (dest / "c.txt").unlink()
+    client.delete(f"{ROOT}/a.txt")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.done == {"delete_local": 1, "delete_remote": 1}, report.done
+    same_trees(client, dest)
+    assert sync_two_way(client, ROOT, dest).done == {}
+
+
+def test_edited_on_both_sides_keeps_both_versions(side: Any) -> None:
+    client, dest, work = side
+    put(client, work, "doc.txt", b"v1")
+    sync_two_way(client, ROOT, dest)
+    (dest / "doc.txt").write_bytes(b"local v2")
+    put(client, work, "doc.txt", b"remote v2")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and len(report.conflicts) == 1
+    files = local_files(dest)
+    assert files["doc.txt"] == b"remote v2"
+    kept = report.conflicts[0]["kept_as"]
+    assert kept.startswith("doc (conflicted copy ") and files[kept] == b"local v2"
+    same_trees(client, dest)
+
+
+@pytest.mark.parametrize("policy,expected", [("local", b"local v2"), ("remote", b"remote v2")])
+def test_conflict_policy_picks_a_winner(side: Any, policy: str, expected: bytes) -> None:
+    client, dest, work = side
+    put(client, work, "doc.txt", b"v1")
+    sync_two_way(client, ROOT, dest)
+    (dest / "doc.txt").write_bytes(b"local v2")
+    put(client, work, "doc.txt", b"remote v2")
+    report = sync_two_way(client, ROOT, dest, conflict=policy)  # type: ignore[arg-type]
+    assert report.ok and local_files(dest) == {"doc.txt": expected}
+    assert remote_bytes(client, work, "doc.txt") == expected
+
+
+def test_an_edit_wins_over_a_delete_on_either_side(side: Any) -> None:
+    client, dest, work = side
+    put(client, work, "kept-local.txt", b"1")
+    put(client, work, "kept-remote.txt", b"1")
+    sync_two_way(client, ROOT, dest)
+    (dest / "kept-local.txt").write_bytes(b"edited locally")
+    client.delete(f"{ROOT}/kept-local.txt")
+    put(client, work, "kept-remote.txt", b"edited on dropbox")
+    (dest / "kept-remote.txt").unlink()
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok
+    assert remote_bytes(client, work, "kept-local.txt") == b"edited locally"
+    assert local_files(dest)["kept-remote.txt"] == b"edited on dropbox"
+    same_trees(client, dest)
+
+
+def test_a_concurrent_remote_edit_is_never_overwritten(side: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upload of a local edit carries the rev last seen: Dropbox's conflict answer keeps both."""
+    client, dest, work = side
+    put(client, work, "doc.txt", b"v1")
+    sync_two_way(client, ROOT, dest)
+    (dest / "doc.txt").write_bytes(b"local v2")
+    put(client, work, "doc.txt", b"remote v2 (after the listing)")
+    real = client.list_changes
+    monkeypatch.setattr(client, "list_changes", lambda cursor: ([], real(cursor)[1]))  # the edit is not seen
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and len(report.conflicts) == 1
+    monkeypatch.undo()
+    assert remote_bytes(client, work, "doc.txt") == b"remote v2 (after the listing)"
+    kept = report.conflicts[0]["kept_as"]
+    assert remote_bytes(client, work, kept) == b"local v2"
+    assert local_files(dest)["doc.txt"] == b"remote v2 (after the listing)"
+
+
+def test_a_local_rename_is_one_move_not_a_delete_and_upload(side: Any, emu_client: Any) -> None:
+    client, dest, work = side
+    emu = emu_client[0]
+    put(client, work, "folder/one.txt", b"one")
+    put(client, work, "big.bin", os.urandom(50_000))
+    sync_two_way(client, ROOT, dest)
+    os.rename(dest / "big.bin", dest / "renamed.bin")
+    os.rename(dest / "folder", dest / "moved folder")
+    emu.reset_request_counts()
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and report.done == {"move_remote": 2}, report.done
+    counts = emu.request_counts()
+    assert not any("upload" in k for k in counts), counts
+    same_trees(client, dest)
+    # the moved folder's file has a new rev on Dropbox: the next run records it, transfers nothing
+    assert set(sync_two_way(client, ROOT, dest).done) <= {"record"}
+    assert sync_two_way(client, ROOT, dest).done == {}
+
+
+def test_empty_local_side_never_empties_dropbox(side: Any) -> None:
+    client, dest, work = side
+    for i in range(3):
+        put(client, work, f"f{i}.txt", b"x")
+    sync_two_way(client, ROOT, dest)
+    for i in range(3):
+        (dest / f"f{i}.txt").unlink()
+    with pytest.raises(EmptySideError, match="allow_empty=True"):
+        sync_two_way(client, ROOT, dest)
+    assert len(remote_tree(client, ROOT)) == 3
+    report = sync_two_way(client, ROOT, dest, allow_empty=True)
+    assert report.done == {"delete_remote": 3} and remote_tree(client, ROOT) == {}
+
+
+def test_max_deletes_and_dry_run_change_nothing(side: Any) -> None:
+    client, dest, work = side
+    for i in range(4):
+        put(client, work, f"f{i}.txt", b"x")
+    sync_two_way(client, ROOT, dest)
+    for i in range(2):
+        client.delete(f"{ROOT}/f{i}.txt")
+    with pytest.raises(TooManyDeletesError):
+        sync_two_way(client, ROOT, dest, max_deletes=1)
+    plan = sync_two_way(client, ROOT, dest, dry_run=True)
+    assert plan.planned == {"delete_local": 2} and len(local_files(dest)) == 4
+    assert sync_two_way(client, ROOT, dest, max_deletes="50%").done == {"delete_local": 2}
+
+
+def test_names_dropbox_refuses_or_folds_are_reported_and_left_alone(side: Any) -> None:
+    client, dest, _work = side
+    (dest / "desktop.ini").write_bytes(b"x")
+    (dest / "Report.txt").write_bytes(b"upper")
+    (dest / "report.txt").write_bytes(b"lower")
+    (dest / "ok.txt").write_bytes(b"ok")
+    for _ in range(2):  # never loops: the second run reports the same and does nothing
+        report = sync_two_way(client, ROOT, dest)
+        assert report.ok
+        assert {s["path"] for s in report.skipped} == {"desktop.ini", "Report.txt", "report.txt"}
+    assert set(remote_tree(client, ROOT)) == {"ok.txt"}
+    assert len(local_files(dest)) == 4
+
+
+def test_conflicted_names_fit_and_count_up() -> None:
+    taken = {"a/doc (conflicted copy 2026-12-05).txt"}
+    assert (
+        conflicted_name("a/doc.txt", "2026-12-05", taken.__contains__)
+        == "a/doc (conflicted copy 2026-12-05 2).txt"
+    )
+    long = conflicted_name("x" * 250 + ".csv", "2026-12-05", lambda p: False)
+    assert len(long.encode()) <= 255 and long.endswith("(conflicted copy 2026-12-05).csv")
+    assert conflicted_name("README", "2026-12-05", lambda p: False) == "README (conflicted copy 2026-12-05)"
+
+
+def test_a_dropbox_move_is_a_local_rename_not_a_download(side: Any, emu_client: Any) -> None:
+    client, dest, work = side
+    emu = emu_client[0]
+    put(client, work, "in/a.bin", os.urandom(30_000))
+    put(client, work, "in/b.bin", os.urandom(30_000))
+    sync_two_way(client, ROOT, dest)
+    inode = (dest / "in" / "a.bin").stat().st_ino
+    client.move(f"{ROOT}/in", f"{ROOT}/out")
+    emu.reset_request_counts()
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and report.done.get("move_local") == 2 and "download" not in report.done, report.done
+    assert not any("download" in k for k in emu.request_counts())
+    assert (dest / "out" / "a.bin").stat().st_ino == inode and not (dest / "in").exists()
+    same_trees(client, dest)
