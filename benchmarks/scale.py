@@ -78,6 +78,7 @@ def child_seed(n: int, work: Path) -> dict[str, Any]:
     assert report.ok, report.errors
     with open(work / "fake.pkl", "wb") as fh:
         pickle.dump(dbx, fh)
+    os.sync()  # the initial run's dirty pages are written back here, not inside the timed runs' fsyncs
     folder = work / "m" / ".dropbox-mirror"
     state_bytes = sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name != "lock")
     return {

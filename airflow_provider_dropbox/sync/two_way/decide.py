@@ -124,6 +124,7 @@ def decide(
     local = scan.items
     keys = set(local) | set(remote_now) | set(synced)
     acts: list[Action] = []
+    arrived: set[str] = set()  # keys created or edited on Dropbox since the last sync
     for key in sorted(keys):
         s = synced.get(key)
         if key in scan.colliding or any(key.startswith(c + "/") for c in scan.colliding):
@@ -149,7 +150,16 @@ def decide(
             ):
                 acts.append(Action("record", key, item.path, reason="same content, new stat or revision"))
             continue
+        if rc and r is not None:
+            arrived.add(key)
         acts.extend(_decide_one(key, s, item, r, lc, rc, hashes, root, policy, first))
+    # a folder deleted locally is not deleted on Dropbox while something in it changed there: that edit
+    # wins (it is downloaded, which brings the folder back); its unchanged files are deleted one by one
+    acts = [
+        a
+        for a in acts
+        if not (a.op == "delete_remote" and a.is_dir and any(is_under(k, a.key) for k in arrived))
+    ]
     return _detect_remote_moves(_detect_moves(acts, synced, local, remote_now, root), synced, remote_now)
 
 

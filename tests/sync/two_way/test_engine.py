@@ -250,3 +250,25 @@ def test_a_dropbox_move_is_a_local_rename_not_a_download(side: Any, emu_client: 
     assert not any("download" in k for k in emu.request_counts())
     assert (dest / "out" / "a.bin").stat().st_ino == inode and not (dest / "in").exists()
     same_trees(client, dest)
+
+
+def test_a_folder_deleted_locally_keeps_what_changed_in_it_on_dropbox(side: Any) -> None:
+    client, dest, work = side
+    put(client, work, "d/edited.txt", b"v1")
+    put(client, work, "d/untouched.txt", b"u")
+    put(client, work, "keep.txt", b"k")  # the local side is not empty, so its deletes are propagated
+    sync_two_way(client, ROOT, dest)
+    import shutil
+
+    shutil.rmtree(dest / "d")
+    put(client, work, "d/edited.txt", b"v2 on dropbox")
+    put(client, work, "d/new.txt", b"new on dropbox")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok
+    assert remote_tree(client, ROOT).keys() == {"d", "d/edited.txt", "d/new.txt", "keep.txt"}
+    assert local_files(dest) == {
+        "d/edited.txt": b"v2 on dropbox",
+        "d/new.txt": b"new on dropbox",
+        "keep.txt": b"k",
+    }
+    assert sync_two_way(client, ROOT, dest).done == {}
