@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +50,13 @@ def is_under(key: str, ancestor: str) -> bool:
 
 
 def remote_items(
-    entries: Sequence[Mapping[str, Any]], root_lower: str
-) -> tuple[dict[str, RemoteItem | None], list[str]]:
-    """Changes (or a listing) in order -> key -> item (``None``: deleted); also the deleted folder keys."""
+    entries: Sequence[Mapping[str, Any]], root_lower: str, known: Iterable[str] = ()
+) -> dict[str, RemoteItem | None]:
+    """Changes (or a listing) in order -> key -> item (``None``: deleted). A deleted folder takes the
+    ``known`` keys under it along at that point of the list, so what is created again later stays."""
     depth = len([p for p in root_lower.split("/") if p])
     out: dict[str, RemoteItem | None] = {}
-    deleted: list[str] = []
+    known = sorted(known)
     for e in entries:
         pl = e.get("path_lower")
         key = remote_key(pl, root_lower) if isinstance(pl, str) else None
@@ -64,10 +65,11 @@ def remote_items(
         rel = "/".join(str(e.get("path_display") or pl).split("/")[depth + 1 :]) or key
         tag = e.get(".tag")
         if tag == "deleted":
-            for k in [k for k in out if is_under(k, key) or not key]:
-                out[k] = None
-            out[key] = None
-            deleted.append(key)
+            for k in [*out, *known]:
+                if not key or is_under(k, key):
+                    out[k] = None
+            if key:
+                out[key] = None
         elif tag == "folder":
             out[key] = RemoteItem(rel, True)
         elif tag == "file":
@@ -77,7 +79,7 @@ def remote_items(
                 rel, False, e.get("rev"), e.get("content_hash"), int(e.get("size") or 0),
                 str(e.get("server_modified") or ""),
             )  # fmt: skip
-    return out, deleted
+    return out
 
 
 def _local_changed(
@@ -265,6 +267,8 @@ def _detect_moves(
             local[new_key].size != s.size or hash_file(root, local[new_key].path) != s.content_hash
         ):
             continue
+        if s.is_dir and not _same_children(old_key, new_key, synced, local):
+            continue  # a reused inode number (deleted, then another folder made), not a rename
         if remote_now.get(new_key) is not None:
             continue
         moved[old_key] = new_key
@@ -288,6 +292,20 @@ def _detect_moves(
             )
         )
     return out
+
+
+def _same_children(
+    old_key: str, new_key: str, synced: Mapping[str, Synced], local: Mapping[str, LocalItem]
+) -> bool:
+    """A folder counts as renamed only if the files it held are below the new name, same inode each."""
+    files = [(k, s) for k, s in synced.items() if is_under(k, old_key) and not s.is_dir]
+    if not files:
+        return False
+    for k, s in files:
+        moved = local.get(new_key + k[len(old_key) :])
+        if moved is None or moved.inode != s.inode:
+            return False
+    return True
 
 
 def _detect_remote_moves(

@@ -26,7 +26,7 @@ from airflow_provider_dropbox.sync.errors import MirrorConfigError, RemoteRootEr
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.paths import check_local_dir, normalize_remote_root
 from airflow_provider_dropbox.sync.two_way.apply import Run, apply_actions
-from airflow_provider_dropbox.sync.two_way.decide import Action, RemoteItem, decide, is_under, remote_items
+from airflow_provider_dropbox.sync.two_way.decide import Action, RemoteItem, decide, remote_items
 from airflow_provider_dropbox.sync.two_way.index import STATE_DIR_NAME, Synced, SyncIndex
 from airflow_provider_dropbox.sync.two_way.model import (
     POLICIES,
@@ -145,12 +145,7 @@ def _sync(
     if cursor:
         try:
             changes, new_cursor = client.list_changes(cursor)
-            remote_now, deleted_dirs = remote_items(changes, root_lower)
-            for d in deleted_dirs:
-                for k in synced:
-                    if d == "" or is_under(k, d):
-                        remote_now[k] = None
-            remote_now.pop("", None)
+            remote_now = remote_items(changes, root_lower, known=synced)
             full = False
         except client_errors.CursorResetError:
             log.warning(
@@ -160,8 +155,7 @@ def _sync(
         if cursor:  # a reset: the folder must still be there
             _root_lower(client, remote, create=False)
         entries, new_cursor = client.list_folder_snapshot(remote, recursive=True)
-        listed, _ = remote_items(entries, root_lower)
-        remote_now = {k: v for k, v in listed.items()}
+        remote_now = remote_items(entries, root_lower)
         for k in synced:
             remote_now.setdefault(k, None)
     # ---- local side
