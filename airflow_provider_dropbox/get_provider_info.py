@@ -102,7 +102,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors.dropbox"]}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.triggers.dropbox"]}],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [f"{_PKG}.triggers.dropbox", f"{_PKG}.triggers.local_folder"],
+            }
+        ],
         "asset-uris": [
             {
                 "schemes": ["dropbox"],

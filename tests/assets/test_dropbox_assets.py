@@ -94,7 +94,10 @@ def test_provider_info_registers_everything() -> None:
             "airflow_provider_dropbox.operators.dropbox_extra",
         ],
         "sensors": ["airflow_provider_dropbox.sensors.dropbox"],
-        "triggers": ["airflow_provider_dropbox.triggers.dropbox"],
+        "triggers": [
+            "airflow_provider_dropbox.triggers.dropbox",
+            "airflow_provider_dropbox.triggers.local_folder",
+        ],
     }
     assert info["filesystems"] == ["airflow_provider_dropbox.fs.dropbox"]
     (uris,) = info["asset-uris"]

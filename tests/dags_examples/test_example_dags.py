@@ -36,7 +36,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 EVENT_WATCH_PATH = "/DagsEvents"
-EXPECTED_DAGS = {"dropbox_mirror", "dropbox_upload_on_local_file", "dropbox_event_driven"}
+SYNC_PATH = "/DagsTwoWay"
+EXPECTED_DAGS = {
+    "dropbox_mirror",
+    "dropbox_upload_on_local_file",
+    "dropbox_event_driven",
+    "dropbox_two_way_sync",
+}
 
 
 def conn_json(base_url: str, secret: str = DEV_APP_SECRET) -> str:
@@ -97,6 +103,8 @@ class AirflowCli:
             # The same for every run: it sets the event-driven DAG's asset URI, and one asset name moving
             # to another URI within one metadata DB leaves the new one inactive (its tasks then fail).
             "DROPBOX_WATCH_PATH": EVENT_WATCH_PATH,
+            "DROPBOX_SYNC_PATH": SYNC_PATH,
+            "DROPBOX_SYNC_LOCAL_PATH": str(self.home / "dropbox-sync"),
             **(extra or {}),
         }
 
@@ -166,7 +174,7 @@ def dagbag() -> Any:
     return DagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
 
 
-def test_dagbag_imports_cleanly_with_exactly_the_three_dags(dagbag: Any) -> None:
+def test_dagbag_imports_cleanly_with_exactly_the_example_dags(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == EXPECTED_DAGS
     for dag_id in EXPECTED_DAGS:
@@ -406,3 +414,19 @@ def test_event_driven_dag_mirrors_the_watched_folder_in_a_synthetic_run(
     assert "[DAG TEST] end task task_id=log_changes" in run.output
     assert "[DAG TEST] end task task_id=mirror_inbox" in run.output
     assert local_tree(tmp_path / "_events") == {"new.txt": b"arrived\n", "nested/x.json": b'{"k": 1}\n'}
+
+
+@pytest.mark.slow  # one `dags test` (~30-60 s)
+def test_two_way_sync_dag_syncs_both_ways_in_a_synthetic_run(cli: AirflowCli, client: DropboxClient) -> None:
+    local = cli.home / "dropbox-sync"
+    local.mkdir(parents=True, exist_ok=True)
+    (local / "from-local.txt").write_bytes(b"written on the worker\n")
+    put(client, f"{SYNC_PATH}/from-dropbox/report.csv", b"a,b\n")
+    run = cli.dags_test("dropbox_two_way_sync")
+    assert run.returncode == 0, run.tail()
+    assert "[DAG TEST] end task task_id=sync" in run.output
+    tree = local_tree(local)
+    assert (
+        tree["from-dropbox/report.csv"] == b"a,b\n" and tree["from-local.txt"] == b"written on the worker\n"
+    )
+    assert client.get_metadata(f"{SYNC_PATH}/from-local.txt")["size"] == len(b"written on the worker\n")
