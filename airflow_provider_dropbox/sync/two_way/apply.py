@@ -60,6 +60,12 @@ class Run:
     def staging(self) -> str:
         return os.path.join(self.root, STATE_DIR_NAME, "staging")
 
+    def clear_staging(self) -> None:
+        folder = self.staging()
+        if os.path.isdir(folder) and not os.path.islink(folder):
+            for name in os.listdir(folder):
+                os.unlink(os.path.join(folder, name))
+
     # ------------------------------------------------------------------ index rows
     def put(self, key: str, row: Synced | None) -> None:
         if row is None:

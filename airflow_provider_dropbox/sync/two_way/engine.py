@@ -170,6 +170,7 @@ def _sync(
     if dry_run or index is None:
         return
     run = Run(client, remote, root, index, synced, report, log, conflict)
+    run.clear_staging()  # partial downloads of a run that was killed
     if report.first_run:
         index.write(meta={"remote_path": remote, "root_lower": root_lower})
     apply_actions(run, actions, scan, remote_now, lock)
