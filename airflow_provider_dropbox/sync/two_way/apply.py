@@ -137,11 +137,25 @@ class Run:
             if fresh.get(".tag") == "file":
                 self.download(key, rel, None)
             return
-        st = os.lstat(self.lpath(rel))
-        if (st.st_size, st.st_mtime_ns, st.st_ino) != (item.size, item.mtime_ns, item.inode):
-            meta = {**meta, "content_hash": None}  # changed since: the next run uploads it again
-        self.put(key, self.row_after_local(rel, meta, False))
+        # The local stat as the scan saw it, never as it is now: a change made while the upload ran then
+        # differs from the row, and the next run hashes and uploads it instead of overwriting it.
+        self.put(key, row_from_scan(rel, meta, item))
         self.done("upload")
+
+
+def row_from_scan(rel: str, meta: Mapping[str, Any] | None, item: LocalItem) -> Synced:
+    """The index row for a file both sides agree on, with the local stat the decision was made from."""
+    meta = meta or {}
+    return Synced(
+        rel,
+        False,
+        meta.get("rev"),
+        meta.get("content_hash"),
+        item.size,
+        item.mtime_ns,
+        item.inode,
+        item.ctime_ns,
+    )
 
 
 _ORDER = {"move_remote": 0, "mkdir_remote": 1, "mkdir_local": 1, "record": 2, "forget": 2, "conflict_skip": 2,
@@ -209,7 +223,11 @@ def _apply_one(run: Run, a: Action, scan: LocalScan, remote_now: Mapping[str, Re
     elif a.op == "record":
         r = remote_now.get(key) if key in remote_now else as_remote(base)
         seen = None if r is None else {"rev": r.rev, "content_hash": r.content_hash}
-        run.put(key, run.row_after_local(a.path, seen, a.is_dir))
+        found = scan.items.get(key)
+        if found is not None and not found.is_dir:
+            run.put(key, row_from_scan(a.path, seen, found))
+        else:
+            run.put(key, run.row_after_local(a.path, seen, a.is_dir))
         run.done("record")
     elif a.op == "forget":
         run.put(key, None)
