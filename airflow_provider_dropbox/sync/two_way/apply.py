@@ -114,15 +114,18 @@ class Run:
         """Rename a local file to its conflicted-copy name and upload it under that name too."""
         new = conflicted_name(rel, self.stamp, lambda p: os.path.lexists(self.lpath(p)))
         os.replace(self.lpath(rel), self.lpath(new))
+        st = os.lstat(self.lpath(new))
+        before = LocalItem(new, False, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         meta = self.client.upload_file(self.lpath(new), self.rpath(new), mode="add", autorename=True)
         stored = str(meta.get("name") or new.rpartition("/")[2])
-        if stored != new.rpartition("/")[2]:  # Dropbox had that name already and chose another: follow it
-            parent = new.rpartition("/")[0]
-            renamed = f"{parent}/{stored}" if parent else stored
-            os.replace(self.lpath(new), self.lpath(renamed))
+        parent = new.rpartition("/")[0]
+        renamed = f"{parent}/{stored}" if parent else stored
+        if stored != new.rpartition("/")[2] and not os.path.lexists(self.lpath(renamed)):
+            os.rename(self.lpath(new), self.lpath(renamed))  # Dropbox chose another free name: follow it
             new = renamed
         self.report.conflicts.append({"path": rel, "kept_as": new, "reason": reason})
-        self.put(path_key(new), self.row_after_local(new, meta, False))
+        if new == renamed:
+            self.put(path_key(new), row_from_scan(new, meta, before))
         return new
 
     def upload(self, key: str, rel: str, item: LocalItem, base: Synced | None) -> None:
