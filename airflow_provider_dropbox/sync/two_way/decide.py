@@ -129,16 +129,29 @@ def decide(
     arrived: set[str] = set()  # keys created or edited on Dropbox since the last sync
     for key in sorted(keys):
         s = synced.get(key)
-        if key in scan.colliding or any(key.startswith(c + "/") for c in scan.colliding):
+        if scan.colliding and (key in scan.colliding or any(key.startswith(c + "/") for c in scan.colliding)):
             continue
         if s is not None and excluded(s.path):
             continue
         item = local.get(key)
-        r = remote_now[key] if key in remote_now else as_remote(s)
+        listed = key in remote_now
+        if (
+            not listed
+            and s is not None
+            and item is not None
+            and not item.is_dir
+            and not s.is_dir
+            and (
+                (s.size, s.mtime_ns, s.inode, s.ctime_ns)
+                == (item.size, item.mtime_ns, item.inode, item.ctime_ns)
+            )
+        ):
+            continue  # the common case, unchanged on both sides: decided without building anything
+        r = remote_now[key] if listed else as_remote(s)
         if r is not None and excluded(r.path):
             continue
         lc = _local_changed(s, item, root, hashes)
-        rc = key in remote_now and _remote_changed(s, r)
+        rc = listed and _remote_changed(s, r)
         if not lc and not rc:
             if (
                 item is not None

@@ -113,12 +113,15 @@ class SyncIndex:
         return {str(k): str(v) for k, v in self._read("SELECT k, v FROM meta")}
 
     def entries(self) -> dict[str, Synced]:
-        return {
-            str(r[0]): Synced(str(r[1]), bool(r[2]), r[3], r[4], *(int(str(v)) for v in r[5:9]))  # type: ignore[arg-type]
-            for r in self._read(
-                "SELECT key, path, is_dir, rev, content_hash, size, mtime_ns, inode, ctime_ns FROM entries"
-            )
-        }
+        rows = self._read(
+            "SELECT key, path, is_dir, rev, content_hash, size, mtime_ns, inode, ctime_ns FROM entries"
+        )
+        try:
+            return {r[0]: Synced(r[1], bool(r[2]), *r[3:]) for r in rows}  # type: ignore[arg-type,misc]
+        except TypeError as exc:
+            raise StateError(
+                f"The two-way sync index {self.path!r} holds a malformed row ({exc}). " + _WAY_OUT
+            ) from exc
 
     def write(self, rows: Mapping[str, Synced | None] = {}, meta: Mapping[str, str] | None = None) -> None:
         """One transaction: rows (``None`` deletes) and meta values."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from airflow_provider_dropbox.casefold import path_key
-from airflow_provider_dropbox.client.paths import disallowed_name
+from airflow_provider_dropbox.client.paths import DISALLOWED_NAMES
 from airflow_provider_dropbox.sync.two_way.index import STATE_DIR_NAME
 
 RESERVED = {STATE_DIR_NAME, ".dropbox-mirror"}
@@ -37,17 +37,18 @@ class LocalScan:
 
 def scan_local(root: str, excluded: Callable[[str], bool]) -> LocalScan:
     out = LocalScan()
-    stack = [""]
+    stack = [("", "")]  # (relative folder, its key): a child's key is its folder's key plus its folded name
     while stack:
-        rel_dir = stack.pop()
+        rel_dir, key_dir = stack.pop()
         try:
             entries = list(os.scandir(os.path.join(root, *rel_dir.split("/")) if rel_dir else root))
         except OSError as exc:
             out.skipped.append({"path": rel_dir or "/", "reason": f"cannot list: {exc.strerror or exc}"})
             continue
         for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if not rel_dir and entry.name in RESERVED:
+            name = entry.name
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if not rel_dir and name in RESERVED:
                 continue
             if excluded(rel):
                 continue
@@ -58,16 +59,16 @@ def scan_local(root: str, excluded: Callable[[str], bool]) -> LocalScan:
             if stat.S_ISLNK(st.st_mode) or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
                 out.skipped.append({"path": rel, "reason": "not a regular file or folder (symlink, device)"})
                 continue
-            if disallowed_name(entry.name) is not None:
+            if name.lower() in DISALLOWED_NAMES:
                 out.skipped.append({"path": rel, "reason": "Dropbox does not store this name"})
                 continue
-            if entry.name != entry.name.rstrip(" ."):
+            if name[-1] in " .":
                 out.skipped.append(
                     {"path": rel, "reason": "trailing space or dot: Dropbox changes this name"}
                 )
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            key = path_key(rel)
+            key = f"{key_dir}/{path_key(name)}" if key_dir else path_key(name)
             if key in out.items or key in out.colliding:
                 other = out.items.pop(key, None)
                 out.colliding.add(key)
@@ -79,7 +80,7 @@ def scan_local(root: str, excluded: Callable[[str], bool]) -> LocalScan:
                 rel, is_dir, 0 if is_dir else st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
             )
             if is_dir:
-                stack.append(rel)
+                stack.append((rel, key))
     # the subtree of a colliding folder is left alone too
     for key in list(out.items):
         parts = key.split("/")
