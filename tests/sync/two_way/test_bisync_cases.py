@@ -5,7 +5,6 @@ two-way sync on the emulator. Cases covered elsewhere: changed on both sides and
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,17 +13,7 @@ from airflow_provider_dropbox.sync.errors import LockHeldError, TooManyDeletesEr
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.two_way import sync_two_way
 from tests.sync.conftest import remote_tree
-from tests.sync.two_way.test_engine import ROOT, local_files, put, remote_bytes, same_trees
-
-
-@pytest.fixture
-def side(emu_client: Any, tmp_path: Path) -> Any:
-    _emu, client = emu_client
-    client.create_folder(ROOT)
-    dest, work = tmp_path / "local", tmp_path / "work"
-    dest.mkdir()
-    work.mkdir()
-    return client, dest, work
+from tests.sync.two_way.helpers import ROOT, local_files, put, remote_bytes, same_trees
 
 
 def test_equal_changes_on_both_sides_are_no_conflict(side: Any) -> None:  # bisync: test_equal

@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_dropbox.client import DropboxClient
 from airflow_provider_dropbox.sync.errors import TooManyDeletesError
 from airflow_provider_dropbox.sync.two_way import EmptySideError, conflicted_name, sync_two_way
-from tests.emulator_process import EmulatorProcess
-from tests.sync.conftest import local_hash_tree, remote_tree
-
-ROOT = "/Two Way"
-
-
-def put(client: DropboxClient, tmp: Path, rel: str, data: bytes) -> None:
-    src = tmp / f"up-{abs(hash(rel))}"
-    src.write_bytes(data)
-    client.upload_file(src, f"{ROOT}/{rel}", mode="overwrite")
-
-
-def remote_bytes(client: DropboxClient, tmp: Path, rel: str) -> bytes:
-    out = tmp / f"down-{abs(hash(rel))}"
-    client.download_file(f"{ROOT}/{rel}", out)
-    return out.read_bytes()
-
-
-def local_files(dest: Path) -> dict[str, bytes]:
-    out = {}
-    for p in dest.rglob("*"):
-        rel = p.relative_to(dest).as_posix()
-        if p.is_file() and not rel.startswith(".dropbox-sync"):
-            out[rel] = p.read_bytes()
-    return out
-
-
-def same_trees(client: DropboxClient, dest: Path) -> None:
-    local = {k: v for k, v in local_hash_tree(dest).items() if not k.startswith(".dropbox-sync")}
-    assert local == remote_tree(client, ROOT)
-
-
-@pytest.fixture
-def side(emu_client: tuple[EmulatorProcess, DropboxClient], tmp_path: Path) -> Any:
-    _emu, client = emu_client
-    client.create_folder(ROOT)
-    dest = tmp_path / "local"
-    dest.mkdir()
-    work = tmp_path / "work"
-    work.mkdir()
-    return client, dest, work
+from tests.sync.conftest import remote_tree
+from tests.sync.two_way.helpers import ROOT, local_files, put, remote_bytes, same_trees
 
 
 def test_first_run_merges_and_deletes_nothing(side: Any) -> None:

@@ -20,8 +20,8 @@ from airflow_provider_dropbox.sync.hashing import ContentHasher
 from airflow_provider_dropbox.sync.two_way import TwoWayFailedError, sync_two_way
 from tests.emulator_process import EmulatorProcess
 from tests.sync.conftest import local_hash_tree, remote_tree
+from tests.sync.two_way.helpers import ROOT
 
-ROOT = "/Random Two Way"
 NAMES = ["a.txt", "b.bin", "notes.md", "caf\u00e9.txt", "data"]
 DIRS = ["x", "y", "deep"]
 
@@ -143,13 +143,9 @@ def _parents(rel: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(1, 13))
 def test_random_histories_converge_and_lose_no_edit(
-    emu_client: tuple[EmulatorProcess, DropboxClient], tmp_path: Path, seed: int
+    side: tuple[DropboxClient, Path, Path], seed: int
 ) -> None:
-    _emu, client = emu_client
-    client.create_folder(ROOT)
-    dest, work = tmp_path / "local", tmp_path / "work"
-    dest.mkdir()
-    work.mkdir()
+    client, dest, work = side
     rng = random.Random(seed)
     local, remote = LocalSide(rng, dest), RemoteSide(rng, client, work)
     for round_ in range(15):
@@ -219,15 +215,12 @@ def sync_until_ok(client: DropboxClient, dest: Path, attempts: int = 8) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [51, 52])
 def test_killed_mid_run_and_faults_lose_nothing(
-    emu_client: tuple[EmulatorProcess, DropboxClient], tmp_path: Path, seed: int
+    emu_client: tuple[EmulatorProcess, DropboxClient], side: tuple[DropboxClient, Path, Path], seed: int
 ) -> None:
     """kill -9 at a random moment of a run under injected 429s and 5xx: nothing half-written under a real
     name, and the next runs converge with every version written since the last good run still there."""
-    emu, client = emu_client
-    client.create_folder(ROOT)
-    dest, work = tmp_path / "local", tmp_path / "work"
-    dest.mkdir()
-    work.mkdir()
+    emu = emu_client[0]
+    client, dest, work = side
     rng = random.Random(seed)
     local, remote = LocalSide(rng, dest), RemoteSide(rng, client, work)
     written: set[str] = set()
