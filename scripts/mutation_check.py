@@ -195,6 +195,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         (f"{S}/test_partial.py::test_slice_decides_what_the_whole_index_decides",),
     ),
     Mutation(
+        "two-way-folder-delete-takes-remote-edits",
+        "a folder deleted locally never deletes what was created or edited in it on Dropbox",
+        "sync/two_way/decide.py",
+        'if not (a.op == "delete_remote" and a.is_dir and any(is_under(k, a.key) for k in arrived))',
+        "if True",
+        (f"{S}/two_way/test_engine.py::test_a_folder_deleted_locally_keeps_what_changed_in_it_on_dropbox",),
+    ),
+    Mutation(
+        "two-way-upload-overwrites-concurrent-edit",
+        "an upload of a local edit never overwrites a Dropbox edit it has not seen",
+        "sync/two_way/apply.py",
+        'mode: Any = {"update": base.rev} if base and not base.is_dir and base.rev else "add"',
+        'mode: Any = "overwrite"',
+        (f"{S}/two_way/test_engine.py::test_a_concurrent_remote_edit_is_never_overwritten",),
+    ),
+    Mutation(
         "mirror-dry-run-applies",
         "dry_run=True returns the plan and changes nothing",
         "sync/engine.py",
