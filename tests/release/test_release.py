@@ -259,8 +259,12 @@ def test_provider_manager_registers_every_part(installed: tuple[str, Path, Path]
     ):
         assert f"{prefix}dropbox.{op}" in got["operators"], op
     assert f"{prefix}mirror.DropboxMirrorOperator" in got["operators"]
+    assert f"{prefix}two_way.DropboxTwoWaySyncOperator" in got["operators"]
     assert "airflow_provider_dropbox.sensors.dropbox.DropboxChangeSensor" in got["sensors"]
-    assert got["triggers"] == ["airflow_provider_dropbox.triggers.dropbox"]
+    assert got["triggers"] == [
+        "airflow_provider_dropbox.triggers.dropbox",
+        "airflow_provider_dropbox.triggers.local_folder",
+    ]
     assert got["asset"] == ["sanitize_uri", "create_asset", "convert_asset_to_openlineage"]
     assert got["filesystems"] == ["airflow_provider_dropbox.fs.dropbox"]
     assert got["fsspec"] == "airflow_provider_dropbox.fs.dropbox"
