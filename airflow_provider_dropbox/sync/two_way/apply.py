@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -101,6 +102,10 @@ class Run:
             except FileNotFoundError:
                 now = None
             before = None if seen is None else (seen.size, seen.mtime_ns, seen.inode)
+            if os.path.isdir(target) and not os.path.islink(target):
+                raise IsADirectoryError(
+                    errno.EISDIR, "a local folder with files the sync does not know is in the way", target
+                )
             if now is not None and now != before:
                 self.set_aside(rel, "changed locally while the sync ran")
             os.replace(tmp, target)
@@ -173,11 +178,20 @@ def apply_actions(
     remote_now: Mapping[str, RemoteItem | None],
     lock: MirrorLock | None,
 ) -> None:
-    ordered = sorted(actions, key=lambda a: (_ORDER[a.op], a.key if _ORDER[a.op] < 4 else _neg(a.key)))
+    flips = {a.key for a in actions if _ORDER[a.op] == 4 and a.reason.startswith("replaced")}
+
+    def step(a: Action) -> float:
+        """Moves, folders, records, transfers, then deletes; the delete half of a file/folder flip (and the
+        deletes below it) goes first: the new item cannot be made while the old one is there."""
+        if _ORDER[a.op] == 4 and any(a.key == f or is_under(a.key, f) for f in flips):
+            return 0.5
+        return _ORDER[a.op]
+
+    ordered = sorted(actions, key=lambda a: (step(a), a.key if _ORDER[a.op] < 4 else _neg(a.key)))
     for a in ordered:
         if lock is not None:
             lock.check()
-        if _ORDER[a.op] == 4 and run.report.errors:
+        if step(a) >= 4 and run.report.errors:
             run.report.deletes_skipped += 1
             continue
         try:

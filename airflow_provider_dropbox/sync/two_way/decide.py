@@ -175,7 +175,39 @@ def decide(
         for a in acts
         if not (a.op == "delete_remote" and a.is_dir and any(is_under(k, a.key) for k in arrived))
     ]
+    acts = _hold_flips_with_changes_below(acts)
+    skipped = [a.key for a in acts if a.op == "conflict_skip"]
+    if skipped:  # what is below an item left alone waits with it
+        acts = [a for a in acts if a.op == "conflict_skip" or not any(is_under(a.key, k) for k in skipped)]
     return _detect_remote_moves(_detect_moves(acts, synced, local, remote_now, root), synced, remote_now)
+
+
+_LOCAL_SIDE = ("upload", "mkdir_remote", "conflict", "move_remote", "delete_remote")
+_REMOTE_SIDE = ("download", "mkdir_local", "move_local", "delete_local")
+
+
+def _hold_flips_with_changes_below(acts: list[Action]) -> list[Action]:
+    """A folder one side turned into a file (or back) while the other side changed something below it is a
+    conflict with no safe automatic answer: it is reported and left alone, with everything below it, until
+    someone renames one of them (the cursor stays, so the next run looks again)."""
+    flips = {
+        a.key: a
+        for a in acts
+        if a.op in ("delete_local", "delete_remote") and a.reason.startswith("replaced")
+    }
+    held: set[str] = set()
+    for key, flip in flips.items():
+        other = _LOCAL_SIDE if flip.op == "delete_local" else _REMOTE_SIDE
+        if any(is_under(a.key, key) and a.op in other for a in acts):
+            held.add(key)
+    if not held:
+        return acts
+    out = [a for a in acts if not any(a.key == k or is_under(a.key, k) for k in held)]
+    for key in sorted(held):
+        out.append(Action("conflict_skip", key, flips[key].path, flips[key].is_dir,
+                          reason="a folder became a file on one side while the other side changed something "
+                          "in it; left alone until one of them is renamed"))  # fmt: skip
+    return out
 
 
 def as_remote(s: Synced | None) -> RemoteItem | None:

@@ -174,7 +174,8 @@ def _sync(
     if report.first_run:
         index.write(meta={"remote_path": remote, "root_lower": root_lower})
     apply_actions(run, actions, scan, remote_now, lock)
-    if not report.errors:
+    held = any(a.op == "conflict_skip" for a in actions)  # left alone: the next run must see it again
+    if not report.errors and not held:
         index.write(meta={"cursor": new_cursor, "remote_path": remote, "root_lower": root_lower})
         report.cursor_advanced = True
 

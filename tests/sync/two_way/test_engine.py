@@ -231,3 +231,26 @@ def test_a_folder_deleted_locally_keeps_what_changed_in_it_on_dropbox(side: Any)
         "keep.txt": b"k",
     }
     assert sync_two_way(client, ROOT, dest).done == {}
+
+
+def test_a_file_replaced_by_a_folder_or_back_on_either_side(side: Any) -> None:
+    """bisync-style type flips: the old item goes first, then the new one comes, on the other side too."""
+    client, dest, work = side
+    put(client, work, "was-file", b"file")
+    put(client, work, "was-folder/inside.txt", b"in")
+    put(client, work, "keep.txt", b"k")
+    sync_two_way(client, ROOT, dest)
+    (dest / "was-file").unlink()
+    (dest / "was-file").mkdir()
+    (dest / "was-file" / "now-inside.txt").write_bytes(b"local folder content")
+    client.delete(f"{ROOT}/was-folder")
+    put(client, work, "was-folder", b"now a file on dropbox")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok, report.errors
+    assert local_files(dest) == {
+        "keep.txt": b"k",
+        "was-file/now-inside.txt": b"local folder content",
+        "was-folder": b"now a file on dropbox",
+    }
+    same_trees(client, dest)
+    assert sync_two_way(client, ROOT, dest).planned == {}

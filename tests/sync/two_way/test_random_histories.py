@@ -24,6 +24,9 @@ from tests.sync.two_way.helpers import ROOT
 
 NAMES = ["a.txt", "b.bin", "notes.md", "caf\u00e9.txt", "data"]
 DIRS = ["x", "y", "deep"]
+# File <-> folder flips join the histories only in their own test below: a flip meeting files below it that
+# the sync does not know yet is an error left for a person (docs/two-way-sync.md), so sides may differ.
+FLIPS: list[str] = []
 
 
 def chash(data: bytes) -> str:
@@ -63,8 +66,8 @@ class LocalSide(Side):
 
     def step(self) -> None:
         files, dirs = self.tree()
-        op = self.rng.choice(["write", "write", "edit", "delete", "rename", "rmtree"])
-        if op in ("edit", "delete", "rename") and files:
+        op = self.rng.choice(["write", "write", "edit", "delete", "rename", "rmtree", *FLIPS])
+        if op in ("edit", "delete", "rename", "flip") and files:
             rel = self.rng.choice(files)
         elif op == "rmtree" and dirs:
             rel = self.rng.choice(dirs)
@@ -94,6 +97,13 @@ class LocalSide(Side):
         elif op == "rmtree":
             shutil.rmtree(target)
             self.forget_under(rel)
+        elif op == "flip":  # the file becomes a folder holding a file
+            target.unlink()
+            self.fresh.pop(rel, None)
+            target.mkdir()
+            data = self.data()
+            (target / "inner.txt").write_bytes(data)
+            self.fresh[f"{rel}/inner.txt"] = chash(data)
 
 
 class RemoteSide(Side):
@@ -107,10 +117,12 @@ class RemoteSide(Side):
 
     def step(self) -> None:
         files, dirs = self.tree()
-        op = self.rng.choice(["write", "write", "edit", "delete", "move", "delete_folder"])
+        op = self.rng.choice(["write", "write", "edit", "delete", "move", "delete_folder", *FLIPS])
         try:
             if op in ("edit", "delete", "move") and files:
                 rel = self.rng.choice(files)
+            elif op == "flip" and dirs:  # a folder becomes a file
+                rel = self.rng.choice(dirs)
             elif op == "delete_folder" and dirs:
                 rel = self.rng.choice(dirs)
             else:
@@ -121,6 +133,13 @@ class RemoteSide(Side):
                 src = self.work / "up"
                 src.write_bytes(data)
                 self.client.upload_file(src, f"{ROOT}/{rel}", mode="overwrite")
+                self.fresh[rel] = chash(data)
+            elif op == "flip":
+                self.client.delete(f"{ROOT}/{rel}")
+                self.forget_under(rel)
+                data = self.data()
+                (self.work / "up").write_bytes(data)
+                self.client.upload_file(self.work / "up", f"{ROOT}/{rel}", mode="overwrite")
                 self.fresh[rel] = chash(data)
             elif op in ("delete", "delete_folder"):
                 self.client.delete(f"{ROOT}/{rel}")
@@ -175,6 +194,16 @@ def test_random_histories_converge_and_lose_no_edit(
                 remote.fresh.pop(rel, None)
         report = sync_two_way(client, ROOT, dest, allow_empty=True)
         assert report.ok, report.errors
+        for _ in range(3):  # a conflict left alone waits for a person: rename the local one, as they would
+            held = [c["path"] for c in report.conflicts if "left alone" in c["reason"]]
+            if not held:
+                break
+            for rel in held:
+                if (dest / rel).exists():
+                    os.rename(dest / rel, dest / f"{rel}-mine")
+                    local.log.append(f"person renames {rel}")
+            report = sync_two_way(client, ROOT, dest, allow_empty=True)
+            assert report.ok, report.errors
         mine = {k: v for k, v in local_hash_tree(dest).items() if not k.startswith(".dropbox-sync")}
         theirs = remote_tree(client, ROOT)
         history = "\n".join(local.log + remote.log + [str(a) for a in report.plan])
@@ -194,6 +223,37 @@ def test_random_histories_converge_and_lose_no_edit(
         remote.fresh.clear()
         local.log.clear()
         remote.log.clear()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [101, 102, 103, 104])
+def test_file_folder_flips_on_either_side_lose_nothing(
+    side: tuple[DropboxClient, Path, Path], seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With flips in the histories a run may end in an error for a path it leaves to a person, but every
+    version written since the previous run is still on one side or the other, and nothing else appears."""
+    monkeypatch.setattr(sys.modules[__name__], "FLIPS", ["flip"])
+    client, dest, work = side
+    rng = random.Random(seed)
+    local, remote = LocalSide(rng, dest), RemoteSide(rng, client, work)
+    ever: set[str] = set()
+    for round_ in range(12):
+        for _ in range(rng.randint(1, 4)):
+            local.step()
+        for _ in range(rng.randint(1, 4)):
+            remote.step()
+        ever |= set(local.fresh.values()) | set(remote.fresh.values())
+        try:
+            sync_two_way(client, ROOT, dest, allow_empty=True)
+        except TwoWayFailedError as exc:
+            assert all("in the way" in e["error"] for e in exc.report.errors), exc.report.errors
+        mine = {k: v for k, v in local_hash_tree(dest).items() if not k.startswith(".dropbox-sync")}
+        present = {h for h in [*mine.values(), *remote_tree(client, ROOT).values()] if h}
+        fresh = {**local.fresh, **{f"dropbox:{p}": h for p, h in remote.fresh.items()}}
+        assert not {p: h for p, h in fresh.items() if h not in present}, f"round {round_}: a version was lost"
+        assert present <= ever, f"round {round_}: content nobody wrote appeared (a partial file?)"
+        local.fresh.clear()
+        remote.fresh.clear()
 
 
 FAULTS = {"rate_limit": 0.1, "server_error": 0.1}
