@@ -128,16 +128,15 @@ def load_remote_slice(
     if whole_tree:
         load_subtree("")
         s.roots[""] = ""
-    for key, name in names.items():
-        if not key:
-            continue
-        parts = key.split("/")
-        put(index.remote_rows("/".join(parts[:depth]) for depth in range(1, len(parts))))  # its folders
-        anchor(key_parent(key))
-        stored = tree.entries.get(key)
-        groups = {collision_key(name)} | ({collision_key(stored.name)} if stored is not None else set())
-        for sibling in tree.child_entries(key_parent(key)):
-            if sibling.is_dir and (sibling.key == key or collision_key(sibling.name) in groups):
+    for parent, members in by_parent.items():  # one pass over each folder's children, however many changed
+        parts = parent.split("/") if parent else []
+        put(index.remote_rows("/".join(parts[:depth]) for depth in range(1, len(parts) + 1)))  # its folders
+        anchor(parent)
+        keys = {k for k, _ in members}
+        groups = {collision_key(n) for _, n in members}
+        groups.update(collision_key(e.name) for e in (tree.entries.get(k) for k in keys) if e is not None)
+        for sibling in tree.child_entries(parent):
+            if sibling.is_dir and (sibling.key in keys or collision_key(sibling.name) in groups):
                 load_subtree(sibling.key)
     tree.changed = set()
     s.files_before = s.file_count()
@@ -146,15 +145,16 @@ def load_remote_slice(
 
 def collision_siblings(s: RemoteSlice, names: Mapping[str, str]) -> set[str]:
     """Keys sharing a collision group with a changed key in its folder (their local names may change)."""
-    out: set[str] = set()
+    groups: dict[str, set[str]] = {}
     for key, name in names.items():
-        if not key:
-            continue
-        group = collision_key(name)
-        for sibling in s.tree.child_entries(key_parent(key)):
-            if collision_key(sibling.name) == group:
-                out.add(sibling.key)
-    return out
+        if key:
+            groups.setdefault(key_parent(key), set()).add(collision_key(name))
+    return {
+        sibling.key
+        for parent, in_parent in groups.items()
+        for sibling in s.tree.child_entries(parent)
+        if collision_key(sibling.name) in in_parent
+    }
 
 
 def load_manifest_slice(
