@@ -558,18 +558,28 @@ class DropboxClient:
         """
         return getattr(self._server_date, "value", None)
 
-    def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]:
-        """All entries plus the cursor after the last page (start of incremental sync)."""
-        arg = {
+    def list_folder_pages(
+        self, path: str, recursive: bool = True, limit: int | None = None
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """The listing one page at a time, each with the cursor that continues after it, so a caller can
+        commit a page and resume from its cursor without holding the whole listing."""
+        arg: dict[str, Any] = {
             "path": check_remote_path(path, route="files/list_folder", allow_root=True),
             "recursive": recursive,
         }
-        entries: list[dict[str, Any]] = []
-        cursor = ""
+        if limit is not None:
+            arg["limit"] = int(limit)
         for page in self._list_pages("files/list_folder", arg):
-            entries.extend(page.get("entries", []))
-            cursor = page["cursor"]
-        return entries, cursor
+            yield list(page.get("entries", [])), str(page["cursor"])
+
+    def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]:
+        """All entries plus the cursor after the last page (start of incremental sync)."""
+        entries: list[dict[str, Any]] = []
+        last = ""
+        for page, cursor in self.list_folder_pages(path, recursive):
+            entries.extend(page)
+            last = cursor
+        return entries, last
 
     def get_latest_cursor(self, path: str, recursive: bool = True) -> str:
         arg = {

@@ -3,6 +3,8 @@
 Flow: lock -> load state (recover a crashed run's intents) -> list (full, or changes since the cursor;
 a cursor ``reset`` falls back to a full re-list) -> layout (local names, collisions) -> plan -> guards
 -> write intents -> apply -> commit state (cursor advances only if every action succeeded) -> report.
+An incremental run reads only its slice of the index (partial.py); a first run streams, page by page,
+through the same steps (``_stream_first_run``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from airflow_provider_dropbox.sync.state import (
     staging_dir,
     state_dir,
 )
+from airflow_provider_dropbox.sync.streamed import stream_listing, streamed_listing
 
 __all__ = ["MirrorClient", "mirror", "parse_max_deletes"]
 
@@ -73,6 +76,9 @@ class MirrorClient(Protocol):
     """The four client calls the engine needs (``DropboxClient`` satisfies it; tests may pass a fake)."""
 
     def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]: ...
+
+    # optional: ``list_folder_pages(path, recursive=True)`` yielding (entries, cursor) per page lets a first
+    # run stream (see ``_stream_first_run``); without it the first run lists everything at once
 
     def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]: ...
 
@@ -128,10 +134,28 @@ def _guard(
     Counted against every file the run could delete (``plan.local_files``: the mirror's files, plus the
     unmanaged ones ``adopt_local`` deletes), so a first run, an adopted destination and a managed mirror
     are all protected alike."""
-    deletes = plan.file_deletes
     held = max(plan.local_files, plan.managed_files)
+    guard_deletes(
+        plan.file_deletes, held, plan.remote_files, limit, raw_limit, allow_empty_remote, remote,
+        full_listing=full_listing,
+    )  # fmt: skip
+
+
+def guard_deletes(
+    deletes: int,
+    held: int,
+    remote_files: int,
+    limit: MaxDeletes | None,
+    raw_limit: Any,
+    allow_empty_remote: bool,
+    remote: str,
+    *,
+    full_listing: bool = False,
+) -> None:
+    """The guards on counts: ``deletes`` of the ``held`` files the run could delete, with ``remote_files``
+    listed (a streamed full listing checks its deletes this way before making any)."""
     where = remote or "/"
-    if deletes and plan.remote_files == 0 and not allow_empty_remote:
+    if deletes and remote_files == 0 and not allow_empty_remote:
         raise EmptyRemoteError(
             f"The remote folder {where!r} has no files but the destination holds {held}; refusing to "
             f"delete {deletes} local file(s) because of an empty listing. If the folder really was "
@@ -145,7 +169,7 @@ def _guard(
         and 100.0 * deletes / max(held, 1) > SHRINK_LIMIT_PCT
     ):
         raise RemoteShrankError(
-            f"The listing of {where!r} has {plan.remote_files} file(s) and would delete {deletes} of the "
+            f"The listing of {where!r} has {remote_files} file(s) and would delete {deletes} of the "
             f"{held} file(s) in the destination ({100.0 * deletes / max(held, 1):.0f}%); a full listing "
             f"may delete at most {SHRINK_LIMIT_PCT:.0f}% unless told so. Check remote_path and local_dir; "
             "if the remote folder really shrank, re-run with allow_empty_remote=True or an explicit "
@@ -498,8 +522,16 @@ def _run_steps(
 ) -> None:
     """The named steps: load, list, layout, plan, guard, then (not for a dry run) intents, apply, commit."""
     excluded = make_exclude(o.exclude)
+    streamed = streamed_listing(client, index, remote, o)
+    sliced = None if streamed else _incremental_slice(client, index, remote, root, excluded, report, log, o)
+    if sliced is None and not streamed and report.mode == "reset":
+        streamed = streamed_listing(client, index, remote, o, reset=True)
+    if streamed:
+        assert index is not None and lock is not None
+        stream_listing(client, remote, root, report, lock, log, index, o, excluded, kind=streamed)
+        _forget_foreign_staging(root)
+        return
     known: _KnownCounts | None = None
-    sliced = _incremental_slice(client, index, remote, root, excluded, report, log, o)
     if sliced is not None:
         state, listing, layout, verify, known, sources = sliced
     else:
@@ -525,6 +557,36 @@ def _run_steps(
     if o.dry_run:
         return
     assert lock is not None and index is not None
+    _apply_and_commit(
+        client, index, lock, remote, root, report, log, o, state, listing, layout, plan, verify,
+        whole=sliced is None,
+    )  # fmt: skip
+    _forget_foreign_staging(root)
+
+
+def _apply_and_commit(
+    client: MirrorClient,
+    index: MirrorIndex,
+    lock: MirrorLock,
+    remote: str,
+    root: str,
+    report: MirrorReport,
+    log: logging.Logger,
+    o: _RunOptions,
+    state: MirrorState,
+    listing: _Listing,
+    layout: Layout,
+    plan: Plan,
+    verify: set[str],
+    *,
+    whole: bool,
+    retry_failed_later: bool = False,
+    commit_cursor: bool = True,
+) -> None:
+    """Intents, apply, durable, commit. ``retry_failed_later``: actions that failed for one key do not hold
+    the cursor back; their keys are kept for the next incremental run to try again (a streamed first run
+    must move on, or one bad file would stop every page after it). ``commit_cursor=False``: the rows only
+    (a page of a streamed full listing, whose cursor counts only once the listing is done)."""
     run_id = _write_intents(index, lock, state, plan, verify)
     _clean_staging(root)
     applier = _apply(
@@ -537,12 +599,23 @@ def _run_steps(
     check_private_dirs(root, state_dir(root))
     lock.check()
     unsettled = {a.key for a in plan.actions if a.op == "conflict" and a.key}
+    errors = report.errors
+    failed = failed_keys(plan, errors) if retry_failed_later and errors else None
+    if failed is not None:
+        unsettled |= failed
+        errors = []
     extra_meta = {"slice_options": _slice_options(o)}
     _commit(
-        index, state, listing, remote, run_id, report, report.errors, unsettled, extra_meta,
-        whole=sliced is None,
+        index, state, listing, remote, run_id, report, errors, unsettled, extra_meta, whole=whole,
+        commit_cursor=commit_cursor,
     )  # fmt: skip
-    _forget_foreign_staging(root)
+
+
+def failed_keys(plan: Plan, errors: list[dict[str, str]]) -> set[str] | None:
+    """The remote keys of the failed actions; ``None`` if an error names no key (e.g. the run stopped)."""
+    key_of = {a.path: a.key for a in plan.actions if a.key}
+    keys = {key_of.get(e.get("path", "")) for e in errors}
+    return None if None in keys else {k for k in keys if k}
 
 
 def _load(
@@ -680,13 +753,34 @@ def _incremental_slice(
         return None
     report.mode = "incremental"
     log.info("Dropbox reported %d change(s) since the last mirror run", len(changes))
+    return _slice(index, changes, new_cursor, meta, root, excluded, report, log, look_again=True)
+
+
+def _slice(
+    index: MirrorIndex,
+    changes: list[dict[str, Any]],
+    new_cursor: str,
+    meta: Mapping[str, str | None],
+    root: str,
+    excluded: Callable[[str], bool],
+    report: MirrorReport,
+    log: logging.Logger,
+    *,
+    look_again: bool,
+) -> _Slice:
+    """The slice for ``changes`` on top of the committed index (``meta``: its cursor, root and folder).
+
+    ``look_again``: also re-examine the keys earlier runs left unsettled (a streamed first run does not:
+    its batches would retry them every page)."""
+    cursor = meta.get("cursor") or ""
+    root_lower, stored_root = str(meta["root_lower"]), str(meta["remote_path"])
     names = change_keys(changes, root_lower)
     root_gone = any(
         m.get(".tag") == "deleted" and remote_key(str(m.get("path_lower")), root_lower) == "" for m in changes
     )
     pending = index.pending()
     pending_keys = {i.key: i.key.rpartition("/")[2] for i in pending.values() if i.key}
-    recheck = index.recheck_keys()
+    recheck = index.recheck_keys() if look_again else set()
     pending_keys.update((k, k.rpartition("/")[2]) for k in recheck)
     sliced = load_remote_slice(index, {**pending_keys, **names}, whole_tree=root_gone)
     touched = sliced.tree.apply_changes(changes, root_lower)
@@ -774,7 +868,11 @@ def _plan(
     excluded: Callable[[str], bool],
     copy_sources: Mapping[str, list[str]],
     known: _KnownCounts | None,
+    leave: Container[str] = (),
+    counted: Container[str] | None = None,
 ) -> Plan:
+    """``leave``: keys this run already failed on (a later page must not try them again); ``counted``: the
+    keys whose unchanged paths this plan counts (a streamed page counts only its own entries)."""
     case_insensitive = (not dry_run) and _case_insensitive(state_dir(root))
     unmanaged = (
         _walk_unmanaged(root, state.manifest) if adopt_local and delete_stale and os.path.isdir(root) else []
@@ -793,10 +891,15 @@ def _plan(
         case_insensitive_fs=case_insensitive,
         copy_sources=copy_sources,
     )
+    if leave:
+        plan.actions = [a for a in plan.actions if a.key not in leave]
     if known is not None:  # an incremental slice: the guards count the whole mirror, not the slice
         plan.managed_files = plan.local_files = known.managed_files
         plan.remote_files = known.remote_files
         plan.unchanged += known.unchanged_outside
+    if counted is not None:
+        acted = {a.path for a in plan.actions}
+        plan.unchanged = sum(1 for p, d in layout.paths.items() if d.entry.key in counted and p not in acted)
     report.planned = plan.counts()
     report.plan = [a.to_dict() for a in plan.actions]
     report.bytes_planned = plan.download_bytes()
@@ -903,6 +1006,7 @@ def _commit(
     unsettled: set[str],
     extra_meta: Mapping[str, str],
     whole: bool,
+    commit_cursor: bool = True,
 ) -> None:
     """One transaction: the manifest rows this run changed since the last checkpoint, and, only if every
     action succeeded, the changed remote rows (all of them after a full listing), the cursor, and the
@@ -926,6 +1030,8 @@ def _commit(
     }  # fmt: skip
     if state.pending:
         meta["last_run"] = run_id
+    if not commit_cursor:
+        del meta["cursor"]
     index.write(
         manifest_rows=rows,
         remote=tree if listing.full or tree.changed else None,
@@ -935,7 +1041,7 @@ def _commit(
         recheck=recheck,
     )
     tree.changed = set()
-    state.cursor, state.remote, state.root_lower = listing.cursor, tree, listing.root_lower
-    state.remote_path = remote
-    state.pending = {}
-    report.cursor_advanced = True
+    state.remote, state.root_lower, state.remote_path, state.pending = tree, listing.root_lower, remote, {}
+    if commit_cursor:
+        state.cursor = listing.cursor
+        report.cursor_advanced = True

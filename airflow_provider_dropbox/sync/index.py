@@ -16,6 +16,7 @@ one transaction, and the old files are removed only after it committed.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -229,6 +230,18 @@ class MirrorIndex:
     def meta(self) -> dict[str, str | None]:
         try:
             return {k: v for k, v in self.conn.execute("SELECT k, v FROM meta")}
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
+
+    def is_empty(self) -> bool:
+        """No cursor and no rows: nothing was ever listed, written or intended here."""
+        try:
+            if self.meta().get("cursor"):
+                return False
+            return not any(
+                self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                for table in ("remote", "manifest", "pending")
+            )
         except sqlite3.Error as exc:
             raise _read_error(self.path, exc) from exc
 
@@ -503,6 +516,70 @@ class MirrorIndex:
                         for p, i in pending.items()
                     ],
                 )
+
+    # -- a streamed full listing, spooled to a temporary table (on disk, not in memory) -----------------
+    _UNLISTED = "key NOT IN (SELECT key FROM temp.listed)"
+
+    def start_listing(self) -> None:
+        try:
+            self.conn.execute("DROP TABLE IF EXISTS temp.listed")
+            self.conn.execute(
+                "CREATE TEMP TABLE listed (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, entry TEXT)"
+            )
+            self.conn.execute("CREATE INDEX temp.listed_key ON listed (key)")
+        except sqlite3.Error as exc:
+            raise _write_error(self.path, exc) from exc
+
+    def spool(self, entries: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Keep listed entries (key, metadata) in listing order, for ``spooled`` and the unlisted queries."""
+        with self._tx():
+            self.conn.executemany(
+                "INSERT INTO temp.listed (key, entry) VALUES (?, ?)",
+                ((k, json.dumps(e, separators=(",", ":"))) for k, e in entries),
+            )
+
+    def spooled(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        """The spooled entries in listing order, ``size`` at a time."""
+        last = 0
+        while True:
+            try:
+                rows = self.conn.execute(
+                    "SELECT seq, entry FROM temp.listed WHERE seq > ? ORDER BY seq LIMIT ?", (last, size)
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise _read_error(self.path, exc) from exc
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [json.loads(r[1]) for r in rows]
+
+    def unlisted_tops(self) -> list[str]:
+        """Keys the listing did not name: the topmost stored remote rows (a folder stands for its subtree)
+        and the keys of manifest rows with no remote row at all."""
+        try:
+            rows = self.conn.execute(
+                f"SELECT key FROM remote WHERE {self._UNLISTED} AND (parent = '' OR parent IN "
+                "(SELECT key FROM temp.listed) OR parent NOT IN (SELECT key FROM remote)) "
+                f"UNION SELECT DISTINCT key FROM manifest WHERE key != '' AND {self._UNLISTED} "
+                "AND key NOT IN (SELECT key FROM remote)"
+            )
+            return [r[0] for r in rows]
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
+
+    def unlisted_managed_files(self) -> int:
+        """Files the mirror wrote whose key the listing did not name (what deleting the rest would delete)."""
+        try:
+            sql = f"SELECT count(*) FROM manifest WHERE is_dir=0 AND {self._UNLISTED}"
+            return int(self.conn.execute(sql).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise _read_error(self.path, exc) from exc
+
+    def end_listing(self) -> None:
+        try:
+            self.conn.execute("DROP TABLE IF EXISTS temp.listed")
+        except sqlite3.Error as exc:
+            raise _write_error(self.path, exc) from exc
 
     def iter_manifest_paths(self) -> Iterator[str]:
         for (p,) in self.conn.execute("SELECT path FROM manifest"):

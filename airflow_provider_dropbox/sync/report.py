@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PLAN_LIMIT = 200  # actions listed by to_dict() by default (XCom rows stay small); counts cover all of them
+PLAN_KEPT = 10_000  # actions a streamed first run keeps in ``plan`` (the rest are counted, not held)
 
 
 @dataclass
@@ -34,6 +35,36 @@ class MirrorReport:
     aborted: str | None = None
     cursor_advanced: bool = False
     plan: list[dict[str, Any]] = field(default_factory=list)
+    plan_left_out: int = 0  # actions not held in ``plan`` (a streamed first run keeps PLAN_KEPT)
+    _seen: set[str] = field(default_factory=set, repr=False, compare=False)  # absorbed collisions, skipped
+
+    def _add_once(self, mine: list[Any], theirs: list[Any]) -> None:
+        for item in theirs:
+            seen = repr(sorted(item.items()))
+            if seen not in self._seen:
+                self._seen.add(seen)
+                mine.append(item)
+
+    def absorb(self, part: MirrorReport) -> None:
+        """Add one streamed page's report to the run's; ``remote_files`` is the page's (it counts the whole
+        mirror)."""
+        for mine, theirs in ((self.planned, part.planned), (self.done, part.done)):
+            for op, n in theirs.items():
+                mine[op] = mine.get(op, 0) + n
+        self.bytes_downloaded += part.bytes_downloaded
+        self.bytes_copied += part.bytes_copied
+        self.bytes_planned += part.bytes_planned
+        self.remote_files = part.remote_files
+        self.errors.extend(part.errors)
+        self.conflicts.extend(part.conflicts)
+        self._add_once(self.collisions, part.collisions)  # pages sharing a folder see its names again
+        self._add_once(self.skipped, part.skipped)
+        self.kept_folders.extend(part.kept_folders)
+        self.deletes_skipped += part.deletes_skipped
+        self.deferred_skipped += part.deferred_skipped
+        room = max(0, PLAN_KEPT - len(self.plan))
+        self.plan.extend(part.plan[:room])
+        self.plan_left_out += max(0, len(part.plan) - room) + part.plan_left_out
 
     @property
     def ok(self) -> bool:
@@ -92,5 +123,5 @@ class MirrorReport:
             "aborted": self.aborted,
             "cursor_advanced": self.cursor_advanced,
             "plan": list(self.plan[:plan_limit]),
-            "plan_truncated": max(0, len(self.plan) - plan_limit),
+            "plan_truncated": max(0, len(self.plan) - plan_limit) + self.plan_left_out,
         }

@@ -293,8 +293,12 @@ def test_staging_left_on_another_mount_by_a_crash_is_removed(
     dbx = _tree_dbx()
     dbx.fail_downloads.add("/root/mnt/deep/b.txt")
 
+    real_drop = apply_mod.Applier.drop_foreign_staging
+
     def crash(self: apply_mod.Applier) -> None:  # kill -9 stand-in: the staging folders are not removed
-        raise SystemExit("crashed")
+        if list(mounted.rglob(".dropbox-mirror-staging-*")):  # (a streamed page that made one)
+            raise SystemExit("crashed")
+        real_drop(self)
 
     monkeypatch.setattr(apply_mod.Applier, "drop_foreign_staging", crash)
     with pytest.raises(SystemExit):
@@ -345,10 +349,12 @@ def test_staging_swapped_for_a_symlink_mid_run_writes_nothing_outside(tmp_path: 
         return meta
 
     dbx.download_file = download_then_swap  # type: ignore[method-assign]
-    with pytest.raises(MirrorFailedError) as info:
+    # refused by the download that finds it, or by the next listing page before it writes anything
+    with pytest.raises((MirrorFailedError, UnsafePathError)) as info:
         run(dbx, dest, parallelism=1)
     assert os.listdir(outside) == []
-    assert any("UnsafePathError" in e["error"] for e in info.value.report.errors)
+    if isinstance(info.value, MirrorFailedError):
+        assert any("UnsafePathError" in e["error"] for e in info.value.report.errors)
 
 
 def test_state_folder_swapped_for_a_symlink_before_commit_is_refused(tmp_path: Path) -> None:

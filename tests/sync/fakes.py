@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class FakeDropbox:
         self.calls: dict[str, int] = {}
         self.fail_downloads: set[str] = set()  # path_lower of files whose download raises
         self.fsync_args: list[bool] = []  # the fsync= of every download_file call
+        self.page_size = 3  # entries per listing page: first runs stream over several pages
         self._n = 0
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -139,12 +141,34 @@ class FakeDropbox:
         ]
         return entries, f"{self.epoch}|{root}|{len(self.journal)}"
 
+    def list_folder_pages(
+        self, path: str, recursive: bool = True
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """Like Dropbox: ``page_size`` entries a page; a page's cursor continues with the rest of the listing
+        and then the changes since it began (stateless, so another process can continue it too)."""
+        entries, last = self.list_folder_snapshot(path, recursive)
+        for start in range(0, max(len(entries), 1), self.page_size):
+            page = entries[start : start + self.page_size]
+            if start + self.page_size >= len(entries):
+                yield page, last
+            else:
+                pl = page[-1]["path_lower"]
+                yield page, f"{last}|{pl.count('/')}|{pl}"
+
     def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]:
         self._count("list_changes")
-        epoch, root, seq = cursor.split("|")
+        epoch, root, seq, *rest = cursor.split("|", 4)
         if int(epoch) != self.epoch:
             raise errors.CursorResetError("reset", route="files/list_folder/continue")
-        entries = [
+        unlisted: list[dict[str, Any]] = []
+        if rest:  # the rest of a listing, as things are now (the journal below brings it up to date)
+            after = (int(rest[0]), rest[1])
+            unlisted = [
+                self._meta(k)
+                for k in sorted(self.nodes, key=lambda k: (k.count("/"), k))
+                if self._under(root, k) and k != root and (k.count("/"), k) > after
+            ]
+        entries = unlisted + [
             e
             for e in self.journal[int(seq) :]
             if self._under(root, e["path_lower"]) and e["path_lower"] != root

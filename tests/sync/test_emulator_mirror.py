@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_provider_dropbox.client import DropboxClient, errors
 from airflow_provider_dropbox.sync import (
@@ -262,3 +263,52 @@ def test_whole_dropbox_and_unicode_roots(emu_client: EmuClient, tmp_path: Path, 
     report = mirror(client, root, dest)
     assert report.mode == "incremental" and report.done == {"download": 1}
     assert local_hash_tree(dest) == remote_tree(client, base)
+
+
+# -- a first run streams the listing ------------------------------------------------------------------
+
+
+def test_first_run_streams_pages_and_a_killed_one_continues(emu_client: EmuClient, tmp_path: Path) -> None:
+    """1,250 files list in three pages of the emulator's 500: one ``list_folder`` and two ``continue``
+    calls, every page applied and committed with its cursor; a first run killed after its first page
+    continues from that page (incremental, the first page's files not fetched again)."""
+    emu, client = emu_client
+    r = requests.post(
+        f"{emu.base_url}/_emulator/populate",
+        json={"path": f"{ROOT}/bulk", "files": 1250, "size": 40, "per_folder": 100, "unique": True},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    emu.reset_stats()
+    dest = tmp_path / "m"
+    report = mirror(client, ROOT, dest, parallelism=4)
+    stats = emu.stats()
+    assert stats["/2/files/list_folder"] == 1 and stats["/2/files/list_folder/continue"] == 2, stats
+    assert report.ok and report.mode == "full" and report.done["download"] == 1250 == report.remote_files
+    assert stats["/2/files/download"] == 1250
+    assert local_hash_tree(dest) == remote_tree(client, ROOT)
+
+    killed = tmp_path / "killed"
+    emu.set_faults(latency_ms=5)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(killed)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert [proc.stdout.readline().strip() for _ in range(3)] == ["ready", "plan", "plan"]
+        proc.send_signal(signal.SIGKILL)  # the second page is planned: the first one has committed
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    finally:
+        emu.clear_faults()
+    state = load_state(str(killed.resolve()))
+    assert state is not None and state.cursor  # the first page's cursor
+    emu.reset_stats()
+    again = mirror(client, ROOT, killed, parallelism=4)
+    assert again.ok and again.mode == "incremental"
+    assert emu.stats().get("/2/files/list_folder", 0) == 0
+    assert again.done["download"] <= 1250 - 400  # the first page's files (500 entries) were kept
+    assert local_hash_tree(killed) == remote_tree(client, ROOT)

@@ -382,6 +382,7 @@ def test_lock_held_then_stale_lock_taken_over(dbx: FakeDropbox, tmp_path: Path) 
 
 
 def test_crash_mid_apply_recovers(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dbx.page_size = 1000  # one listing page: this is about a run's own checkpoints and commit
     dest = tmp_path / "m"
     for i in range(20):
         dbx.put(f"/Root/bulk/f{i:02d}.txt", f"file {i}".encode())
@@ -440,6 +441,7 @@ def test_reserved_state_dir_name_collides(tmp_path: Path) -> None:
 
 
 def test_file_deleted_after_listing_is_left_to_the_next_run(dbx: FakeDropbox, tmp_path: Path) -> None:
+    dbx.page_size = 1000  # one listing page: this is about a run's own checkpoints and commit
     dest = tmp_path / "m"
     real = dbx.download_file
 
@@ -532,6 +534,7 @@ def test_swap_whose_new_child_has_the_old_files_content(dbx: FakeDropbox, tmp_pa
 def test_checkpoints_record_progress_of_a_long_run(
     dbx: FakeDropbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    dbx.page_size = 1000  # one listing page: this is about a run's own checkpoints and commit
     from airflow_provider_dropbox.sync import apply as apply_mod
 
     monkeypatch.setattr(apply_mod, "CHECKPOINT_EVERY", 0.0)
