@@ -767,11 +767,13 @@ def _slice(
     log: logging.Logger,
     *,
     look_again: bool,
+    shallow: set[str] | None = None,
 ) -> _Slice:
     """The slice for ``changes`` on top of the committed index (``meta``: its cursor, root and folder).
 
     ``look_again``: also re-examine the keys earlier runs left unsettled (a streamed first run does not:
-    its batches would retry them every page)."""
+    its batches would retry them every page). ``shallow``: folders a full listing names again unchanged
+    (their subtrees and manifest subtrees are not loaded; the folder itself is still checked on disk)."""
     cursor = meta.get("cursor") or ""
     root_lower, stored_root = str(meta["root_lower"]), str(meta["remote_path"])
     names = change_keys(changes, root_lower)
@@ -782,12 +784,14 @@ def _slice(
     pending_keys = {i.key: i.key.rpartition("/")[2] for i in pending.values() if i.key}
     recheck = index.recheck_keys() if look_again else set()
     pending_keys.update((k, k.rpartition("/")[2]) for k in recheck)
-    sliced = load_remote_slice(index, {**pending_keys, **names}, whole_tree=root_gone)
+    shallow = shallow or set()
+    sliced = load_remote_slice(index, {**pending_keys, **names}, whole_tree=root_gone, shallow=shallow)
     touched = sliced.tree.apply_changes(changes, root_lower)
     layout = _layout(
         sliced.tree, root, excluded, report, log, roots=sorted(sliced.roots.items()), complete=sliced.expanded
     )
-    keys = touched | collision_siblings(sliced, names) | set(pending_keys)
+    siblings = collision_siblings(sliced, {k: n for k, n in names.items() if k not in shallow})
+    keys = (touched - shallow) | siblings | set(pending_keys)  # a shallow folder a change may rename: loaded
     manifest, left_out = load_manifest_slice(index, sliced, keys, layout, pending)
     loaded = len(manifest) + left_out
     if left_out:

@@ -17,7 +17,7 @@ run, so an incomplete slice can skip work but never delete a file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,10 +68,15 @@ class RemoteSlice:
 
 
 def load_remote_slice(
-    index: MirrorIndex, names: Mapping[str, str], *, whole_tree: bool = False
+    index: MirrorIndex,
+    names: Mapping[str, str],
+    *,
+    whole_tree: bool = False,
+    shallow: Container[str] = (),
 ) -> RemoteSlice:
     """Load what the changes in ``names`` (key -> new name) need from the index (see the module doc);
-    ``whole_tree`` when the mirror root itself was deleted."""
+    ``whole_tree`` when the mirror root itself was deleted. ``shallow``: folders listed again as they are
+    stored (a full listing names every folder): their subtrees did not change, so they are not loaded."""
     s = RemoteSlice()
     tree = s.tree
     by_parent: dict[str, list[tuple[str, str]]] = {}
@@ -132,8 +137,9 @@ def load_remote_slice(
         parts = parent.split("/") if parent else []
         put(index.remote_rows("/".join(parts[:depth]) for depth in range(1, len(parts) + 1)))  # its folders
         anchor(parent)
-        keys = {k for k, _ in members}
-        groups = {collision_key(n) for _, n in members}
+        changed = [(k, n) for k, n in members if k not in shallow]
+        keys = {k for k, _ in changed}
+        groups = {collision_key(n) for _, n in changed}
         groups.update(collision_key(e.name) for e in (tree.entries.get(k) for k in keys) if e is not None)
         for sibling in tree.child_entries(parent):
             if sibling.is_dir and (sibling.key in keys or collision_key(sibling.name) in groups):

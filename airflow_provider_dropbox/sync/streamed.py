@@ -21,6 +21,7 @@ from airflow_provider_dropbox.sync.index import MirrorIndex
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.pages import prefetched
 from airflow_provider_dropbox.sync.paths import remote_key
+from airflow_provider_dropbox.sync.remote import _name_from
 from airflow_provider_dropbox.sync.report import MirrorReport
 
 StreamKind = Literal["first", "rescan", "reset"]
@@ -153,6 +154,23 @@ class _Pages:
         if first:
             report.cursor_advanced = True
 
+    def _same_folders(self, entries: list[dict[str, Any]]) -> set[str]:
+        """Folders this page lists exactly as the index holds them (a reconcile names every folder again;
+        loading each one's stored subtree would cost the tree, not the page)."""
+        if self.first:
+            return set()
+        root_lower = str(self.meta["root_lower"])
+        named: dict[str, str] = {}
+        for e in entries:
+            k = _key(e, root_lower)
+            if k and e.get(".tag") == "folder":
+                named[k] = _name_from(e, k)
+        stored = self.index.remote_rows(named)
+        same = (stored.get(k) for k in named)
+        return {
+            r.key for r in same if r is not None and r.is_dir and not r.synthetic and r.name == named[r.key]
+        }
+
     def step(self, entries: list[dict[str, Any]], cursor: str | None) -> bool:
         """Apply ``entries`` as changes; ``False`` when the run must stop (e.g. it lost its lock)."""
         o, report = self.o, self.report
@@ -161,7 +179,7 @@ class _Pages:
         new_cursor = cursor if cursor is not None else self.cursor
         state, listing, layout, verify, known, sources = steps._slice(
             self.index, entries, new_cursor, self.meta, self.root, self.excluded, part, self.log,
-            look_again=False,
+            look_again=False, shallow=self._same_folders(entries) if cursor is not None else None,
         )  # fmt: skip
         counted = listing.touched if cursor is not None else set()
         plan = steps._plan(

@@ -11,6 +11,7 @@ collisions and strangers already in the destination.
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,26 @@ def test_a_reconcile_with_an_error_deletes_nothing_and_keeps_the_cursor(tmp_path
     fake.fail_downloads.clear()
     assert mirror(fake, ROOT, dest, full_rescan=True).ok
     assert local_tree(dest) == fake.tree(ROOT)
+
+
+def test_a_full_rescan_restores_a_folder_deleted_locally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folders listed again unchanged are not loaded below (their subtrees did not change), yet a folder
+    that went away locally, with its files, is made again and refilled."""
+    fake = _bulk(30)
+    dest = tmp_path / "m"
+    assert mirror(fake, ROOT, dest).ok
+    shutil.rmtree(dest / "d1")
+    subtrees: list[str] = []
+    real = MirrorIndex.remote_subtree
+
+    def spy(self: MirrorIndex, key: str) -> Any:
+        subtrees.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(MirrorIndex, "remote_subtree", spy)
+    report = mirror(fake, ROOT, dest, full_rescan=True)
+    assert report.ok and report.done == {"create_folder": 1, "download": 10}
+    assert local_tree(dest) == fake.tree(ROOT)
+    assert subtrees == []
