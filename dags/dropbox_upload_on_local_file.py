@@ -1,11 +1,15 @@
 """Upload on local file: files dropped into a watched local folder go to Dropbox, then to an archive.
 
-A file is picked up only once it has stopped growing (same size and mtime across ``settle_seconds``) and
-is not a temp/partial file, so a half-written file is never uploaded. Large files go through a chunked,
-parallel upload session automatically. ``DropboxHook.upload_file`` returns only once Dropbox's
+A ``LocalFolderChangeTrigger`` in the triggerer watches the inbox (the seed article's file-event listener)
+and schedules a run once new or changed files have stopped changing for ``settle_seconds``; files already
+there when the triggerer starts are reported once, and an hourly run is the safety net for anything a
+stopped triggerer missed. The run takes only files that are not temp/partial files and still stay the
+same across ``settle_seconds``, so a half-written file is never uploaded. Large files go through a
+chunked, parallel upload session automatically. ``DropboxHook.upload_file`` returns only once Dropbox's
 ``content_hash`` and size match the bytes it read (else it raises), so the file is moved to ``archive``
 when the upload returned and the file did not change since it was read; on any failure it stays where it
-is for the next run.
+is for the next run. The watcher watches the default inbox (``DROPBOX_UPLOAD_ROOT``); a run triggered by
+hand with another ``inbox`` param uploads from that folder once.
 """
 
 from __future__ import annotations
@@ -16,11 +20,36 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, PokeReturnValue, task
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
+
+from airflow_provider_dropbox.triggers.local_folder import LocalFolderChangeTrigger
+
+try:
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+except ImportError:  # Airflow 3.2 exports them from the core timetables only
+    from airflow.timetables.assets import AssetOrTimeSchedule  # type: ignore[no-redef]
+    from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[no-redef]
 
 _AIRFLOW_HOME = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
 _ROOT = os.environ.get("DROPBOX_UPLOAD_ROOT", os.path.join(_AIRFLOW_HOME, "dropbox-upload"))
 _PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".swp")
+
+inbox_asset = Asset(
+    name="dropbox_upload_inbox",
+    uri=f"file://{_ROOT}/inbox",
+    watchers=[
+        AssetWatcher(
+            name="dropbox_upload_inbox_watcher",
+            trigger=LocalFolderChangeTrigger(
+                path=f"{_ROOT}/inbox",
+                settle_seconds=5,
+                poll_interval=5,
+                include_deletes=False,  # the archive step moves files away: not a reason to run
+                fire_on_existing=True,  # files that arrived while the triggerer was down
+            ),
+        )
+    ],
+)
 
 
 def _candidates(inbox: Path) -> dict[str, tuple[int, int]]:
@@ -38,7 +67,9 @@ def _candidates(inbox: Path) -> dict[str, tuple[int, int]]:
 
 with DAG(
     dag_id="dropbox_upload_on_local_file",
-    schedule=timedelta(minutes=1),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=inbox_asset
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -53,17 +84,17 @@ with DAG(
     },
 ):
 
-    @task.sensor(task_id="stable_files", poke_interval=15, timeout=50, mode="reschedule", soft_fail=True)
-    def stable_files(params: dict[str, Any]) -> PokeReturnValue:
-        """Files present and unchanged over ``settle_seconds``: complete, safe to upload."""
+    @task
+    def stable_files(params: dict[str, Any]) -> list[str]:
+        """Files present and unchanged over ``settle_seconds``: complete, safe to upload (none: the
+        upload tasks are skipped)."""
         inbox = Path(params["inbox"])
         inbox.mkdir(parents=True, exist_ok=True)
         before = _candidates(inbox)
         if before:
             time.sleep(int(params["settle_seconds"]))
         after = _candidates(inbox)
-        stable = sorted(rel for rel, seen in before.items() if after.get(rel) == seen)
-        return PokeReturnValue(is_done=bool(stable), xcom_value=stable)
+        return sorted(rel for rel, seen in before.items() if after.get(rel) == seen)
 
     @task(retries=2, retry_delay=timedelta(seconds=20))
     def upload_and_archive(rel_path: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -193,7 +193,7 @@ def test_no_two_assets_share_a_uri_under_different_names(dagbag: Any) -> None:
         found: list[Any] = []
         condition = getattr(dag.timetable, "asset_condition", None)
         if condition is not None:
-            found.extend(getattr(condition, "objects", ()))
+            found.extend(getattr(condition, "objects", (condition,)))
         for task in dag.tasks:
             found.extend([*task.inlets, *task.outlets])
         names: dict[str, set[str]] = {}
@@ -222,8 +222,19 @@ def test_mirror_dag_schedule_and_params(dagbag: Any) -> None:
 
 
 def test_upload_dag_schedule_and_params(dagbag: Any) -> None:
+    """Scheduled by the local inbox watcher (reporting what is there at start, not the archive step's
+    moves), hourly as a safety net."""
+    from airflow_provider_dropbox.triggers.local_folder import LocalFolderChangeTrigger
+
     dag = dagbag.dags["dropbox_upload_on_local_file"]
-    assert dag.schedule == timedelta(minutes=1)
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assets = [dag.timetable.asset_condition]  # one asset: the condition is the asset itself
+    assert len(assets) == 1 and len(assets[0].watchers) == 1
+    trigger = assets[0].watchers[0].trigger
+    assert isinstance(trigger, LocalFolderChangeTrigger)
+    _, kwargs = trigger.serialize()
+    assert kwargs["path"] == dag.params["inbox"] and kwargs["fire_on_existing"] is True
+    assert kwargs["include_deletes"] is False and kwargs["settle_seconds"] == 5
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     assert set(dag.params.keys()) == {
@@ -236,9 +247,6 @@ def test_upload_dag_schedule_and_params(dagbag: Any) -> None:
     assert dag.params["dropbox_folder"] == "/Uploads"
     assert dag.params["settle_seconds"] == 5
     assert set(dag.task_ids) == {"stable_files", "upload_and_archive"}
-    sensor = dag.get_task("stable_files")
-    assert sensor.mode == "reschedule"
-    assert sensor.soft_fail is True
     upload = dag.get_task("upload_and_archive")
     assert upload.retries == 2
     assert upload.upstream_task_ids == {"stable_files"}

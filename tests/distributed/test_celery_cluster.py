@@ -142,29 +142,35 @@ def test_mirror_lock_when_two_runs_race_on_two_workers(cluster: Cluster) -> None
 
 
 def test_upload_on_local_file_dag_uploads_a_file_that_appears(cluster: Cluster) -> None:
-    """dags/dropbox_upload_on_local_file.py unchanged, on its own schedule: its sensor pokes an empty inbox,
-    files appear, the next poke hands them to mapped upload tasks on the workers; the bytes on Dropbox are
-    checked, the uploaded files are archived, a partial (.part) file is left alone."""
+    """dags/dropbox_upload_on_local_file.py unchanged: its local-folder watcher (in the triggerer) sees files
+    appear in the inbox and schedules an asset-triggered run that hands them to mapped upload tasks on the
+    workers; the bytes on Dropbox are checked, the uploaded files are archived, a partial (.part) file is
+    left alone."""
     dag_id = "dropbox_upload_on_local_file"
     root = Path(cluster.env["DROPBOX_UPLOAD_ROOT"])
     inbox, archive = root / "inbox", root / "archive"
     inbox.mkdir(parents=True, exist_ok=True)
-    cluster.unpause(dag_id)  # schedule=1 min, catchup=False: the scheduler starts a run at once
+    cluster.unpause(dag_id)  # only unpaused DAGs get their watchers started
     try:
-
-        def first_poke_came_back_empty() -> dict[str, Any] | None:
-            for run in cluster.dag_runs(dag_id):
-                for ti in cluster.task_instances(dag_id, run["dag_run_id"]):
-                    if ti["task_id"] == "stable_files" and ti["state"] == "up_for_reschedule":
-                        return run
-            return None
-
-        run = _wait_until(first_poke_came_back_empty, 180, "the sensor's first poke of the empty inbox")
+        # the hourly safety schedule runs its latest tick at once (catchup=False): an empty inbox, no upload
+        first = _wait_until(lambda: next(iter(cluster.dag_runs(dag_id)), None), 180, "the scheduled run")
+        assert first["run_type"] == "scheduled", first
+        assert cluster.wait_run(dag_id, first["dag_run_id"], timeout=240) == "success"
         files = {"ledger.csv": b"id,amount\n1,10\n2,20\n" * 500, "scans/page-1.bin": os.urandom(512 * 1024)}
         for rel, data in files.items():
             (inbox / rel).parent.mkdir(parents=True, exist_ok=True)
             (inbox / rel).write_bytes(data)
         (inbox / "incoming.csv.part").write_bytes(b"still being written")
+
+        def uploading_run() -> dict[str, Any] | None:
+            for run in cluster.dag_runs(dag_id):
+                if run["run_type"] == "asset_triggered":
+                    tis = cluster.task_instances(dag_id, run["dag_run_id"])
+                    if any(t["task_id"] == "upload_and_archive" and t["map_index"] >= 0 for t in tis):
+                        return run
+            return None
+
+        run = _wait_until(uploading_run, 240, "an asset-triggered run with upload tasks")
         state = cluster.wait_run(dag_id, run["dag_run_id"], timeout=240)
     finally:
         cluster.pause(dag_id)
