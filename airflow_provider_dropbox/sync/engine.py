@@ -35,7 +35,7 @@ from airflow_provider_dropbox.sync.errors import (
     StateError,
     UnsafePathError,
 )
-from airflow_provider_dropbox.sync.hashing import file_content_hash
+from airflow_provider_dropbox.sync.hashing import hash_under
 from airflow_provider_dropbox.sync.index import INDEX_FILE, IndexVersionError, MirrorIndex, TrackedManifest
 from airflow_provider_dropbox.sync.layout import Layout, build_layout, make_exclude
 from airflow_provider_dropbox.sync.lock import DEFAULT_STALE_AFTER, MirrorLock
@@ -203,13 +203,6 @@ def _probe(root: str, rel: str) -> DiskFact:
     return DiskFact("other")
 
 
-def _hash(root: str, rel: str) -> str | None:
-    try:
-        return file_content_hash(os.path.join(root, *rel.split("/")))
-    except OSError:
-        return None
-
-
 def _case_insensitive(folder: str) -> bool:
     """Probe the destination's file system once (shared volumes may be SMB or APFS)."""
     token = secrets.token_hex(4)
@@ -272,7 +265,7 @@ def _recover(state: MirrorState, root: str, log: logging.Logger) -> None:
         m = state.manifest.get(p)
         if f.kind != "file" or (m is not None and m.content_hash == intent.content_hash):
             continue
-        if intent.content_hash and _hash(root, p) == intent.content_hash:
+        if intent.content_hash and hash_under(root, p) == intent.content_hash:
             state.manifest[p] = Managed(
                 False, intent.key, intent.content_hash, f.size, f.mtime_ns, intent.rev
             )
@@ -885,7 +878,7 @@ def _plan(
         layout,
         state.manifest,
         lambda p: _probe(root, p),
-        lambda p: _hash(root, p),
+        lambda p: hash_under(root, p),
         verify=None if full else verify,
         delete_stale=delete_stale,
         adopt_local=adopt_local,

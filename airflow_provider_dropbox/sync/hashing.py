@@ -6,7 +6,7 @@ import os
 
 from airflow_provider_dropbox.client.content_hash import READ_SIZE, ContentHasher
 
-__all__ = ["ContentHasher", "file_content_hash"]
+__all__ = ["ContentHasher", "file_content_hash", "hash_under"]
 
 
 def file_content_hash(path: str | os.PathLike[str]) -> str:
@@ -17,3 +17,11 @@ def file_content_hash(path: str | os.PathLike[str]) -> str:
         while chunk := fh.read(READ_SIZE):
             hasher.update(chunk)
     return hasher.hexdigest()
+
+
+def hash_under(root: str, rel: str) -> str | None:
+    """The content hash of ``root``/``rel`` (``/``-separated); ``None`` if it cannot be read."""
+    try:
+        return file_content_hash(os.path.join(root, *rel.split("/")))
+    except OSError:
+        return None

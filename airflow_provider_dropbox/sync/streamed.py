@@ -11,6 +11,7 @@ pages too), and commits the cursor last.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
@@ -73,7 +74,7 @@ def stream_listing(
     report.mode = "reset" if kind == "reset" else "full"
     cursor = None if first else index.meta().get("cursor")
     meta: dict[str, str | None] = {"cursor": cursor, "root_lower": root_lower, "remote_path": remote}
-    run = _Pages(client, remote, root, report, lock, log, index, o, excluded, meta, first=first)
+    run = _Pages(client, remote, root, report, lock, log, index, o, excluded, meta, first)
     held = index.counts()["managed_files"]  # what the destination held before this listing
     pages = prefetched(client.list_folder_pages(remote, recursive=True))
     if first:
@@ -120,39 +121,29 @@ def _key(entry: dict[str, Any], root_lower: str) -> str | None:
     return remote_key(path_lower, root_lower) if isinstance(path_lower, str) else None
 
 
+@dataclasses.dataclass
 class _Pages:
     """One page (or one batch of deletions) at a time through the incremental steps."""
 
-    def __init__(
-        self,
-        client: Any,
-        remote: str,
-        root: str,
-        report: MirrorReport,
-        lock: MirrorLock,
-        log: logging.Logger,
-        index: MirrorIndex,
-        o: Any,
-        excluded: Callable[[str], bool],
-        meta: dict[str, str | None],
-        *,
-        first: bool,
-    ) -> None:
-        self.client, self.remote, self.root, self.report, self.lock = client, remote, root, report, lock
-        self.log, self.index, self.o, self.excluded, self.meta, self.first = (
-            log,
-            index,
-            o,
-            excluded,
-            meta,
-            first,
-        )
-        self.cursor = ""  # the last page's cursor
-        self.listed = 0
-        self.deleted = 0  # files the pages deleted so far (the delete guards count them)
-        self.leave: set[str] = set()  # keys failed or left alone on an earlier page: the next run looks again
-        if first:
-            report.cursor_advanced = True
+    client: Any
+    remote: str
+    root: str
+    report: MirrorReport
+    lock: MirrorLock
+    log: logging.Logger
+    index: MirrorIndex
+    o: Any  # engine._RunOptions
+    excluded: Callable[[str], bool]
+    meta: dict[str, str | None]  # the committed cursor, root and folder the slices start from
+    first: bool
+    cursor: str = ""  # the last page's cursor
+    listed: int = 0
+    deleted: int = 0  # files the pages deleted so far (the delete guards count them)
+    leave: set[str] = dataclasses.field(default_factory=set)  # keys failed or left alone on an earlier page
+
+    def __post_init__(self) -> None:
+        if self.first:
+            self.report.cursor_advanced = True
 
     def _same_folders(self, entries: list[dict[str, Any]]) -> set[str]:
         """Folders this page lists exactly as the index holds them (a reconcile names every folder again;

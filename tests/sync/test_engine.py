@@ -660,9 +660,9 @@ def test_incremental_disk_work_grows_with_changes_not_tree_size(
     mirror(dbx, "/R", dest)
     probes: list[str] = []
     hashes: list[str] = []
-    real_probe, real_hash = engine._probe, engine._hash
+    real_probe, real_hash = engine._probe, engine.hash_under
     monkeypatch.setattr(engine, "_probe", lambda root, rel: probes.append(rel) or real_probe(root, rel))
-    monkeypatch.setattr(engine, "_hash", lambda root, rel: hashes.append(rel) or real_hash(root, rel))
+    monkeypatch.setattr(engine, "hash_under", lambda root, rel: hashes.append(rel) or real_hash(root, rel))
     dbx.put("/R/d3/f3.txt", b"changed")
     dbx.delete("/R/d4/f4.txt")
     r = mirror(dbx, "/R", dest)

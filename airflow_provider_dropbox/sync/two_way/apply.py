@@ -13,9 +13,10 @@ from typing import Any
 from airflow_provider_dropbox.casefold import path_key
 from airflow_provider_dropbox.client import errors as client_errors
 from airflow_provider_dropbox.sync.errors import MirrorConfigError
+from airflow_provider_dropbox.sync.hashing import hash_under
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.paths import safe_local_path
-from airflow_provider_dropbox.sync.two_way.decide import Action, RemoteItem, as_remote, hash_file, is_under
+from airflow_provider_dropbox.sync.two_way.decide import Action, RemoteItem, as_remote, is_under
 from airflow_provider_dropbox.sync.two_way.index import STATE_DIR_NAME, Synced, SyncIndex
 from airflow_provider_dropbox.sync.two_way.model import ConflictPolicy, TwoWayClient, TwoWayReport
 from airflow_provider_dropbox.sync.two_way.scan import LocalItem, LocalScan
@@ -328,7 +329,7 @@ def _delete_local(run: Run, a: Action) -> None:
                 base.mtime_ns,
                 base.inode,
             ):
-                if hash_file(run.root, a.path) != base.content_hash:
+                if hash_under(run.root, a.path) != base.content_hash:
                     run.report.conflicts.append(
                         {"path": a.path, "reason": "deleted on Dropbox, edited locally: kept"}
                     )

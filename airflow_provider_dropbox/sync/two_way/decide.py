@@ -3,13 +3,12 @@ local disk only to hash files whose stat changed)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_dropbox.sync.hashing import file_content_hash
+from airflow_provider_dropbox.sync.hashing import hash_under
 from airflow_provider_dropbox.sync.paths import remote_key
 from airflow_provider_dropbox.sync.two_way.index import Synced
 from airflow_provider_dropbox.sync.two_way.model import ConflictPolicy
@@ -93,15 +92,8 @@ def _local_changed(
         return False
     if (s.size, s.mtime_ns, s.inode, s.ctime_ns) == (item.size, item.mtime_ns, item.inode, item.ctime_ns):
         return False
-    h = hashes.setdefault(item.path, hash_file(root, item.path))
+    h = hashes.setdefault(item.path, hash_under(root, item.path))
     return h != s.content_hash
-
-
-def hash_file(root: str, rel: str) -> str | None:
-    try:
-        return file_content_hash(os.path.join(root, *rel.split("/")))
-    except OSError:
-        return None
 
 
 def _remote_changed(s: Synced | None, r: RemoteItem | None) -> bool:
@@ -259,7 +251,7 @@ def _decide_one(
     if item.is_dir != r.is_dir:
         return [Action("conflict_skip", key, item.path, item.is_dir,
                        reason="a file on one side and a folder on the other; left alone")]  # fmt: skip
-    h = hashes.setdefault(item.path, hash_file(root, item.path))
+    h = hashes.setdefault(item.path, hash_under(root, item.path))
     if h is not None and h == r.content_hash:
         return [Action("record", key, item.path, reason="same content on both sides")]
     winner = "remote"
@@ -309,7 +301,7 @@ def _detect_moves(
         if new_key is None or new_key in moved.values() or any(is_under(new_key, n) for n in moved.values()):
             continue
         if not s.is_dir and (
-            local[new_key].size != s.size or hash_file(root, local[new_key].path) != s.content_hash
+            local[new_key].size != s.size or hash_under(root, local[new_key].path) != s.content_hash
         ):
             continue
         if s.is_dir and not _same_children(old_key, new_key, synced, local):
