@@ -2,11 +2,13 @@
 
 Engine-side costs only: the remote is the in-memory fake of ``tests/sync/fakes.py`` (no HTTP), so the
 numbers are the index, layout, plan, guards, apply and commit, not the network. Every size runs in two
-fresh child processes: the first seeds the fake (100-byte files in folders of 100), runs the initial
-mirror into a real folder and pickles the fake; the second loads it and times, in-process:
+fresh child processes: the first seeds the fake (100-byte files in folders of 100, listed in pages of
+2,000 built as they are read), runs the initial mirror into a real folder (wall time, peak RSS growth over
+the seeded process) and pickles the fake; the second loads it and times, in-process:
 
 - an incremental run after one changed file (wall time, peak RSS growth over the loaded process);
-- a run with no change (wall time, bytes the process wrote: ``wchar`` of ``/proc/self/io``).
+- a run with no change (wall time, bytes the process wrote: ``wchar`` of ``/proc/self/io``);
+- a ``full_rescan`` with nothing changed (wall time, peak RSS growth: the streamed reconcile).
 
 Standalone: ``.venv/bin/python -m benchmarks.scale [--sizes 1000,10000,100000] [--out FILE]``; also the
 ``scale`` suite of ``benchmarks.run``.
@@ -65,6 +67,39 @@ def _wchar() -> int:
     return 0
 
 
+PAGE_SIZE = 2_000  # entries per listing page: Dropbox's largest ``limit``
+
+
+def _paged(dbx: Any) -> Any:
+    """Give the fake listing pages built as they are read, as a server sends them (the listing's memory is
+    then the engine's, not the fake's); ``_plain`` takes it back off before pickling."""
+    from tests.sync.fakes import FakeDropbox
+
+    class PagedFake(FakeDropbox):
+        def list_folder_pages(self, path: str, recursive: bool = True) -> Any:
+            self._count("list_folder")
+            keys = self.listing_keys
+            last = f"{self.epoch}|/root|{len(self.journal)}"
+            for start in range(0, len(keys), self.page_size):
+                chunk = keys[start : start + self.page_size]
+                more = start + self.page_size < len(keys)
+                k = chunk[-1]
+                yield [self._meta(k) for k in chunk], f"{last}|{k.count('/')}|{k}" if more else last
+
+    dbx.__class__ = PagedFake
+    dbx.page_size = PAGE_SIZE
+    dbx.listing_keys = sorted(dbx.nodes, key=lambda k: (k.count("/"), k))  # the server's own order
+    return dbx
+
+
+def _plain(dbx: Any) -> Any:
+    from tests.sync.fakes import FakeDropbox
+
+    del dbx.listing_keys
+    dbx.__class__ = FakeDropbox
+    return dbx
+
+
 def child_seed(n: int, work: Path) -> dict[str, Any]:
     from airflow_provider_dropbox.sync import mirror
     from tests.sync.fakes import FakeDropbox
@@ -72,10 +107,15 @@ def child_seed(n: int, work: Path) -> dict[str, Any]:
     dbx = FakeDropbox()
     for i in range(n):
         dbx.put(f"/Root/d{i // 100:04d}/f{i:07d}.txt", os.urandom(50).hex().encode())
+    _paged(dbx)
+    base = _rss_kib()
+    reset = _reset_peak()
     t0 = time.monotonic()
     report = mirror(dbx, "/Root", work / "m", parallelism=8)
     wall = time.monotonic() - t0
+    growth = _peak_kib() - base if reset else None
     assert report.ok, report.errors
+    _plain(dbx)  # the incremental child loads it without the local subclass
     with open(work / "fake.pkl", "wb") as fh:
         pickle.dump(dbx, fh)
     os.sync()  # the initial run's dirty pages are written back here, not inside the timed runs' fsyncs
@@ -84,6 +124,7 @@ def child_seed(n: int, work: Path) -> dict[str, Any]:
     return {
         "initial_s": round(wall, 3),
         "initial_peak_mib": round(_peak_kib() / 1024, 1),
+        "initial_rss_growth_mib": None if growth is None else round(growth / 1024, 1),
         "state_bytes": state_bytes,
     }
 
@@ -108,12 +149,22 @@ def child_incremental(work: Path) -> dict[str, Any]:
     no_change_s = time.monotonic() - t0
     written = _wchar() - w0
     assert report.ok and not report.plan
+    _paged(dbx)
+    base_rescan = _rss_kib()
+    reset = _reset_peak()
+    t0 = time.monotonic()
+    report = mirror(dbx, "/Root", dest, parallelism=8, full_rescan=True)
+    rescan_s = time.monotonic() - t0
+    rescan_growth = _peak_kib() - base_rescan if reset else None
+    assert report.ok and report.mode == "full" and not report.plan, report.plan[:3]
     return {
         "one_change_s": round(one_change_s, 4),
         "one_change_rss_growth_mib": None if growth is None else round(growth / 1024, 1),
         "no_change_s": round(no_change_s, 4),
         "no_change_bytes_written": written,
         "loaded_rss_mib": round(base / 1024, 1),
+        "full_rescan_s": round(rescan_s, 3),
+        "full_rescan_rss_growth_mib": None if rescan_growth is None else round(rescan_growth / 1024, 1),
     }
 
 
@@ -183,6 +234,27 @@ def suite(res: Any, work: Path, quick: bool) -> None:
         "<= 64 KiB",
         worst <= 64 * 1024,
         ", ".join(f"{n}: {v['no_change_bytes_written']} B" for n, v in results.items()),
+    )
+    initial_growth = big.get("initial_rss_growth_mib")
+    res.compare(
+        "scale",
+        f"peak RSS growth of the initial mirror at {sizes[-1]} files (MiB, over the seeded fake)",
+        initial_growth,
+        "<= 200 MiB",
+        None if initial_growth is None else initial_growth <= 200,
+        ", ".join(f"{n}: {v.get('initial_rss_growth_mib')} MiB" for n, v in results.items()),
+    )
+    rescan_growth = big.get("full_rescan_rss_growth_mib")
+    res.compare(
+        "scale",
+        f"peak RSS growth of a full_rescan at {sizes[-1]} files (MiB)",
+        rescan_growth,
+        "<= 200 MiB",
+        None if rescan_growth is None else rescan_growth <= 200,
+        ", ".join(
+            f"{n}: {v.get('full_rescan_s')} s, {v.get('full_rescan_rss_growth_mib')} MiB"
+            for n, v in results.items()
+        ),
     )
     per_small = results[sizes[-2]]["initial_s"] / sizes[-2]
     per_big = big["initial_s"] / sizes[-1]
