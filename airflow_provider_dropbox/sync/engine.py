@@ -3,8 +3,8 @@
 Flow: lock -> load state (recover a crashed run's intents) -> list (full, or changes since the cursor;
 a cursor ``reset`` falls back to a full re-list) -> layout (local names, collisions) -> plan -> guards
 -> write intents -> apply -> commit state (cursor advances only if every action succeeded) -> report.
-An incremental run reads only its slice of the index (partial.py); a first run streams, page by page,
-through the same steps (``_stream_first_run``).
+An incremental run reads only its slice of the index (partial.py); a first run, a ``full_rescan`` and a
+cursor reset stream the listing page by page through the same steps (streamed.py).
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ class MirrorClient(Protocol):
 
     def list_folder_snapshot(self, path: str, recursive: bool = True) -> tuple[list[dict[str, Any]], str]: ...
 
-    # optional: ``list_folder_pages(path, recursive=True)`` yielding (entries, cursor) per page lets a first
-    # run stream (see ``_stream_first_run``); without it the first run lists everything at once
+    # optional: ``list_folder_pages(path, recursive=True)`` yielding (entries, cursor) per page lets full
+    # listings stream (streamed.py); without it they are read whole
 
     def list_changes(self, cursor: str) -> tuple[list[dict[str, Any]], str]: ...
 
