@@ -200,7 +200,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "sync/streamed.py",
         "        doomed = index.unlisted_managed_files() if o.delete_stale else 0\n",
         "        doomed = 0\n",
-        (f"{S}/test_stream_first_run.py::test_a_streamed_reconcile_checks_its_deletes_before_making_any",),
+        (f"{S}/test_streamed_listing.py::test_a_streamed_reconcile_checks_its_deletes_before_making_any",),
     ),
     Mutation(
         "streamed-reconcile-deletes-after-error",
@@ -209,7 +209,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        if report.errors:  # as in any run",
         "        if False:  # as in any run",
         (
-            f"{S}/test_stream_first_run.py::test_a_reconcile_with_an_error_deletes_nothing_and_keeps_the_cursor",
+            f"{S}/test_streamed_listing.py::test_a_reconcile_with_an_error_deletes_nothing_and_keeps_the_cursor",
         ),
     ),
     Mutation(
@@ -218,7 +218,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "sync/engine.py",
         "        unsettled |= failed\n",
         "        pass\n",
-        (f"{S}/test_stream_first_run.py::test_a_failed_file_does_not_hold_back_the_pages_after_it",),
+        (f"{S}/test_streamed_listing.py::test_a_failed_file_does_not_hold_back_the_pages_after_it",),
     ),
     Mutation(
         "two-way-folder-delete-takes-remote-edits",
