@@ -61,6 +61,17 @@ def _fetched(counts: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in out.items() if v}
 
 
+def _random_remote(seed: int, steps: int) -> tuple[FakeClient, _Ops]:
+    """A fake Dropbox after ``steps`` random operations, listing 1 to 7 entries a page."""
+    fake = FakeClient()
+    ops = _Ops(fake, seed)
+    fake.mkdir(ROOT)
+    for _ in range(steps):
+        ops.step()
+    fake.page_size = ops.rng.choice([1, 2, 3, 7])
+    return fake, ops
+
+
 def _strangers(rng: random.Random, dests: tuple[Path, ...]) -> None:
     """The same files already in every destination before its first run (some identical to Dropbox's)."""
     for _ in range(rng.randint(0, 4)):
@@ -76,12 +87,7 @@ def _strangers(rng: random.Random, dests: tuple[Path, ...]) -> None:
 def test_streamed_first_run_leaves_what_a_whole_listing_leaves(
     tmp_path: Path, seed: int, conflict: str
 ) -> None:
-    fake = FakeClient()
-    ops = _Ops(fake, seed)
-    fake.mkdir(ROOT)
-    for _ in range(40):
-        ops.step()
-    fake.page_size = ops.rng.choice([1, 2, 3, 7])
+    fake, ops = _random_remote(seed, 40)
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
     _strangers(ops.rng, (streamed, whole))
     for round_ in range(4):  # the first run, then incremental runs on what it committed
@@ -213,12 +219,7 @@ def test_streamed_reconcile_leaves_what_a_whole_listing_leaves(tmp_path: Path, s
     """A ``full_rescan`` or a reconcile after a cursor reset, streamed, after random remote histories and
     local edits: the same files and index rows as the whole listing, nothing more fetched; unlisted keys
     deleted."""
-    fake = FakeClient()
-    ops = _Ops(fake, seed)
-    fake.mkdir(ROOT)
-    for _ in range(30):
-        ops.step()
-    fake.page_size = ops.rng.choice([1, 2, 3, 7])
+    fake, ops = _random_remote(seed, 30)
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
     kw: dict[str, Any] = {"allow_empty_remote": True, "parallelism": 2}
     assert mirror(fake, ROOT, streamed, **kw).ok and mirror(_WholeListing(fake), ROOT, whole, **kw).ok
