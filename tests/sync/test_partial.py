@@ -9,6 +9,7 @@ disk and the index rows must be identical. The names include case-fold collision
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from pathlib import Path
@@ -125,6 +126,10 @@ def _edit_locally(rng: random.Random, dests: tuple[Path, Path]) -> None:
         target = dest / rel
         if target.parent.is_dir() and not target.is_dir():
             target.write_bytes(data)
+            # An edit that keeps the size inside the file system's clock tick of the mirror's own write
+            # looks unchanged to any stat-based check; move the mtime on so both destinations see it alike.
+            st = target.stat()
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
 
 
 @pytest.mark.parametrize("conflict", ["copy", "skip"])
