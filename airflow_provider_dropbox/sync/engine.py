@@ -575,11 +575,14 @@ def _apply_and_commit(
     whole: bool,
     retry_failed_later: bool = False,
     commit_cursor: bool = True,
-) -> None:
+) -> set[str] | None:
     """Intents, apply, durable, commit. ``retry_failed_later``: actions that failed for one key do not hold
     the cursor back; their keys are kept for the next incremental run to try again (a streamed first run
     must move on, or one bad file would stop every page after it). ``commit_cursor=False``: the rows only
-    (a page of a streamed full listing, whose cursor counts only once the listing is done)."""
+    (a page of a streamed full listing, whose cursor counts only once the listing is done).
+
+    Returns the keys left for a later run (conflicts left alone, and with ``retry_failed_later`` the failed
+    ones); ``None`` when an error names no key (the run stopped, e.g. it lost its lock)."""
     run_id = _write_intents(index, lock, state, plan, verify)
     _clean_staging(root)
     applier = _apply(
@@ -593,7 +596,7 @@ def _apply_and_commit(
     lock.check()
     unsettled = {a.key for a in plan.actions if a.op == "conflict" and a.key}
     errors = report.errors
-    failed = failed_keys(plan, errors) if retry_failed_later and errors else None
+    failed = _failed_keys(plan, errors) if retry_failed_later and errors else None
     if failed is not None:
         unsettled |= failed
         errors = []
@@ -602,9 +605,10 @@ def _apply_and_commit(
         index, state, listing, remote, run_id, report, errors, unsettled, extra_meta, whole=whole,
         commit_cursor=commit_cursor,
     )  # fmt: skip
+    return None if errors else unsettled
 
 
-def failed_keys(plan: Plan, errors: list[dict[str, str]]) -> set[str] | None:
+def _failed_keys(plan: Plan, errors: list[dict[str, str]]) -> set[str] | None:
     """The remote keys of the failed actions; ``None`` if an error names no key (e.g. the run stopped)."""
     key_of = {a.path: a.key for a in plan.actions if a.key}
     keys = {key_of.get(e.get("path", "")) for e in errors}

@@ -21,8 +21,8 @@ from airflow_provider_dropbox.sync import engine as steps
 from airflow_provider_dropbox.sync.index import MirrorIndex
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.pages import prefetched
+from airflow_provider_dropbox.sync.partial import change_keys
 from airflow_provider_dropbox.sync.paths import remote_key
-from airflow_provider_dropbox.sync.remote import _name_from
 from airflow_provider_dropbox.sync.report import MirrorReport
 
 StreamKind = Literal["first", "rescan", "reset"]
@@ -150,12 +150,7 @@ class _Pages:
         loading each one's stored subtree would cost the tree, not the page)."""
         if self.first:
             return set()
-        root_lower = str(self.meta["root_lower"])
-        named: dict[str, str] = {}
-        for e in entries:
-            k = _key(e, root_lower)
-            if k and e.get(".tag") == "folder":
-                named[k] = _name_from(e, k)
+        named = change_keys((e for e in entries if e.get(".tag") == "folder"), str(self.meta["root_lower"]))
         stored = self.index.remote_rows(named)
         same = (stored.get(k) for k in named)
         return {
@@ -183,17 +178,16 @@ class _Pages:
             plan.file_deletes + self.deleted, held, plan.remote_files, o.limit, o.raw_limit,
             o.allow_empty_remote or cursor is None, self.remote,
         )  # fmt: skip
-        steps._apply_and_commit(
+        later = steps._apply_and_commit(
             self.client, self.index, self.lock, self.remote, self.root, part, self.log, o, state, listing,
             layout, plan, verify, whole=False, retry_failed_later=True, commit_cursor=self.first,
         )  # fmt: skip
         report.absorb(part)
         self.deleted += part.done.get("delete_file", 0)
-        failed = steps.failed_keys(plan, part.errors) if part.errors else set()
-        if failed is None:  # the run stopped (e.g. lost its lock): the next run starts from the last commit
+        if later is None:  # the run stopped (e.g. lost its lock): the next run starts from the last commit
             report.cursor_advanced = False
             return False
-        self.leave |= failed | {a.key for a in plan.actions if a.op == "conflict" and a.key}
+        self.leave |= later
         if cursor is not None:
             self.cursor = cursor
             if self.first:
