@@ -47,6 +47,17 @@ def seed_tree(chaos: Chaos, n: int = 12) -> None:
     chaos.client.create_folder(f"{ROOT}/empty folder")
 
 
+def _mirror_child(emu: EmulatorProcess, dest: Path) -> subprocess.Popen[str]:
+    """One mirror run in a child process (``tests.sync.mirror_child``) that a test can SIGKILL; it prints
+    ``ready``, then ``plan`` each time a plan is made."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(dest)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def mirror_until_ok(client: DropboxClient, dest: Path, attempts: int = 8, **kw: Any) -> MirrorReport:
     """Under faults a run may fail (then nothing is deleted and the cursor stays); the next run converges."""
     last: Exception | None = None
@@ -176,12 +187,7 @@ def test_killed_mid_run_converges_without_partial_files(
         extra = {**FAULTS, "seed": seed * 100 + rnd} if faults else {}
         emu.set_faults(latency_ms=10, bandwidth_mbps=100, **extra)
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(dest)],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            proc = _mirror_child(emu, dest)
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready"
             if rnd % 2:  # anywhere in the run
@@ -291,12 +297,7 @@ def test_first_run_streams_pages_and_a_killed_one_continues(emu_client: EmuClien
     killed = tmp_path / "killed"
     emu.set_faults(latency_ms=5)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.sync.mirror_child", emu.base_url, ROOT, str(killed)],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        proc = _mirror_child(emu, killed)
         assert proc.stdout is not None
         assert [proc.stdout.readline().strip() for _ in range(3)] == ["ready", "plan", "plan"]
         proc.send_signal(signal.SIGKILL)  # the second page is planned: the first one has committed
