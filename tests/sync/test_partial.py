@@ -117,7 +117,10 @@ def _local(dest: Path) -> list[tuple[str, bytes | None]]:
 
 def _edit_locally(rng: random.Random, dests: tuple[Path, Path]) -> None:
     """The same local edit in both destinations: a managed file changed, or a stranger file added."""
-    files = sorted(p for p, v in local_tree(dests[0]).items() if v is not None)
+    # only names both destinations hold: a conflicted copy's name has its run's second in it, and the two
+    # runs may straddle a second
+    theirs = local_tree(dests[1])
+    files = sorted(p for p, v in local_tree(dests[0]).items() if v is not None and p in theirs)
     if rng.random() < 0.5 and files:
         rel, data = rng.choice(files), b"local edit %d" % rng.randrange(10**6)
     else:
