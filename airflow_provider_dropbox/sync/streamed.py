@@ -11,6 +11,7 @@ pages too), and commits the cursor last.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -76,44 +77,47 @@ def stream_listing(
     meta: dict[str, str | None] = {"cursor": cursor, "root_lower": root_lower, "remote_path": remote}
     run = _Pages(client, remote, root, report, lock, log, index, o, excluded, meta, first)
     held = index.counts()["managed_files"]  # what the destination held before this listing
-    pages = prefetched(client.list_folder_pages(remote, recursive=True))
-    if first:
-        for entries, page_cursor in pages:
-            if not run.step(entries, page_cursor):
-                return
-        log.info("Listed %d remote entries under %r, page by page", run.listed, remote or "/")
-        return
-    index.start_listing()
-    try:
-        listed_files = 0
-        for entries, page_cursor in pages:  # spooled first: the delete guards need the whole listing
-            index.spool((k, e) for k, e in ((_key(e, root_lower), e) for e in entries) if k is not None)
-            listed_files += sum(1 for e in entries if e.get(".tag") == "file")
-            run.cursor = page_cursor
-        doomed = index.unlisted_managed_files() if o.delete_stale else 0
-        steps.guard_deletes(
-            doomed, held, listed_files, o.limit, o.raw_limit, o.allow_empty_remote, remote, full_listing=True
-        )
-        for entries in index.spooled(PAGE):
-            if not run.step(entries, run.cursor):
-                return
-        log.info("Listed %d remote entries under %r, page by page", run.listed, remote or "/")
-        if report.errors:  # as in any run: nothing is deleted after an error, the cursor stays
-            report.deletes_skipped += doomed
+    # closed here, not by the garbage collector: collected in some other thread, its listing thread's
+    # shutdown can deadlock that thread's start (seen in a pool worker starting during a later run)
+    with contextlib.closing(prefetched(client.list_folder_pages(remote, recursive=True))) as pages:
+        if first:
+            for entries, page_cursor in pages:
+                if not run.step(entries, page_cursor):
+                    return
+            log.info("Listed %d remote entries under %r, page by page", run.listed, remote or "/")
             return
-        tops = index.unlisted_tops()
-        for start in range(0, len(tops), PAGE):
-            gone = [
-                {".tag": "deleted", "name": k.rpartition("/")[2], "path_lower": f"{root_lower}/{k}"}
-                for k in tops[start : start + PAGE]
-            ]
-            if not run.step(gone, None):
+        index.start_listing()
+        try:
+            listed_files = 0
+            for entries, page_cursor in pages:  # spooled first: the delete guards need the whole listing
+                index.spool((k, e) for k, e in ((_key(e, root_lower), e) for e in entries) if k is not None)
+                listed_files += sum(1 for e in entries if e.get(".tag") == "file")
+                run.cursor = page_cursor
+            doomed = index.unlisted_managed_files() if o.delete_stale else 0
+            steps.guard_deletes(
+                doomed, held, listed_files, o.limit, o.raw_limit, o.allow_empty_remote, remote,
+                full_listing=True,
+            )  # fmt: skip
+            for entries in index.spooled(PAGE):
+                if not run.step(entries, run.cursor):
+                    return
+            log.info("Listed %d remote entries under %r, page by page", run.listed, remote or "/")
+            if report.errors:  # as in any run: nothing is deleted after an error, the cursor stays
+                report.deletes_skipped += doomed
                 return
-        if not report.errors:
-            index.write(meta={**meta, "cursor": run.cursor, "slice_options": steps._slice_options(o)})
-            report.cursor_advanced = True
-    finally:
-        index.end_listing()
+            tops = index.unlisted_tops()
+            for start in range(0, len(tops), PAGE):
+                gone = [
+                    {".tag": "deleted", "name": k.rpartition("/")[2], "path_lower": f"{root_lower}/{k}"}
+                    for k in tops[start : start + PAGE]
+                ]
+                if not run.step(gone, None):
+                    return
+            if not report.errors:
+                index.write(meta={**meta, "cursor": run.cursor, "slice_options": steps._slice_options(o)})
+                report.cursor_advanced = True
+        finally:
+            index.end_listing()
 
 
 def _key(entry: dict[str, Any], root_lower: str) -> str | None:

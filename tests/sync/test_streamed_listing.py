@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import random
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_dropbox.sync import MirrorFailedError, RemoteShrankError, mirror
+from airflow_provider_dropbox.sync import MirrorFailedError, RemoteShrankError, mirror, streamed
 from airflow_provider_dropbox.sync import report as report_mod
 from airflow_provider_dropbox.sync.errors import TooManyDeletesError
 from airflow_provider_dropbox.sync.index import MirrorIndex
@@ -313,3 +314,26 @@ def test_a_full_rescan_restores_a_folder_deleted_locally(
     assert report.ok and report.done == {"create_folder": 1, "download": 10}
     assert local_tree(dest) == fake.tree(ROOT)
     assert subtrees == []
+
+
+@pytest.mark.parametrize("full_rescan", [False, True])
+def test_a_run_stopped_mid_listing_leaves_no_listing_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full_rescan: bool
+) -> None:
+    """The page reader's thread ends with the run that stopped early, not whenever the garbage collector
+    gets to it: collected inside another thread's start, its shutdown deadlocked that start."""
+    fake = FakeClient()
+    for i in range(12):
+        fake.put(f"{ROOT}/d{i % 3}/f{i}.txt", b"x%d" % i)
+    dest = tmp_path / "m"
+    if full_rescan:
+        assert mirror(fake, ROOT, dest).ok
+
+    def broken_step(self: Any, entries: Any, cursor: Any) -> bool:
+        raise OSError(28, "No space left on device", str(dest))
+
+    monkeypatch.setattr(streamed._Pages, "step", broken_step)
+    with pytest.raises(Exception) as caught:  # the traceback keeps the run's frames alive meanwhile
+        mirror(fake, ROOT, dest, full_rescan=full_rescan)
+    assert caught.value is not None
+    assert [t.name for t in threading.enumerate() if t.name.startswith("dropbox-listing")] == []
