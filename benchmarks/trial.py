@@ -484,13 +484,16 @@ def client_mirror(task: dict[str, Any]) -> dict[str, Any]:
     p = int(task["parallelism"])
     client = make_client(task, p)
     with Meter() as m:
-        report = mirror(client, task["remote"], task["local"], parallelism=p)
+        report = mirror(
+            client, task["remote"], task["local"], parallelism=p, zip_small_files=task.get("zip", True)
+        )
     client.close()
     summary = report.to_dict()
     files = _count_files(task["local"])
     if not task.get("keep"):
         shutil.rmtree(task["local"], ignore_errors=True)
-    return _result(m, 0, files=files, report={k: summary.get(k) for k in ("downloaded", "deleted", "errors")})
+    kept = ("downloaded", "downloaded_in_zips", "deleted", "errors")
+    return _result(m, 0, files=files, report={k: summary.get(k) for k in kept})
 
 
 def _sdk_listing(dbx: Any, root: str) -> list[Any]:

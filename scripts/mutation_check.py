@@ -221,6 +221,32 @@ MUTATIONS: tuple[Mutation, ...] = (
         (f"{S}/test_streamed_listing.py::test_a_failed_file_does_not_hold_back_the_pages_after_it",),
     ),
     Mutation(
+        "zip-member-no-hash-check",
+        "a file taken from a folder zip has the listed content hash",
+        "sync/apply.py",
+        "            if hasher.hexdigest() != a.content_hash:\n",
+        "            if False:\n",
+        (
+            f"{S}/test_zipped_downloads.py::test_a_member_that_does_not_match_the_listing_is_downloaded_on_its_own",
+        ),
+    ),
+    Mutation(
+        "zip-member-no-mtime",
+        "a file taken from a folder zip gets Dropbox's client_modified as its mtime, like a downloaded one",
+        "sync/apply.py",
+        '            set_client_modified(tmp, {"client_modified": a.modified})\n',
+        "            pass\n",
+        (f"{S}/test_zipped_downloads.py::test_a_zipped_first_run_leaves_what_one_request_per_file_leaves",),
+    ),
+    Mutation(
+        "zip-no-size-bound",
+        "a folder zip holding much more than the files wanted from it is dropped, not read whole",
+        "client/batch.py",
+        "if max_bytes is not None and got > max_bytes:",
+        "if False:",
+        (f"{S}/test_zipped_downloads.py::test_a_zipped_first_run_leaves_what_one_request_per_file_leaves",),
+    ),
+    Mutation(
         "two-way-folder-delete-takes-remote-edits",
         "a folder deleted locally never deletes what was created or edited in it on Dropbox",
         "sync/two_way/decide.py",

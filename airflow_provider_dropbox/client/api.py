@@ -720,6 +720,15 @@ class DropboxClient:
             fsync=fsync,
         )
 
+    def download_zip(
+        self, path: str, local_path: str | os.PathLike[str], *, max_bytes: int | None = None
+    ) -> dict[str, Any]:
+        """Save the folder ``path`` as one zip file (files/download_zip); returns the folder's metadata.
+        ``max_bytes`` drops a zip that turns out longer (``DownloadTooLargeError``)."""
+        from airflow_provider_dropbox.client import batch  # batch.py builds on this module
+
+        return batch.download_zip(self, path, local_path, max_bytes=max_bytes)
+
     def upload_file(
         self,
         local_path: str | os.PathLike[str],

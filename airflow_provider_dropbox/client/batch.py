@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_dropbox.client.api import DropboxClient
-from airflow_provider_dropbox.client.errors import DropboxApiError, LocalPathError, iter_tags
+from airflow_provider_dropbox.client.errors import (
+    DownloadTooLargeError,
+    DropboxApiError,
+    LocalPathError,
+    iter_tags,
+)
 from airflow_provider_dropbox.client.paths import check_remote_path
 
 BATCH_LIMIT = 1000  # Dropbox's cap on entries per batch call
@@ -222,9 +227,16 @@ def restore(client: DropboxClient, path: str, rev: str) -> dict[str, Any]:
     return dict(client.rpc("files/restore", {"path": path, "rev": rev}, path=path))
 
 
-def _save_stream(client: DropboxClient, route: str, arg: Any, local_path: str | os.PathLike[str]) -> Any:
+def _save_stream(
+    client: DropboxClient,
+    route: str,
+    arg: Any,
+    local_path: str | os.PathLike[str],
+    max_bytes: int | None = None,
+) -> Any:
     """Stream a download-style answer to a temp file beside ``local_path``, fsync, then rename into place:
-    an interrupted transfer never leaves a partial file under the final name. Returns the API result."""
+    an interrupted transfer never leaves a partial file under the final name. Returns the API result.
+    An answer longer than ``max_bytes`` is dropped (``DownloadTooLargeError``) as soon as it gets there."""
     target = Path(local_path)
     if target.is_dir():
         raise LocalPathError(f"{target} is a directory; give a file path ({route})", route=route)
@@ -238,7 +250,16 @@ def _save_stream(client: DropboxClient, route: str, arg: Any, local_path: str | 
                 resp = client.download_response(route, arg, path=arg.get("path"))
                 try:
                     result = json.loads(resp.headers.get("Dropbox-API-Result", "null"))
+                    got = 0
                     for chunk in resp.iter_content(1 << 20):
+                        got += len(chunk)
+                        if max_bytes is not None and got > max_bytes:
+                            raise DownloadTooLargeError(
+                                f"{route} answer for {arg.get('path')!r} is over the {max_bytes} bytes "
+                                "allowed; dropped",
+                                route=route,
+                                path=arg.get("path"),
+                            )
                         out.write(chunk)
                 finally:
                     resp.close()
@@ -254,10 +275,17 @@ def _save_stream(client: DropboxClient, route: str, arg: Any, local_path: str | 
     return client.call(route, attempt)
 
 
-def download_zip(client: DropboxClient, path: str, local_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Save a Dropbox folder as one zip file (files/download_zip); returns the folder's metadata."""
+def download_zip(
+    client: DropboxClient,
+    path: str,
+    local_path: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Save a Dropbox folder as one zip file (files/download_zip); returns the folder's metadata.
+    ``max_bytes`` drops a zip that turns out longer (``DownloadTooLargeError``)."""
     path = check_remote_path(path, route="files/download_zip")
-    return dict(_save_stream(client, "files/download_zip", {"path": path}, local_path)["metadata"])
+    return dict(_save_stream(client, "files/download_zip", {"path": path}, local_path, max_bytes)["metadata"])
 
 
 def download_shared_link_file(

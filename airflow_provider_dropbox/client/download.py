@@ -30,6 +30,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -439,7 +440,7 @@ class _Download:
                     os.fsync(self.fd)
                 fd, self.fd = self.fd, -1
                 os.close(fd)
-                _set_mtime(tmp, meta)
+                set_client_modified(tmp, meta)
                 # The folder itself is not fsynced (that costs ~6 ms per file, doubling a mirror of small
                 # files): the rename survives a process crash, and after a power cut the worst case is the
                 # old file back, never a torn one.
@@ -535,7 +536,7 @@ class _Download:
                 raise _RestartDownload("content_hash")
 
 
-def _set_mtime(path: Path, meta: dict[str, Any]) -> None:
+def set_client_modified(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> None:
     """Give the local file Dropbox's client_modified time, like rclone, so tools comparing mtimes agree."""
     stamp = meta.get("client_modified")
     if not isinstance(stamp, str) or not stamp.endswith("Z"):

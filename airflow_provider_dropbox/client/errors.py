@@ -188,6 +188,11 @@ class ContentHashMismatchError(DropboxApiError):
     """Bytes on one side do not hash to what the other side reported (corrupt transfer or a file changed)."""
 
 
+class DownloadTooLargeError(DropboxApiError):
+    """A download grew past the ``max_bytes`` its caller allowed (e.g. a folder zip holding more than the
+    files wanted from it); nothing was kept."""
+
+
 class UploadSessionError(DropboxApiError):
     """An upload session call failed (``lookup_failed``, ``incorrect_offset``, concurrent-session rules)."""
 

@@ -17,6 +17,7 @@ from .auth import Auth, AuthConfig
 from .faults import Faults, FaultSettings
 from .sessions import Sessions
 from .store import ROOT_NAMESPACE_ID, LookupFail, Store, StoreError
+from .transfer import FdStream
 from .wire import (
     RPC_CONTENT_TYPES,
     UPLOAD_CONTENT_TYPES,
@@ -127,6 +128,16 @@ def abort_connection(request: Request) -> bool:
         return False
     abort()
     return True
+
+
+def add_stream_faults(c: Call, stream: FdStream, length: int) -> None:
+    """The download faults (a connection cut halfway, flipped bytes) for any streamed body."""
+    faults = c.emu.faults
+    if length and faults.roll("truncate_download"):
+        stream.cut_after = length // 2
+        stream.on_cut = lambda: abort_connection(c.request)
+    if length and faults.roll("corrupt_download"):
+        stream.corrupt = True
 
 
 async def inject_pre_faults(emu: Emulator, request: Request) -> Response | None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from . import write_lock
-from .core import Call, Emulator, Route, abort_connection, blocking, lock_429, lock_fault, lookup_error
+from .core import Call, Emulator, Route, add_stream_faults, blocking, lock_429, lock_fault, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN
 from .store import LookupFail, StoreError
 from .transfer import FdStream, Throttle, receive_body
@@ -89,12 +89,7 @@ async def download(c: Call) -> Response:
             headers["Content-Range"] = f"bytes {start}-{end}/{node.size}"
     headers["Content-Length"] = str(length)
     stream = FdStream(fd, start, length, throttle_for(c))
-    faults = c.emu.faults
-    if length and faults.roll("truncate_download"):
-        stream.cut_after = length // 2
-        stream.on_cut = lambda: abort_connection(c.request)
-    if length and faults.roll("corrupt_download"):
-        stream.corrupt = True
+    add_stream_faults(c, stream, length)
     return StreamingResponse(
         stream,
         status_code=status,

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from . import cursors
-from .core import Call, Emulator, Route, blocking, check_lock, lookup_error
+from .core import Call, Emulator, Route, add_stream_faults, blocking, check_lock, lookup_error
 from .paths import READ_PATH_PATTERN, WRITE_PATH_OR_ID_PATTERN, WRITE_PATH_PATTERN, basename, norm
 from .store import ROOT_NAMESPACE_ID, LookupFail, Node, RelocationFail, StoreError, WriteFail
 from .transfer import FdStream, Throttle
@@ -591,6 +591,7 @@ async def download_zip(c: Call) -> Response:
     size = os.fstat(fd).st_size
     headers = {"Dropbox-API-Result": dumps({"metadata": md}), "Content-Length": str(size)}
     stream = FdStream(fd, 0, size, Throttle(c.emu.faults.bytes_per_s))
+    add_stream_faults(c, stream, size)
     return StreamingResponse(stream, headers=headers, media_type="application/zip")
 
 

@@ -574,7 +574,8 @@ class DropboxHook(BaseHook):
 
         The name matches the S3, GCS and Azure hooks. ``options`` go to
         :func:`airflow_provider_dropbox.sync.mirror` (``dry_run``, ``max_deletes``, ``allow_empty_remote``,
-        ``parallelism``, ``exclude``, ``adopt_local``, ``conflict``, ``full_rescan``, ...).
+        ``parallelism``, ``exclude``, ``adopt_local``, ``conflict``, ``full_rescan``, ``zip_small_files``,
+        ...).
 
         :param remote_path: Dropbox folder (``/`` for the whole app folder).
         :param local_dir: Local destination directory; mirror state lives inside it.

@@ -35,6 +35,8 @@ class DropboxMirrorOperator(DropboxBaseOperator):
         ``skip`` leaves it and reports it.
     :param full_rescan: Ignore the stored cursor and reconcile against a full listing (also rebuilds an
         unreadable mirror index, adopting files whose content matches).
+    :param zip_small_files: Fetch a folder's many small new files as one zip (one request instead of one
+        per file; every file still verified by its content hash). ``False``: one request per file.
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     """
 
@@ -55,6 +57,7 @@ class DropboxMirrorOperator(DropboxBaseOperator):
         adopt_local: bool = False,
         conflict: str = "copy",
         full_rescan: bool = False,
+        zip_small_files: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -69,6 +72,7 @@ class DropboxMirrorOperator(DropboxBaseOperator):
         self.adopt_local = adopt_local
         self.conflict = conflict
         self.full_rescan = full_rescan
+        self.zip_small_files = zip_small_files
         self._declare_assets(inlets=[dropbox_path])
 
     def _hook_kwargs(self) -> dict[str, Any]:
@@ -88,6 +92,7 @@ class DropboxMirrorOperator(DropboxBaseOperator):
             adopt_local=self.adopt_local,
             conflict=self.conflict,
             full_rescan=self.full_rescan,
+            zip_small_files=self.zip_small_files,
         )
         self._lineage(inputs=[self.dropbox_path])
         return report

@@ -24,13 +24,16 @@ import shutil
 import stat
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+import zipfile
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_dropbox.client import errors as client_errors
+from airflow_provider_dropbox.client.download import set_client_modified
 from airflow_provider_dropbox.sync import durable
 from airflow_provider_dropbox.sync.hashing import ContentHasher, file_content_hash
 from airflow_provider_dropbox.sync.paths import (
@@ -45,6 +48,7 @@ from airflow_provider_dropbox.sync.paths import (
 )
 from airflow_provider_dropbox.sync.plan import Action, Plan
 from airflow_provider_dropbox.sync.state import Managed
+from airflow_provider_dropbox.sync.zipped import ZipGroup, direct_members, zip_groups
 
 _COPY_CHUNK = 1024 * 1024
 _UNDOWNLOADABLE = {"restricted_content", "unsupported_file", "unsupported_content_type"}
@@ -74,6 +78,7 @@ class ApplyResult:
     done: Counter[str] = field(default_factory=Counter)
     bytes_downloaded: int = 0
     bytes_copied: int = 0
+    zipped: int = 0  # downloads served from a folder zip (counted in ``done["download"]`` too)
     errors: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     kept_folders: list[str] = field(default_factory=list)
@@ -104,6 +109,7 @@ class Applier:
         checkpoint_every: float | None = None,
         sync_batch: SyncBatch | None = None,
         register_staging: Callable[[str], None] | None = None,
+        zip_small_files: bool = True,
     ) -> None:
         self.client = client
         self.root = root
@@ -121,6 +127,8 @@ class Applier:
         # the client's own per-file fsync is skipped: make_durable() flushes each batch before its state
         self._download_kwargs: dict[str, Any] = {"fsync": False} if _takes_fsync(client.download_file) else {}
         self.result = ApplyResult()
+        # folders of many small files come as one zip when the client can fetch one (zipped.py)
+        self._zip = zip_small_files and callable(getattr(client, "download_zip", None))
         self.touched_dirs: set[str] = set()  # folders whose entries changed since the last make_durable()
         self._unsynced: list[str] = []  # files placed since the last make_durable()
         self._mu = threading.Lock()
@@ -394,6 +402,71 @@ class Applier:
             self.result.bytes_downloaded += int(meta.get("size", a.size) or 0)
         self._done("download")
 
+    def _fetch_zip(self, g: ZipGroup) -> list[Action]:
+        """Fetch ``g``'s files from one zip of their folder; returns the ones left to download one by one."""
+        self._check_stop()
+        folder = self.remote_path_of(g.folder)
+        if not folder:  # the app folder's root cannot be zipped
+            return list(g.actions)
+        ztmp = self._tmp(g.actions[0].path)
+        try:
+            try:
+                self.client.download_zip(folder, ztmp, max_bytes=g.max_bytes)  # type: ignore[attr-defined]
+                zf = zipfile.ZipFile(ztmp)
+            except (client_errors.DropboxApiError, OSError, zipfile.BadZipFile) as exc:
+                self.log.info(
+                    "Fetching %d file(s) of %r as one zip did not work (%s); downloading them one by one",
+                    len(g.actions), folder, exc,
+                )  # fmt: skip
+                return list(g.actions)
+            with zf:
+                members = direct_members(zf)
+                left: list[Action] = []
+                for a in g.actions:
+                    info = members.get((a.key or "").rpartition("/")[2])
+                    try:
+                        if info is None or info.file_size != a.size or not self._unzip(zf, info, a):
+                            left.append(a)
+                    except (zipfile.BadZipFile, zlib.error, EOFError):
+                        left.append(a)
+                    except _Stop:
+                        raise
+                    except Exception as exc:
+                        self._fail(a, exc)
+        finally:
+            if os.path.lexists(ztmp):
+                os.unlink(ztmp)
+        with self._mu:
+            self.result.zipped += len(g.actions) - len(left)
+        if left:
+            self.log.info("%d file(s) of %r not in its zip as listed; downloading them", len(left), folder)
+        return left
+
+    def _unzip(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, a: Action) -> bool:
+        """Place one zip member as ``a`` if its bytes hash to the listed content hash."""
+        self._check_stop()
+        self._guard_aside(a)
+        tmp = self._tmp(a.path)
+        placed = False
+        try:
+            hasher = ContentHasher()
+            with zf.open(info) as src, open(tmp, "xb") as out:
+                while chunk := src.read(_COPY_CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if hasher.hexdigest() != a.content_hash:
+                return False
+            set_client_modified(tmp, {"client_modified": a.modified})
+            self._place(tmp, a, None, a.content_hash)
+            placed = True
+        finally:
+            if not placed and os.path.lexists(tmp):
+                os.unlink(tmp)
+        with self._mu:
+            self.result.bytes_downloaded += a.size
+        self._done("download")
+        return True
+
     def _copy_source(self, src: str, tmp: str) -> tuple[str, int] | None:
         """Copy a regular file into ``tmp``, hashing it; ``None`` if it is gone or no longer a file."""
         try:
@@ -514,39 +587,52 @@ class Applier:
 
     def _run_transfers(self, actions: list[Action]) -> None:
         """Run downloads and copies on the pool, keeping only a few queued (not one future per file: 10,000
-        queued futures cost ~20 MiB), with a checkpoint every ``checkpoint_every`` seconds."""
+        queued futures cost ~20 MiB), with a checkpoint every ``checkpoint_every`` seconds. Folder zips
+        go first; what a zip did not deliver is downloaded one by one before the rest."""
         if not actions:
             return
+        groups, singles = zip_groups(actions) if self._zip else ([], actions)
         last = time.monotonic()
-        width = min(self.parallelism, len(actions))
-        todo = iter(actions)
+        width = min(self.parallelism, len(groups) + len(singles))
+        todo: Iterator[Action | ZipGroup] = iter([*groups, *singles])
+        left: deque[Action] = deque()  # files a zip did not deliver
         stopped = False
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="mirror") as pool:
-            running: dict[Future[None], Action] = {}
-            finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # O(1) per completion
+            running: dict[Future[Any], Action | ZipGroup] = {}
+            finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # O(1) per completion
 
             def submit_next() -> None:
-                a = next(todo, None)
-                if a is not None:
-                    fn = self._copy_local if a.op == "copy_local" else self._download
-                    fut = pool.submit(fn, a)
-                    running[fut] = a
-                    fut.add_done_callback(finished.put)
+                item: Action | ZipGroup | None = left.popleft() if left else next(todo, None)
+                if item is None:
+                    return
+                if isinstance(item, ZipGroup):
+                    fut: Future[Any] = pool.submit(self._fetch_zip, item)
+                else:
+                    fut = pool.submit(self._copy_local if item.op == "copy_local" else self._download, item)
+                running[fut] = item
+                fut.add_done_callback(finished.put)
 
             for _ in range(width * QUEUED_PER_WORKER):  # enough queued to cover a checkpoint's pause
                 submit_next()
             try:
                 while running:
                     fut = finished.get()
-                    a = running.pop(fut)
+                    item = running.pop(fut)
                     try:
-                        fut.result()
+                        got = fut.result()
                     except _Stop:
                         stopped = True
                     except Exception as exc:
-                        self._fail(a, exc)
-                    if not stopped:
-                        submit_next()
+                        for a in item.actions if isinstance(item, ZipGroup) else (item,):
+                            self._fail(a, exc)
+                    else:
+                        if isinstance(item, ZipGroup):
+                            left.extend(got)
+                    while not stopped and len(running) < width * QUEUED_PER_WORKER:
+                        before = len(running)
+                        submit_next()  # refill, so a zip's leftovers run as wide as the pool
+                        if len(running) == before:
+                            break
                     if self.checkpoint is not None and time.monotonic() - last > self.checkpoint_every:
                         self._checkpoint()
                         last = time.monotonic()

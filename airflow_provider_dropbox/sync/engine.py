@@ -84,6 +84,9 @@ class MirrorClient(Protocol):
 
     def download_file(self, remote_path: str, local_path: str) -> dict[str, Any]: ...  # fsync= optional
 
+    # optional: ``download_zip(path, local_path, max_bytes=None)`` lets folders of many small files come
+    # as one zip (zipped.py); without it every file is downloaded on its own
+
     def get_metadata(self, path: str) -> dict[str, Any]: ...
 
 
@@ -348,6 +351,7 @@ def mirror(
     lock_timeout: float = 0.0,
     stale_lock_after: float = DEFAULT_STALE_AFTER,
     raise_on_error: bool = True,
+    zip_small_files: bool = True,
     logger: logging.Logger | None = None,
 ) -> MirrorReport:
     """Mirror the Dropbox folder ``remote_path`` into ``local_dir`` (one way). See docs/mirror.md."""
@@ -399,6 +403,7 @@ def mirror(
             delete_stale=delete_stale, dry_run=dry_run, limit=limit, raw_limit=max_deletes,
             allow_empty_remote=allow_empty_remote, parallelism=parallelism, exclude=tuple(exclude),
             adopt_local=adopt_local, conflict=conflict, full_rescan=full_rescan, known_root=known_root,
+            zip_small_files=zip_small_files,
         )  # fmt: skip
         _run(client, remote, root, report, lock, log, options)
     except MirrorAbortedError as exc:
@@ -439,6 +444,7 @@ class _RunOptions:
     conflict: ConflictPolicy
     full_rescan: bool
     known_root: str | None = None
+    zip_small_files: bool = True
 
 
 def _run(
@@ -588,6 +594,7 @@ def _apply_and_commit(
     applier = _apply(
         client, index, lock, state, plan, root, remote, listing.root_lower, report, log,
         parallelism=o.parallelism, conflict=o.conflict, adopt_local=o.adopt_local,
+        zip_small_files=o.zip_small_files,
     )  # fmt: skip
     assert isinstance(state.manifest, TrackedManifest)
     _refresh_unchanged(layout, state.manifest)
@@ -944,6 +951,7 @@ def _apply(
     parallelism: int,
     conflict: ConflictPolicy,
     adopt_local: bool,
+    zip_small_files: bool,
 ) -> Applier:
     """Run the plan's phases (apply.py), checkpointing the manifest rows placed since the last checkpoint."""
 
@@ -958,7 +966,7 @@ def _apply(
         root,
         staging_dir(root),
         state.manifest,
-        lambda key: f"{root_lower}/{key}",
+        lambda key: f"{root_lower}/{key}" if key else root_lower,
         parallelism=parallelism,
         conflict=conflict,
         adopt_local=adopt_local,
@@ -967,11 +975,13 @@ def _apply(
         checkpoint=checkpoint,
         sync_batch=make_durable,  # module-level, so a test can check it runs before every state write
         register_staging=lambda rel: _register_staging(root, rel),
+        zip_small_files=zip_small_files,
     )
     result = applier.run(plan)
     report.done = dict(sorted(result.done.items()))
     report.bytes_downloaded = result.bytes_downloaded
     report.bytes_copied = result.bytes_copied
+    report.zipped = result.zipped
     report.errors = result.errors
     report.conflicts = result.conflicts
     report.kept_folders = result.kept_folders

@@ -56,6 +56,7 @@ class Action:
     source: str | None = None
     reason: str = ""
     deferred: bool = False  # runs after the delete phase (a file and a folder swapped places)
+    modified: str | None = None  # the remote client_modified, when this run listed it (see RemoteEntry)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op, "path": self.path}
@@ -245,7 +246,7 @@ class _Planner:
             )  # fmt: skip
         return Action(
             "download", d.path, key=e.key, content_hash=e.content_hash, size=e.size, rev=e.rev,
-            reason=reason, deferred=deferred,
+            reason=reason, deferred=deferred, modified=e.modified,
         )  # fmt: skip
 
     def occupied(self, p: str, d: Desired, what: str) -> bool:

@@ -10,7 +10,7 @@ when their own entry arrives. Keys are ``path_lower`` relative to the mirror roo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_dropbox.sync.paths import key_parent, remote_key
@@ -27,6 +27,9 @@ class RemoteEntry:
     size: int = 0
     downloadable: bool = True
     synthetic: bool = False  # a parent we inferred before its own entry arrived
+    # client_modified as listed; not kept in the state or the index (rows read back from them have None), so
+    # only entries listed in this run can be fetched from a folder zip (which carries no times)
+    modified: str | None = field(default=None, compare=False)
 
     def to_json(self) -> list[Any]:
         return [
@@ -159,6 +162,7 @@ class RemoteTree:
                         content_hash=meta.get("content_hash"),
                         size=int(meta.get("size") or 0),
                         downloadable=bool(meta.get("is_downloadable", True)),
+                        modified=meta.get("client_modified"),
                     )
                 )
         return touched

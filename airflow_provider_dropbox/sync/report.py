@@ -23,6 +23,7 @@ class MirrorReport:
     done: dict[str, int] = field(default_factory=dict)
     bytes_downloaded: int = 0
     bytes_copied: int = 0
+    zipped: int = 0  # of the downloads, files fetched inside a folder zip (zipped.py)
     bytes_planned: int = 0
     remote_files: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -53,6 +54,7 @@ class MirrorReport:
                 mine[op] = mine.get(op, 0) + n
         self.bytes_downloaded += part.bytes_downloaded
         self.bytes_copied += part.bytes_copied
+        self.zipped += part.zipped
         self.bytes_planned += part.bytes_planned
         self.remote_files = part.remote_files
         self.errors.extend(part.errors)
@@ -106,6 +108,7 @@ class MirrorReport:
             "plan_summary": self.plan_summary,
             "downloaded": self.done.get("download", 0),
             "copied_locally": self.done.get("copy_local", 0),
+            "downloaded_in_zips": self.zipped,
             "deleted": self.done.get("delete_file", 0),
             "planned": dict(self.planned),
             "done": dict(self.done),

@@ -55,3 +55,20 @@ def test_max_deletes_stops_the_run_before_deleting(hook: Any, root: str, tmp_pat
     with pytest.raises(TooManyDeletesError, match="max_deletes"):
         op.execute(context={})  # type: ignore[arg-type]
     assert sorted(p.name for p in dest.glob("*.txt")) == ["x.txt", "y.txt", "z.txt"]
+
+
+@pytest.mark.parametrize("zip_small_files", [True, False])
+def test_zip_small_files_reaches_the_mirror(
+    hook: Any, root: str, tmp_path: Path, zip_small_files: bool
+) -> None:
+    for i in range(5):
+        (tmp_path / f"{i}.txt").write_text(f"file {i}")
+        hook.upload_file(tmp_path / f"{i}.txt", f"{root}/many/{i}.txt")
+    dest = tmp_path / "mirror"
+    op = DropboxMirrorOperator(
+        task_id="m", dropbox_path=root, local_path=str(dest), zip_small_files=zip_small_files
+    )
+    report = op.execute(context={})  # type: ignore[arg-type]
+    assert report["ok"] and report["downloaded"] == 5
+    assert report["downloaded_in_zips"] == (5 if zip_small_files else 0)
+    assert sorted(p.read_text() for p in (dest / "many").iterdir()) == [f"file {i}" for i in range(5)]
