@@ -255,6 +255,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         (f"{S}/two_way/test_engine.py::test_a_folder_deleted_locally_keeps_what_changed_in_it_on_dropbox",),
     ),
     Mutation(
+        "two-way-delete-without-rev",
+        "a local delete never deletes a Dropbox edit made after the run listed its changes",
+        "sync/two_way/apply.py",
+        "run.client.delete(run.rpath(a.path), parent_rev=rev)",
+        "run.client.delete(run.rpath(a.path))",
+        (f"{S}/two_way/test_engine.py::test_a_remote_edit_made_after_the_listing_is_never_deleted",),
+    ),
+    Mutation(
         "two-way-upload-overwrites-concurrent-edit",
         "an upload of a local edit never overwrites a Dropbox edit it has not seen",
         "sync/two_way/apply.py",

@@ -606,9 +606,15 @@ class DropboxClient:
         except PathNotFoundError:
             return None
 
-    def delete(self, path: str) -> dict[str, Any]:
-        """Delete a file or folder (with its contents); returns the metadata it had."""
+    def delete(self, path: str, parent_rev: str | None = None) -> dict[str, Any]:
+        """Delete a file or folder (with its contents); returns the metadata it had.
+
+        ``parent_rev`` (files only): delete only that revision; a file changed since then is left alone
+        and the call raises ``PathConflictError``."""
         path = check_remote_path(path, route="files/delete_v2")
+        arg: dict[str, Any] = {"path": path}
+        if parent_rev is not None:
+            arg["parent_rev"] = parent_rev
 
         def recover(exc: DropboxApiError) -> Any:
             # Gone now, and Dropbox remembers it as deleted: our lost attempt did it.
@@ -618,7 +624,7 @@ class DropboxClient:
                     return {"metadata": gone}
             return None
 
-        return dict(self.rpc("files/delete_v2", {"path": path}, recover=recover)["metadata"])
+        return dict(self.rpc("files/delete_v2", arg, recover=recover)["metadata"])
 
     def create_folder(self, path: str, exist_ok: bool = True) -> dict[str, Any]:
         """Create a folder (and missing parents); with ``exist_ok`` an existing folder is returned as is."""

@@ -257,10 +257,21 @@ def _apply_one(run: Run, a: Action, scan: LocalScan, remote_now: Mapping[str, Re
     elif a.op == "conflict_skip":
         run.report.conflicts.append({"path": a.path, "reason": a.reason})
     elif a.op == "delete_remote":
-        try:
-            run.client.delete(run.rpath(a.path))
+        base = run.synced.get(key)
+        rev = base.rev if base is not None and not base.is_dir else None
+        try:  # a file only at the rev last seen: an edit made on Dropbox meanwhile is never deleted
+            run.client.delete(run.rpath(a.path), parent_rev=rev)
         except client_errors.PathNotFoundError:
             pass
+        except client_errors.PathConflictError:
+            # Changed on Dropbox after this run listed it: the edit wins over the local delete and comes
+            # back now (a folder there now is left to the next run, which sees the change after the cursor).
+            run.report.conflicts.append(
+                {"path": a.path, "reason": "changed on Dropbox after this run listed it; kept, not deleted"}
+            )
+            if run.client.get_metadata(run.rpath(a.path)).get(".tag") == "file":
+                run.download(key, a.path, None)
+            return
         for k in [k for k in run.synced if k == key or is_under(k, key)]:
             run.put(k, None)
         run.done("delete_remote")

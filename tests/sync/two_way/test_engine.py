@@ -123,6 +123,36 @@ def test_a_concurrent_remote_edit_is_never_overwritten(side: Any, monkeypatch: p
     assert local_files(dest)["doc.txt"] == b"remote v2 (after the listing)"
 
 
+def test_a_remote_edit_made_after_the_listing_is_never_deleted(
+    side: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local delete goes to Dropbox with the rev last seen (``parent_rev``): a Dropbox edit made after
+    the run listed its changes survives it and comes back locally."""
+    client, dest, work = side
+    for name in ("doc.txt", "other.txt", "kept.txt"):
+        put(client, work, name, b"v1")
+    sync_two_way(client, ROOT, dest)
+    (dest / "doc.txt").unlink()
+    (dest / "other.txt").unlink()
+    real = client.list_changes
+
+    def list_then_edit(cursor: str) -> Any:
+        out = real(cursor)
+        put(client, work, "doc.txt", b"edited after the listing")
+        return out
+
+    monkeypatch.setattr(client, "list_changes", list_then_edit)
+    report = sync_two_way(client, ROOT, dest)
+    monkeypatch.undo()
+    assert report.ok and [c["path"] for c in report.conflicts] == ["doc.txt"]
+    assert remote_bytes(client, work, "doc.txt") == b"edited after the listing"
+    assert local_files(dest) == {"doc.txt": b"edited after the listing", "kept.txt": b"v1"}
+    assert "other.txt" not in remote_tree(client, ROOT)  # unchanged there: deleted as asked
+    again = sync_two_way(client, ROOT, dest)
+    assert again.ok and again.done == {} and not again.conflicts  # the edit it already has: no echo
+    same_trees(client, dest)
+
+
 def test_a_local_rename_is_one_move_not_a_delete_and_upload(side: Any, emu_client: Any) -> None:
     client, dest, work = side
     emu = emu_client[0]
