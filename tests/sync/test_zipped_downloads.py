@@ -125,7 +125,7 @@ class _ChangesUnderTheZip:
 
     def download_zip(self, path: str, local_path: str, *, max_bytes: int | None = None) -> dict[str, Any]:
         if self.zips == 0:
-            self._chaos.upload("a/f0.txt", b"edited after the listing")
+            self._chaos.upload("a/f0.txt", b"FILE 0")  # same size: only the hash tells
             self._client.delete(f"{ROOT}/a/f1.txt")
         self.zips += 1
         return self._client.download_zip(path, local_path, max_bytes=max_bytes)
@@ -145,7 +145,7 @@ def test_a_member_that_does_not_match_the_listing_is_downloaded_on_its_own(
     assert report.ok and racing.zips == 1
     assert report.zipped == 4  # f2..f5; f0 (other bytes) and f1 (not in the zip) went one by one
     assert emu.stats()["/2/files/download"] == 2
-    assert (dest / "a" / "f0.txt").read_bytes() == b"edited after the listing"  # the newer one, verified
+    assert (dest / "a" / "f0.txt").read_bytes() == b"FILE 0"  # the newer one, fetched and verified alone
     assert not (dest / "a" / "f1.txt").exists()  # gone before it could be fetched
     again = mirror(client, ROOT, dest)
     assert again.ok and again.mode == "incremental" and again.done.get("download", 0) == 0
