@@ -436,8 +436,6 @@ class Applier:
         finally:
             if os.path.lexists(ztmp):
                 os.unlink(ztmp)
-        with self._mu:
-            self.result.zipped += len(g.actions) - len(left)
         if left:
             self.log.info("%d file(s) of %r not in its zip as listed; downloading them", len(left), folder)
         return left
@@ -464,6 +462,7 @@ class Applier:
                 os.unlink(tmp)
         with self._mu:
             self.result.bytes_downloaded += a.size
+            self.result.zipped += 1
         self._done("download")
         return True
 
