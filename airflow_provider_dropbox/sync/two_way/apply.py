@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -167,8 +168,8 @@ def row_from_scan(rel: str, meta: Mapping[str, Any] | None, item: LocalItem) -> 
     )
 
 
-_ORDER = {"move_remote": 0, "mkdir_remote": 1, "mkdir_local": 1, "record": 2, "forget": 2, "conflict_skip": 2,
-          "move_local": 2,
+_ORDER = {"move_remote": 0, "rename_remote": 0, "mkdir_remote": 1, "mkdir_local": 1, "record": 2, "forget": 2,
+          "conflict_skip": 2, "move_local": 2,
           "conflict": 3, "upload": 3, "download": 3, "delete_remote": 4, "delete_local": 4}  # fmt: skip
 
 
@@ -202,6 +203,24 @@ def apply_actions(
             run.report.errors.append({"op": a.op, "path": a.path, "error": f"{type(exc).__name__}: {exc}"})
 
 
+def _rename_case(run: Run, source: str, name: str) -> dict[str, Any]:
+    """Give the Dropbox file ``source`` the name ``name`` that differs only in case or Unicode form. The
+    API documents no case-only ``move_v2``, so it goes through a free temporary name in the same folder;
+    if the second move fails, the file is moved back."""
+    parent = source.rpartition("/")[0]
+
+    def rel(n: str) -> str:
+        return f"{parent}/{n}" if parent else n
+
+    temp = rel(f".{name}.case-rename-{secrets.token_hex(4)}")
+    run.client.move(run.rpath(source), run.rpath(temp))
+    try:
+        return run.client.move(run.rpath(temp), run.rpath(rel(name)))
+    except client_errors.DropboxApiError:
+        run.client.move(run.rpath(temp), run.rpath(source))
+        raise
+
+
 def _neg(key: str) -> tuple[int, str]:
     return (-key.count("/"), key)  # deletes: deepest first
 
@@ -223,6 +242,11 @@ def _apply_one(run: Run, a: Action, scan: LocalScan, remote_now: Mapping[str, Re
                 run.put(new_key, Synced(new_rel, s.is_dir, rev, s.content_hash,
                                         row.size, row.mtime_ns, row.inode, row.ctime_ns))  # fmt: skip
         run.done("move_remote")
+    elif a.op == "rename_remote":
+        assert item is not None
+        meta = _rename_case(run, a.source, a.path.rpartition("/")[2])
+        run.put(key, row_from_scan(a.path, meta, item))  # the new rev: a later edit uploads against it
+        run.done("rename_remote")
     elif a.op == "move_local":
         _move_local(run, a, scan, remote_now)
     elif a.op == "mkdir_remote":

@@ -27,12 +27,13 @@ class RemoteItem:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    op: str  # upload, download, mkdir_remote, mkdir_local, delete_remote, delete_local, move_remote, record,
-    #          forget, conflict (both versions kept), conflict_skip (left alone)
+    op: str  # upload, download, mkdir_remote, mkdir_local, delete_remote, delete_local, move_remote,
+    #          rename_remote (a file's case-only rename), record, forget, conflict (both versions kept),
+    #          conflict_skip (left alone)
     key: str
     path: str
     is_dir: bool = False
-    source: str = ""  # move_remote: the old local path
+    source: str = ""  # move_remote: the old local path; rename_remote: the Dropbox path it renames
     reason: str = ""
     winner: str = ""  # conflict: "remote" keeps the name (the local version becomes the conflicted copy)
 
@@ -145,6 +146,10 @@ def decide(
         lc = _local_changed(s, item, root, hashes)
         rc = listed and _remote_changed(s, r)
         if not lc and not rc:
+            renamed = _case_renamed(key, s, item, r)
+            if renamed is not None:
+                acts.append(renamed)
+                continue
             if (
                 item is not None
                 and s is not None
@@ -174,7 +179,7 @@ def decide(
     return _detect_remote_moves(_detect_moves(acts, synced, local, remote_now, root), synced, remote_now)
 
 
-_LOCAL_SIDE = ("upload", "mkdir_remote", "conflict", "move_remote", "delete_remote")
+_LOCAL_SIDE = ("upload", "mkdir_remote", "conflict", "move_remote", "rename_remote", "delete_remote")
 _REMOTE_SIDE = ("download", "mkdir_local", "move_local", "delete_local")
 
 
@@ -200,6 +205,18 @@ def _hold_flips_with_changes_below(acts: list[Action]) -> list[Action]:
                           reason="a folder became a file on one side while the other side changed something "
                           "in it; left alone until one of them is renamed"))  # fmt: skip
     return out
+
+
+def _case_renamed(key: str, s: Synced | None, item: LocalItem | None, r: RemoteItem | None) -> Action | None:
+    """A file renamed locally in case (or Unicode form) only, its Dropbox name still the one last synced:
+    Dropbox gets the new name. (Dropbox does not report its own case-only renames to a cursor, so the
+    other way cannot be seen; folders keep their names: their rows below would need renaming too.)"""
+    if s is None or item is None or r is None or s.is_dir or item.is_dir or r.is_dir:
+        return None
+    name, synced_name = item.path.rpartition("/")[2], s.path.rpartition("/")[2]
+    if name == synced_name or r.path.rpartition("/")[2] != synced_name:
+        return None
+    return Action("rename_remote", key, item.path, source=r.path, reason="renamed locally (case only)")
 
 
 def as_remote(s: Synced | None) -> RemoteItem | None:

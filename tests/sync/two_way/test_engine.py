@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_dropbox.client import errors
 from airflow_provider_dropbox.sync.errors import TooManyDeletesError
 from airflow_provider_dropbox.sync.two_way import EmptySideError, conflicted_name, sync_two_way
 from tests.sync.conftest import remote_tree
@@ -150,6 +151,56 @@ def test_a_remote_edit_made_after_the_listing_is_never_deleted(
     assert "other.txt" not in remote_tree(client, ROOT)  # unchanged there: deleted as asked
     again = sync_two_way(client, ROOT, dest)
     assert again.ok and again.done == {} and not again.conflicts  # the edit it already has: no echo
+    same_trees(client, dest)
+
+
+def test_a_local_case_only_rename_of_a_file_reaches_dropbox(side: Any) -> None:
+    """Dropbox gets the new case (one move, no delete or upload); the row takes the move's rev, so a later
+    edit uploads against it without a conflict; nothing comes back as a change."""
+    client, dest, work = side
+    put(client, work, "Report.txt", b"r1")
+    put(client, work, "dir/Notes.md", b"n1")
+    sync_two_way(client, ROOT, dest)
+    os.rename(dest / "Report.txt", dest / "REPORT.txt")
+    os.rename(dest / "dir" / "Notes.md", dest / "dir" / "notes.md")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and report.done == {"rename_remote": 2}, report.plan
+    assert set(remote_tree(client, ROOT)) == {"REPORT.txt", "dir", "dir/notes.md"}  # no temporary name left
+    assert sync_two_way(client, ROOT, dest).done == {}  # the renames' own changes do not come back
+    (dest / "REPORT.txt").write_bytes(b"r2, edited after the rename")
+    edited = sync_two_way(client, ROOT, dest)
+    assert edited.ok and edited.done == {"upload": 1} and not edited.conflicts
+    assert remote_bytes(client, work, "REPORT.txt") == b"r2, edited after the rename"
+    again = sync_two_way(client, ROOT, dest)
+    assert again.ok and again.done == {}
+    same_trees(client, dest)
+
+
+def test_a_case_rename_that_fails_half_way_leaves_the_old_name(
+    side: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case-only rename goes through a temporary name; when the second move is refused, the file is
+    moved back, the run fails naming it, and the next run renames it."""
+    client, dest, work = side
+    put(client, work, "a.txt", b"a")
+    sync_two_way(client, ROOT, dest)
+    os.rename(dest / "a.txt", dest / "A.txt")
+    real = client.move
+    refused: list[str] = []
+
+    def refuse_second_move(from_path: str, to_path: str, autorename: bool = False) -> Any:
+        if ".case-rename-" in from_path and not refused:
+            refused.append(to_path)
+            raise errors.ServerError("refused once for the test", route="files/move_v2", status=500)
+        return real(from_path, to_path, autorename)
+
+    monkeypatch.setattr(client, "move", refuse_second_move)
+    report = sync_two_way(client, ROOT, dest, raise_on_error=False)
+    monkeypatch.undo()
+    assert refused and [e["op"] for e in report.errors] == ["rename_remote"]
+    assert set(remote_tree(client, ROOT)) == {"a.txt"}
+    assert sync_two_way(client, ROOT, dest).done == {"rename_remote": 1}
+    assert set(remote_tree(client, ROOT)) == {"A.txt"}
     same_trees(client, dest)
 
 
