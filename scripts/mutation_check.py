@@ -263,6 +263,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         (f"{S}/two_way/test_engine.py::test_a_remote_edit_made_after_the_listing_is_never_deleted",),
     ),
     Mutation(
+        "two-way-case-rename-only-recorded",
+        "a local case-only rename of a file reaches Dropbox",
+        "sync/two_way/decide.py",
+        "            if renamed is not None:\n",
+        "            if False:\n",
+        (f"{S}/two_way/test_engine.py::test_a_local_case_only_rename_of_a_file_reaches_dropbox",),
+    ),
+    Mutation(
         "two-way-upload-overwrites-concurrent-edit",
         "an upload of a local edit never overwrites a Dropbox edit it has not seen",
         "sync/two_way/apply.py",
