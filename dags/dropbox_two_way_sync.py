@@ -58,13 +58,13 @@ with DAG(
     tags=["dropbox", "example"],
     doc_md=__doc__,
 ):
-    # The Dropbox asset is the sync's inlet and outlet (the same asset object as the watched one: one
-    # active asset per URI).
+    # The Dropbox asset is the sync's inlet (the same asset object as the watched one: one active asset
+    # per URI). Not an outlet: an outlet on an asset that schedules this DAG would queue the next run at
+    # the end of every run, back to back forever (so the operator declares none on it either).
     DropboxTwoWaySyncOperator(
         task_id="sync",
         dropbox_path=DROPBOX_PATH,
         local_path=LOCAL_PATH,
         max_deletes="25%",
         inlets=[dropbox_side],
-        outlets=[dropbox_side],
     )

@@ -134,7 +134,29 @@ class DropboxBaseOperator(BaseOperator):
         if not self.inlets and (found := assets(inlets)):
             self.inlets = found
         if not self.outlets and (found := assets(outlets)):
-            self.outlets = found
+            scheduling = self._scheduling_uris()
+            self.outlets = [a for a in found if a.uri not in scheduling]
+
+    def _scheduling_uris(self) -> set[str]:
+        """URIs of the assets that schedule this task's DAG: an automatic outlet on one of them would queue
+        the next run at the end of every run, back to back forever (e.g. a two-way sync scheduled by its
+        own Dropbox folder's watcher)."""
+        try:
+            dag = self.dag if self.has_dag() else None  # type: ignore[no-untyped-call]
+            condition = getattr(getattr(dag, "timetable", None), "asset_condition", None)
+        except Exception:  # an Airflow without timetables on the SDK DAG: nothing to avoid
+            return set()
+        found: set[str] = set()
+        stack: list[Any] = [condition]
+        while stack:
+            item = stack.pop()
+            objects = getattr(item, "objects", None)
+            uri = getattr(item, "uri", None)
+            if objects is not None:
+                stack.extend(objects)
+            elif isinstance(uri, str):
+                found.add(uri)
+        return found
 
     def _lineage(self, *, inputs: Sequence[str] = (), outputs: Sequence[str] = ()) -> None:
         """Report the rendered paths to hook lineage (OpenLineage); never fail the task over it."""

@@ -204,6 +204,26 @@ def test_no_two_assets_share_a_uri_under_different_names(dagbag: Any) -> None:
         assert not clashes, f"{dag_id}: one URI, several asset names: {clashes}"
 
 
+def _scheduling_assets(condition: Any) -> list[Any]:
+    objects = getattr(condition, "objects", None)
+    if condition is None:
+        return []
+    return [condition] if objects is None else [a for o in objects for a in _scheduling_assets(o)]
+
+
+def test_no_dag_schedules_itself_through_its_own_outlets(dagbag: Any) -> None:
+    """A task outlet that is also in its DAG's schedule makes every successful run queue the next one:
+    the DAG runs back to back forever."""
+    from airflow.sdk import Asset
+
+    for dag_id in EXPECTED_DAGS:
+        dag = dagbag.dags[dag_id]
+        condition = getattr(dag.timetable, "asset_condition", None)
+        scheduling = {a.uri for a in _scheduling_assets(condition) if isinstance(a, Asset)}
+        produced = {a.uri for task in dag.tasks for a in task.outlets if isinstance(a, Asset)}
+        assert not scheduling & produced, f"{dag_id} schedules itself through {sorted(scheduling & produced)}"
+
+
 def test_mirror_dag_schedule_and_params(dagbag: Any) -> None:
     dag = dagbag.dags["dropbox_mirror"]
     assert dag.schedule == timedelta(minutes=5)

@@ -51,3 +51,19 @@ def test_bad_conflict_policy_is_a_clear_error(hook: Any, root: str, tmp_path: Pa
     )
     with pytest.raises(MirrorConfigError, match="keep_both"):
         op.execute(context={})  # type: ignore[arg-type]
+
+
+def test_no_automatic_outlet_on_an_asset_that_schedules_its_own_dag() -> None:
+    """An outlet on the asset that schedules the DAG would queue the next run at the end of every run."""
+    from airflow.sdk import DAG, Asset
+
+    watched = Asset(uri="dropbox://dropbox_default/sync", name="watched_sync_folder")
+    with DAG("scheduled_by_its_folder", schedule=[watched]):
+        looping = DropboxTwoWaySyncOperator(task_id="sync", dropbox_path="/Sync", local_path="/tmp/sync")
+    with DAG("scheduled_by_time", schedule=None):
+        plain = DropboxTwoWaySyncOperator(task_id="sync", dropbox_path="/Sync", local_path="/tmp/sync")
+    assert looping.outlets == []
+    assert [a.uri for a in plain.outlets] == ["dropbox://dropbox_default/sync"]
+    assert (
+        [a.uri for a in looping.inlets] == [a.uri for a in plain.inlets] == ["dropbox://dropbox_default/sync"]
+    )
