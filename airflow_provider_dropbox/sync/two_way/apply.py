@@ -17,10 +17,10 @@ from airflow_provider_dropbox.sync.errors import MirrorConfigError
 from airflow_provider_dropbox.sync.hashing import hash_under
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.paths import safe_local_path
-from airflow_provider_dropbox.sync.two_way.decide import Action, RemoteItem, as_remote, is_under
+from airflow_provider_dropbox.sync.two_way.decide import Action, RemoteItem, as_remote
 from airflow_provider_dropbox.sync.two_way.index import STATE_DIR_NAME, Synced, SyncIndex
 from airflow_provider_dropbox.sync.two_way.model import ConflictPolicy, TwoWayClient, TwoWayReport
-from airflow_provider_dropbox.sync.two_way.scan import LocalItem, LocalScan
+from airflow_provider_dropbox.sync.two_way.scan import LocalItem, LocalScan, is_under
 
 NAME_MAX = 255
 

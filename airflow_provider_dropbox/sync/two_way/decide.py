@@ -12,7 +12,7 @@ from airflow_provider_dropbox.sync.hashing import hash_under
 from airflow_provider_dropbox.sync.paths import remote_key
 from airflow_provider_dropbox.sync.two_way.index import Synced
 from airflow_provider_dropbox.sync.two_way.model import ConflictPolicy
-from airflow_provider_dropbox.sync.two_way.scan import LocalItem, LocalScan
+from airflow_provider_dropbox.sync.two_way.scan import LocalItem, LocalScan, is_under
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +43,6 @@ class Action:
             if getattr(self, name):
                 out[name] = getattr(self, name)
         return out
-
-
-def is_under(key: str, ancestor: str) -> bool:
-    return key.startswith(ancestor + "/")
 
 
 def remote_items(

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS entries (
 ) WITHOUT ROWID;
 """
 
+_COLUMNS = "key, path, is_dir, rev, content_hash, size, mtime_ns, inode, ctime_ns"
 _WAY_OUT = (
     "Nothing was changed on either side. Move the index away (or delete it) and re-run: the next run is a "
     "first run again, which only merges (identical files recorded, different ones kept as conflicted "
@@ -89,7 +90,7 @@ class SyncIndex:
                     f"{version}; this one reads {SCHEMA_VERSION}) and is left as it is. Upgrade the provider "
                     "on this worker"
                 )
-            conn.execute("SELECT count(*) FROM entries").fetchone()
+            conn.execute("SELECT key FROM entries LIMIT 1").fetchone()
         except StateError:
             conn.close()
             raise
@@ -113,9 +114,25 @@ class SyncIndex:
         return {str(k): str(v) for k, v in self._read("SELECT k, v FROM meta")}
 
     def entries(self) -> dict[str, Synced]:
-        rows = self._read(
-            "SELECT key, path, is_dir, rev, content_hash, size, mtime_ns, inode, ctime_ns FROM entries"
-        )
+        return self._rows(self._read(f"SELECT {_COLUMNS} FROM entries"))
+
+    def subtrees(self, keys: Iterable[str]) -> dict[str, Synced]:
+        """The rows of ``keys`` and of everything below them (a range on the primary key each: a focused
+        run reads what it looks at, not the whole index)."""
+        out: dict[str, Synced] = {}
+        for k in keys:
+            sql = f"SELECT {_COLUMNS} FROM entries WHERE key = ? OR (key >= ? AND key < ?)"
+            out.update(self._rows(self._read(sql, (k, k + "/", k + "0"))))  # "0" sorts right after "/"
+        return out
+
+    def get(self, key: str) -> Synced | None:
+        return self._rows(self._read(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,))).get(key)
+
+    def file_count(self) -> int:
+        (count,) = self._read("SELECT count(*) FROM entries WHERE is_dir = 0")[0]
+        return count if isinstance(count, int) else 0
+
+    def _rows(self, rows: list[tuple[object, ...]]) -> dict[str, Synced]:
         try:
             return {r[0]: Synced(r[1], bool(r[2]), *r[3:]) for r in rows}  # type: ignore[arg-type,misc]
         except TypeError as exc:

@@ -58,6 +58,7 @@ class TwoWayReport:
     errors: list[dict[str, str]] = field(default_factory=list)
     deletes_skipped: int = 0
     cursor_advanced: bool = False
+    focused: bool = False  # looked only at the paths named as changed and at Dropbox's changes
     plan: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -79,5 +80,5 @@ class TwoWayReport:
             "dry_run": self.dry_run, "duration_s": round(self.duration_s, 3), "planned": self.planned,
             "done": self.done, "conflicts": self.conflicts, "skipped": self.skipped, "errors": self.errors,
             "deletes_skipped": self.deletes_skipped, "cursor_advanced": self.cursor_advanced,
-            "plan": self.plan[:200], "ok": self.ok, "summary": self.summary(),
+            "focused": self.focused, "plan": self.plan[:200], "ok": self.ok, "summary": self.summary(),
         }  # fmt: skip

@@ -59,6 +59,7 @@ class LocalSide(Side):
     def __init__(self, rng: random.Random, root: Path) -> None:
         super().__init__(rng)
         self.root = root
+        self.touched: set[str] = set()  # what a local-folder watcher names: paths written, removed, renamed
 
     def tree(self) -> tuple[list[str], list[str]]:
         t = {k: v for k, v in local_hash_tree(self.root).items() if not k.startswith(".dropbox-sync")}
@@ -75,6 +76,7 @@ class LocalSide(Side):
             op, rel = "write", self.path(files, dirs)
         target = self.root / rel
         self.log.append(f"local {op} {rel}")
+        self.touched.add(rel)
         if op in ("write", "edit"):
             if target.is_dir() or any((self.root / p).is_file() for p in _parents(rel)):
                 return
@@ -91,10 +93,12 @@ class LocalSide(Side):
                 return
             (self.root / new).parent.mkdir(parents=True, exist_ok=True)
             os.rename(target, self.root / new)
+            self.touched.add(new)
             self.log.append(f"  -> {new}")
             if rel in self.fresh:
                 self.fresh[new] = self.fresh.pop(rel)
         elif op == "rmtree":
+            self.touched.update(f"{rel}/{p}" for p in local_hash_tree(target))
             shutil.rmtree(target)
             self.forget_under(rel)
         elif op == "flip":  # the file becomes a folder holding a file
@@ -103,6 +107,7 @@ class LocalSide(Side):
             target.mkdir()
             data = self.data()
             (target / "inner.txt").write_bytes(data)
+            self.touched.add(f"{rel}/inner.txt")
             self.fresh[f"{rel}/inner.txt"] = chash(data)
 
 
@@ -164,9 +169,24 @@ def _parents(rel: str) -> list[str]:
 def test_random_histories_converge_and_lose_no_edit(
     side: tuple[DropboxClient, Path, Path], seed: int
 ) -> None:
+    _random_history(side, seed, focused=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(21, 27))
+def test_focused_runs_told_the_local_changes_converge_and_plan_as_a_full_walk(
+    side: tuple[DropboxClient, Path, Path], seed: int
+) -> None:
+    """Runs told which local paths changed (as a local-folder watcher names them) look only there and at
+    Dropbox's changes: each plans exactly what a run walking the whole folder plans; histories converge."""
+    _random_history(side, seed, focused=True)
+
+
+def _random_history(side: tuple[DropboxClient, Path, Path], seed: int, *, focused: bool) -> None:
     client, dest, work = side
     rng = random.Random(seed)
     local, remote = LocalSide(rng, dest), RemoteSide(rng, client, work)
+    focused_runs = 0
     for round_ in range(15):
         for _ in range(rng.randint(1, 4)):
             local.step()
@@ -192,7 +212,17 @@ def test_random_histories_converge_and_lose_no_edit(
             else:
                 client.delete(f"{ROOT}/{rel}")
                 remote.fresh.pop(rel, None)
-        report = sync_two_way(client, ROOT, dest, allow_empty=True)
+        told: dict[str, list[str]] = {}
+        if focused:
+            told = {"local_changes": sorted(local.touched)}
+            walked = sync_two_way(client, ROOT, dest, allow_empty=True, dry_run=True)
+            looked = sync_two_way(client, ROOT, dest, allow_empty=True, dry_run=True, **told)
+            focused_runs += looked.focused  # not: a first run, and deletes with no local file in view
+            assert sorted(map(str, looked.plan)) == sorted(map(str, walked.plan)), "\n".join(
+                local.log + remote.log
+            )
+            local.touched.clear()
+        report = sync_two_way(client, ROOT, dest, allow_empty=True, **told)
         assert report.ok, report.errors
         for _ in range(3):  # a conflict left alone waits for a person: rename the local one, as they would
             held = [c["path"] for c in report.conflicts if "left alone" in c["reason"]]
@@ -202,7 +232,8 @@ def test_random_histories_converge_and_lose_no_edit(
                 if (dest / rel).exists():
                     os.rename(dest / rel, dest / f"{rel}-mine")
                     local.log.append(f"person renames {rel}")
-            report = sync_two_way(client, ROOT, dest, allow_empty=True)
+                    told = {"local_changes": [rel, f"{rel}-mine"]} if focused else {}
+            report = sync_two_way(client, ROOT, dest, allow_empty=True, **told)
             assert report.ok, report.errors
         mine = {k: v for k, v in local_hash_tree(dest).items() if not k.startswith(".dropbox-sync")}
         theirs = remote_tree(client, ROOT)
@@ -217,12 +248,15 @@ def test_random_histories_converge_and_lose_no_edit(
         assert not missing, (
             f"round {round_}: versions written since the last run are gone: {missing}\n{history}"
         )
-        again = sync_two_way(client, ROOT, dest, allow_empty=True)
+        again = sync_two_way(
+            client, ROOT, dest, allow_empty=True, **({"local_changes": []} if focused else {})
+        )
         assert set(again.done) <= {"record"}, f"round {round_}: the sync's own writes came back: {again.done}"
         local.fresh.clear()
         remote.fresh.clear()
         local.log.clear()
         remote.log.clear()
+    assert not focused or focused_runs >= 10, focused_runs
 
 
 @pytest.mark.slow
