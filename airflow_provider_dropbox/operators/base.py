@@ -141,21 +141,24 @@ class DropboxBaseOperator(BaseOperator):
         """URIs of the assets that schedule this task's DAG: an automatic outlet on one of them would queue
         the next run at the end of every run, back to back forever (e.g. a two-way sync scheduled by its
         own Dropbox folder's watcher)."""
+        return {a.uri for a in self._scheduling_assets()}
+
+    def _scheduling_assets(self) -> list[Any]:
+        """The assets in this task's DAG's schedule (with their ``watchers``), as the DAG file made them."""
         try:
             dag = self.dag if self.has_dag() else None  # type: ignore[no-untyped-call]
             condition = getattr(getattr(dag, "timetable", None), "asset_condition", None)
         except Exception:  # an Airflow without timetables on the SDK DAG: nothing to avoid
-            return set()
-        found: set[str] = set()
+            return []
+        found: list[Any] = []
         stack: list[Any] = [condition]
         while stack:
             item = stack.pop()
             objects = getattr(item, "objects", None)
-            uri = getattr(item, "uri", None)
             if objects is not None:
                 stack.extend(objects)
-            elif isinstance(uri, str):
-                found.add(uri)
+            elif isinstance(getattr(item, "uri", None), str):
+                found.append(item)
         return found
 
     def _lineage(self, *, inputs: Sequence[str] = (), outputs: Sequence[str] = ()) -> None:

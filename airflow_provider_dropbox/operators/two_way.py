@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dropbox.operators.base import DropboxBaseOperator
+from airflow_provider_dropbox.triggers.local_folder import LocalFolderChangeTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,6 +28,11 @@ class DropboxTwoWaySyncOperator(DropboxBaseOperator):
     :param max_deletes: Abort before deleting more than this count (or percent, ``"10%"``) on a side.
     :param allow_empty: Let a side that looks emptied (no files left) propagate its deletes.
     :param exclude: fnmatch patterns (relative paths) never synced.
+    :param local_scan: ``"walk"`` (default): every run walks the whole local folder (stat only).
+        ``"watcher"``: a run made by asset events looks only at the local paths that the
+        ``LocalFolderChangeTrigger`` watching ``local_path`` (in this DAG's schedule) named in its events,
+        and at what changed on Dropbox, so its cost follows the changes, not the tree. A run made by the
+        schedule or by hand, or whose events could not name every path, walks.
     :param dropbox_conn_id: Connection id of type ``dropbox``. Templated.
     """
 
@@ -42,9 +49,13 @@ class DropboxTwoWaySyncOperator(DropboxBaseOperator):
         max_deletes: int | str | None = None,
         allow_empty: bool = False,
         exclude: Sequence[str] = (),
+        local_scan: str = "walk",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if local_scan not in ("walk", "watcher"):
+            raise ValueError(f"local_scan={local_scan!r}: use 'walk' or 'watcher'")
+        self.local_scan = local_scan
         self.dropbox_path = dropbox_path
         self.local_path = local_path
         self.conflict = conflict
@@ -64,6 +75,42 @@ class DropboxTwoWaySyncOperator(DropboxBaseOperator):
             max_deletes=self.max_deletes,
             allow_empty=self.allow_empty,
             exclude=self.exclude,
+            local_changes=self._watched_changes(context),
         )
         self._lineage(inputs=[self.dropbox_path], outputs=[self.dropbox_path])
         return report
+
+    def _watched_changes(self, context: Context) -> list[str] | None:
+        """The local paths this run's watcher events named, or None: walk the whole folder."""
+        if self.local_scan != "watcher":
+            return None
+        here = os.path.realpath(self.local_path)
+        watched = any(
+            isinstance(w.trigger, LocalFolderChangeTrigger) and os.path.realpath(w.trigger.path) == here
+            for asset in self._scheduling_assets()
+            for w in getattr(asset, "watchers", None) or ()
+        )
+        run_type = getattr(context.get("dag_run"), "run_type", None)
+        if not watched or getattr(run_type, "value", run_type) != "asset_triggered":
+            if not watched:
+                self.log.warning(
+                    "local_scan='watcher' but no LocalFolderChangeTrigger in this DAG's schedule watches %s; "
+                    "walking the whole folder",
+                    self.local_path,
+                )
+            return None
+        paths: list[str] = []
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in events:
+                payload = (getattr(event, "extra", None) or {}).get("payload")
+                if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
+                    continue
+                if os.path.realpath(payload["path"]) != here:
+                    continue
+                if payload.get("truncated"):
+                    return None  # more changes than one event names
+                paths.extend([*payload.get("changed", ()), *payload.get("deleted", ())])
+        self.log.info(
+            "Looking at %d local path(s) the folder watcher named, and at Dropbox's changes", len(paths)
+        )
+        return paths
