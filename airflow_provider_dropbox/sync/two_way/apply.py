@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_dropbox.casefold import path_key
@@ -59,6 +59,30 @@ class Run:
 
     def lpath(self, rel: str) -> str:
         return safe_local_path(self.root, rel)
+
+    def local_rel(self, rel: str) -> str:
+        """``rel`` (a Dropbox-side path) with each existing local folder in the name the local disk gives
+        it: Dropbox folds case, so ``x/new.txt`` from Dropbox belongs in a local folder ``X`` (on a
+        case-sensitive disk a second folder ``x`` would collide with it)."""
+        parent, _, name = rel.rpartition("/")
+        if not parent or os.path.isdir(self.lpath(parent)):
+            return rel
+        done: list[str] = []
+        for i, part in enumerate(parts := parent.split("/")):
+            here = os.path.join(self.root, *done)
+            if not os.path.isdir(os.path.join(here, part)):
+                want = path_key(part)
+                try:
+                    match = [e.name for e in os.scandir(here) if e.is_dir(follow_symlinks=False)
+                             and path_key(e.name) == want]  # fmt: skip
+                except OSError:
+                    match = []
+                if len(match) != 1:
+                    done.extend(parts[i:])
+                    break
+                part = match[0]
+            done.append(part)
+        return "/".join([*done, name])
 
     def staging(self) -> str:
         return os.path.join(self.root, STATE_DIR_NAME, "staging")
@@ -228,6 +252,8 @@ def _neg(key: str) -> tuple[int, str]:
 def _apply_one(run: Run, a: Action, scan: LocalScan, remote_now: Mapping[str, RemoteItem | None]) -> None:
     key, item = a.key, scan.items.get(a.key)
     base = run.synced.get(key)
+    if a.op in ("download", "mkdir_local", "move_local"):  # named by Dropbox: into the local folders' names
+        a = replace(a, path=run.local_rel(a.path))
     if a.op == "move_remote":
         meta = run.client.move(run.rpath(a.source), run.rpath(a.path))
         old = path_key(a.source)
@@ -245,7 +271,11 @@ def _apply_one(run: Run, a: Action, scan: LocalScan, remote_now: Mapping[str, Re
     elif a.op == "rename_remote":
         assert item is not None
         meta = _rename_case(run, a.source, a.path.rpartition("/")[2])
-        run.put(key, row_from_scan(a.path, meta, item))  # the new rev: a later edit uploads against it
+        if item.is_dir:  # the rows below take the new name through their own "record" actions
+            assert base is not None
+            run.put(key, replace(base, path=a.path))
+        else:
+            run.put(key, row_from_scan(a.path, meta, item))  # the new rev: a later edit uploads against it
         run.done("rename_remote")
     elif a.op == "move_local":
         _move_local(run, a, scan, remote_now)
@@ -277,7 +307,7 @@ def _apply_one(run: Run, a: Action, scan: LocalScan, remote_now: Mapping[str, Re
         run.set_aside(a.path, a.reason)
         r = remote_now.get(key)
         if r is not None:
-            run.download(key, r.path if r.path.lower() == a.path.lower() else a.path, None)
+            run.download(key, run.local_rel(r.path) if r.path.lower() == a.path.lower() else a.path, None)
     elif a.op == "conflict_skip":
         run.report.conflicts.append({"path": a.path, "reason": a.reason})
     elif a.op == "delete_remote":
@@ -294,7 +324,7 @@ def _apply_one(run: Run, a: Action, scan: LocalScan, remote_now: Mapping[str, Re
                 {"path": a.path, "reason": "changed on Dropbox after this run listed it; kept, not deleted"}
             )
             if run.client.get_metadata(run.rpath(a.path)).get(".tag") == "file":
-                run.download(key, a.path, None)
+                run.download(key, run.local_rel(a.path), None)
             return
         for k in [k for k in run.synced if k == key or is_under(k, key)]:
             run.put(k, None)
@@ -352,6 +382,8 @@ def _delete_local(run: Run, a: Action) -> None:
             run.report.conflicts.append(
                 {"path": a.path, "reason": "deleted on Dropbox; kept locally: not empty"}
             )
+            if base is not None and base.path != a.path:  # the row keeps the local name (case)
+                run.put(a.key, replace(base, path=a.path))
             return
     else:
         try:

@@ -134,6 +134,7 @@ def decide(
                 (s.size, s.mtime_ns, s.inode, s.ctime_ns)
                 == (item.size, item.mtime_ns, item.inode, item.ctime_ns)
             )
+            and item.path == s.path
         ):
             continue  # the common case, unchanged on both sides: decided without building anything
         r = remote_now[key] if listed else as_remote(s)
@@ -157,22 +158,30 @@ def decide(
                 )
             ):
                 acts.append(Action("record", key, item.path, reason="same content, new stat or revision"))
+            elif item is not None and s is not None and item.path != s.path:  # both sides have the new case
+                acts.append(Action("record", key, item.path, item.is_dir, reason="same item, new local name"))
             continue
         if rc and r is not None:
             arrived.add(key)
         acts.extend(_decide_one(key, s, item, r, lc, rc, hashes, root, policy, first))
     # a folder deleted locally is not deleted on Dropbox while something in it changed there: that edit
-    # wins (it is downloaded, which brings the folder back); its unchanged files are deleted one by one
+    # wins and the folder comes back, under its Dropbox name; its unchanged files are deleted one by one
     acts = [
-        a
+        _comes_back(a, remote_now.get(a.key) or as_remote(synced.get(a.key)))
+        if a.op == "delete_remote" and a.is_dir and any(is_under(k, a.key) for k in arrived)
+        else a
         for a in acts
-        if not (a.op == "delete_remote" and a.is_dir and any(is_under(k, a.key) for k in arrived))
     ]
     acts = _hold_flips_with_changes_below(acts)
     skipped = [a.key for a in acts if a.op == "conflict_skip"]
     if skipped:  # what is below an item left alone waits with it
         acts = [a for a in acts if a.op == "conflict_skip" or not any(is_under(a.key, k) for k in skipped)]
     return _detect_remote_moves(_detect_moves(acts, synced, local, remote_now, root), synced, remote_now)
+
+
+def _comes_back(a: Action, r: RemoteItem | None) -> Action:
+    why = "deleted locally while something in it changed on Dropbox: it comes back"
+    return Action("mkdir_local", a.key, r.path if r is not None else a.path, True, reason=why)
 
 
 _LOCAL_SIDE = ("upload", "mkdir_remote", "conflict", "move_remote", "rename_remote", "delete_remote")
@@ -204,15 +213,17 @@ def _hold_flips_with_changes_below(acts: list[Action]) -> list[Action]:
 
 
 def _case_renamed(key: str, s: Synced | None, item: LocalItem | None, r: RemoteItem | None) -> Action | None:
-    """A file renamed locally in case (or Unicode form) only, its Dropbox name still the one last synced:
-    Dropbox gets the new name. (Dropbox does not report its own case-only renames to a cursor, so the
-    other way cannot be seen; folders keep their names: their rows below would need renaming too.)"""
-    if s is None or item is None or r is None or s.is_dir or item.is_dir or r.is_dir:
+    """A file or folder renamed locally in case (or Unicode form) only, its Dropbox name still the one last
+    synced: Dropbox gets the new name. (Dropbox does not report its own case-only renames to a cursor, so
+    the other way cannot be seen.)"""
+    if s is None or item is None or r is None or not s.is_dir == item.is_dir == r.is_dir:
         return None
     name, synced_name = item.path.rpartition("/")[2], s.path.rpartition("/")[2]
     if name == synced_name or r.path.rpartition("/")[2] != synced_name:
         return None
-    return Action("rename_remote", key, item.path, source=r.path, reason="renamed locally (case only)")
+    return Action(
+        "rename_remote", key, item.path, item.is_dir, source=r.path, reason="renamed locally (case only)"
+    )
 
 
 def as_remote(s: Synced | None) -> RemoteItem | None:
@@ -242,8 +253,8 @@ def _decide_one(
         return [Action("mkdir_remote" if item.is_dir else "upload", key, item.path, item.is_dir)]
     if rc and not lc:
         if r is None:
-            assert s is not None
-            return [Action("delete_local", key, s.path, s.is_dir)]
+            assert s is not None  # the local name, which may differ in case from the one last synced
+            return [Action("delete_local", key, item.path if item is not None else s.path, s.is_dir)]
         path = item.path if item is not None and item.path.lower() == r.path.lower() else r.path
         if item is not None and item.is_dir != r.is_dir:
             return [Action("delete_local", key, item.path, item.is_dir, reason="replaced on Dropbox"),

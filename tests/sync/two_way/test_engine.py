@@ -176,6 +176,45 @@ def test_a_local_case_only_rename_of_a_file_reaches_dropbox(side: Any) -> None:
     same_trees(client, dest)
 
 
+def test_a_local_case_only_rename_of_a_folder_reaches_dropbox_and_its_rows_follow(side: Any) -> None:
+    """One move of the folder on Dropbox; the rows below take the new local name (recorded, nothing
+    transferred), so a later change below it (here a Dropbox delete) reaches the file under its new name
+    instead of a path that is gone."""
+    client, dest, work = side
+    put(client, work, "docs/a.txt", b"a")
+    put(client, work, "docs/sub/b.txt", b"b")
+    sync_two_way(client, ROOT, dest)
+    os.rename(dest / "docs", dest / "Docs")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and report.done == {"rename_remote": 1, "record": 3}, report.plan  # sub, a, b
+    same_trees(client, dest)  # the Dropbox names carry the new case, no temporary name left
+    assert set(sync_two_way(client, ROOT, dest).done) <= {"record"}  # its own changes: recorded at most
+    client.delete(f"{ROOT}/Docs/sub/b.txt")
+    deleted = sync_two_way(client, ROOT, dest)
+    assert deleted.done == {"delete_local": 1} and not (dest / "Docs" / "sub" / "b.txt").exists()
+    assert sync_two_way(client, ROOT, dest).done == {}  # nothing comes back
+    same_trees(client, dest)
+
+
+def test_a_dropbox_file_under_another_case_of_a_local_folder_lands_in_it(side: Any) -> None:
+    """Dropbox compares names without case, so a path it gives may carry a folder's case other than the
+    local one (here: the local folder was renamed in case while a file was added to it on Dropbox). The
+    file goes into the local folder that exists, never into a second folder differing only in case (on a
+    case-sensitive disk both would then be left alone as a collision)."""
+    client, dest, work = side
+    put(client, work, "docs/a.txt", b"a")
+    sync_two_way(client, ROOT, dest)
+    os.rename(dest / "docs", dest / "Docs")
+    put(client, work, "docs/new.txt", b"n")
+    put(client, work, "docs/deeper/x.txt", b"x")
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and not report.skipped, report.skipped
+    assert sorted(p.name for p in dest.iterdir() if p.name != ".dropbox-sync") == ["Docs"]
+    assert local_files(dest)["Docs/new.txt"] == b"n" and local_files(dest)["Docs/deeper/x.txt"] == b"x"
+    assert set(sync_two_way(client, ROOT, dest).done) <= {"record"}
+    same_trees(client, dest)
+
+
 def test_a_case_rename_that_fails_half_way_leaves_the_old_name(
     side: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,7 +98,7 @@ def test_a_named_path_under_names_that_collide_is_left_alone(side: Any) -> None:
 
 
 def test_a_named_delete_reaches_dropbox_when_other_files_are_still_there(side: Any) -> None:
-    client, dest, work = side
+    client, dest, _work = side
     _synced(side, {"gone.txt": b"g", "stays/here.txt": b"h"})
     (dest / "gone.txt").unlink()
     report = sync_two_way(client, ROOT, dest, local_changes=["gone.txt"])

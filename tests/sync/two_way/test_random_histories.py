@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,19 +62,29 @@ class LocalSide(Side):
         self.root = root
         self.touched: set[str] = set()  # what a local-folder watcher names: paths written, removed, renamed
 
+    def on_disk(self, rel: str) -> str:
+        """``rel`` with each existing name in the case the disk has it, as a user of a case-insensitive disk
+        would write it (two local names differing in case only are left alone by design)."""
+        out = self.root
+        for part in rel.split("/"):
+            same = [c.name for c in out.iterdir() if c.name.lower() == part.lower()] if out.is_dir() else []
+            out = out / (same[0] if same else part)
+        return out.relative_to(self.root).as_posix()
+
     def tree(self) -> tuple[list[str], list[str]]:
         t = {k: v for k, v in local_hash_tree(self.root).items() if not k.startswith(".dropbox-sync")}
         return sorted(p for p, h in t.items() if h), sorted(p for p, h in t.items() if h is None)
 
     def step(self) -> None:
         files, dirs = self.tree()
-        op = self.rng.choice(["write", "write", "edit", "delete", "rename", "rmtree", *FLIPS])
+        op = self.rng.choice(["write", "write", "edit", "delete", "rename", "rmtree", "recase", *FLIPS])
         if op in ("edit", "delete", "rename", "flip") and files:
             rel = self.rng.choice(files)
-        elif op == "rmtree" and dirs:
-            rel = self.rng.choice(dirs)
+        elif op in ("rmtree", "recase") and dirs:
+            rel = self.rng.choice(dirs if op == "rmtree" or self.rng.random() < 0.5 else files or dirs)
         else:
             op, rel = "write", self.path(files, dirs)
+        rel = self.on_disk(rel)
         target = self.root / rel
         self.log.append(f"local {op} {rel}")
         self.touched.add(rel)
@@ -88,7 +99,7 @@ class LocalSide(Side):
             target.unlink()
             self.fresh.pop(rel, None)
         elif op == "rename":
-            new = self.path(files, dirs)
+            new = self.on_disk(self.path(files, dirs))
             if (self.root / new).exists() or any((self.root / p).is_file() for p in _parents(new)):
                 return
             (self.root / new).parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +108,17 @@ class LocalSide(Side):
             self.log.append(f"  -> {new}")
             if rel in self.fresh:
                 self.fresh[new] = self.fresh.pop(rel)
+        elif op == "recase":  # a case-only rename of a file or a folder
+            parent, _, name = rel.rpartition("/")
+            new = f"{parent}/{name.swapcase()}".lstrip("/")
+            if new == rel:
+                return
+            self.touched.update(f"{rel}/{p}" for p in local_hash_tree(target)) if target.is_dir() else None
+            os.rename(target, self.root / new)
+            self.touched.add(new)
+            self.log.append(f"  -> {new}")
+            for p in [p for p in self.fresh if p == rel or p.startswith(rel + "/")]:
+                self.fresh[new + p[len(rel) :]] = self.fresh.pop(p)
         elif op == "rmtree":
             self.touched.update(f"{rel}/{p}" for p in local_hash_tree(target))
             shutil.rmtree(target)
@@ -111,10 +133,33 @@ class LocalSide(Side):
             self.fresh[f"{rel}/inner.txt"] = chash(data)
 
 
+class Folded(dict[str, str]):
+    """Dropbox's paths compare without case: ``y/data`` and ``Y/data`` are one file (the later write wins)."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+        return super().pop(key.lower(), *default)
+
+
 class RemoteSide(Side):
     def __init__(self, rng: random.Random, client: DropboxClient, work: Path) -> None:
         super().__init__(rng)
         self.client, self.work = client, work
+        self.fresh = Folded()
+
+    def forget_under(self, rel: str) -> None:
+        super().forget_under(rel.lower())
 
     def tree(self) -> tuple[list[str], list[str]]:
         t = remote_tree(self.client, ROOT)
