@@ -1,10 +1,13 @@
 """Two-way sync, event-driven on both sides: the seed article's "full synchronization", done safely.
 
-Two watchers schedule this DAG: one long-polls Dropbox (``DropboxChangeEventTrigger``), one scans the
-local folder for files that appeared, changed or went away (``LocalFolderChangeTrigger``: a file counts
-once it stopped changing for ``settle_seconds``). A slow cron schedule runs it anyway, as a safety net.
-Each run is one ``DropboxTwoWaySyncOperator`` pass: creates, edits, deletes and renames go both ways, an
-edit wins over a delete, and a file edited on both sides keeps both versions (docs/two-way-sync.md).
+Two watchers schedule this DAG: one long-polls Dropbox (``DropboxChangeEventTrigger``), one watches the
+local folder for files that appeared, changed or went away (``LocalFolderChangeTrigger``: inotify where
+the disk has it, a file counting once it was closed after writing; else a scan every ``poll_interval``,
+a file counting once it stopped changing for ``settle_seconds``). A slow cron schedule runs it anyway, as
+a safety net. Each run is one ``DropboxTwoWaySyncOperator`` pass: creates, edits, deletes and renames go
+both ways, an edit wins over a delete, and a file edited on both sides keeps both versions. A run made by
+the watchers looks only at the local paths they named and at Dropbox's changes (``local_scan="watcher"``);
+the hourly run walks the whole folder, catching what nobody named (docs/two-way-sync.md).
 """
 
 from __future__ import annotations
@@ -66,5 +69,6 @@ with DAG(
         dropbox_path=DROPBOX_PATH,
         local_path=LOCAL_PATH,
         max_deletes="25%",
+        local_scan="watcher",
         inlets=[dropbox_side],
     )
