@@ -4,8 +4,9 @@ Engine-side costs only, like the ``scale`` suite: the remote is the in-memory fa
 ``tests/sync/fakes.py`` (no HTTP). Each size runs in one fresh child process: seed the fake (100-byte
 files in folders of 100), a first two-way run into a real folder (which downloads everything), ``os.sync()``,
 then, timed in-process: local change detection alone over the unchanged tree (the stat walk and the
-comparison with the index, CPU time), a run with no change on either side (wall and CPU time, files hashed)
-and a run after one change on each side.
+comparison with the index, CPU time), a run with no change on either side (wall and CPU time, files hashed),
+a run after one change on each side, and (median of 5) a focused run after one change on each side, told
+the local path that changed (``local_changes``, as the local-folder watcher's events tell the operator).
 
 ``.venv/bin/python -m benchmarks.two_way [--sizes 1000,100000] [--out FILE]``
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,6 +88,14 @@ def child(n: int, work: Path) -> dict[str, Any]:
     fake.put("/Root/d0001/f0000100.txt", b"remote change")
     one_wall, one_cpu, one = timed()
     assert one.ok and one.done == {"upload": 1, "download": 1}, one.done
+    focused: list[tuple[float, float]] = []
+    for k in range(5):  # told the local change, as the local-folder watcher's events tell the operator
+        (dest / "d0002" / "f0000200.txt").write_bytes(f"local change {k}".encode())
+        fake.put("/Root/d0003/f0000300.txt", f"remote change {k}".encode())
+        w0, c0 = time.monotonic(), time.process_time()
+        told = sync_two_way(fake, "/Root", dest, local_changes=["d0002/f0000200.txt"])
+        focused.append((time.monotonic() - w0, time.process_time() - c0))
+        assert told.ok and told.focused and told.done == {"upload": 1, "download": 1}, told.done
     return {
         "initial_s": round(initial, 2),
         "no_change_wall_s": round(idle_wall, 4),
@@ -94,6 +104,8 @@ def child(n: int, work: Path) -> dict[str, Any]:
         "local_detection_cpu_s": round(detect_cpu, 4),
         "one_change_each_side_wall_s": round(one_wall, 4),
         "one_change_each_side_cpu_s": round(one_cpu, 4),
+        "focused_one_change_each_side_wall_s": round(statistics.median(w for w, _ in focused), 4),
+        "focused_one_change_each_side_cpu_s": round(statistics.median(c for _, c in focused), 4),
     }
 
 
@@ -126,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.work)))
         return 0
     results = measure([int(s) for s in args.sizes.split(",")])
+    sizes = sorted(results, key=int)
+    if len(sizes) > 1:
+        small, large = results[sizes[0]], results[sizes[-1]]
+        for key in ("one_change_each_side_wall_s", "focused_one_change_each_side_wall_s"):
+            ratio = large[key] / small[key]
+            results[f"ratio_{sizes[-1]}_vs_{sizes[0]}_{key}"] = round(ratio, 2)
+            print(f"  {key}: {sizes[-1]} files / {sizes[0]} files = {ratio:.2f}x", flush=True)
     if args.out:
         cmd = "python -m benchmarks.two_way " + " ".join(argv if argv is not None else sys.argv[1:])
         args.out.write_text(json.dumps({"command": cmd, "results": results}, indent=2) + "\n")
