@@ -205,6 +205,8 @@ def _sync(
             meta={"cursor": new_cursor, "remote_path": remote, "root_lower": root_lower, focus.PENDING: ""}
         )
         report.cursor_advanced = True
+    elif looking_at is None:
+        focus.remember(index, None)  # what a walk did not finish is found by a walk: the next run walks
 
 
 def _keys(changes: list[dict[str, Any]], root_lower: str) -> set[str]:

@@ -74,6 +74,23 @@ def test_what_a_failed_focused_run_was_told_is_looked_at_again(
         index.close()
 
 
+def test_after_a_failed_walk_the_next_run_walks_even_when_told_paths(
+    side: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk that failed did not finish something nobody named: the next run walks instead of focusing."""
+    client, dest, work = side
+    _synced(side, {"doc.txt": b"v1", "other.txt": b"o"})
+    (dest / "doc.txt").write_bytes(b"v2")
+    real = client.upload_file
+    monkeypatch.setattr(client, "upload_file", lambda *a, **k: (_ for _ in ()).throw(OSError("link down")))
+    assert sync_two_way(client, ROOT, dest, raise_on_error=False).errors  # a walk
+    monkeypatch.setattr(client, "upload_file", real)
+    again = sync_two_way(client, ROOT, dest, local_changes=["other.txt"])
+    assert not again.focused and again.done == {"upload": 1}, again.done
+    assert remote_bytes(client, work, "doc.txt") == b"v2"
+    assert sync_two_way(client, ROOT, dest, local_changes=[]).focused  # clean again: focused
+
+
 def test_a_focused_run_keeps_the_emptied_folder_guard(side: Any) -> None:
     """Deletes with no local file in view: the run looks at the whole folder before deciding, so an
     emptied (or unmounted) local folder still refuses to delete on Dropbox."""
