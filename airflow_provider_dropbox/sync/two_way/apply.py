@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import secrets
@@ -23,6 +24,7 @@ from airflow_provider_dropbox.sync.two_way.model import ConflictPolicy, TwoWayCl
 from airflow_provider_dropbox.sync.two_way.scan import LocalItem, LocalScan, is_under
 
 NAME_MAX = 255
+CASE_RENAME = "case_rename"  # meta key: the Dropbox moves of a case rename in flight (JSON)
 
 
 def conflicted_name(path: str, stamp: str, taken: Callable[[str], bool]) -> str:
@@ -237,12 +239,36 @@ def _rename_case(run: Run, source: str, name: str) -> dict[str, Any]:
         return f"{parent}/{n}" if parent else n
 
     temp = rel(f".{name}.case-rename-{secrets.token_hex(4)}")
+    intent = {"temp": run.rpath(temp), "to": run.rpath(rel(name)), "from": run.rpath(source)}
+    run.index.write(meta={CASE_RENAME: json.dumps(intent)})  # a run killed between the moves: finished next
     run.client.move(run.rpath(source), run.rpath(temp))
     try:
         return run.client.move(run.rpath(temp), run.rpath(rel(name)))
     except client_errors.DropboxApiError:
         run.client.move(run.rpath(temp), run.rpath(source))
         raise
+    finally:
+        run.index.write(meta={CASE_RENAME: ""})
+
+
+def finish_case_rename(client: TwoWayClient, index: SyncIndex, log: logging.Logger) -> None:
+    """A run killed between a case rename's two moves left the item under its temporary name on Dropbox:
+    give it the name it was going to (or back its old one if that fails), before anything else."""
+    raw = index.meta().get(CASE_RENAME)
+    if not raw:
+        return
+    intent = json.loads(raw)
+    try:
+        client.get_metadata(intent["temp"])
+    except client_errors.PathNotFoundError:
+        pass  # killed before the first move, or after the second
+    else:
+        log.warning("Two-way sync: finishing a case rename a stopped run left as %s", intent["temp"])
+        try:
+            client.move(intent["temp"], intent["to"])
+        except client_errors.DropboxApiError:
+            client.move(intent["temp"], intent["from"])
+    index.write(meta={CASE_RENAME: ""})
 
 
 def _neg(key: str) -> tuple[int, str]:

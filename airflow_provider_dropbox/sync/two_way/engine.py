@@ -26,7 +26,7 @@ from airflow_provider_dropbox.sync.errors import MirrorConfigError, RemoteRootEr
 from airflow_provider_dropbox.sync.lock import MirrorLock
 from airflow_provider_dropbox.sync.paths import check_local_dir, normalize_remote_root, remote_key
 from airflow_provider_dropbox.sync.two_way import focus
-from airflow_provider_dropbox.sync.two_way.apply import Run, apply_actions
+from airflow_provider_dropbox.sync.two_way.apply import Run, apply_actions, finish_case_rename
 from airflow_provider_dropbox.sync.two_way.decide import Action, RemoteItem, decide, remote_items
 from airflow_provider_dropbox.sync.two_way.index import STATE_DIR_NAME, Synced, SyncIndex
 from airflow_provider_dropbox.sync.two_way.model import (
@@ -146,6 +146,8 @@ def _sync(
     root_lower = meta.get("root_lower")
     if root_lower is None or not cursor:
         root_lower = _root_lower(client, remote, create=not dry_run)
+    if index is not None and not dry_run:
+        finish_case_rename(client, index, log)
     earlier = focus.pending(meta)
     looking_at = None if local_changes is None or earlier is None else [*local_changes, *earlier]
     # ---- remote side

@@ -215,6 +215,34 @@ def test_a_dropbox_file_under_another_case_of_a_local_folder_lands_in_it(side: A
     same_trees(client, dest)
 
 
+def test_a_run_killed_between_the_case_rename_moves_is_finished_by_the_next(
+    side: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the first move (the item sits under its temporary name on Dropbox): the
+    next run gives it the new name before anything else; no temporary name stays, nothing is duplicated."""
+    client, dest, work = side
+    put(client, work, "docs/a.txt", b"a")
+    sync_two_way(client, ROOT, dest)
+    os.rename(dest / "docs", dest / "Docs")
+    real = client.move
+
+    def die_after_first_move(from_path: str, to_path: str, autorename: bool = False) -> Any:
+        out = real(from_path, to_path, autorename)
+        if ".case-rename-" in to_path:
+            raise SystemExit("killed between the two moves")
+        return out
+
+    monkeypatch.setattr(client, "move", die_after_first_move)
+    with pytest.raises(SystemExit):
+        sync_two_way(client, ROOT, dest)
+    monkeypatch.undo()
+    assert any(".case-rename-" in p for p in remote_tree(client, ROOT))
+    report = sync_two_way(client, ROOT, dest)
+    assert report.ok and set(report.done) <= {"record"}, report.plan  # finished before the run planned
+    assert set(remote_tree(client, ROOT)) == {"Docs", "Docs/a.txt"}
+    same_trees(client, dest)
+
+
 def test_a_case_rename_that_fails_half_way_leaves_the_old_name(
     side: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
