@@ -45,9 +45,9 @@ def test_new_changed_and_deleted_files_fire_after_they_settle(tmp_path: Path) ->
     asyncio.run(scenario())
 
 
-def test_a_file_still_being_written_waits_until_it_stops_changing(tmp_path: Path) -> None:
+def test_scan_mode_a_file_still_being_written_waits_until_it_stops_changing(tmp_path: Path) -> None:
     async def scenario() -> None:
-        events = trigger(tmp_path, settle_seconds=0.6).run()
+        events = trigger(tmp_path, settle_seconds=0.6, watch="scan").run()
         task = asyncio.ensure_future(events.__anext__())
         growing = tmp_path / "big.bin"
         start = asyncio.get_running_loop().time()
