@@ -24,7 +24,7 @@ import fnmatch
 import os
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -430,7 +430,7 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
             async for event in self._poll(known, until=lambda: os.path.isdir(self.path)):
                 yield event
 
-    async def _session(self, watch: _FolderWatch, baseline: bool) -> AsyncIterator[TriggerEvent | str]:
+    async def _session(self, watch: _FolderWatch, baseline: bool) -> AsyncGenerator[TriggerEvent | str, None]:
         """Events from one inotify instance; ends by yielding why ("limit" or "lost")."""
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
