@@ -20,6 +20,7 @@ reports it once), so a triggerer restart does not fire again for old files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import os
 import stat
@@ -348,8 +349,9 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
             async for event in self._poll(known):
                 yield event
             return
-        async for event in self._run_inotify():
-            yield event
+        async with contextlib.aclosing(self._run_inotify()) as events:  # closing run() closes the watch now
+            async for event in events:
+                yield event
 
     async def _poll(
         self, known: dict[str, Signature], until: Callable[[], bool] | None = None
@@ -390,7 +392,7 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
             if until is not None and until():
                 return
 
-    async def _run_inotify(self) -> AsyncIterator[TriggerEvent]:
+    async def _run_inotify(self) -> AsyncGenerator[TriggerEvent, None]:
         known: dict[str, Signature] = {}
         baseline = not self.fire_on_existing  # the first walk is the baseline; later ones are compared
         while True:
@@ -402,15 +404,15 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
             watch = _FolderWatch(ino, self.path, self.pattern, self.recursive, self.settle_seconds, known)
             self._inotify = ino
             ended = ""
-            session = self._session(watch, baseline)
             try:
-                async for item in session:
-                    if isinstance(item, TriggerEvent):
-                        yield item
-                    else:
-                        ended = item
+                # aclosing: the session unregisters the descriptor from the loop before it is closed here
+                async with contextlib.aclosing(self._session(watch, baseline)) as session:
+                    async for item in session:
+                        if isinstance(item, TriggerEvent):
+                            yield item
+                        else:
+                            ended = item
             finally:
-                await session.aclose()  # unregisters the descriptor from the loop before it is closed
                 self._inotify = None
                 ino.close()
             baseline = False
