@@ -30,7 +30,6 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_dropbox import localwatch
 from airflow_provider_dropbox.localwatch import (
     FOLDER_MASK,
     IN_ATTRIB,
@@ -329,12 +328,13 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
             }
         )
 
-    def _open_inotify(self) -> Inotify | None:
-        """A new inotify instance, or None (logged) where there is none and ``watch="auto"``."""
+    def _open_inotify(self, first: bool) -> Inotify | None:
+        """A new inotify instance, or None (logged) where there is none: ``watch="inotify"`` fails at the
+        start instead; a later re-arm (the folder is back) scans rather than failing the trigger."""
         try:
             return Inotify()
         except InotifyUnavailableError as exc:
-            if self.watch == "inotify":
+            if self.watch == "inotify" and first:
                 raise InotifyUnavailableError(
                     exc.errno, f"watch='inotify' for {self.path}: {exc.strerror}; pass watch='auto' or 'scan'"
                 ) from exc
@@ -344,7 +344,7 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
             return None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        if self.watch == "scan" or (self.watch == "auto" and not localwatch.available()):
+        if self.watch == "scan":
             known: dict[str, Signature] = {} if self.fire_on_existing else await self._scan()
             async for event in self._poll(known):
                 yield event
@@ -395,8 +395,10 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
     async def _run_inotify(self) -> AsyncGenerator[TriggerEvent, None]:
         known: dict[str, Signature] = {}
         baseline = not self.fire_on_existing  # the first walk is the baseline; later ones are compared
+        first = True
         while True:
-            ino = self._open_inotify()
+            ino = self._open_inotify(first)
+            first = False
             if ino is None:
                 async for event in self._poll(known if not baseline else await self._scan()):
                     yield event
