@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import heapq
 import os
 import stat
 import time
@@ -112,9 +113,10 @@ class _FolderWatch:
         self.settle = settle
         self.debounce = min(settle, DEBOUNCE_SECONDS)
         self.known = known
-        self.pending: dict[
-            str, tuple[float, bool]
-        ] = {}  # path -> (last event, closed after writing or moved in)
+        # path -> (last event, closed after writing or moved in); heap of (deadline, path), where entries
+        # a later event superseded are stale and skipped
+        self.pending: dict[str, tuple[float, bool]] = {}
+        self._due: list[tuple[float, str]] = []
         self.dirs: dict[int, str] = {}  # watch descriptor -> relative folder ("" is the root)
         self.lost = False  # the root itself was deleted, moved or unmounted
         self.overflowed = False
@@ -169,7 +171,7 @@ class _FolderWatch:
         self.dirs = watched
         for rel in set(files) | set(self.known):
             if files.get(rel) != self.known.get(rel):
-                self.pending[rel] = (now, False)
+                self._mark(rel, now, False)
         self.overflowed = False
 
     async def handle(self, ev: InotifyEvent, now: float) -> None:
@@ -202,7 +204,7 @@ class _FolderWatch:
                 self.dirs.update(watched)
                 moved_in = bool(ev.mask & IN_MOVED_TO)  # a moved folder's files are complete
                 for path in files:
-                    self.pending[path] = (now, moved_in)
+                    self._mark(path, now, moved_in)
             return
         if not fnmatch.fnmatch(ev.name, self.pattern):
             return
@@ -210,7 +212,7 @@ class _FolderWatch:
         if ev.mask & IN_ATTRIB and not closed:  # metadata only: keep what the last event said
             before = self.pending.get(rel)
             closed = before[1] if before else True
-        self.pending[rel] = (now, closed)
+        self._mark(rel, now, closed)
 
     def _drop(self, rel: str, now: float) -> None:
         """A folder deleted or moved away: stop watching its subtree, re-check the files known in it."""
@@ -221,20 +223,35 @@ class _FolderWatch:
                 self.ino.rm_watch(wd)
         for path in [*self.known, *self.pending]:
             if path.startswith(prefix):
-                self.pending[path] = (now, True)
+                self._mark(path, now, True)
+
+    def _deadline(self, rel: str) -> float | None:
+        entry = self.pending.get(rel)
+        if entry is None:
+            return None
+        last, closed = entry
+        return last + (self.debounce if closed else self.settle)
+
+    def _mark(self, rel: str, now: float, closed: bool) -> None:
+        self.pending[rel] = (now, closed)
+        heapq.heappush(self._due, (now + (self.debounce if closed else self.settle), rel))
+
+    def _drop_stale(self) -> None:
+        while self._due and self._deadline(self._due[0][1]) != self._due[0][0]:
+            heapq.heappop(self._due)
 
     def next_deadline(self) -> float | None:
-        return min(
-            (last + (self.debounce if closed else self.settle) for last, closed in self.pending.values()),
-            default=None,
-        )
+        """When the next pending file may count (a heap: a burst of events costs log n each, not n)."""
+        self._drop_stale()
+        return self._due[0][0] if self._due else None
 
     def ready(self, now: float) -> list[str]:
-        return sorted(
-            rel
-            for rel, (last, closed) in self.pending.items()
-            if now - last >= (self.debounce if closed else self.settle)
-        )
+        out: list[str] = []
+        self._drop_stale()
+        while self._due and self._due[0][0] <= now:
+            out.append(heapq.heappop(self._due)[1])
+            self._drop_stale()
+        return sorted(set(out))  # the same path marked twice at one instant is pushed twice
 
     def signatures(self, rels: list[str]) -> dict[str, Signature | None]:
         return {rel: _signature(self._abs(rel)) for rel in rels}
