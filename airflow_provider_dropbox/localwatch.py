@@ -125,6 +125,8 @@ class Inotify:
 
     def read(self) -> tuple[list[InotifyEvent], bool]:
         """The events queued now (never blocks) and whether more may be waiting (stopped at the size cap)."""
+        if self.closed:
+            return [], False
         chunks: list[bytes] = []
         total = 0
         while total < _READ_MAX:

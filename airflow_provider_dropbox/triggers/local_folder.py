@@ -507,10 +507,13 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
                     if changed or deleted:
                         yield self._event(changed, deleted)
         finally:
-            loop.remove_reader(fd)
+            if not watch.ino.closed:  # closed by cleanup(), which unregistered it: the number may be reused
+                loop.remove_reader(fd)
 
     async def cleanup(self) -> None:
         if self._inotify is not None:
-            self._inotify.close()
+            if not self._inotify.closed:
+                asyncio.get_running_loop().remove_reader(self._inotify.fileno())
+                self._inotify.close()
             self._inotify = None
         await super().cleanup()

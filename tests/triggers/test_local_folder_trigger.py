@@ -432,3 +432,38 @@ def test_watch_inotify_without_inotify_fails_clearly_and_auto_scans(
         assert (await payload(task))["changed"] == ["f.txt"]
 
     asyncio.run(scenario())
+
+
+def test_inotify_wrapper_parses_records_and_reports_errors(tmp_path: Path) -> None:
+    import fcntl
+    import struct
+
+    def record(wd: int, mask: int, name: bytes, pad: int) -> bytes:
+        raw = name + b"\0" * pad if name or pad else b""
+        return struct.pack("iIII", wd, mask, 7, len(raw)) + raw
+
+    buf = record(1, localwatch.IN_CLOSE_WRITE, b"caf\xc3\xa9.csv", 5) + record(
+        -1, localwatch.IN_Q_OVERFLOW, b"", 0
+    )
+    assert localwatch.parse_events(buf) == [
+        localwatch.InotifyEvent(1, localwatch.IN_CLOSE_WRITE, 7, "café.csv"),
+        localwatch.InotifyEvent(-1, localwatch.IN_Q_OVERFLOW, 7, ""),
+    ]
+    (tmp_path / "file").write_text("x")
+    with localwatch.Inotify() as ino:
+        assert fcntl.fcntl(ino.fileno(), fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert fcntl.fcntl(ino.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
+        assert ino.read() == ([], False)  # nothing queued: returns at once
+        with pytest.raises(FileNotFoundError):
+            ino.add_watch(str(tmp_path / "missing"))
+        with pytest.raises(NotADirectoryError):
+            ino.add_watch(str(tmp_path / "file"))
+        wd = ino.add_watch(str(tmp_path))
+        assert ino.add_watch(str(tmp_path)) == wd  # the same folder, the same watch
+        (tmp_path / "file").write_text("y")
+        events, _ = ino.read()
+        assert localwatch.InotifyEvent(wd, localwatch.IN_CLOSE_WRITE, 0, "file") in events
+        ino.rm_watch(wd)
+        ino.rm_watch(wd)  # already gone: not an error
+    assert ino.closed and ino.read() == ([], False)
+    ino.close()
