@@ -318,6 +318,7 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
         self.fire_on_existing = fire_on_existing
         self.watch = watch
         self._inotify: Inotify | None = None
+        self._started = False  # the baseline is taken: what changes from now on is an event
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -375,6 +376,7 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
     ) -> AsyncIterator[TriggerEvent]:
         """Scan mode: compare a scan with ``known`` every ``poll_interval`` (until ``until()`` holds)."""
         seen: dict[str, tuple[Signature | None, float]] = {}  # unsettled path -> (signature, since)
+        self._started = True
         while True:
             now_files = await self._scan()
             now = time.monotonic()
@@ -470,6 +472,7 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
             except OSError:
                 yield "lost"
                 return
+            self._started = True
             while True:
                 deadline = watch.next_deadline()
                 if deadline is None:

@@ -110,10 +110,14 @@ def watcher(folder: Path, **kw: Any) -> LocalFolderChangeTrigger:
     return LocalFolderChangeTrigger(path=str(folder), watch="inotify", **kw)
 
 
-async def started(events: AsyncIterator[Any]) -> asyncio.Future[Any]:
-    """The first event as a task, once the trigger had time to add its watches."""
+async def started(events: AsyncIterator[Any], t: LocalFolderChangeTrigger) -> asyncio.Future[Any]:
+    """The first event as a task, once the trigger took its baseline (a file written before that would be
+    part of it, not an event)."""
     task = asyncio.ensure_future(events.__anext__())
-    await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while not t._started and not task.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.02)
     return task
 
 
@@ -136,8 +140,9 @@ def _link(path: str) -> str:
 
 def test_inotify_a_closed_file_is_reported_well_before_settle_seconds(tmp_path: Path) -> None:
     async def scenario() -> None:
-        events = watcher(tmp_path).run()
-        task = await started(events)
+        t = watcher(tmp_path)
+        events = t.run()
+        task = await started(events, t)
         start = time.monotonic()
         (tmp_path / "report.csv").write_text("written and closed")
         got = await payload(task)
@@ -158,8 +163,9 @@ def test_inotify_a_closed_file_is_reported_well_before_settle_seconds(tmp_path: 
 
 def test_inotify_a_file_held_open_and_appended_waits_for_close_or_settle(tmp_path: Path) -> None:
     async def scenario() -> None:
-        events = watcher(tmp_path).run()
-        task = await started(events)
+        t = watcher(tmp_path)
+        events = t.run()
+        task = await started(events, t)
         with (tmp_path / "growing.log").open("ab") as fh:
             for i in range(8):  # appended for about 0.8 s: never closed, never quiet for settle_seconds
                 fh.write(b"x" * 100)
@@ -169,8 +175,9 @@ def test_inotify_a_file_held_open_and_appended_waits_for_close_or_settle(tmp_pat
         assert (await payload(task))["changed"] == ["growing.log"]  # closed: reported after the debounce
         await events.aclose()  # type: ignore[attr-defined]
 
-        events = watcher(tmp_path, settle_seconds=0.6).run()
-        task = await started(events)
+        t = watcher(tmp_path, settle_seconds=0.6)
+        events = t.run()
+        task = await started(events, t)
         with (tmp_path / "held.log").open("ab") as fh:
             fh.write(b"x")
             fh.flush()
@@ -192,8 +199,9 @@ def test_inotify_renames_in_out_and_within_and_deletes(tmp_path: Path) -> None:
     (watched / "a.txt").write_text("to rename")
 
     async def scenario() -> None:
-        events = watcher(watched).run()
-        task = await started(events)
+        t = watcher(watched)
+        events = t.run()
+        task = await started(events, t)
         (outside / "in.txt").write_text("atomically placed")
         os.replace(outside / "in.txt", watched / "in.txt")
         assert (await payload(task))["changed"] == ["in.txt"]
@@ -217,8 +225,9 @@ def test_inotify_new_and_moved_in_folders_are_watched_and_reported(tmp_path: Pat
     (outside / "tree" / "deep" / "low.csv").write_text("2")
 
     async def scenario() -> None:
-        events = watcher(watched).run()
-        task = await started(events)
+        t = watcher(watched)
+        events = t.run()
+        task = await started(events, t)
         (watched / "new" / "inner").mkdir(parents=True)  # the inner folder may exist before "new" is watched
         await asyncio.sleep(0.1)
         (watched / "new" / "inner" / "f.csv").write_text("in a folder created after the start")
@@ -258,8 +267,9 @@ def test_inotify_a_tree_created_in_a_burst_is_reported_completely_and_once(tmp_p
             (tmp_path / rel).write_text(rel)
 
     async def scenario() -> None:
-        events = watcher(tmp_path, settle_seconds=0.5).run()
-        task = await started(events)
+        t = watcher(tmp_path, settle_seconds=0.5)
+        events = t.run()
+        task = await started(events, t)
         await asyncio.to_thread(make)
         got: list[str] = []
         while len(got) < len(want):
@@ -277,8 +287,9 @@ def test_inotify_a_tree_created_in_a_burst_is_reported_completely_and_once(tmp_p
 
 def test_inotify_hidden_names_and_pattern(tmp_path: Path) -> None:
     async def scenario() -> None:
-        events = watcher(tmp_path, pattern="*.csv").run()
-        task = await started(events)
+        t = watcher(tmp_path, pattern="*.csv")
+        events = t.run()
+        task = await started(events, t)
         (tmp_path / ".hidden.csv").write_text("no")
         (tmp_path / ".cache").mkdir()
         await asyncio.sleep(0.05)
@@ -313,8 +324,9 @@ def test_inotify_queue_overflow_falls_back_to_a_full_compare(
     monkeypatch.setattr(localwatch.Inotify, "read", overflowing_read)
 
     async def scenario() -> None:
-        events = watcher(tmp_path, settle_seconds=0.3).run()
-        task = await started(events)
+        t = watcher(tmp_path, settle_seconds=0.3)
+        events = t.run()
+        task = await started(events, t)
         drop["on"] = True
         (tmp_path / "lost-event.txt").write_text("only a full compare finds me")
         (tmp_path / "dir").mkdir()
@@ -345,7 +357,7 @@ def test_inotify_watch_limit_switches_to_scanning_for_good(
         t = watcher(tmp_path, settle_seconds=0.3, poll_interval=0.05)
         t._log = logging.getLogger("tests.local_folder")  # a stdlib logger caplog sees
         events = t.run()
-        task = await started(events)
+        task = await started(events, t)
         before = inotify_fds()
         (tmp_path / "many").mkdir()
         (tmp_path / "many" / "x.txt").write_text("found by the scan")
@@ -369,7 +381,7 @@ def test_inotify_the_folder_deleted_and_recreated_keeps_the_trigger_alive(tmp_pa
     async def scenario() -> None:
         t = watcher(folder, settle_seconds=0.3, poll_interval=0.05)
         events = t.run()
-        task = await started(events)
+        task = await started(events, t)
         for p in folder.iterdir():
             p.unlink()
         folder.rmdir()
@@ -393,15 +405,17 @@ def test_inotify_the_folder_deleted_and_recreated_keeps_the_trigger_alive(tmp_pa
 def test_inotify_descriptor_closed_when_the_trigger_stops(tmp_path: Path) -> None:
     async def scenario() -> None:
         before = inotify_fds()
-        events = watcher(tmp_path).run()
-        task = await started(events)
+        t = watcher(tmp_path)
+        events = t.run()
+        task = await started(events, t)
         assert inotify_fds() == before + 1
         task.cancel()  # the triggerer cancels a trigger it no longer needs
         await asyncio.gather(task, return_exceptions=True)
         assert inotify_fds() == before
 
-        events = watcher(tmp_path).run()
-        task = await started(events)
+        t = watcher(tmp_path)
+        events = t.run()
+        task = await started(events, t)
         (tmp_path / "f").write_text("x")
         await payload(task)
         assert inotify_fds() == before + 1
@@ -409,7 +423,7 @@ def test_inotify_descriptor_closed_when_the_trigger_stops(tmp_path: Path) -> Non
         assert inotify_fds() == before
 
         t = watcher(tmp_path)
-        task = await started(t.run())
+        task = await started(t.run(), t)
         await t.cleanup()
         assert inotify_fds() == before
         task.cancel()
@@ -426,8 +440,9 @@ def test_watch_inotify_without_inotify_fails_clearly_and_auto_scans(
     async def scenario() -> None:
         with pytest.raises(localwatch.InotifyUnavailableError, match=r"watch='inotify'.*'auto' or 'scan'"):
             await watcher(tmp_path).run().__anext__()
-        events = trigger(tmp_path, watch="auto").run()
-        task = await started(events)
+        t = trigger(tmp_path, watch="auto")
+        events = t.run()
+        task = await started(events, t)
         (tmp_path / "f.txt").write_text("found by scanning")
         assert (await payload(task))["changed"] == ["f.txt"]
 
