@@ -8,9 +8,10 @@ moment the change is made to the moment the other side has the new bytes:
 
 - ``dropbox->local``: an upload to the Dropbox folder (the ``DropboxChangeEventTrigger`` long-polls it),
   until the local file holds the bytes;
-- ``local->dropbox``: a file written into the local folder (the ``LocalFolderChangeTrigger`` scans every
-  ``poll_interval`` and takes a file once it kept still for ``settle_seconds``: 5 and 5 in the DAG), until
-  Dropbox serves the bytes.
+- ``local->dropbox``: a file written into the local folder (the ``LocalFolderChangeTrigger`` watches it
+  with inotify and takes a file once it was closed after writing), until Dropbox serves the bytes.
+
+It also reads each run's report: whether the run looked only at what the watchers named (focused).
 
 Each trial waits for the run it caused to finish before the next one. A pytest module, so it can use the
 suite's cluster fixture: ``.venv/bin/python -m pytest benchmarks/two_way_latency.py -q -s`` (about 10
@@ -103,9 +104,17 @@ def _quiet(cl: Cluster, still: float = 20.0) -> None:
             quiet_since = time.monotonic()
 
 
-def _runs_after(cl: Cluster, before: int) -> int:
-    """How many runs were made since the count was ``before`` (each trial must be served by its own)."""
-    return len(cl.dag_runs(DAG_ID)) - before
+def _run_ids(cl: Cluster) -> set[str]:
+    return {r["dag_run_id"] for r in cl.dag_runs(DAG_ID)}
+
+
+def _focused(cl: Cluster, run_ids: set[str]) -> list[bool]:
+    """Whether each finished run looked only at what its watchers named (the sync task's report)."""
+    out = []
+    for run_id in sorted(run_ids):
+        report = cl.xcom(DAG_ID, run_id, "sync")
+        out.append(bool(isinstance(report, dict) and report.get("focused")))
+    return out
 
 
 def test_two_way_latency(two_way_env: Path, cluster: Cluster) -> None:  # noqa: F811
@@ -139,26 +148,28 @@ def test_two_way_latency(two_way_env: Path, cluster: Cluster) -> None:  # noqa: 
     down: list[float] = []
     up: list[float] = []
     runs: list[int] = []  # runs made between each change and its arrival: 1 when the change caused it
+    focused: list[bool] = []  # each run made in the trials (echo runs too): looked only at what was named
     for i in range(TRIALS):
         data = f"from dropbox {i} {time.time()}".encode()
-        before = len(cluster.dag_runs(DAG_ID))
+        before = _run_ids(cluster)
         t0 = time.monotonic()
         put_remote(f"remote-{i}.txt", data)
         t1 = _until(_holds(local / f"remote-{i}.txt", data), 120, f"remote-{i}.txt locally")
         down.append(t1 - t0)
-        runs.append(_runs_after(cluster, before))
+        runs.append(len(_run_ids(cluster) - before))
         _quiet(cluster)
+        focused.extend(_focused(cluster, _run_ids(cluster) - before))
 
         data = f"from local {i} {time.time()}".encode()
-        before = len(cluster.dag_runs(DAG_ID))
+        before = _run_ids(cluster)
         t0 = time.monotonic()
-        tmp = work / f"local-{i}.txt"  # written whole elsewhere, then renamed in: one change
-        tmp.write_bytes(data)
-        os.replace(tmp, local / f"local-{i}.txt")
+        with open(local / f"local-{i}.txt", "wb") as f:  # written in place, as an editor or a copy does
+            f.write(data)
         t1 = _until(functools.partial(_serves, remote_bytes, f"local-{i}.txt", data), 120, f"local-{i}.txt")
         up.append(t1 - t0)
-        runs.append(_runs_after(cluster, before))
+        runs.append(len(_run_ids(cluster) - before))
         _quiet(cluster)
+        focused.extend(_focused(cluster, _run_ids(cluster) - before))
 
     result: dict[str, Any] = {
         "command": ".venv/bin/python -m pytest benchmarks/two_way_latency.py -q -s",
@@ -168,6 +179,7 @@ def test_two_way_latency(two_way_env: Path, cluster: Cluster) -> None:  # noqa: 
         "dropbox_to_local_s": {"median": statistics.median(down), "all": [round(x, 2) for x in down]},
         "local_to_dropbox_s": {"median": statistics.median(up), "all": [round(x, 2) for x in up]},
         "runs_made_per_trial": runs,
+        "runs_focused": f"{sum(focused)} of {len(focused)}",
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
