@@ -1,7 +1,8 @@
 """Upload on local file: files dropped into a watched local folder go to Dropbox, then to an archive.
 
 A ``LocalFolderChangeTrigger`` in the triggerer watches the inbox (the seed article's file-event listener)
-and schedules a run once new or changed files have stopped changing for ``settle_seconds``; files already
+and schedules a run once new or changed files were closed after writing (inotify) or stopped changing
+for ``settle_seconds`` (scanning, on file systems without inotify); files already
 there when the triggerer starts are reported once, and an hourly run is the safety net for anything a
 stopped triggerer missed. The run takes only files that are not temp/partial files and still stay the
 same across ``settle_seconds``, so a half-written file is never uploaded. Large files go through a
