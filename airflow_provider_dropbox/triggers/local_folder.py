@@ -65,24 +65,34 @@ def snapshot(folder: str, pattern: str, recursive: bool) -> dict[str, Signature]
     stack = [""]
     while stack:
         rel_dir = stack.pop()
+        _list_folder(
+            os.path.join(folder, rel_dir) if rel_dir else folder, rel_dir, pattern, recursive, out, stack
+        )
+    return out
+
+
+def _list_folder(
+    path: str, rel_dir: str, pattern: str, recursive: bool, files: dict[str, Signature], subfolders: list[str]
+) -> None:
+    """One folder's entries by the snapshot's rules: matching regular files into ``files``, subfolders (if
+    ``recursive``) onto ``subfolders``; an unreadable folder adds nothing."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
         try:
-            entries = list(os.scandir(os.path.join(folder, rel_dir) if rel_dir else folder))
+            st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if recursive:
-                    stack.append(rel)
-            elif stat.S_ISREG(st.st_mode) and fnmatch.fnmatch(entry.name, pattern):
-                out[rel] = (st.st_size, st.st_mtime_ns)
-    return out
+        if stat.S_ISDIR(st.st_mode):
+            if recursive:
+                subfolders.append(rel)
+        elif stat.S_ISREG(st.st_mode) and fnmatch.fnmatch(entry.name, pattern):
+            files[rel] = (st.st_size, st.st_mtime_ns)
 
 
 def _signature(path: str) -> Signature | None:
@@ -143,23 +153,7 @@ class _FolderWatch:
                     raise
                 continue  # gone or unreadable meanwhile: its parent's events cover it
             watched[wd] = rel_dir
-            try:
-                entries = list(os.scandir(path))
-            except OSError:
-                continue
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    if self.recursive:
-                        stack.append(rel)
-                elif stat.S_ISREG(st.st_mode) and fnmatch.fnmatch(entry.name, self.pattern):
-                    files[rel] = (st.st_size, st.st_mtime_ns)
+            _list_folder(path, rel_dir, self.pattern, self.recursive, files, stack)
         return files, watched
 
     async def resync(self, now: float) -> None:
