@@ -595,7 +595,8 @@ class DropboxHook(BaseHook):
         Two-way sync of the Dropbox folder ``remote_path`` and ``local_dir`` (edits win over deletes; an
         edit on both sides keeps both versions). ``options`` go to
         :func:`airflow_provider_dropbox.sync.two_way.sync_two_way` (``conflict``, ``dry_run``,
-        ``max_deletes``, ``allow_empty``, ``exclude``, ...). See docs/two-way-sync.md.
+        ``max_deletes``, ``allow_empty``, ``exclude``, ``local_changes`` for a focused run, ...). See
+        docs/two-way-sync.md.
 
         :return: The run report as plain data (counts, conflicts, skipped names, errors, plan).
         """
