@@ -1,5 +1,5 @@
-"""The package's layers, read from the import statements: the HTTP client, the sync engines and the name
-folding stay free of Airflow; operators, sensors and triggers reach the client only for its error types; no
+"""The package's layers, read from the import statements: the HTTP client, the sync engines, the name
+folding and the local folder watching stay free of Airflow; operators, sensors and triggers reach the client only for its error types; no
 module imports another package's private name."""
 
 from __future__ import annotations
@@ -37,7 +37,11 @@ def _name(path: Path) -> str:
     return str(path.relative_to(PKG))
 
 
-@pytest.mark.parametrize("path", [*_modules("client", "sync"), PKG / "casefold.py"], ids=_name)
+@pytest.mark.parametrize(
+    "path",
+    [*_modules("client", "sync"), *(PKG / m for m in ("casefold.py", "localwatch.py", "folderwatch.py"))],
+    ids=_name,
+)
 def test_client_and_sync_never_import_airflow(path: Path) -> None:
     bad = [m for m, _ in _imports(path) if m == "airflow" or m.startswith("airflow.")]
     assert not bad, f"{path.relative_to(PKG)} imports {bad}: keep Airflow out of the client and the engines"
