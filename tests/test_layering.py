@@ -1,6 +1,6 @@
 """The package's layers, read from the import statements: the HTTP client, the sync engines, the name
-folding and the local folder watching stay free of Airflow; operators, sensors and triggers reach the client only for its error types; no
-module imports another package's private name."""
+folding and the local folder watching stay free of Airflow; operators, sensors and triggers reach the
+client only for its error types; no module imports another package's private name."""
 
 from __future__ import annotations
 
