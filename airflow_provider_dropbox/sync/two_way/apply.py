@@ -243,12 +243,13 @@ def _rename_case(run: Run, source: str, name: str) -> dict[str, Any]:
     run.index.write(meta={CASE_RENAME: json.dumps(intent)})  # a run killed between the moves: finished next
     run.client.move(run.rpath(source), run.rpath(temp))
     try:
-        return run.client.move(run.rpath(temp), run.rpath(rel(name)))
+        meta = run.client.move(run.rpath(temp), run.rpath(rel(name)))
     except client_errors.DropboxApiError:
         run.client.move(run.rpath(temp), run.rpath(source))
-        raise
-    finally:
         run.index.write(meta={CASE_RENAME: ""})
+        raise
+    run.index.write(meta={CASE_RENAME: ""})  # only once no item is left under the temporary name
+    return meta
 
 
 def finish_case_rename(client: TwoWayClient, index: SyncIndex, log: logging.Logger) -> None:

@@ -215,11 +215,12 @@ def test_a_dropbox_file_under_another_case_of_a_local_folder_lands_in_it(side: A
     same_trees(client, dest)
 
 
+@pytest.mark.parametrize("when", ["after the first move", "as the second move starts"])
 def test_a_run_killed_between_the_case_rename_moves_is_finished_by_the_next(
-    side: Any, monkeypatch: pytest.MonkeyPatch
+    side: Any, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
-    """The process dies after the first move (the item sits under its temporary name on Dropbox): the
-    next run gives it the new name before anything else; no temporary name stays, nothing is duplicated."""
+    """The process dies with the item under its temporary name on Dropbox: the next run gives it the new
+    name before anything else; no temporary name stays, nothing is duplicated."""
     client, dest, work = side
     put(client, work, "docs/a.txt", b"a")
     sync_two_way(client, ROOT, dest)
@@ -227,8 +228,10 @@ def test_a_run_killed_between_the_case_rename_moves_is_finished_by_the_next(
     real = client.move
 
     def die_after_first_move(from_path: str, to_path: str, autorename: bool = False) -> Any:
+        if ".case-rename-" in from_path and when == "as the second move starts":
+            raise SystemExit("killed between the two moves")
         out = real(from_path, to_path, autorename)
-        if ".case-rename-" in to_path:
+        if ".case-rename-" in to_path and when == "after the first move":
             raise SystemExit("killed between the two moves")
         return out
 
