@@ -211,7 +211,7 @@ async def longpoll(c: Call) -> Response:
             break
         try:
             await asyncio.wait_for(event.wait(), remaining)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             pass
     body: dict[str, Any] = {"changes": changes}
     if settings.longpoll_backoff_s:

@@ -85,7 +85,7 @@ async def hold(c: Call, entries: int = 1) -> AsyncIterator[None]:
     lock = table.lock_for(namespace_of(c))
     try:
         await asyncio.wait_for(lock.acquire(), timeout=s.write_lock_wait_ms / 1000)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # not the builtin before Python 3.11
         table.contended += 1
         raise Busy(rate_limit_response("too_many_write_operations", s.retry_after_s)) from None
     table.granted += 1

@@ -242,7 +242,7 @@ class LocalFolderChangeTrigger(BaseEventTrigger):
                 elif deadline > time.monotonic():
                     try:
                         await asyncio.wait_for(wake.wait(), deadline - time.monotonic())
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # not the builtin before Python 3.11
                         pass
                 wake.clear()
                 events, more = watch.ino.read()

@@ -279,6 +279,34 @@ def test_the_two_command_line_tools_run(installed: tuple[str, Path, Path]) -> No
     assert "--app-key" in auth
 
 
+LOCAL_WATCH = r"""
+import asyncio, pathlib, sys, tempfile
+from airflow_provider_dropbox.triggers.local_folder import LocalFolderChangeTrigger
+
+async def main():
+    folder = pathlib.Path(tempfile.mkdtemp())
+    trigger = LocalFolderChangeTrigger(path=str(folder), settle_seconds=0.3, poll_interval=30)
+    events = trigger.run()
+    first = asyncio.ensure_future(events.__anext__())
+    while not trigger._started:
+        await asyncio.sleep(0.01)
+    (folder / "a.txt").write_text("a")
+    print(sorted((await asyncio.wait_for(first, 20)).payload["changed"]))
+    await events.aclose()
+
+asyncio.run(main())
+"""
+
+
+def test_the_local_folder_trigger_waits_out_its_debounce_on_every_python(
+    installed: tuple[str, Path, Path],
+) -> None:
+    """The inotify watch waits for a file's quiet time with ``asyncio.wait_for``, whose timeout is not the
+    builtin ``TimeoutError`` before Python 3.11: the wheel's trigger must report the file on 3.10 too."""
+    _, venv, home = installed
+    assert run(venv, home, "python", "-c", LOCAL_WATCH, timeout=120).strip().splitlines()[-1] == "['a.txt']"
+
+
 DOC_BLOCKS = r"""
 import pathlib, re, sys, traceback
 failed = 0
