@@ -195,16 +195,16 @@ class FolderWatch:
             if path.startswith(prefix):
                 self._mark(path, now, True)
 
+    def _due_at(self, last: float, closed: bool) -> float:
+        return last + (self.debounce if closed else self.settle)
+
     def _deadline(self, rel: str) -> float | None:
         entry = self.pending.get(rel)
-        if entry is None:
-            return None
-        last, closed = entry
-        return last + (self.debounce if closed else self.settle)
+        return None if entry is None else self._due_at(*entry)
 
     def _mark(self, rel: str, now: float, closed: bool) -> None:
         self.pending[rel] = (now, closed)
-        heapq.heappush(self._due, (now + (self.debounce if closed else self.settle), rel))
+        heapq.heappush(self._due, (self._due_at(now, closed), rel))
 
     def _drop_stale(self) -> None:
         while self._due and self._deadline(self._due[0][1]) != self._due[0][0]:
